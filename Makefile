@@ -1,0 +1,28 @@
+# Two entry points: `make demo` runs the whole chain, `make test` runs the suite. Both set up .venv themselves.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+DEMO_OUT ?= demo-out
+DEMO_ARGS ?=
+
+.PHONY: demo test lint venv clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[all]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+demo: venv
+	$(VENV)/bin/hartool demo --out $(DEMO_OUT) $(DEMO_ARGS)
+
+test: venv
+	$(PY) -m pytest -q
+
+lint: venv
+	$(VENV)/bin/ruff check toolkit tests benchmarks firmware_bridge
+
+clean:
+	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache

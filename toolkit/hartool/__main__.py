@@ -1,0 +1,5 @@
+"""`python -m hartool` runs the CLI."""
+
+from hartool.cli import main
+
+main()

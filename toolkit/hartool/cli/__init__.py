@@ -1,0 +1,79 @@
+"""The `hartool` command: a click group whose subcommands are imported only when invoked."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Any
+
+import click
+
+from .. import __version__
+from ..core.errors import HartoolError
+
+# name -> "module:attribute". Loading lazily keeps `hartool stream` free of TensorFlow and fast to start.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "data": ("hartool.cli.data_cmd:data", "Inspect datasets: subjects, windows per class, channels."),
+    "train": ("hartool.cli.train_cmd:train", "Train a CNN / LSTM classifier and write a model bundle."),
+    "quantize": ("hartool.cli.quantize_cmd:quantize", "Convert a bundle to TFLite/ONNX, fp32 to int8."),
+    "benchmark": ("hartool.cli.bench_cmd:benchmark", "Measure size, accuracy and latency of artifacts."),
+    "compare": ("hartool.cli.bench_cmd:compare", "Compare benchmark JSON files side by side."),
+    "stream": ("hartool.cli.stream_cmd:stream", "Classify live IMU samples from a serial device."),
+    "simulate": ("hartool.cli.stream_cmd:simulate", "Virtual IMU device on a pseudo-terminal."),
+    "record": ("hartool.cli.stream_cmd:record", "Record labelled sessions from a device to CSV."),
+    "demo": ("hartool.cli.demo_cmd:demo", "Train, quantize, benchmark and stream, end to end."),
+}
+
+
+class LazyGroup(click.Group):
+    """A group that imports a subcommand's module on first use (click's examples/complex pattern)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return None
+        module_name, attr = COMMANDS[cmd_name][0].split(":")
+        return getattr(importlib.import_module(module_name), attr)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # Short help comes from the table so `hartool --help` imports no subcommand module.
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, help_) for name, (_, help_) in COMMANDS.items()])
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except HartoolError as exc:
+            if ctx.obj and ctx.obj.get("debug"):
+                raise
+            raise click.ClickException(str(exc)) from exc
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="hartool")
+@click.option("--debug", is_flag=True, help="Show full tracebacks instead of one error line.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """Edge toolkit for Human Activity Recognition from IMU data.
+
+    \b
+    Example:
+      hartool train --arch cnn --out bundles/cnn
+      hartool quantize bundles/cnn
+      hartool benchmark bundles/cnn
+      hartool simulate --subject 9 &   # prints a /dev/pts/N path
+      hartool stream bundles/cnn --port /dev/pts/N
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="hartool")
+
+
+if __name__ == "__main__":  # pragma: no cover - `python -m hartool.cli`
+    sys.exit(main())

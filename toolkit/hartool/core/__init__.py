@@ -1,0 +1,1 @@
+"""Core: the bundle manifest, preprocessing and errors shared by training and the device (numpy only)."""

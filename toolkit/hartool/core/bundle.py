@@ -1,0 +1,170 @@
+"""Model bundle: a folder with manifest.json, model.keras and artifacts; load, validate and update it atomically."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .atomic import atomic_write_json
+from .errors import BundleError
+
+MANIFEST = "manifest.json"
+FORMAT_VERSION = 1
+REQUIRED_KEYS = (
+    "format_version",
+    "labels",
+    "channels",
+    "sample_rate_hz",
+    "window",
+    "stride",
+    "preprocessing",
+    "training",
+    "dataset",
+    "metrics",
+    "artifacts",
+)
+ARTIFACT_KEYS = ("name", "format", "mode", "file", "bytes", "sha256")
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """Hex sha256 of a file, streamed so big models don't need to fit in memory twice."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def validate_manifest(manifest: Any, where: str) -> dict[str, Any]:
+    """Check the manifest's shape; raise one clear BundleError naming ``where`` and the problem."""
+    if not isinstance(manifest, dict):
+        raise BundleError(f"{where}: manifest is not a JSON object")
+    missing = [k for k in REQUIRED_KEYS if k not in manifest]
+    if missing:
+        raise BundleError(f"{where}: manifest lacks {', '.join(missing)}")
+    if manifest["format_version"] != FORMAT_VERSION:
+        raise BundleError(
+            f"{where}: manifest format_version {manifest['format_version']!r} is not supported "
+            f"(this hartool reads {FORMAT_VERSION})"
+        )
+    labels, channels = manifest["labels"], manifest["channels"]
+    if not isinstance(labels, list) or not labels or not all(isinstance(x, str) for x in labels):
+        raise BundleError(f"{where}: 'labels' must be a non-empty list of names")
+    if not isinstance(channels, list) or not all(isinstance(c, dict) and "name" in c for c in channels):
+        raise BundleError(f"{where}: 'channels' must be a list of {{name, unit}} objects")
+    for key in ("window", "stride"):
+        if not isinstance(manifest[key], int) or manifest[key] <= 0:
+            raise BundleError(f"{where}: '{key}' must be a positive integer")
+    if not isinstance(manifest["artifacts"], list):
+        raise BundleError(f"{where}: 'artifacts' must be a list")
+    for entry in manifest["artifacts"]:
+        if not isinstance(entry, dict) or any(k not in entry for k in ARTIFACT_KEYS):
+            raise BundleError(f"{where}: artifact entry {entry!r} lacks one of {', '.join(ARTIFACT_KEYS)}")
+    return manifest
+
+
+@dataclass
+class Bundle:
+    """A model bundle on disk. Every command after training takes one; the device needs nothing else."""
+
+    path: Path
+    manifest: dict[str, Any]
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Bundle:
+        root = Path(path)
+        if not root.is_dir():
+            raise BundleError(f"{root}: not a bundle directory (run 'hartool train --out {root}' first)")
+        mpath = root / MANIFEST
+        if not mpath.is_file():
+            raise BundleError(f"{root}: no {MANIFEST} (not a hartool bundle)")
+        try:
+            manifest = json.loads(mpath.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise BundleError(f"{mpath}: corrupt manifest ({exc})") from exc
+        return cls(root, validate_manifest(manifest, str(mpath)))
+
+    def save(self) -> Path:
+        validate_manifest(self.manifest, str(self.path / MANIFEST))
+        return atomic_write_json(self.path / MANIFEST, self.manifest)
+
+    # Convenience views used by the runtime: the manifest stays the single source of truth.
+    @property
+    def labels(self) -> list[str]:
+        return list(self.manifest["labels"])
+
+    @property
+    def channels(self) -> list[dict[str, str]]:
+        return list(self.manifest["channels"])
+
+    @property
+    def window(self) -> int:
+        return int(self.manifest["window"])
+
+    @property
+    def stride(self) -> int:
+        return int(self.manifest["stride"])
+
+    @property
+    def sample_rate_hz(self) -> float:
+        return float(self.manifest["sample_rate_hz"])
+
+    @property
+    def preprocessing(self) -> dict[str, Any]:
+        return dict(self.manifest["preprocessing"])
+
+    @property
+    def artifacts(self) -> list[dict[str, Any]]:
+        return list(self.manifest["artifacts"])
+
+    def keras_path(self) -> Path:
+        model = self.manifest.get("model") or {}
+        path = self.path / str(model.get("file", "model.keras"))
+        if not path.is_file():
+            raise BundleError(f"{self.path}: bundle has no trained model ({path.name} missing)")
+        return path
+
+    def artifact(self, name: str) -> dict[str, Any]:
+        for entry in self.manifest["artifacts"]:
+            if entry["name"] == name:
+                return entry
+        known = ", ".join(a["name"] for a in self.manifest["artifacts"]) or "none; run 'hartool quantize'"
+        raise BundleError(f"{self.path}: no artifact named {name!r} (artifacts: {known})")
+
+    def artifact_path(self, entry: dict[str, Any], verify: bool = True) -> Path:
+        """Path of an artifact's file; with ``verify``, its size and sha256 must match the manifest."""
+        path = self.path / entry["file"]
+        if not path.is_file():
+            raise BundleError(f"{path}: artifact file {entry['name']!r} is missing")
+        if verify:
+            size = path.stat().st_size
+            if size != entry["bytes"] or sha256_file(path) != entry["sha256"]:
+                raise BundleError(
+                    f"{path}: artifact {entry['name']!r} is corrupt (size/sha256 differ from the manifest)"
+                )
+        return path
+
+    def upsert_artifact(self, entry: dict[str, Any]) -> None:
+        """Add or replace an artifact entry by name (keeps list order stable for re-runs)."""
+        arts = self.manifest["artifacts"]
+        for i, old in enumerate(arts):
+            if old["name"] == entry["name"]:
+                arts[i] = entry
+                return
+        arts.append(entry)
+
+    def remove_artifact(self, name: str) -> None:
+        self.manifest["artifacts"] = [a for a in self.manifest["artifacts"] if a["name"] != name]
+
+
+def file_entry(path: Path, bundle_root: Path) -> dict[str, Any]:
+    """The {file, bytes, sha256} part of an artifact entry for a file inside the bundle."""
+    return {
+        "file": path.relative_to(bundle_root).as_posix(),
+        "bytes": path.stat().st_size,
+        "sha256": sha256_file(path),
+    }

@@ -1,0 +1,46 @@
+"""The one preprocessing function: applied to training windows and, identically, to live windows on the device."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from .errors import BundleError
+
+PREPROCESSING_TYPE = "standardize"
+
+
+def fit_preprocessing(x: np.ndarray) -> dict[str, Any]:
+    """Per-channel mean/std over training windows ``x`` of shape (N, window, C), stored in the manifest.
+
+    Per-channel standardisation is causal (no filtering across windows), so a live stream reproduces it
+    exactly; gravity stays in the signal because orientation separates SITTING, STANDING and LAYING.
+    """
+    flat = np.asarray(x, dtype=np.float64).reshape(-1, x.shape[-1])
+    std = flat.std(axis=0)
+    return {
+        "type": PREPROCESSING_TYPE,
+        "mean": [float(v) for v in flat.mean(axis=0)],
+        # A dead channel (std 0) must not turn into inf/NaN on the device.
+        "std": [float(v) if v > 1e-8 else 1.0 for v in std],
+    }
+
+
+def preprocess(x: np.ndarray, spec: Mapping[str, Any], out: np.ndarray | None = None) -> np.ndarray:
+    """Scale raw windows (..., window, C) in manifest units into model input, float32.
+
+    ``out`` lets the streaming loop reuse one preallocated buffer per window.
+    """
+    if spec.get("type") != PREPROCESSING_TYPE:
+        raise BundleError(f"unsupported preprocessing type {spec.get('type')!r} (expected {PREPROCESSING_TYPE!r})")
+    mean = np.asarray(spec["mean"], dtype=np.float32)
+    std = np.asarray(spec["std"], dtype=np.float32)
+    if x.shape[-1] != mean.shape[0]:
+        raise BundleError(f"window has {x.shape[-1]} channels, preprocessing expects {mean.shape[0]}")
+    if out is None:
+        out = np.empty(x.shape, dtype=np.float32)
+    np.subtract(x, mean, out=out, casting="unsafe")
+    np.divide(out, std, out=out)
+    return out

@@ -1,0 +1,1 @@
+"""Export: TFLite and ONNX conversion and quantization, isolated in child processes."""

@@ -1,0 +1,263 @@
+"""Quantize a bundle to TFLite and ONNX artifacts, each converted in a child process and verified at runtime."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..core.bundle import Bundle, file_entry
+from ..core.errors import ExportError, HartoolError
+from ..runtime.backends import Predictor, load_predictor
+
+TFLITE_MODES = ("fp32", "fp16", "dynamic", "int8", "int16x8")
+ONNX_MODES = ("fp32", "dynamic", "int8")  # ONNX "int8" = static QDQ; "dynamic" = ORT dynamic int8 weights
+FORMATS = ("tflite", "onnx")
+RECURRENT_ARCHS = ("lstm", "cnn-lstm", "bilstm")
+INTEGER_MODES = ("int8", "int16x8")
+WORKER = "hartool.export.worker"
+
+
+@dataclass(frozen=True)
+class QuantizeOptions:
+    """Options for `quantize_bundle`, shared by `hartool quantize`, the demo and the Python API."""
+
+    formats: tuple[str, ...] = FORMATS
+    modes: tuple[str, ...] = TFLITE_MODES
+    calibration_windows: int = 300
+    seed: int = 0
+    timeout_s: float = 900.0
+    opset: int = 17
+    latency_runs: int = 200
+    # A python that has tflite_runtime (it needs numpy<2, so it lives in its own venv); None = not checked.
+    tflite_runtime_python: str | None = None
+
+
+@dataclass
+class ArtifactResult:
+    """One row of the quantize table; ``status`` is "ok" or "failed" (with ``error``)."""
+
+    name: str
+    format: str
+    mode: str
+    status: str
+    file: str | None = None
+    bytes: int | None = None
+    sha256: str | None = None
+    error: str | None = None
+    accuracy: float | None = None
+    delta_pp: float | None = None
+    agreement: float | None = None
+    size_vs_fp32: float | None = None
+    input_dtype: str | None = None
+    output_dtype: str | None = None
+    quantization: dict[str, Any] = field(default_factory=dict)
+    latency_us: float | None = None
+    convert_s: float | None = None
+    ops: list[dict[str, Any]] | None = None
+    tflite_runtime: str | None = None
+
+    def manifest_entry(self) -> dict[str, Any]:
+        keep = ("name", "format", "mode", "file", "bytes", "sha256", "accuracy", "agreement", "delta_pp",
+                "input_dtype", "output_dtype", "quantization", "latency_us", "ops", "tflite_runtime")
+        return {k: v for k, v in asdict(self).items() if k in keep}
+
+
+def parse_list(value: str, allowed: tuple[str, ...], what: str) -> tuple[str, ...]:
+    items = tuple(v.strip() for v in value.split(",") if v.strip())
+    bad = [v for v in items if v not in allowed]
+    if bad or not items:
+        raise HartoolError(f"unknown {what} {', '.join(bad) or repr(value)}; choose from {', '.join(allowed)}")
+    return items
+
+
+def _describe_failure(proc: subprocess.CompletedProcess[str]) -> str:
+    if proc.returncode < 0:
+        try:
+            name = signal.Signals(-proc.returncode).name
+        except ValueError:
+            name = "unknown signal"
+        return f"converter crashed ({name}, signal {-proc.returncode})"
+    lines = [ln.strip() for ln in proc.stderr.splitlines() if ln.strip()]
+    # The last line of a Python traceback names the exception; that is the converter's reason.
+    return (lines[-1] if lines else f"converter exited with status {proc.returncode}")[:300]
+
+
+def _run_job(job: dict[str, Any], workdir: Path, timeout_s: float) -> tuple[dict[str, Any] | None, str | None]:
+    """Run one conversion in a child python; returns (result, None) or (None, reason)."""
+    tag = f"{job['format']}-{job['mode']}{'-unrolled' if job.get('unroll') else ''}"
+    job_path = workdir / f"{tag}.job.json"
+    job["result"] = str(workdir / f"{tag}.result.json")
+    job_path.write_text(json.dumps(job))
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    try:
+        proc = subprocess.run([sys.executable, "-m", WORKER, str(job_path)], capture_output=True, text=True,
+                              timeout=timeout_s, env=env, check=False)
+    except subprocess.TimeoutExpired:
+        return None, f"converter timed out after {timeout_s:.0f} s"
+    if proc.returncode != 0 or not Path(job["out"]).is_file():
+        return None, _describe_failure(proc)
+    return json.loads(Path(job["result"]).read_text()), None
+
+
+def _tflite_runtime_check(python: str, path: Path) -> str:
+    code = ("import sys\nfrom tflite_runtime.interpreter import Interpreter\n"
+            "Interpreter(model_path=sys.argv[1]).allocate_tensors()\n")
+    try:
+        proc = subprocess.run([python, "-c", code, str(path)], capture_output=True, text=True, timeout=120,
+                              check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"not checked ({exc})"
+    if proc.returncode == 0:
+        return "loads"
+    lines = [ln for ln in proc.stderr.splitlines() if "Didn't find op" in ln or "Error" in ln]
+    return "rejected: " + (lines[-1].strip() if lines else f"exit {proc.returncode}")[:200]
+
+
+def _quant_params(pred: Predictor) -> dict[str, Any]:
+    return {"input": pred.input_dtype, "output": pred.output_dtype, "backend": pred.backend}
+
+
+def _latency_us(pred: Predictor, x: np.ndarray, runs: int) -> float:
+    one = x[:1]
+    for _ in range(10):
+        pred.predict(one)
+    times = np.empty(runs)
+    for i in range(runs):
+        t0 = time.perf_counter_ns()
+        pred.predict(one)
+        times[i] = time.perf_counter_ns() - t0
+    return float(np.median(times) / 1000.0)
+
+
+def quantize_bundle(bundle_dir: str | os.PathLike[str], opts: QuantizeOptions,
+                    progress: Callable[[str], None] | None = None) -> list[ArtifactResult]:
+    """Convert, write, evaluate and register every requested artifact; failures become rows, not exceptions."""
+    say = progress or (lambda _msg: None)
+    bundle = Bundle.load(bundle_dir)
+    keras_path = bundle.keras_path()
+    for fmt in opts.formats:
+        if fmt not in FORMATS:
+            raise HartoolError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
+    for mode in opts.modes:
+        if mode not in TFLITE_MODES:
+            raise HartoolError(f"unknown mode {mode!r}; choose from {', '.join(TFLITE_MODES)}")
+    m = bundle.manifest
+    arch = m.get("arch", "cnn")
+    from ..data.evalset import bundle_eval_set
+
+    say("preparing test and calibration windows")
+    evalset = bundle_eval_set(m, opts.calibration_windows, opts.seed)
+    keras_probs_path = bundle.path / "keras_test_probs.npy"
+    keras_pred = np.load(keras_probs_path).argmax(1) if keras_probs_path.is_file() else None
+    keras_acc = m["metrics"]["test"]["accuracy"]
+    channels = len(m["channels"])
+    base = {"keras": str(keras_path), "arch": arch, "window": m["window"], "channels": channels,
+            "opset": opts.opset,
+            "metadata": {"hartool.labels": m["labels"], "hartool.window": m["window"], "hartool.stride": m["stride"],
+                         "hartool.sample_rate_hz": m["sample_rate_hz"], "hartool.channels": m["channels"]}}
+    results: list[ArtifactResult] = []
+    fp32_bytes: dict[str, int] = {}
+    workdir = Path(tempfile.mkdtemp(prefix=".quantize-", dir=bundle.path))
+    try:
+        calib = workdir / "calib.npy"
+        np.save(calib, evalset.x_calib)
+        base["calib"] = str(calib)
+        for fmt, mode, unroll in _plan(opts, arch):
+            if fmt == "onnx" and mode != "fp32" and "onnx-fp32" not in fp32_bytes:
+                results.append(ArtifactResult(f"onnx-{mode}", fmt, mode, "failed", error="needs onnx-fp32, which failed"))
+                continue
+            if unroll and not any(r.name == f"tflite-{mode}" and r.status == "failed" for r in results):
+                continue  # the fused conversion worked; no need for the unrolled fallback
+            name = f"{fmt}-{mode}{'-unrolled' if unroll else ''}"
+            fname = f"model_{mode}{'_unrolled' if unroll else ''}.{fmt}"
+            say(f"converting {name}")
+            tmp_out = workdir / fname
+            job = {**base, "format": fmt, "mode": mode, "unroll": unroll, "out": str(tmp_out),
+                   "source": str(bundle.path / "model_fp32.onnx")}
+            t0 = time.perf_counter()
+            out, err = _run_job(job, workdir, opts.timeout_s)
+            convert_s = time.perf_counter() - t0
+            if err:
+                hint = "; use int16x8 or dynamic" if mode == "int8" and arch in RECURRENT_ARCHS and not unroll else ""
+                results.append(ArtifactResult(name, fmt, mode, "failed", error=f"{mode}: {err}{hint}",
+                                              convert_s=round(convert_s, 1)))
+                say(f"{name}: {err}")
+                continue
+            final = bundle.path / fname
+            os.replace(tmp_out, final)  # atomic: the artifact appears whole or not at all
+            res = ArtifactResult(name, fmt, mode, "ok", convert_s=round(convert_s, 1), ops=out.get("ops"),
+                                 **file_entry(final, bundle.path))
+            if mode == "fp32":
+                fp32_bytes[f"{fmt}-fp32"] = res.bytes or 0
+            _evaluate(res, final, evalset, m, keras_pred, keras_acc, opts, say)
+            if fmt == "tflite" and opts.tflite_runtime_python:
+                res.tflite_runtime = _tflite_runtime_check(opts.tflite_runtime_python, final)
+            results.append(res)
+            bundle.upsert_artifact(res.manifest_entry())
+            bundle.save()
+        for res in results:
+            ref = fp32_bytes.get(f"{res.format}-fp32")
+            if res.bytes and ref:
+                res.size_vs_fp32 = res.bytes / ref
+        bundle.manifest["quantize"] = {
+            "calibration_windows": int(evalset.x_calib.shape[0]), "seed": opts.seed,
+            "failures": [{"name": r.name, "error": r.error} for r in results if r.status != "ok"],
+        }
+        bundle.save()
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return results
+
+
+def _plan(opts: QuantizeOptions, arch: str) -> list[tuple[str, str, bool]]:
+    """(format, mode, unroll) in dependency order; recurrent integer modes get an unrolled fallback."""
+    plan: list[tuple[str, str, bool]] = []
+    if "tflite" in opts.formats:
+        for mode in opts.modes:
+            plan.append(("tflite", mode, False))
+            if arch in RECURRENT_ARCHS and mode in INTEGER_MODES:
+                plan.append(("tflite", mode, True))
+    if "onnx" in opts.formats:
+        onnx_modes = [m for m in ONNX_MODES if m in opts.modes]
+        if onnx_modes and "fp32" not in onnx_modes:
+            onnx_modes.insert(0, "fp32")  # quantized ONNX models are made from the fp32 graph
+        plan += [("onnx", m, False) for m in onnx_modes]
+    return plan
+
+
+def _evaluate(res: ArtifactResult, path: Path, evalset: Any, manifest: dict[str, Any], keras_pred: Any,
+              keras_acc: float, opts: QuantizeOptions, say: Callable[[str], None]) -> None:
+    """Accuracy and agreement through the runtime interpreter (LiteRT / ORT), never Keras."""
+    try:
+        pred = load_predictor(path, window=manifest["window"], channels=len(manifest["channels"]),
+                              n_classes=len(manifest["labels"]))
+    except HartoolError as exc:
+        res.status, res.error = "failed", f"does not load: {exc}"
+        return
+    res.input_dtype, res.output_dtype = pred.input_dtype, pred.output_dtype
+    res.quantization = _quant_params(pred)
+    say(f"evaluating {res.name} on {len(evalset.y_test)} test windows ({pred.backend})")
+    y = pred.predict(evalset.x_test).argmax(1)
+    res.accuracy = float((y == evalset.y_test).mean())
+    res.delta_pp = round(100.0 * (res.accuracy - keras_acc), 3)
+    if keras_pred is not None and len(keras_pred) == len(y):
+        res.agreement = float((keras_pred == y).mean())
+    res.latency_us = round(_latency_us(pred, evalset.x_test, opts.latency_runs), 2)
+
+
+def raise_if_all_failed(results: list[ArtifactResult]) -> None:
+    """Raise when nothing at all could be produced: one line naming the first reason."""
+    if results and all(r.status != "ok" for r in results):
+        raise ExportError(f"no artifact could be produced: {results[0].error}")

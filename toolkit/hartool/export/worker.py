@@ -1,0 +1,150 @@
+"""Child-process converter: one conversion per process, so a converter segfault cannot take hartool down.
+
+Run as ``python -m hartool.export.worker JOB.json``; writes the artifact to ``job["out"]`` and a JSON
+result to ``job["result"]``. The parent (``hartool.export.quantize``) owns timeouts, renames and reporting.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+# Test hook: "FORMAT:MODE" makes that job die like the TF converter does on full-int8 LSTMs (signal 11).
+FAULT_ENV = "HARTOOL_EXPORT_FAULT"
+
+
+def _load_keras(job: dict[str, Any]) -> Any:
+    import keras
+
+    from ..train.models import fixed_batch_twin
+
+    model = keras.models.load_model(job["keras"], compile=False)
+    # Batch fixed to 1: Keras 3 LSTMs only convert to fused TFLite ops with static shapes.
+    return fixed_batch_twin(model, job["arch"], unroll=bool(job.get("unroll")))
+
+
+def _representative(job: dict[str, Any]) -> Any:
+    calib = np.load(job["calib"]).astype(np.float32)
+
+    def gen() -> Any:
+        for i in range(calib.shape[0]):
+            yield [calib[i : i + 1]]
+
+    return gen
+
+
+def convert_tflite(job: dict[str, Any]) -> dict[str, Any]:
+    import tensorflow as tf
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    from .tflite_ops import read_operator_codes
+
+    twin = _load_keras(job)
+    conv = tf.lite.TFLiteConverter.from_keras_model(twin)
+    # Builtin ops only: a Raspberry Pi runtime has no Flex (SELECT_TF_OPS) delegate.
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    mode = job["mode"]
+    if mode != "fp32":
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    if mode == "fp16":
+        conv.target_spec.supported_types = [tf.float16]
+    elif mode == "int8":
+        conv.representative_dataset = _representative(job)
+        conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        conv.inference_input_type = tf.int8
+        conv.inference_output_type = tf.int8
+    elif mode == "int16x8":
+        conv.representative_dataset = _representative(job)
+        conv.target_spec.supported_ops = [
+            tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8
+        ]
+        conv.inference_input_type = tf.int16
+        conv.inference_output_type = tf.int16
+    elif mode != "dynamic" and mode != "fp32":
+        raise ValueError(f"unknown TFLite mode {mode!r}")
+    Path(job["out"]).write_bytes(conv.convert())
+    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    ops = [
+        {"op": custom or names.get(code, str(code)), "version": version}
+        for code, version, custom in read_operator_codes(job["out"])
+    ]
+    return {"ops": ops}
+
+
+def convert_onnx(job: dict[str, Any]) -> dict[str, Any]:
+    mode = job["mode"]
+    if mode == "fp32":
+        return _onnx_fp32(job)
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    if mode == "dynamic":
+        quantize_dynamic(job["source"], job["out"], weight_type=QuantType.QInt8)
+        return {}
+    if mode == "int8":
+        return _onnx_static(job)
+    raise ValueError(f"unknown ONNX mode {mode!r}")
+
+
+def _onnx_fp32(job: dict[str, Any]) -> dict[str, Any]:
+    import keras
+    import onnx
+    import tensorflow as tf
+    import tf2onnx
+
+    model = keras.models.load_model(job["keras"], compile=False)
+    # Keras 3 needs an explicit signature; the batch stays dynamic so benchmarks can batch.
+    spec = (tf.TensorSpec((None, job["window"], job["channels"]), tf.float32, name="imu"),)
+    fn = tf.function(lambda x: model(x, training=False))
+    proto, _ = tf2onnx.convert.from_function(fn, input_signature=spec, opset=job["opset"])
+    for key, value in job["metadata"].items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value if isinstance(value, str) else json.dumps(value)
+    onnx.checker.check_model(proto)
+    Path(job["out"]).write_bytes(proto.SerializeToString())
+    return {"opset": job["opset"]}
+
+
+def _onnx_static(job: dict[str, Any]) -> dict[str, Any]:
+    import onnxruntime as ort
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    calib = np.load(job["calib"]).astype(np.float32)
+    input_name = ort.InferenceSession(job["source"], providers=["CPUExecutionProvider"]).get_inputs()[0].name
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self._it = iter(calib[i : i + 1] for i in range(calib.shape[0]))
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            batch = next(self._it, None)
+            return None if batch is None else {input_name: batch}
+
+    pre = job["out"] + ".pre.onnx"
+    try:
+        quant_pre_process(job["source"], pre, skip_symbolic_shape=False)
+        quantize_static(pre, job["out"], Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
+    finally:
+        Path(pre).unlink(missing_ok=True)
+    return {}
+
+
+def main(argv: list[str]) -> int:
+    job = json.loads(Path(argv[1]).read_text())
+    if os.environ.get(FAULT_ENV) == f"{job['format']}:{job['mode']}":
+        os.kill(os.getpid(), signal.SIGSEGV)
+    result = convert_tflite(job) if job["format"] == "tflite" else convert_onnx(job)
+    Path(job["result"]).write_text(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    sys.exit(main(sys.argv))

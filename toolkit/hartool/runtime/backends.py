@@ -1,0 +1,192 @@
+"""Interpreter backends (LiteRT, tflite-runtime, onnxruntime) behind one Predictor, with input-contract checks."""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..core.errors import ModelError
+
+TFLITE_BACKENDS = ("litert", "tflite-runtime", "tf")
+ONNX_BACKENDS = ("onnxruntime",)
+BACKENDS = ("auto", *TFLITE_BACKENDS, *ONNX_BACKENDS)
+
+# backend name -> module providing `Interpreter`; tried in this order for backend "auto".
+_TFLITE_MODULES = {
+    "litert": "ai_edge_litert.interpreter",
+    "tflite-runtime": "tflite_runtime.interpreter",
+    "tf": "tensorflow.lite",  # last resort on a training machine; never installed by the edge extra
+}
+
+
+def model_format(path: str | os.PathLike[str]) -> str:
+    suffix = Path(path).suffix.lower()
+    if suffix == ".tflite":
+        return "tflite"
+    if suffix == ".onnx":
+        return "onnx"
+    raise ModelError(f"{path}: unknown model format {suffix!r} (expected .tflite or .onnx)")
+
+
+def available_backends(fmt: str) -> list[str]:
+    """Backends that import on this machine for ``fmt``, in preference order (imports nothing heavy)."""
+    if fmt == "onnx":
+        return ["onnxruntime"] if importlib.util.find_spec("onnxruntime") else []
+    found = []
+    for name, module in _TFLITE_MODULES.items():
+        top = module.split(".")[0]
+        if importlib.util.find_spec(top) is not None:
+            found.append(name)
+    return found
+
+
+@dataclass
+class Predictor:
+    """A loaded model: ``predict`` takes preprocessed float32 windows (N, window, C) and returns probabilities."""
+
+    path: Path
+    backend: str
+    input_shape: tuple[int, ...]
+    input_dtype: str
+    output_dtype: str
+    n_classes: int
+    threads: int
+    _run: Callable[[np.ndarray], np.ndarray]
+    fixed_batch: int | None
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Probabilities (N, n_classes) float32; loops over windows when the model's batch is fixed to 1."""
+        x = np.asarray(x, dtype=np.float32)
+        if x.ndim == 2:
+            x = x[None]
+        if self.fixed_batch is None or x.shape[0] == self.fixed_batch:
+            return self._run(x)
+        return np.concatenate([self._run(x[i : i + 1]) for i in range(x.shape[0])], axis=0)
+
+
+def _quantize(x: np.ndarray, dtype: np.dtype, scale: float, zero_point: int) -> np.ndarray:
+    info = np.iinfo(dtype)
+    return np.clip(np.round(x / scale) + zero_point, info.min, info.max).astype(dtype)
+
+
+def _check_contract(path: Path, shape: tuple[Any, ...], window: int | None, channels: int | None,
+                    out_classes: int, n_classes: int | None) -> None:
+    """Fail at load, in one line, when a model does not fit the bundle (magic_wand's setup() check)."""
+    if len(shape) != 3:
+        raise ModelError(f"{path}: model input has rank {len(shape)} {tuple(shape)}, expected (batch, window, channels)")
+    if window is not None and channels is not None and (shape[1], shape[2]) != (window, channels):
+        raise ModelError(
+            f"{path}: model input is {shape[1]} samples x {shape[2]} channels but the bundle says "
+            f"{window} x {channels}"
+        )
+    if n_classes is not None and out_classes != n_classes:
+        raise ModelError(f"{path}: model outputs {out_classes} classes but the bundle has {n_classes} labels")
+
+
+def _load_tflite(path: Path, backend: str, threads: int, xnnpack: bool) -> tuple[Any, str]:
+    order = TFLITE_BACKENDS if backend == "auto" else (backend,)
+    errors = []
+    for name in order:
+        try:
+            module = importlib.import_module(_TFLITE_MODULES[name])
+        except ImportError as exc:
+            errors.append(f"{name}: {exc}")
+            continue
+        kwargs: dict[str, Any] = {"model_path": str(path), "num_threads": threads}
+        if not xnnpack:
+            kwargs["experimental_op_resolver_type"] = module.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        try:
+            interp = module.Interpreter(**kwargs)
+            interp.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            # tflite-runtime 2.14 rejects newer op versions here; say which backend and why.
+            msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelError(f"{path}: {name} cannot load this model ({msg})") from exc
+        return interp, name
+    raise ModelError(f"{path}: no TFLite interpreter installed ({'; '.join(errors)}); "
+                     "install 'hartool[edge]' (ai-edge-litert)")
+
+
+def load_predictor(path: str | os.PathLike[str], *, backend: str = "auto", threads: int = 1,
+                   window: int | None = None, channels: int | None = None, n_classes: int | None = None,
+                   xnnpack: bool = True) -> Predictor:
+    """Load a .tflite or .onnx file and check it against the bundle's window/channels/labels."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"{path}: model file not found")
+    if backend not in BACKENDS:
+        raise ModelError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    fmt = model_format(path)
+    if fmt == "tflite":
+        if backend == "onnxruntime":
+            raise ModelError(f"{path}: onnxruntime cannot run a .tflite model")
+        return _tflite_predictor(path, backend, threads, window, channels, n_classes, xnnpack)
+    if backend not in ("auto", "onnxruntime"):
+        raise ModelError(f"{path}: backend {backend!r} cannot run an .onnx model (use onnxruntime)")
+    return _onnx_predictor(path, threads, window, channels, n_classes)
+
+
+def _tflite_predictor(path: Path, backend: str, threads: int, window: int | None, channels: int | None,
+                      n_classes: int | None, xnnpack: bool) -> Predictor:
+    interp, name = _load_tflite(path, backend, threads, xnnpack)
+    inp = interp.get_input_details()[0]
+    out = interp.get_output_details()[0]
+    shape = tuple(int(v) for v in inp["shape"])
+    _check_contract(path, shape, window, channels, int(out["shape"][-1]), n_classes)
+    in_dtype, out_dtype = np.dtype(inp["dtype"]), np.dtype(out["dtype"])
+    in_scale, in_zp = inp["quantization"]
+    out_scale, out_zp = out["quantization"]
+    in_index, out_index = inp["index"], out["index"]
+    quantized_in = in_dtype.kind in "iu" and in_scale != 0
+    quantized_out = out_dtype.kind in "iu" and out_scale != 0
+
+    def run(x: np.ndarray) -> np.ndarray:
+        # The runtime quantizes inputs and dequantizes outputs, so every artifact takes the same float windows.
+        feed = _quantize(x, in_dtype, in_scale, in_zp) if quantized_in else x.astype(in_dtype, copy=False)
+        interp.set_tensor(in_index, feed)
+        interp.invoke()
+        y = interp.get_tensor(out_index)
+        if quantized_out:
+            return (y.astype(np.float32) - out_zp) * out_scale
+        return y.astype(np.float32, copy=False)
+
+    return Predictor(path=path, backend=name if xnnpack else f"{name}-noxnnpack", input_shape=shape,
+                     input_dtype=in_dtype.name, output_dtype=out_dtype.name, n_classes=int(out["shape"][-1]),
+                     threads=threads, _run=run, fixed_batch=shape[0])
+
+
+def _onnx_predictor(path: Path, threads: int, window: int | None, channels: int | None,
+                    n_classes: int | None) -> Predictor:
+    try:
+        import onnxruntime as ort
+    except ImportError as exc:
+        raise ModelError(f"{path}: onnxruntime is not installed; install 'hartool[edge]'") from exc
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    try:
+        sess = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # noqa: BLE001 - ORT raises its own untyped Fail/InvalidGraph errors
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"{path}: onnxruntime cannot load this model ({msg[:200]})") from exc
+    inp, out = sess.get_inputs()[0], sess.get_outputs()[0]
+    shape = tuple(d if isinstance(d, int) else -1 for d in inp.shape)
+    out_classes = out.shape[-1] if isinstance(out.shape[-1], int) else (n_classes or -1)
+    _check_contract(path, shape, window, channels, out_classes, n_classes)
+    in_name, out_name = inp.name, out.name
+
+    def run(x: np.ndarray) -> np.ndarray:
+        return sess.run([out_name], {in_name: x})[0].astype(np.float32, copy=False)
+
+    dtype = inp.type.replace("tensor(", "").rstrip(")").replace("float", "float32")
+    return Predictor(path=path, backend="onnxruntime", input_shape=shape, input_dtype=dtype,
+                     output_dtype=out.type.replace("tensor(", "").rstrip(")").replace("float", "float32"),
+                     n_classes=out_classes, threads=threads, _run=run,
+                     fixed_batch=shape[0] if shape[0] > 0 else None)

@@ -1,0 +1,1 @@
+"""Training: Keras architectures, fitting and evaluation (imports TensorFlow lazily)."""
