@@ -122,7 +122,7 @@ def encode_frame(seq, t_ms, scales, samples, has_timestamp=True):
 
 
 def format_value(v, decimals=4):
-    """Fixed-point decimal like C's "%.4f", using integer arithmetic (printf float support is patchy on MCUs)."""
+    """Fixed-point decimal like C's "%.4f" via integer arithmetic (printf float support is patchy on MCUs)."""
     if math.isnan(v):
         return "nan"
     neg = math.copysign(1.0, v) < 0  # "-0.0000" for negative zero and tiny negatives, like printf
@@ -169,7 +169,7 @@ class Framer:
         self._t_first = 0
 
     def add(self, values, t_ms):
-        """Queue one sample taken at device time ``t_ms``; return the encoded frame once it is full, else None."""
+        """Queue one sample taken at device time ``t_ms``; return the encoded frame once full, else None."""
         if not self._samples:
             self._first_seq = self.seq
             self._t_first = t_ms
@@ -180,7 +180,7 @@ class Framer:
         return self.flush()
 
     def flush(self):
-        """Encode the queued samples now (a shorter frame, e.g. before a pause or mode switch); None if empty."""
+        """Encode the queued samples now (a shorter frame, e.g. before a pause); None if nothing is queued."""
         if not self._samples:
             return None
         frame = encode_frame(self._first_seq, self._t_first, self.scales, self._samples, self.has_timestamp)

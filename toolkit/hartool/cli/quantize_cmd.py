@@ -35,8 +35,14 @@ def quantize(bundle: Path, formats: str, modes: str, calibration_windows: int, s
       hartool quantize bundles/cnn
       hartool quantize bundles/lstm --formats tflite --modes fp32,dynamic,int16x8 --json
     """
-    from ..export.quantize import (FORMATS, TFLITE_MODES, QuantizeOptions, parse_list, quantize_bundle,
-                                   raise_if_all_failed)
+    from ..export.quantize import (
+        FORMATS,
+        TFLITE_MODES,
+        QuantizeOptions,
+        parse_list,
+        quantize_bundle,
+        raise_if_all_failed,
+    )
 
     opts = QuantizeOptions(formats=parse_list(formats, FORMATS, "format"),
                            modes=parse_list(modes, TFLITE_MODES, "mode"),

@@ -42,7 +42,8 @@ class TrainOptions:
     include_transitions: bool = False
     class_weights: bool = False
     tensorboard: Path | None = None
-    patience: int = 8
+    # Early stopping waits long: the cosine schedule does its best work in the last epochs.
+    patience: int = 15
     # Caps per split, for tests and smoke runs only.
     max_windows: int | None = None
     verbose: int = 1

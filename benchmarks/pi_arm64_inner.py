@@ -1,0 +1,226 @@
+#!/usr/bin/env python3
+"""Helper for benchmarks/pi_arm64_check.sh: runs on the x86 host (host venv) and inside the arm64 root.
+
+Subcommands (each prints one line per result and exits non-zero when a check fails):
+
+  inputs   BUNDLE OUTDIR   host only (needs the dataset): N preprocessed test windows of the bundle
+                           (windows.npy) and a replay file of the wire bytes a device would send
+                           (replay.txt: ``ax,ay,az,gx,gy,gz\\r\\n`` at 4 decimals, one held-out subject)
+  predict  BUNDLE WINDOWS OUT.npz
+                           host and arm64: probabilities of every artifact in the bundle on the windows
+                           (hartool.runtime.backends, one thread, the interpreter `auto` picks)
+  env                      arm64: machine, interpreters found, TensorFlow absent (prints JSON)
+  compare-preds HOST.npz ARM.npz [--tol 1e-5] [--strict]
+                           argmax identical for every window and max |p_host - p_arm| <= tol, per artifact
+                           (int8-output models: <= one output quantization step unless --strict)
+  compare-stream HOST.jsonl ARM.jsonl
+                           the `label` sequences of two `hartool stream --jsonl` runs are identical
+
+Only numpy and hartool's runtime are imported outside `inputs`, so the edge install (no TensorFlow) runs it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+
+def cmd_inputs(args: argparse.Namespace) -> int:
+    """Write windows.npy (preprocessed x_test[:n]) and replay.txt (first samples of one subject)."""
+    from hartool.data import load_dataset, recording_for_subject
+    from hartool.data.evalset import bundle_eval_set
+
+    out = Path(args.outdir)
+    out.mkdir(parents=True, exist_ok=True)
+    manifest = json.loads((Path(args.bundle) / "manifest.json").read_text())
+
+    x = np.ascontiguousarray(bundle_eval_set(manifest).x_test[: args.n], dtype=np.float32)
+    np.save(out / "windows.npy", x)
+
+    # The replayed recording: the subject's recordings in dataset order, first `samples` samples.
+    recs = recording_for_subject(load_dataset(manifest["dataset"]["name"]), args.subject)
+    values = np.concatenate([r.values for r in recs], axis=0)[: args.samples]
+    with open(out / "replay.txt", "wb") as fh:
+        for row in values:
+            fh.write((",".join("%.4f" % float(v) for v in row) + "\r\n").encode("ascii"))
+
+    print(f"windows: {x.shape[0]} x {x.shape[1]} x {x.shape[2]} float32 -> {out / 'windows.npy'}")
+    print(f"replay: subject {args.subject}, {values.shape[0]} samples "
+          f"({(out / 'replay.txt').stat().st_size} bytes) -> {out / 'replay.txt'}")
+    return 0
+
+
+def _output_step(path: Path, backend: str) -> float:
+    """Probability value of one output quantization step (int8/uint8 .tflite outputs), else 0."""
+    if path.suffix.lower() != ".tflite":
+        return 0.0  # ORT's quantized models here keep float32 outputs
+    import importlib
+
+    from hartool.runtime.backends import _TFLITE_MODULES
+
+    module = importlib.import_module(_TFLITE_MODULES[backend.replace("-noxnnpack", "")])
+    out = module.Interpreter(model_path=str(path)).get_output_details()[0]
+    return float(out["quantization"][0]) if np.dtype(out["dtype"]).kind in "iu" else 0.0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    """Probabilities per artifact, saved as OUT.npz (key = artifact name) plus OUT.json (backends)."""
+    from hartool.core.bundle import Bundle
+    from hartool.runtime.backends import load_predictor
+
+    bundle = Bundle.load(args.bundle)
+    x = np.load(args.windows)
+    probs: dict[str, np.ndarray] = {}
+    meta: dict[str, dict] = {}
+    if not bundle.artifacts:
+        print(f"FAIL predict: bundle {args.bundle} has no artifacts (run 'hartool quantize')")
+        return 1
+    for entry in bundle.artifacts:
+        # verify=True: size and sha256 must match the manifest, so the copy into the root is checked too.
+        path = bundle.artifact_path(entry, verify=True)
+        pred = load_predictor(path, threads=1, window=bundle.window, channels=len(bundle.channels),
+                              n_classes=len(bundle.labels))
+        probs[entry["name"]] = pred.predict(x)
+        meta[entry["name"]] = {"backend": pred.backend, "output_step": _output_step(path, pred.backend)}
+        print(f"predicted {entry['name']:<12} {x.shape[0]} windows with {pred.backend}")
+    np.savez(args.out, **probs)
+    Path(str(args.out) + ".json").write_text(json.dumps(meta, indent=1))
+    return 0
+
+
+def cmd_env(args: argparse.Namespace) -> int:
+    """What the arm64 root has: machine, TensorFlow absent, which interpreters hartool finds."""
+    import importlib.util
+    import platform
+
+    from hartool.runtime.backends import available_backends
+
+    info = {
+        "machine": platform.machine(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "tensorflow_spec": importlib.util.find_spec("tensorflow") is not None,
+        "tflite_backends": available_backends("tflite"),
+        "onnx_backends": available_backends("onnx"),
+    }
+    try:
+        import tensorflow  # noqa: F401
+        info["tensorflow_import"] = "imported"
+    except ImportError as exc:
+        info["tensorflow_import"] = f"ImportError: {exc}"
+    print(json.dumps(info))
+    return 0
+
+
+def cmd_compare_preds(args: argparse.Namespace) -> int:
+    """argmax identical everywhere; |dp| <= tol, or <= one output step for int8-output models.
+
+    Integer kernels do not round alike on x86 and arm64 (XNNPACK and the builtin kernels differ by one
+    requantization step now and then), so an int8-output .tflite may differ by exactly one output step
+    (1/256 of probability) between the two machines. That is allowed unless --strict; it is counted.
+    """
+    host, arm = np.load(args.host), np.load(args.arm)
+    steps = {k: float(v.get("output_step", 0.0)) for k, v in
+             json.loads(Path(str(args.host) + ".json").read_text()).items() if isinstance(v, dict)}
+    failed = 0
+    names = sorted(set(host.files) | set(arm.files))
+    for name in names:
+        if name not in host.files or name not in arm.files:
+            print(f"FAIL predictions {name}: only in {'host' if name in host.files else 'arm64'} results")
+            failed += 1
+            continue
+        a, b = host[name].astype(np.float64), arm[name].astype(np.float64)
+        if a.shape != b.shape:
+            print(f"FAIL predictions {name}: shapes differ host {a.shape} arm64 {b.shape}")
+            failed += 1
+            continue
+        n = a.shape[0]
+        same_argmax = int((a.argmax(axis=1) == b.argmax(axis=1)).sum())
+        d = np.abs(a - b)
+        diff = float(d.max()) if d.size else 0.0
+        step = steps.get(name, 0.0)
+        tol = args.tol if args.strict or step == 0.0 else max(args.tol, step * (1 + 1e-6))
+        ok = same_argmax == n and diff <= tol
+        failed += not ok
+        if diff == 0.0:
+            note = " (bit-exact)"
+        elif step:
+            k = int((d > args.tol).sum())
+            note = (f" = {diff / step:.2g} output step(s) of {step:.3g}; {k}/{d.size} values differ "
+                    f"in {int((d.max(axis=1) > args.tol).sum())}/{n} windows")
+        else:
+            note = ""
+        allowed = f"tol {tol:.3g}" + (", 1 int8 output step" if tol > args.tol else "")
+        print(f"{'PASS' if ok else 'FAIL'} predictions {name:<12} argmax equal {same_argmax}/{n}, "
+              f"max |dp| = {diff:.3g} ({allowed}){note}")
+    return 1 if failed or not names else 0
+
+
+def _records(path: str) -> list[dict]:
+    out = []
+    for line in Path(path).read_text().splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        rec = json.loads(line)
+        if isinstance(rec, dict) and "label" in rec:
+            out.append(rec)
+    return out
+
+
+def cmd_compare_stream(args: argparse.Namespace) -> int:
+    ra, rb = _records(args.host), _records(args.arm)
+    a, b = [str(r["label"]) for r in ra], [str(r["label"]) for r in rb]
+    if not a:
+        print(f"FAIL stream labels: host JSONL {args.host} has no records with a 'label'")
+        return 1
+    if a == b:
+        # Probabilities are informational here (rounded in the JSONL); the check is the label sequence.
+        pairs = [(x.get("probs"), y.get("probs")) for x, y in zip(ra, rb)]
+        diffs = [float(np.abs(np.asarray(p, float) - np.asarray(q, float)).max())
+                 for p, q in pairs if p is not None and q is not None and len(p) == len(q)]
+        extra = f", max |dprobs| {max(diffs):.3g}" if diffs else ""
+        print(f"PASS stream labels identical: {len(a)} windows, host == arm64{extra}")
+        return 0
+    first = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+    print(f"FAIL stream labels differ: host {len(a)} vs arm64 {len(b)} predictions, first difference at #{first}")
+    return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("inputs")
+    p.add_argument("bundle")
+    p.add_argument("outdir")
+    p.add_argument("--n", type=int, default=300)
+    p.add_argument("--subject", type=int, default=9)
+    p.add_argument("--samples", type=int, default=3000)
+    p.set_defaults(fn=cmd_inputs)
+    p = sub.add_parser("predict")
+    p.add_argument("bundle")
+    p.add_argument("windows")
+    p.add_argument("out")
+    p.set_defaults(fn=cmd_predict)
+    p = sub.add_parser("env")
+    p.set_defaults(fn=cmd_env)
+    p = sub.add_parser("compare-preds")
+    p.add_argument("host")
+    p.add_argument("arm")
+    p.add_argument("--tol", type=float, default=1e-5)
+    p.add_argument("--strict", action="store_true", help="no one-step allowance for int8 outputs")
+    p.set_defaults(fn=cmd_compare_preds)
+    p = sub.add_parser("compare-stream")
+    p.add_argument("host")
+    p.add_argument("arm")
+    p.set_defaults(fn=cmd_compare_stream)
+    args = ap.parse_args(argv)
+    return int(args.fn(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

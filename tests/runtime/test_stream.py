@@ -1,0 +1,191 @@
+"""`hartool stream` over real pseudo-terminals driven by the virtual device: values, counts and faults."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from hartool.cli import cli
+from hartool.core.bundle import Bundle
+from hartool.core.preprocess import preprocess
+from hartool.data import load_dataset, recording_for_subject
+from hartool.runtime.stream import StreamOptions, WindowPrediction, load_bundle_predictor, run_stream
+from hartool.wire.codec import encode_text_line
+from hartool.wire.device import DEFAULT_SCALES, FaultSpec, VirtualDevice
+
+N = 2000  # samples streamed per test: 30 windows of 128 / 64
+
+
+@pytest.fixture(scope="module")
+def subject_values() -> np.ndarray:
+    """The first N samples of held-out test subject 9 (acc in g, gyro in rad/s)."""
+    recs = recording_for_subject(load_dataset("hapt"), 9)
+    return np.concatenate([r.values for r in recs])[:N].astype(np.float32)
+
+
+def _stream(bundle: Path, device: VirtualDevice, **kw: object) -> tuple[list[WindowPrediction], object, list[str]]:
+    rows: list[WindowPrediction] = []
+    msgs: list[str] = []
+    opts = StreamOptions(port=device.port_path, **{"duration_s": 30.0, **kw})  # type: ignore[arg-type]
+    summary = run_stream(bundle, opts, rows.append, on_status=msgs.append)
+    return rows, summary, msgs
+
+
+def _offline(bundle: Path, values: np.ndarray, ends: list[int]) -> np.ndarray:
+    b = Bundle.load(bundle)
+    _, pred = load_bundle_predictor(b, "tflite-int8")
+    x = np.stack([preprocess(values[e - b.window : e], b.preprocessing) for e in ends])
+    return pred.predict(x)
+
+
+def test_text_stream_equals_offline_predictions(quantized_bundle: Path, subject_values: np.ndarray) -> None:
+    with VirtualDevice(subject_values, speed=0, paused=True) as dev:
+        dev.start()
+        rows, summary, _ = _stream(quantized_bundle, dev, artifact="tflite-int8", max_windows=30)
+    assert summary.samples == N and summary.windows == 30 and summary.pending == N - (128 + 29 * 64)
+    assert summary.dropped == 0 and summary.bad_lines == 0
+    assert [r.window for r in rows] == list(range(30))
+    # Text carries 4 decimals; the int8 model must still give the same probabilities, to quantization.
+    probs = _offline(quantized_bundle, np.round(subject_values, 4), [r.end_sample for r in rows])
+    np.testing.assert_allclose(np.array([r.probs for r in rows]), probs, atol=1e-5)
+
+
+def test_binary_drops_are_counted(quantized_bundle: Path, subject_values: np.ndarray) -> None:
+    faults = FaultSpec(drop_prob=0.02, clean_start=10)
+    with VirtualDevice(subject_values, speed=0, protocol="binary", faults=faults, paused=True, seed=3) as dev:
+        dev.start()
+        _, summary, _ = _stream(quantized_bundle, dev, protocol="binary", max_windows=29)
+        dropped_injected = dev.samples_dropped_injected
+    assert dropped_injected > 10
+    assert summary.seq_gaps > 0
+    # Every sample is either received (in a window or pending) or counted as dropped.
+    assert summary.samples + summary.dropped == 128 + 28 * 64 + summary.pending + summary.dropped
+    assert summary.dropped == pytest.approx(dropped_injected, abs=dropped_injected * 0.2)
+
+
+def test_garbage_truncation_and_nan_are_bad_lines(quantized_bundle: Path, subject_values: np.ndarray) -> None:
+    faults = FaultSpec(garbage_prob=0.01, truncate_prob=0.01, nan_prob=0.01, clean_start=20)
+    with VirtualDevice(subject_values, speed=0, faults=faults, paused=True, seed=1) as dev:
+        dev.start()
+        dev.wait(20)
+        rows, summary, _ = _stream(quantized_bundle, dev, duration_s=3.0)
+        injected = dev.garbage_bursts + dev.truncated + dev.nan_injected
+        sent = dev.samples_sent
+    assert injected > 20
+    assert summary.bad_lines == injected
+    assert summary.samples == sent
+    assert len(rows) == (sent - 128) // 64 + 1
+    assert all(np.isfinite(r.probs).all() for r in rows)
+
+
+def test_wrong_channel_count_is_one_clear_line(quantized_bundle: Path, subject_values: np.ndarray) -> None:
+    with VirtualDevice(subject_values[:, :3], speed=0, paused=True, timestamps=False,
+                       scales=DEFAULT_SCALES[:3]) as dev:
+        dev.start()
+        result = CliRunner().invoke(cli, ["stream", str(quantized_bundle), "--port", dev.port_path,
+                                          "--duration", "20"])
+    assert result.exit_code == 1
+    assert result.output.splitlines()[-1] == "Error: device sends 3 values per line, model expects 6"
+
+
+def test_rate_mismatch_warns(quantized_bundle: Path, subject_values: np.ndarray) -> None:
+    with VirtualDevice(subject_values, rate_hz=100.0, speed=0, paused=True) as dev:
+        dev.start()
+        _, _, msgs = _stream(quantized_bundle, dev, max_windows=20)
+    assert any(m.startswith("warning: device sends about 100.0 samples/s, the model was trained at 50 Hz")
+               for m in msgs), msgs
+
+
+def test_unplugged_device_exits_nonzero_with_summary(quantized_bundle: Path, subject_values: np.ndarray) -> None:
+    with VirtualDevice(subject_values, speed=0, paused=True, faults=FaultSpec(disconnect_after=1000)) as dev:
+        dev.start()
+        result = CliRunner().invoke(cli, ["stream", str(quantized_bundle), "--port", dev.port_path, "--jsonl",
+                                          "--duration", "20"])
+        path = dev.port_path
+    assert result.exit_code == 1
+    lines = result.output.splitlines()
+    assert lines[-1] == f"Error: device {path} disconnected"
+    assert any(ln.startswith("summary: 1000 samples, 14 windows") for ln in lines), result.output
+    windows = [json.loads(ln) for ln in lines if ln.startswith("{")]
+    assert [w["window"] for w in windows] == list(range(14))
+
+
+def test_reconnect_keeps_streaming(quantized_bundle: Path, subject_values: np.ndarray) -> None:
+    """A TCP 'phone' that drops the connection once: --reconnect reopens and windows keep counting."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(2)
+    port = server.getsockname()[1]
+    halves = (subject_values[:700], subject_values[700:1400])
+
+    def serve() -> None:
+        for part in halves:
+            conn, _ = server.accept()
+            with conn:
+                conn.recv(1)  # the host's start byte
+                conn.sendall(b"banner\r\n" + b"".join(encode_text_line(v) for v in part))
+        server.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    rows: list[WindowPrediction] = []
+    msgs: list[str] = []
+    opts = StreamOptions(port=f"socket://127.0.0.1:{port}", reconnect=True, max_windows=18, duration_s=20)
+    summary = run_stream(quantized_bundle, opts, rows.append, on_status=msgs.append)
+    thread.join(5)
+    assert summary.reconnects == 1
+    assert summary.samples == 1400
+    # The window restarts after the reconnect: 9 windows from the first 700 samples, then 9 more.
+    assert [r.window for r in rows] == list(range(18))
+    assert [r.end_sample for r in rows][8:10] == [640, 828]
+
+
+def test_noise_gives_baud_hint(quantized_bundle: Path) -> None:
+    master, slave = os.openpty()
+    import tty
+
+    tty.setraw(master)
+    tty.setraw(slave)
+    path = os.ttyname(slave)
+    rng = np.random.default_rng(0)
+
+    def noise() -> None:
+        for _ in range(40):
+            try:
+                os.write(master, rng.integers(1, 255, 256, dtype=np.uint8).tobytes().replace(b"\n", b""))
+            except OSError:
+                return
+            threading.Event().wait(0.02)
+
+    threading.Thread(target=noise, daemon=True).start()
+    msgs: list[str] = []
+    summary = run_stream(quantized_bundle, StreamOptions(port=path, protocol="text", duration_s=2.0),
+                         lambda _r: None, on_status=msgs.append)
+    os.close(master)
+    os.close(slave)
+    assert summary.windows == 0
+    assert any("check --baud" in m for m in msgs), msgs
+
+
+def test_stream_never_imports_tensorflow(quantized_bundle: Path, subject_values: np.ndarray, tmp_path: Path) -> None:
+    replay = tmp_path / "replay.txt"
+    replay.write_bytes(b"".join(encode_text_line(v) for v in subject_values[:600]))
+    code = (
+        "import sys\nfrom hartool.cli import cli\n"
+        "try:\n    cli.main(sys.argv[1:], prog_name='hartool')\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'tf2onnx'))\n"
+        "print('HEAVY', heavy, file=sys.stderr)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code, "stream", str(quantized_bundle), "--port", str(replay),
+                           "--jsonl"], capture_output=True, text=True, timeout=120, check=True)
+    assert "HEAVY []" in proc.stderr, proc.stderr
+    assert len(proc.stdout.splitlines()) == (600 - 128) // 64 + 1

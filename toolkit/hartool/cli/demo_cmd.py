@@ -1,0 +1,79 @@
+"""`hartool demo`: the whole chain on the embedded dataset, with a summary table at the end."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .common import pct, status, table
+
+
+@click.command()
+@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), default=Path("demo-out"),
+              show_default=True, help="Folder for bundles, benchmark JSON, plots and summary.json.")
+@click.option("--fast", is_flag=True, help="Few epochs and runs: a few minutes instead of ~20.")
+@click.option("--subject", type=int, default=9, show_default=True, help="Held-out test subject to stream.")
+@click.option("--stream-seconds", type=float, default=30.0, show_default=True, help="Seconds of data to stream.")
+@click.option("--speed", type=float, default=1.0, show_default=True, help="Stream at real time x SPEED.")
+@click.option("--epochs", type=int, default=None, hidden=True)
+@click.option("--max-windows", type=int, default=None, hidden=True)
+@click.option("--bench-runs", type=int, default=None, hidden=True)
+def demo(out: Path, fast: bool, subject: int, stream_seconds: float, speed: float, epochs: int | None,
+         max_windows: int | None, bench_runs: int | None) -> None:
+    """Train CNN + LSTM, quantize, benchmark, and stream a held-out subject through a virtual serial port.
+
+    \b
+    Example:
+      hartool demo --out demo-out
+      hartool demo --fast --speed 5
+    """
+    from ..demo import DemoOptions, run_demo
+
+    opts = DemoOptions(out=out, fast=fast, subject=subject, stream_seconds=stream_seconds, speed=speed,
+                       epochs=epochs, max_windows=max_windows, bench_runs=bench_runs)
+    started = time.perf_counter()
+
+    def live(row: dict[str, Any]) -> None:
+        mark = "" if row["truth"] is None else ("  ok" if row["truth"] == row["label"] else "  MISS")
+        status(f"      t={row['t']:6.1f}s #{row['window']:<4d} predicted {row['label']:<19s} {row['confidence']:6.1%}"
+               f"   true {row['truth'] or '(mixed/unlabeled)':<19s}{mark}")
+
+    with contextlib.redirect_stdout(sys.stderr):  # Keras progress output is status, not data
+        result = run_demo(opts, status, live)
+    total = time.perf_counter() - started
+    click.echo(f"\nhartool demo: everything is in {out.resolve()}")
+    click.echo("\ntraining (test subjects)")
+    click.echo(table(["arch", "accuracy", "macro-F1", "epochs", "train s", "params"],
+                     [[a, pct(t["accuracy"]), pct(t["macro_f1"]), t["epochs"], t["train_time_s"], f"{t['params']:,}"]
+                      for a, t in result.training.items()]))
+    click.echo("\nartifacts (accuracy through LiteRT / onnxruntime)")
+    rows = []
+    for arch, arts in result.artifacts.items():
+        for r in arts:
+            if r["status"] != "ok":
+                rows.append([arch, r["name"], "-", "-", "-", f"FAILED: {r['error']}"])
+            else:
+                rows.append([arch, r["name"], f"{r['bytes']:,}", pct(r["accuracy"]),
+                             f"{r['delta_pp']:+.2f} pp", pct(r["agreement"])])
+    click.echo(table(["arch", "artifact", "bytes", "accuracy", "Δ vs keras", "agreement"], rows))
+    click.echo("\nlatency, 1 thread, per window (p50 / p99 us)")
+    brows = [[r["bundle"], r["artifact"], r["backend"], f"{r['latency_us']['p50']:.1f}", f"{r['latency_us']['p99']:.1f}",
+              f"{r['vs_keras'].get('keras-predict', 0):,.0f}x" if r.get("vs_keras") else "-"]
+             for r in result.benchmark]
+    brows += [[r["bundle"], r["artifact"], r["backend"], f"{r['latency_us']['p50']:.1f}",
+               f"{r['latency_us']['p99']:.1f}", "1x" if r["artifact"] == "keras-predict" else "-"]
+              for r in result.keras_baseline if r["status"] == "ok"]
+    click.echo(table(["bundle", "artifact", "backend", "p50 us", "p99 us", "vs Keras predict"], brows))
+    s = result.stream
+    if s:
+        click.echo(f"\nstream: subject {s['subject']}, {s['artifact']}: {s['windows']} windows, accuracy "
+                   f"{pct(s['accuracy'])} on {s['scored_windows']} single-activity windows, dropped {s['dropped']}, "
+                   f"inference p99 {s['inference_us'].get('p99', 0):.0f} us, end-to-end p99 "
+                   f"{s['e2e_us'].get('p99', 0):.0f} us")
+    click.echo("\nstage times: " + ", ".join(f"{k} {v:.0f} s" for k, v in result.stages_s.items())
+               + f"; total {total:.0f} s")

@@ -1,0 +1,160 @@
+"""The whole chain in one call: train CNN + LSTM, quantize, benchmark, then stream a held-out subject live."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .core.atomic import atomic_write_json
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    """Settings of `hartool demo`; `fast` trades accuracy for a run of a few minutes."""
+
+    out: Path = Path("demo-out")
+    fast: bool = False
+    archs: tuple[str, ...] = ("cnn", "lstm")
+    subject: int = 9
+    stream_seconds: float = 30.0
+    speed: float = 1.0
+    bench_runs: int | None = None
+    epochs: int | None = None
+    max_windows: int | None = None
+    seed: int = 0
+
+    def train_epochs(self, arch: str) -> int | None:
+        if self.epochs is not None:
+            return self.epochs
+        return {"cnn": 6, "lstm": 4}.get(arch, 4) if self.fast else None
+
+
+@dataclass
+class DemoResult:
+    """Every stage's numbers, for the final summary table and demo-out/summary.json."""
+
+    out: Path
+    stages_s: dict[str, float] = field(default_factory=dict)
+    training: dict[str, dict[str, Any]] = field(default_factory=dict)
+    artifacts: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    benchmark: list[dict[str, Any]] = field(default_factory=list)
+    keras_baseline: list[dict[str, Any]] = field(default_factory=list)
+    stream: dict[str, Any] = field(default_factory=dict)
+
+
+Say = Callable[[str], None]
+
+
+def window_truth(labels: np.ndarray, end: int, window: int, label_ids: list[int]) -> int | None:
+    """Class index of a streamed window whose samples all carry one of the model's labels, else None."""
+    seg = labels[end - window : end]
+    if len(seg) < window or seg[0] < 0 or not (seg == seg[0]).all() or int(seg[0]) not in label_ids:
+        return None
+    return label_ids.index(int(seg[0]))
+
+
+def run_demo(opts: DemoOptions, say: Say, on_prediction: Callable[[dict[str, Any]], None] | None = None
+             ) -> DemoResult:
+    """Run every stage into ``opts.out``; ``say`` gets progress lines, ``on_prediction`` live stream rows."""
+    from .bench.run import BenchmarkOptions, run_benchmark
+    from .export.quantize import QuantizeOptions, quantize_bundle
+    from .train.fit import TrainOptions, train
+
+    out = Path(opts.out)
+    out.mkdir(parents=True, exist_ok=True)
+    result = DemoResult(out=out)
+    bundles = {arch: out / "bundles" / arch for arch in opts.archs}
+
+    t0 = time.perf_counter()
+    for arch, path in bundles.items():
+        say(f"[1/4] training {arch} -> {path}")
+        train_opts = TrainOptions(arch=arch, out=path, epochs=opts.train_epochs(arch), seed=opts.seed,
+                                  max_windows=opts.max_windows, verbose=2,
+                                  train_stride=32 if opts.fast else 16)
+        res = train(train_opts)
+        result.training[arch] = {"accuracy": res.metrics["test"]["accuracy"],
+                                 "macro_f1": res.metrics["test"]["macro_f1"], "epochs": res.epochs_run,
+                                 "train_time_s": round(res.train_time_s, 1), "params": res.n_params}
+        say(f"      {arch}: test accuracy {res.metrics['test']['accuracy']:.2%} in {res.train_time_s:.0f} s")
+    result.stages_s["train"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    qopts = QuantizeOptions(modes=("fp32", "dynamic", "int8", "int16x8"))
+    for arch, path in bundles.items():
+        say(f"[2/4] quantizing {arch}")
+        rows = quantize_bundle(path, qopts, progress=lambda m, a=arch: say(f"      {a}: {m}"))
+        result.artifacts[arch] = [asdict(r) for r in rows]
+    result.stages_s["quantize"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    runs = opts.bench_runs or (200 if opts.fast else 1000)
+    docs = []
+    for arch, path in bundles.items():
+        say(f"[3/4] benchmarking {arch} ({runs} runs per artifact, Keras baseline)")
+        doc = run_benchmark(path, BenchmarkOptions(runs=runs, warmup=min(50, runs), baseline="keras",
+                                                   keras_predict_runs=min(runs, 100)))
+        atomic_write_json(out / f"benchmark-{arch}.json", doc)
+        docs.append(doc)
+        result.benchmark += [r for r in doc["results"] if r["status"] == "ok"]
+        result.keras_baseline += doc["baselines"]
+    result.stages_s["benchmark"] = time.perf_counter() - t0
+
+    if "cnn" in bundles:
+        t0 = time.perf_counter()
+        result.stream = stream_subject(bundles["cnn"], opts, say, on_prediction)
+        result.stages_s["stream"] = time.perf_counter() - t0
+    atomic_write_json(out / "summary.json", asdict(result) | {"out": str(out)})
+    return result
+
+
+def stream_subject(bundle_dir: Path, opts: DemoOptions, say: Say,
+                   on_prediction: Callable[[dict[str, Any]], None] | None = None,
+                   artifact: str = "tflite-int8", protocol: str = "text") -> dict[str, Any]:
+    """Replay a held-out subject through a virtual serial device into the streaming runtime; score it."""
+    from .core.bundle import Bundle
+    from .data import load_dataset, recording_for_subject
+    from .runtime.stream import StreamOptions, WindowPrediction, run_stream
+    from .wire.device import VirtualDevice
+
+    bundle = Bundle.load(bundle_dir)
+    ds = load_dataset(bundle.manifest["dataset"]["name"])
+    recs = recording_for_subject(ds, opts.subject)
+    values = np.concatenate([r.values for r in recs])
+    labels = np.concatenate([r.labels for r in recs])
+    n = min(len(values), int(opts.stream_seconds * ds.sample_rate_hz)) if opts.stream_seconds else len(values)
+    values, labels = values[:n], labels[:n]
+    label_ids = [int(i) for i in bundle.manifest["label_ids"]]
+    expected = (n - bundle.window) // bundle.stride + 1
+    say(f"[4/4] streaming subject {opts.subject}: {n} samples ({n / ds.sample_rate_hz:.0f} s of data) "
+        f"at {opts.speed:g}x real time through a virtual serial port")
+    correct = scored = 0
+    rows: list[dict[str, Any]] = []
+
+    def on_window(p: WindowPrediction) -> None:
+        nonlocal correct, scored
+        truth = window_truth(labels, p.end_sample, bundle.window, label_ids)
+        row = p.to_json() | {"truth": bundle.labels[truth] if truth is not None else None}
+        if truth is not None:
+            scored += 1
+            correct += int(bundle.labels.index(p.label) == truth)
+        rows.append(row)
+        if on_prediction:
+            on_prediction(row)
+
+    stop = threading.Event()
+    with VirtualDevice(values, rate_hz=ds.sample_rate_hz, speed=opts.speed, protocol=protocol,
+                       paused=True) as device:
+        device.start()  # paused until the stream's reader sends 's', so no sample is sent before it listens
+        sopts = StreamOptions(port=device.port_path, artifact=artifact, max_windows=expected,
+                              duration_s=n / ds.sample_rate_hz / (opts.speed or 1e9) + 15.0)
+        summary = run_stream(bundle_dir, sopts, on_window, on_status=lambda m: say(f"      {m}"), stop=stop)
+    return {"subject": opts.subject, "artifact": artifact, "samples": summary.samples, "windows": summary.windows,
+            "scored_windows": scored, "accuracy": correct / scored if scored else None,
+            "dropped": summary.dropped, "bad_lines": summary.bad_lines, "end_reason": summary.end_reason,
+            "inference_us": summary.inference_us, "e2e_us": summary.e2e_us, "predictions": rows}

@@ -1,0 +1,523 @@
+"""The reader thread: owns a port, decodes its bytes and hands batches and events to the stream loop through a bounded queue."""
+
+from __future__ import annotations
+
+import collections
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from hartool.core.errors import WireError
+from hartool.wire.codec import BinaryDecoder, DecodedBatch, TextDecoder, sniff_protocol
+from hartool.wire.sources import DeviceGone, Port
+
+__all__ = [
+    "PROTOCOLS",
+    "AutoDecoder",
+    "ReaderEvent",
+    "ReaderStats",
+    "ReaderThread",
+    "decoder_counters",
+    "make_decoder",
+]
+
+PROTOCOLS: tuple[str, ...] = ("auto", "text", "binary")
+
+# Decoder counters that are summed over reconnects (each connection gets a fresh decoder).
+_COUNTERS = (
+    "samples",
+    "lines",
+    "bad_lines",
+    "header_lines",
+    "frames",
+    "bad_frames",
+    "dropped",
+    "seq_gaps",
+    "seq_resets",
+    "discarded_bytes",
+)
+
+BAUD_HINT = (
+    "receiving bytes but no valid {what}: check --baud (device may use 9600/115200/230400) or --protocol"
+)
+
+
+class AutoDecoder:
+    """Buffers the first bytes until :func:`sniff_protocol` names the format, then decodes with that decoder.
+
+    The sniff runs once ``sniff_bytes`` arrived or the buffer holds a few line / frame delimiters, so slow
+    streams are not held up. While the format is unknown the buffer keeps only the newest
+    ``max_sniff_bytes`` (the rest is counted in ``discarded_bytes``).
+    """
+
+    def __init__(
+        self,
+        expected_channels: int | None = None,
+        skip_first_line: bool = True,
+        sniff_bytes: int = 256,
+        max_sniff_bytes: int = 4096,
+    ) -> None:
+        self.expected_channels = expected_channels
+        self.skip_first_line = skip_first_line
+        self.sniff_bytes = sniff_bytes
+        self.max_sniff_bytes = max_sniff_bytes
+        self.protocol: str | None = None
+        self.inner: TextDecoder | BinaryDecoder | None = None
+        self.sniff_discarded = 0
+        self._buf = bytearray()
+
+    @property
+    def channels(self) -> int | None:
+        return None if self.inner is None else self.inner.channels
+
+    @property
+    def samples(self) -> int:
+        return 0 if self.inner is None else self.inner.samples
+
+    def feed(self, data: bytes) -> DecodedBatch | None:
+        if self.inner is not None:
+            return self.inner.feed(data)
+        buf = self._buf
+        buf += data
+        if len(buf) < self.sniff_bytes and buf.count(b"\n") < 4 and buf.count(0) < 3:
+            return None
+        kind = sniff_protocol(bytes(buf))
+        if kind == "unknown":
+            if len(buf) > self.max_sniff_bytes:
+                cut = len(buf) - self.max_sniff_bytes
+                self.sniff_discarded += cut
+                del buf[:cut]
+            return None
+        self.protocol = kind
+        self.inner = make_decoder(kind, self.expected_channels, self.skip_first_line)
+        pending = bytes(buf)
+        buf.clear()
+        return self.inner.feed(pending)
+
+
+def make_decoder(
+    protocol: str, expected_channels: int | None = None, skip_first_line: bool = True
+) -> TextDecoder | BinaryDecoder | AutoDecoder:
+    """The decoder for ``--protocol`` (``auto`` | ``text`` | ``binary``).
+
+    ``skip_first_line=False`` is for sources that start at a line boundary (file replay); a live port may
+    start in the middle of a line, which the text decoder then ignores.
+    """
+    if protocol == "text":
+        return TextDecoder(expected_channels=expected_channels, skip_first_line=skip_first_line)
+    if protocol == "binary":
+        return BinaryDecoder(expected_channels=expected_channels)
+    if protocol == "auto":
+        return AutoDecoder(expected_channels=expected_channels, skip_first_line=skip_first_line)
+    raise ValueError(f"protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
+
+
+def decoder_counters(decoder: object) -> dict[str, int]:
+    """The integer counters a decoder (text, binary or auto) has, by name; absent ones are left out."""
+    inner = decoder.inner if isinstance(decoder, AutoDecoder) else decoder
+    out = {
+        name: int(getattr(inner, name)) for name in _COUNTERS if inner is not None and hasattr(inner, name)
+    }
+    if isinstance(decoder, AutoDecoder):
+        out["discarded_bytes"] = out.get("discarded_bytes", 0) + decoder.sniff_discarded
+    return out
+
+
+def _protocol_of(decoder: object) -> str | None:
+    if isinstance(decoder, AutoDecoder):
+        return decoder.protocol
+    if isinstance(decoder, BinaryDecoder):
+        return "binary"
+    if isinstance(decoder, TextDecoder):
+        return "text"
+    return None
+
+
+@dataclass(frozen=True)
+class ReaderEvent:
+    """Something the stream loop may want to tell the user about, queued in order with the batches.
+
+    ``kind``:
+      * ``"protocol"``: auto-detection picked ``text`` or ``binary`` (message says which).
+      * ``"hint"``: bytes arrive but nothing decodes (probably the baud rate or the protocol).
+      * ``"disconnected"``: the device went away; ``final`` unless the reader will reconnect.
+      * ``"reconnected"``: the port is open again; decoding restarts (windows should restart too).
+      * ``"eof"``: a file / stdin source ended (final).
+      * ``"gave_up"``: reconnecting failed ``max_reconnect_attempts`` times (final).
+      * ``"error"``: a fatal error, ``error`` holds it; :meth:`ReaderThread.get` raises it (final).
+    """
+
+    kind: str
+    message: str
+    final: bool = False
+    error: WireError | None = None
+
+
+@dataclass(frozen=True)
+class ReaderStats:
+    """Cumulative counters of a reader (over reconnects)."""
+
+    bytes_read: int
+    samples: int  # decoded (delivered = samples - dropped_queue)
+    batches: int  # put into the queue
+    dropped_queue: int  # decoded, then dropped because the consumer fell behind (queue full)
+    dropped_wire: (
+        int  # lost on the wire as the decoder reports it (binary seq gaps, text bad lines once locked)
+    )
+    lines: int
+    bad_lines: int
+    header_lines: int
+    frames: int
+    bad_frames: int
+    seq_gaps: int
+    discarded_bytes: int
+    disconnects: int
+    reconnects: int
+    protocol: str | None
+    hint: str | None
+
+
+class ReaderThread(threading.Thread):
+    """A daemon thread that owns ``port``: reads it, decodes, and queues :class:`DecodedBatch` / :class:`ReaderEvent`.
+
+    The read loop never blocks on the consumer: when the bounded queue is full a batch is dropped and its
+    samples are counted in ``dropped_queue`` and added to the ``dropped`` of the next batch that is
+    queued, so the consumer always knows where the gaps are. Events are never dropped: they wait, in
+    order, until the queue has room. File sources (``port.is_file``) are the exception: the reader waits
+    for room instead of dropping, because a replay has no real-time deadline.
+
+    With ``reconnect=True`` a vanished device is reopened (``opener``, default ``port.reopen``) with
+    exponential backoff from ``backoff_initial`` to ``backoff_max`` seconds, at most
+    ``max_reconnect_attempts`` times per disconnect (None: until stopped). The decoder starts fresh on every
+    connection; the counters keep adding up.
+
+    ``start_command`` (default ``b"s"``, the protocol's start byte) is written on every (re)connect, so a
+    device waiting for its host starts streaming; ``b""`` sends nothing. Each queued batch carries
+    ``received_ns``: ``time.perf_counter_ns()`` when the bytes completing it were read.
+    """
+
+    def __init__(
+        self,
+        port: Port,
+        protocol: str = "auto",
+        expected_channels: int | None = None,
+        *,
+        max_queue: int = 256,
+        read_size: int = 8192,
+        reconnect: bool = False,
+        opener: Callable[[], Port] | None = None,
+        max_reconnect_attempts: int | None = None,
+        backoff_initial: float = 0.1,
+        backoff_max: float = 2.0,
+        hint_bytes: int = 4096,
+        start_command: bytes = b"s",
+    ) -> None:
+        super().__init__(name=f"hartool-reader {port.name}", daemon=True)
+        if protocol not in PROTOCOLS:
+            raise ValueError(f"protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
+        if max_queue < 1:
+            raise ValueError("max_queue must be >= 1")
+        self.port: Port | None = port
+        self.protocol = protocol
+        self.expected_channels = expected_channels
+        self.read_size = read_size
+        self._opener = opener or getattr(port, "reopen", None)
+        # Sources that cannot come back (files, stdin) simply end.
+        self.reconnect = reconnect and not port.is_file and self._opener is not None
+        self.max_reconnect_attempts = max_reconnect_attempts
+        self.backoff_initial = backoff_initial
+        self.backoff_max = backoff_max
+        self.hint_bytes = hint_bytes
+        self.start_command = start_command
+        self.queue: queue.Queue[DecodedBatch | ReaderEvent] = queue.Queue(maxsize=max_queue)
+
+        #: The fatal error that ended the thread (also delivered as an "error" event), or None.
+        self.error: WireError | None = None
+        #: Why the thread ended: "eof" | "disconnected" | "gave_up" | "error" | "stopped" (None while running).
+        self.end_reason: str | None = None
+        #: The last baud / protocol hint, if one was given.
+        self.hint: str | None = None
+        self.last_reconnect_error: str | None = None
+
+        self._stop_event = threading.Event()
+        self._done = threading.Event()
+        self._lock = threading.Lock()  # guards the decoder swap and counter snapshots
+        self._events: collections.deque[ReaderEvent] = collections.deque()
+        self._decoder = self._new_decoder(port)
+        self._announced_protocol = protocol != "auto"
+        self._base: dict[str, int] = {}
+        self._bytes = 0
+        self._conn_bytes = 0
+        self._batches = 0
+        self._dropped_queue = 0
+        self._dropped_wire = 0
+        self._pending_drop = 0
+        self._disconnects = 0
+        self._reconnects = 0
+        self._hinted = False
+
+    # ----------------------------------------------------------------------------------------------------
+    # Consumer side (any thread)
+
+    def get(self, timeout: float = 0.1) -> DecodedBatch | ReaderEvent | None:
+        """The next batch or event in arrival order, or None if none came within ``timeout``.
+
+        Raises the fatal :class:`WireError` (wrong channel count, ...) when its event is reached, so the
+        batches before it are still delivered first.
+        """
+        try:
+            item = self.queue.get(timeout=timeout)
+        except queue.Empty:
+            # Events the thread could not queue before it ended (the queue was full): the thread is gone, so
+            # nothing races with this pop.
+            if self._done.is_set() and self._events:
+                item = self._events.popleft()
+            else:
+                return None
+        if isinstance(item, ReaderEvent) and item.kind == "error" and item.error is not None:
+            raise item.error
+        return item
+
+    @property
+    def finished(self) -> bool:
+        """The thread ended and everything it produced was taken with :meth:`get`."""
+        return self._done.is_set() and self.queue.empty() and not self._events
+
+    def raise_if_failed(self) -> None:
+        """Raise the fatal error now (for a consumer that does not wait for its turn in the queue)."""
+        if self.error is not None:
+            raise self.error
+
+    def stop(self, timeout: float = 2.0) -> bool:
+        """Ask the thread to end, wait up to ``timeout`` s; True if it ended (the port is then closed)."""
+        self._stop_event.set()
+        if self.ident is None:  # never started: the port is still ours to close
+            self._close_port()
+            self._done.set()
+            return True
+        self.join(timeout)
+        return not self.is_alive()
+
+    def send(self, data: bytes) -> bool:
+        """Write host command bytes (``b"b"``, ``b"t"``, ...) to the device; False if there is no device now."""
+        port = self.port
+        if port is None:
+            return False
+        try:
+            port.write(data)
+        except WireError:
+            return False
+        return True
+
+    def stats(self) -> ReaderStats:
+        """A consistent snapshot of the counters."""
+        with self._lock:
+            c = dict(self._base)
+            for k, v in decoder_counters(self._decoder).items():
+                c[k] = c.get(k, 0) + v
+            protocol = _protocol_of(self._decoder)
+            return ReaderStats(
+                bytes_read=self._bytes,
+                samples=c.get("samples", 0),
+                batches=self._batches,
+                dropped_queue=self._dropped_queue,
+                dropped_wire=self._dropped_wire,
+                lines=c.get("lines", 0),
+                bad_lines=c.get("bad_lines", 0),
+                header_lines=c.get("header_lines", 0),
+                frames=c.get("frames", 0),
+                bad_frames=c.get("bad_frames", 0),
+                seq_gaps=c.get("seq_gaps", 0),
+                discarded_bytes=c.get("discarded_bytes", 0),
+                disconnects=self._disconnects,
+                reconnects=self._reconnects,
+                protocol=protocol,
+                hint=self.hint,
+            )
+
+    def __enter__(self) -> ReaderThread:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ----------------------------------------------------------------------------------------------------
+    # Reader thread
+
+    def _new_decoder(self, port: Port) -> TextDecoder | BinaryDecoder | AutoDecoder:
+        return make_decoder(self.protocol, self.expected_channels, skip_first_line=not port.is_file)
+
+    def run(self) -> None:
+        try:
+            self._say_start()
+            self.end_reason = self._serve()
+        except WireError as exc:
+            self.error = exc
+            self.end_reason = "error"
+            self._emit(ReaderEvent("error", str(exc), final=True, error=exc))
+        finally:
+            self._close_port()
+            self._flush_events()
+            self._done.set()
+
+    def _serve(self) -> str:
+        while True:
+            reason = self._pump()
+            if reason != "disconnected":
+                return reason
+            if not self.reconnect:
+                return reason
+            if not self._reopen():
+                if self._stop_event.is_set():
+                    return "stopped"
+                n = self.max_reconnect_attempts
+                self._emit(
+                    ReaderEvent(
+                        "gave_up",
+                        f"gave up reconnecting after {n} attempts: {self.last_reconnect_error}",
+                        final=True,
+                    )
+                )
+                return "gave_up"
+
+    def _pump(self) -> str:
+        """Read and decode until the source ends, the device goes away or stop() is called."""
+        port = self.port
+        assert port is not None
+        while not self._stop_event.is_set():
+            try:
+                data = port.read(self.read_size)
+            except (DeviceGone, OSError) as exc:  # OSError covers serial.SerialException from other ports
+                self._disconnects += 1
+                self._close_port()
+                self._emit(ReaderEvent("disconnected", str(exc), final=not self.reconnect))
+                return "disconnected"
+            received_ns = time.perf_counter_ns()
+            if not data:
+                if port.eof:
+                    self._emit(ReaderEvent("eof", f"{port.name}: end of data", final=True))
+                    return "eof"
+                self._flush_events()
+                continue
+            self._bytes += len(data)
+            self._conn_bytes += len(data)
+            with self._lock:
+                batch = self._decoder.feed(data)
+            if (
+                not self._announced_protocol
+                and isinstance(self._decoder, AutoDecoder)
+                and self._decoder.protocol
+            ):
+                self._announced_protocol = True
+                self._emit(ReaderEvent("protocol", f"detected {self._decoder.protocol} protocol"))
+            if batch is not None:
+                batch.received_ns = received_ns  # type: ignore[attr-defined]
+                self._deliver(batch)
+            elif not self._hinted and self._conn_bytes >= self.hint_bytes:
+                self._check_hint()
+        return "stopped"
+
+    def _say_start(self) -> None:
+        # A device that waits for the host (firmware / simulator started paused) begins on 's'; one that
+        # streams already ignores it. A failed write shows up as DeviceGone on the next read.
+        if self.start_command:
+            self.send(self.start_command)
+
+    def _check_hint(self) -> None:
+        counters = decoder_counters(self._decoder)
+        if counters.get("samples", 0):
+            self._hinted = True
+            return
+        if counters.get("header_lines", 0) and not counters.get("bad_lines", 0):
+            return  # clean text that is not numeric (a banner or an error message): not a baud problem
+        self._hinted = True
+        what = {"text": "lines", "binary": "frames"}.get(_protocol_of(self._decoder) or "", "lines or frames")
+        self.hint = BAUD_HINT.format(what=what)
+        self._emit(ReaderEvent("hint", self.hint))
+
+    def _deliver(self, batch: DecodedBatch) -> None:
+        n = len(batch.values)
+        self._dropped_wire += batch.dropped
+        carry = self._pending_drop + batch.dropped
+        batch.dropped = carry
+        if self.port is not None and self.port.is_file:
+            # Replay: wait for the consumer (bounded waits, so stop() still gets through).
+            self._flush_events(block=True)
+            while not self._stop_event.is_set():
+                try:
+                    self.queue.put(batch, timeout=0.1)
+                except queue.Full:
+                    continue
+                self._batches += 1
+                self._pending_drop = 0
+                return
+            return
+        if self._flush_events():
+            try:
+                self.queue.put_nowait(batch)
+            except queue.Full:
+                pass
+            else:
+                self._batches += 1
+                self._pending_drop = 0
+                return
+        self._dropped_queue += n
+        self._pending_drop = carry + n
+
+    def _emit(self, event: ReaderEvent) -> None:
+        self._events.append(event)
+        self._flush_events()
+
+    def _flush_events(self, block: bool = False) -> bool:
+        """Queue waiting events in order; True when none is left waiting."""
+        while self._events:
+            try:
+                if block and not self._stop_event.is_set():
+                    self.queue.put(self._events[0], timeout=0.1)
+                else:
+                    self.queue.put_nowait(self._events[0])
+            except queue.Full:
+                if block and not self._stop_event.is_set():
+                    continue
+                return False
+            self._events.popleft()
+        return True
+
+    def _close_port(self) -> None:
+        port, self.port = self.port, None
+        if port is not None:
+            port.close()
+
+    def _reopen(self) -> bool:
+        """Reopen with exponential backoff; on success the decoder starts over and a "reconnected" event is queued."""
+        assert self._opener is not None
+        delay = self.backoff_initial
+        attempts = 0
+        while not self._stop_event.is_set():
+            if self._stop_event.wait(delay):
+                return False
+            attempts += 1
+            try:
+                port = self._opener()
+            except WireError as exc:
+                self.last_reconnect_error = str(exc)
+                if self.max_reconnect_attempts is not None and attempts >= self.max_reconnect_attempts:
+                    return False
+                delay = min(delay * 2, self.backoff_max)
+                continue
+            with self._lock:
+                for k, v in decoder_counters(self._decoder).items():
+                    self._base[k] = self._base.get(k, 0) + v
+                self._decoder = self._new_decoder(port)
+            self.port = port
+            self._conn_bytes = 0
+            self._hinted = False
+            self._announced_protocol = self.protocol != "auto"
+            self._reconnects += 1
+            self._say_start()
+            self._emit(ReaderEvent("reconnected", f"reconnected to {port.name} (attempt {attempts})"))
+            return True
+        return False
