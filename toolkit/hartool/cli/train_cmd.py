@@ -26,13 +26,15 @@ from .common import emit_json, pct, status, table
 @click.option("--train-stride", type=int, default=16, show_default=True,
               help="Hop between training windows (denser = shift augmentation).")
 @click.option("--include-transitions", is_flag=True, help="Also learn HAPT's 6 postural transitions (labels 7..12).")
+@click.option("--select", type=click.Choice(["last", "best-val"]), default="last", show_default=True,
+              help="Keep the weights at the end of the LR schedule, or the best validation checkpoint.")
 @click.option("--class-weights", is_flag=True, help="Weight classes inversely to their frequency.")
 @click.option("--tensorboard", type=click.Path(path_type=Path), default=None, help="Write TensorBoard logs here.")
 @click.option("--max-windows", type=int, default=None, hidden=True, help="Cap windows per split (smoke tests).")
 @click.option("--quiet", is_flag=True, help="No Keras progress bars.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 def train(arch: str, dataset: str, out: Path, epochs: int | None, seed: int, batch_size: int, window: int,
-          stride: int, train_stride: int, include_transitions: bool, class_weights: bool,
+          stride: int, train_stride: int, include_transitions: bool, select: str, class_weights: bool,
           tensorboard: Path | None, max_windows: int | None, quiet: bool, as_json: bool) -> None:
     """Train a HAR classifier and write a bundle (manifest.json + model.keras + plots).
 
@@ -48,7 +50,7 @@ def train(arch: str, dataset: str, out: Path, epochs: int | None, seed: int, bat
         raise click.BadParameter("must be >= 1", param_hint="--epochs")
     opts = TrainOptions(arch=arch, dataset=dataset, out=out, epochs=epochs, seed=seed, batch_size=batch_size,
                         window=window, stride=stride, train_stride=train_stride,
-                        include_transitions=include_transitions, class_weights=class_weights,
+                        include_transitions=include_transitions, select=select, class_weights=class_weights,
                         tensorboard=tensorboard, max_windows=max_windows, verbose=0 if quiet else 2)
     status(f"training {arch} on {dataset} -> {out}")
     # Keras writes progress to stdout; keep stdout for data (the table or --json).

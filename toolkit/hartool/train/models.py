@@ -44,7 +44,7 @@ def build_model(
         x = layers.MaxPooling1D(2)(x)
         x = conv_block(x, 128, 3)
         x = layers.GlobalAveragePooling1D()(x)
-        x = layers.Dropout(0.3)(x)
+        x = layers.Dropout(0.5)(x)
     elif arch == "lstm":
         x = layers.LSTM(64, return_sequences=True, unroll=unroll)(inp)
         x = layers.LSTM(64, unroll=unroll)(x)
