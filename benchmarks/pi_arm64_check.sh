@@ -96,6 +96,7 @@ CUR_STAGE=""; CUR_T0=""
 WORK=""
 
 now() { echo "$EPOCHREALTIME"; }
+os_name() { sed -n 's/^PRETTY_NAME=//p' /etc/os-release 2>/dev/null | tr -d '"'; }
 secs_since() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }'; }
 stage() {   # stage NAME: end the current stage (recording its time), start the next one
     stage_end
@@ -125,7 +126,7 @@ summary() {
     fi
     echo
     echo "==================== pi_arm64_check summary ===================="
-    echo "host: $(uname -m) $(. /etc/os-release 2>/dev/null && echo "$PRETTY_NAME")  root: $ROOT ($SUITE arm64, qemu-user)"
+    echo "host: $(uname -m) $(os_name)  root: $ROOT ($SUITE arm64, qemu-user)"
     echo "bundle: $BUNDLE"
     echo "stage times (s):"
     local i
@@ -202,7 +203,7 @@ pip_config_paths() {
     {
         [ ${#PIP_CONF_FILES[@]} -eq 0 ] || grep -hv '^[[:space:]]*[#;]' "${PIP_CONF_FILES[@]}" || true
         env | grep -E '^PIP_' || true
-    } | grep -oE '(file://)?/[^[:space:]"'\'',]+' | sed 's#^file://##; s#/*$##' | sort -u
+    } | tr -s ' \t=,"'\'';' '\n' | grep -E '^(file://)?/' | sed 's#^file://##; s#/*$##' | grep . | sort -u
 }
 
 # Run a shell command inside the root. A private mount namespace (unshare) holds /proc, /dev/shm and the
@@ -217,7 +218,7 @@ _in_root_ns() {
     mount -t proc proc "$ROOT/proc"
     mount -t tmpfs -o mode=1777,size=256m shm "$ROOT/dev/shm"
     while IFS= read -r d; do
-        [ -n "$d" ] && [ -d "$d" ] || continue
+        if [ -z "$d" ] || [ ! -d "$d" ]; then continue; fi
         mkdir -p "$ROOT$d" && mount --bind -o ro "$d" "$ROOT$d"
     done <<< "$BIND_DIRS"
     local envs=(HOME=/root LANG=C.UTF-8 PATH="$VENV/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
@@ -236,7 +237,7 @@ in_root() {
 stage "host prerequisites"
 
 [ "$(id -u)" = 0 ] || { echo "error: run as root (debootstrap, chroot and mounts need it)" >&2; exit 2; }
-echo "host: $(uname -m), $(. /etc/os-release && echo "$PRETTY_NAME")"
+echo "host: $(uname -m), $(os_name)"
 [ "$(uname -m)" = x86_64 ] || echo "warning: this check is meant for an x86_64 host (this one is $(uname -m))"
 [ -x "$HOST_PY" ] || { echo "error: host interpreter $HOST_PY missing (run 'make venv' first)" >&2; exit 2; }
 missing=()
@@ -317,7 +318,9 @@ cp -r "$REPO/pyproject.toml" "$REPO/README.md" "$REPO/toolkit" "$ROOT/src/"
 find "$ROOT/src" \( -name __pycache__ -o -name '*.egg-info' \) -prune -exec rm -rf {} +
 # The venv is made once; pip then (re)installs the project with only the edge extra every run.
 in_root "[ -x $VENV/bin/python ] || python3 -m venv $VENV"
-in_root "pip install --progress-bar off '/src[edge]'"
+# (pip's "Location ... is ignored" lines are the host's local index lacking a package: noise, filtered.)
+in_root "pip install --progress-bar off '/src[edge]' > /tmp/pip-install.log 2>&1; rc=\$?
+         grep -v \"^WARNING: Location '\" /tmp/pip-install.log; exit \$rc"
 in_root "pip list --format=freeze" > "$WORK/arm64-pip-list.txt"
 echo "installed in the root: $(grep -iE '^(hartool|ai-edge-litert|onnxruntime|numpy)==' "$WORK/arm64-pip-list.txt" | tr '\n' ' ')"
 
@@ -375,7 +378,7 @@ stage "hartool benchmark (in root)"
 if [ -f "$ROOT/src/toolkit/hartool/cli/bench_cmd.py" ]; then
     if in_root "hartool benchmark /work/bundle --runs $RUNS --out /tmp/arm64.json" && in_root "test -s /tmp/arm64.json"; then
         cp "$ROOT/tmp/arm64.json" "$WORK/arm64.json"
-        result PASS "hartool benchmark" "functional on arm64 (emulated timings; JSON: $WORK/arm64.json)"
+        result PASS "hartool benchmark" "functional on arm64 (emulated timings)$([ "$KEEP" = 0 ] || echo "; JSON: $WORK/arm64.json")"
     else
         result FAIL "hartool benchmark" "exited non-zero or wrote no JSON"
     fi

@@ -46,7 +46,7 @@ def cmd_inputs(args: argparse.Namespace) -> int:
     values = np.concatenate([r.values for r in recs], axis=0)[: args.samples]
     with open(out / "replay.txt", "wb") as fh:
         for row in values:
-            fh.write((",".join("%.4f" % float(v) for v in row) + "\r\n").encode("ascii"))
+            fh.write((",".join(f"{float(v):.4f}" for v in row) + "\r\n").encode("ascii"))
 
     print(f"windows: {x.shape[0]} x {x.shape[1]} x {x.shape[2]} float32 -> {out / 'windows.npy'}")
     print(f"replay: subject {args.subject}, {values.shape[0]} samples "
@@ -60,9 +60,10 @@ def _output_step(path: Path, backend: str) -> float:
         return 0.0  # ORT's quantized models here keep float32 outputs
     import importlib
 
-    from hartool.runtime.backends import _TFLITE_MODULES
-
-    module = importlib.import_module(_TFLITE_MODULES[backend.replace("-noxnnpack", "")])
+    # The same interpreter modules hartool.runtime.backends uses, by backend name (litert on the edge install).
+    modules = {"litert": "ai_edge_litert.interpreter", "tflite-runtime": "tflite_runtime.interpreter",
+               "tf": "tensorflow.lite"}
+    module = importlib.import_module(modules[backend.replace("-noxnnpack", "")])
     out = module.Interpreter(model_path=str(path)).get_output_details()[0]
     return float(out["quantization"][0]) if np.dtype(out["dtype"]).kind in "iu" else 0.0
 
@@ -180,13 +181,13 @@ def cmd_compare_stream(args: argparse.Namespace) -> int:
         return 1
     if a == b:
         # Probabilities are informational here (rounded in the JSONL); the check is the label sequence.
-        pairs = [(x.get("probs"), y.get("probs")) for x, y in zip(ra, rb)]
+        pairs = [(x.get("probs"), y.get("probs")) for x, y in zip(ra, rb, strict=False)]
         diffs = [float(np.abs(np.asarray(p, float) - np.asarray(q, float)).max())
                  for p, q in pairs if p is not None and q is not None and len(p) == len(q)]
         extra = f", max |dprobs| {max(diffs):.3g}" if diffs else ""
         print(f"PASS stream labels identical: {len(a)} windows, host == arm64{extra}")
         return 0
-    first = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+    first = next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
     print(f"FAIL stream labels differ: host {len(a)} vs arm64 {len(b)} predictions, first difference at #{first}")
     return 1
 

@@ -85,7 +85,7 @@ def run_demo(opts: DemoOptions, say: Say, on_prediction: Callable[[dict[str, Any
     result.stages_s["train"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    qopts = QuantizeOptions(modes=("fp32", "dynamic", "int8", "int16x8"))
+    qopts = QuantizeOptions(modes=("fp32", "dynamic", "int8"))
     for arch, path in bundles.items():
         say(f"[2/4] quantizing {arch}")
         rows = quantize_bundle(path, qopts, progress=lambda m, a=arch: say(f"      {a}: {m}"))

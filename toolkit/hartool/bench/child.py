@@ -21,7 +21,7 @@ import numpy as np
 
 from ..core.errors import HartoolError
 from ..core.rss import peak_rss_mb
-from ..runtime.backends import _TFLITE_MODULES, load_predictor
+from ..runtime.backends import TFLITE_MODULES, load_predictor
 from .latency import input_pool, time_calls
 
 PROGRESS_PREFIX = "hartool-progress"
@@ -83,7 +83,7 @@ def measure_artifact(job: dict[str, Any]) -> list[dict[str, Any]]:
     base, xnnpack = split_backend(job["backend"])
     pool = input_pool(job["window"], job["channels"], job["batch"], job["seed"])
     # load_predictor's own backend -> module table, so the import timed here is the one it would pay.
-    module = "onnxruntime" if base == "onnxruntime" else _TFLITE_MODULES[base]
+    module = "onnxruntime" if base == "onnxruntime" else TFLITE_MODULES[base]
     t0 = time.perf_counter()
     try:
         importlib.import_module(module)

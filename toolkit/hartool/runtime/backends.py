@@ -18,7 +18,7 @@ ONNX_BACKENDS = ("onnxruntime",)
 BACKENDS = ("auto", *TFLITE_BACKENDS, *ONNX_BACKENDS)
 
 # backend name -> module providing `Interpreter`; tried in this order for backend "auto".
-_TFLITE_MODULES = {
+TFLITE_MODULES = {
     "litert": "ai_edge_litert.interpreter",
     "tflite-runtime": "tflite_runtime.interpreter",
     "tf": "tensorflow.lite",  # last resort on a training machine; never installed by the edge extra
@@ -39,7 +39,7 @@ def available_backends(fmt: str) -> list[str]:
     if fmt == "onnx":
         return ["onnxruntime"] if importlib.util.find_spec("onnxruntime") else []
     found = []
-    for name, module in _TFLITE_MODULES.items():
+    for name, module in TFLITE_MODULES.items():
         top = module.split(".")[0]
         if importlib.util.find_spec(top) is not None:
             found.append(name)
@@ -94,7 +94,7 @@ def _load_tflite(path: Path, backend: str, threads: int, xnnpack: bool) -> tuple
     errors = []
     for name in order:
         try:
-            module = importlib.import_module(_TFLITE_MODULES[name])
+            module = importlib.import_module(TFLITE_MODULES[name])
         except ImportError as exc:
             errors.append(f"{name}: {exc}")
             continue
@@ -171,9 +171,15 @@ def _onnx_predictor(path: Path, threads: int, window: int | None, channels: int 
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     opts.log_severity_level = 3
+    from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
+
+    # ORT's errors derive straight from Exception; name them so anything else still surfaces as a bug.
+    ort_errors = (RuntimeError, ValueError, OSError, ort_state.Fail, ort_state.InvalidArgument, ort_state.NoSuchFile,
+                  ort_state.InvalidProtobuf, ort_state.InvalidGraph, ort_state.RuntimeException,
+                  ort_state.NotImplemented)
     try:
         sess = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # noqa: BLE001 - ORT raises its own untyped Fail/InvalidGraph errors
+    except ort_errors as exc:
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(f"{path}: onnxruntime cannot load this model ({msg[:200]})") from exc
     inp, out = sess.get_inputs()[0], sess.get_outputs()[0]

@@ -1,0 +1,28 @@
+"""`hartool demo --fast` with tiny settings: the whole chain (train, quantize, benchmark, stream) holds."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from hartool_testing import hartool
+
+
+def test_demo_fast_chain(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    proc = hartool("demo", "--fast", "--out", str(out), "--epochs", "1", "--max-windows", "300",
+                   "--bench-runs", "20", "--stream-seconds", "20", "--speed", "0", timeout=900)
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["training"]) == {"cnn", "lstm"}
+    for arch in ("cnn", "lstm"):
+        names = {r["name"]: r for r in summary["artifacts"][arch]}
+        assert names["tflite-fp32"]["status"] == "ok" and names["onnx-fp32"]["status"] == "ok"
+        assert (out / f"benchmark-{arch}.json").is_file()
+    int8 = {r["name"]: r for r in summary["artifacts"]["lstm"]}
+    assert "ok" in (int8["tflite-int8"]["status"], int8.get("tflite-int8-unrolled", {}).get("status"))
+    assert any(r["artifact"] == "keras-predict" for r in summary["keras_baseline"])
+    stream = summary["stream"]
+    # 20 s at 50 Hz = 1000 samples -> 14 windows of 128 / 64, all classified, none dropped.
+    assert stream["windows"] == 14 and stream["dropped"] == 0 and stream["end_reason"] == "max_windows"
+    assert "stream: subject 9, tflite-int8: 14 windows" in proc.stdout
+    assert "stage times: train" in proc.stdout
