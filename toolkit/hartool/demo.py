@@ -76,7 +76,7 @@ def run_demo(opts: DemoOptions, say: Say, on_prediction: Callable[[dict[str, Any
         say(f"[1/4] training {arch} -> {path}")
         train_opts = TrainOptions(arch=arch, out=path, epochs=opts.train_epochs(arch), seed=opts.seed,
                                   max_windows=opts.max_windows, verbose=2,
-                                  train_stride=32 if opts.fast else 16)
+                                  train_stride=32 if opts.fast else None)
         res = train(train_opts)
         result.training[arch] = {"accuracy": res.metrics["test"]["accuracy"],
                                  "macro_f1": res.metrics["test"]["macro_f1"], "epochs": res.epochs_run,

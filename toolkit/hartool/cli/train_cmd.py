@@ -18,13 +18,14 @@ from .common import emit_json, pct, status, table
 @click.option("--dataset", default="hapt", show_default=True,
               help="hapt (embedded UCI HAPT), uci-har:PATH (UCI HAR Dataset folder) or csv:DIR (your recordings).")
 @click.option("--out", "out", type=click.Path(path_type=Path), required=True, help="Bundle directory to write.")
-@click.option("--epochs", type=int, default=None, help="Epochs (default per arch: cnn 30, lstm 30, bilstm 25).")
+@click.option("--epochs", type=int, default=None,
+              help="Epochs (default per arch: cnn 30, lstm 25, cnn-lstm 30, bilstm 15).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seeds the split, init and shuffling.")
 @click.option("--batch-size", type=int, default=64, show_default=True)
 @click.option("--window", type=int, default=128, show_default=True, help="Window length in samples.")
 @click.option("--stride", type=int, default=64, show_default=True, help="Hop between evaluation windows.")
-@click.option("--train-stride", type=int, default=16, show_default=True,
-              help="Hop between training windows (denser = shift augmentation).")
+@click.option("--train-stride", type=int, default=None,
+              help="Hop between training windows, denser = shift augmentation (default: cnn 16, lstm 32).")
 @click.option("--include-transitions", is_flag=True, help="Also learn HAPT's 6 postural transitions (labels 7..12).")
 @click.option("--select", type=click.Choice(["last", "best-val"]), default="last", show_default=True,
               help="Keep the weights at the end of the LR schedule, or the best validation checkpoint.")
@@ -34,7 +35,7 @@ from .common import emit_json, pct, status, table
 @click.option("--quiet", is_flag=True, help="No Keras progress bars.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 def train(arch: str, dataset: str, out: Path, epochs: int | None, seed: int, batch_size: int, window: int,
-          stride: int, train_stride: int, include_transitions: bool, select: str, class_weights: bool,
+          stride: int, train_stride: int | None, include_transitions: bool, select: str, class_weights: bool,
           tensorboard: Path | None, max_windows: int | None, quiet: bool, as_json: bool) -> None:
     """Train a HAR classifier and write a bundle (manifest.json + model.keras + plots).
 

@@ -47,7 +47,10 @@ def build_model(
         x = layers.Dropout(0.5)(x)
     elif arch == "lstm":
         x = layers.LSTM(64, return_sequences=True, unroll=unroll)(inp)
-        x = layers.LSTM(64, unroll=unroll)(x)
+        x = layers.LSTM(64, return_sequences=True, unroll=unroll)(x)
+        # Averaging the hidden states over the window, rather than keeping only the last one, lets every
+        # time step vote: steadier on 128-step windows of periodic motion.
+        x = layers.GlobalAveragePooling1D()(x)
         x = layers.Dropout(0.3)(x)
     elif arch == "cnn-lstm":
         x = conv_block(inp, 64, 5)
