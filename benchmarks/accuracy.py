@@ -21,19 +21,23 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=Path("benchmarks/out"))
     ap.add_argument("--archs", default="cnn,lstm,cnn-lstm,bilstm")
     ap.add_argument("--skip-train", action="store_true", help="Reuse bundles already in --out.")
+    ap.add_argument("--name", default="accuracy", help="Results file stem under benchmarks/results/.")
+    ap.add_argument("--train-args", default="", help="Extra `hartool train` arguments, e.g. '--epochs 10'.")
     args = ap.parse_args()
     doc = stamp(sys.argv) | {"archs": {}}
     for arch in args.archs.split(","):
         bundle = args.out / arch
         if not args.skip_train:
-            proc, took = hartool("train", "--arch", arch, "--out", str(bundle), "--quiet", "--json")
+            proc, took = hartool("train", "--arch", arch, "--out", str(bundle), "--quiet", "--json",
+                                 *args.train_args.split())
             trained = json.loads(proc.stdout)
             trained["wall_s"] = round(took, 1)
         else:
-            trained = json.loads((bundle / "manifest.json").read_text())["training"]
+            manifest = json.loads((bundle / "manifest.json").read_text())
+            trained = {**manifest["training"], "metrics": manifest["metrics"]}
         proc, qtook = hartool("quantize", str(bundle), "--modes", TFLITE_MODES, "--json")
         doc["archs"][arch] = {"train": trained, "quantize": json.loads(proc.stdout), "quantize_wall_s": round(qtook, 1)}
-        save("accuracy.json", doc)
+        save(f"{args.name}.json", doc)
         print(f"{arch}: done", file=sys.stderr)
     print(render(doc))
     return 0

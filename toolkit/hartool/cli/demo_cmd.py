@@ -52,15 +52,18 @@ def demo(out: Path, fast: bool, subject: int, stream_seconds: float, speed: floa
                      [[a, pct(t["accuracy"]), pct(t["macro_f1"]), t["epochs"], t["train_time_s"], f"{t['params']:,}"]
                       for a, t in result.training.items()]))
     click.echo("\nartifacts (accuracy through LiteRT / onnxruntime)")
-    rows = []
+    rows, failures = [], []
     for arch, arts in result.artifacts.items():
         for r in arts:
             if r["status"] != "ok":
-                rows.append([arch, r["name"], "-", "-", "-", f"FAILED: {r['error']}"])
+                rows.append([arch, r["name"], "-", "FAILED", "-", "-"])
+                failures.append(f"  {arch} {r['name']}: {r['error']}")
             else:
                 rows.append([arch, r["name"], f"{r['bytes']:,}", pct(r["accuracy"]),
                              f"{r['delta_pp']:+.2f} pp", pct(r["agreement"])])
     click.echo(table(["arch", "artifact", "bytes", "accuracy", "Δ vs keras", "agreement"], rows))
+    for line in failures:
+        click.echo(line)
     click.echo("\nlatency, 1 thread, per window (p50 / p99 us)")
     brows = [[r["bundle"], r["artifact"], r["backend"], f"{r['latency_us']['p50']:.1f}", f"{r['latency_us']['p99']:.1f}",
               f"{r['vs_keras'].get('keras-predict', 0):,.0f}x" if r.get("vs_keras") else "-"]
