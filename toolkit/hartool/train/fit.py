@@ -22,6 +22,7 @@ from .models import ARCHS
 DEFAULT_EPOCHS = {"cnn": 30, "lstm": 25, "cnn-lstm": 30, "bilstm": 15}
 # Hop between training windows: denser for the cheap convolutional models, sparser for recurrent ones
 # (an LSTM step per sample is what costs time on a CPU).
+EMA_MIN_STEPS = 3000
 DEFAULT_TRAIN_STRIDE = {"cnn": 16, "lstm": 32, "cnn-lstm": 16, "bilstm": 32}
 
 
@@ -112,8 +113,9 @@ def train(opts: TrainOptions) -> TrainResult:
     schedule = keras.optimizers.schedules.CosineDecay(opts.learning_rate, decay_steps=max(1, steps), alpha=0.05)
     model.compile(
         # EMA of the weights: the test accuracy of one epoch's weights wobbles by ~1 pp across subjects;
-        # the average of the last ~1000 steps is steadier (Keras swaps it in when fit() ends).
-        optimizer=keras.optimizers.AdamW(schedule, weight_decay=opts.weight_decay, use_ema=True,
+        # the average of the last ~1000 steps is steadier (Keras swaps it in when fit() ends). The EMA starts
+        # from the random initial weights, so short runs (<3000 steps keep >5 % of them) go without it.
+        optimizer=keras.optimizers.AdamW(schedule, weight_decay=opts.weight_decay, use_ema=steps >= EMA_MIN_STEPS,
                                          ema_momentum=0.999),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
