@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -70,8 +69,8 @@ def _informative_start(labels: np.ndarray, n: int, window: int, stride: int, lab
     ends = range(window, n + 1, stride)
     for start in range(0, len(labels) - n + 1, stride):
         seg = labels[start : start + n]
-        single = [int(seg[e - 1]) for e in ends
-                  if int(seg[e - 1]) in label_ids and (seg[e - window : e] == seg[e - 1]).all()]
+        truths = (window_truth(seg, e, window, label_ids) for e in ends)
+        single = [t for t in truths if t is not None]
         if len(set(single)) >= 2 and len(single) >= 0.75 * len(ends):
             return start
     return 0
@@ -112,13 +111,11 @@ def run_demo(opts: DemoOptions, say: Say, on_prediction: Callable[[dict[str, Any
 
     t0 = time.perf_counter()
     runs = opts.bench_runs or (100 if opts.fast else 1000)
-    docs = []
     for arch, path in bundles.items():
         say(f"[3/4] benchmarking {arch} ({runs} runs per artifact, Keras baseline)")
         doc = run_benchmark(path, BenchmarkOptions(runs=runs, warmup=min(50, runs), baseline="keras",
                                                    keras_predict_runs=min(runs, 100)))
         atomic_write_json(out / f"benchmark-{arch}.json", doc)
-        docs.append(doc)
         result.benchmark += [r for r in doc["results"] if r["status"] == "ok"]
         result.keras_baseline += doc["baselines"]
     result.stages_s["benchmark"] = time.perf_counter() - t0
@@ -167,13 +164,12 @@ def stream_subject(bundle_dir: Path, opts: DemoOptions, say: Say,
         if on_prediction:
             on_prediction(row)
 
-    stop = threading.Event()
     with VirtualDevice(values, rate_hz=ds.sample_rate_hz, speed=opts.speed, protocol=protocol,
                        paused=True) as device:
         device.start()  # paused until the stream's reader sends 's', so no sample is sent before it listens
         sopts = StreamOptions(port=device.port_path, artifact=artifact, max_windows=expected,
                               duration_s=n / ds.sample_rate_hz / (opts.speed or 1e9) + 15.0)
-        summary = run_stream(bundle_dir, sopts, on_window, on_status=lambda m: say(f"      {m}"), stop=stop)
+        summary = run_stream(bundle_dir, sopts, on_window, on_status=lambda m: say(f"      {m}"))
     return {"subject": opts.subject, "artifact": artifact, "samples": summary.samples, "windows": summary.windows,
             "scored_windows": scored, "accuracy": correct / scored if scored else None,
             "dropped": summary.dropped, "bad_lines": summary.bad_lines, "end_reason": summary.end_reason,

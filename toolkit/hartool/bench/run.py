@@ -6,7 +6,6 @@ import importlib.util
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -22,6 +21,7 @@ import numpy as np
 
 from .. import __version__
 from ..core.bundle import Bundle
+from ..core.child import child_env, describe_exit
 from ..core.errors import HartoolError
 from ..runtime.backends import ONNX_BACKENDS, TFLITE_BACKENDS, available_backends
 from .child import KERAS_METHODS, NO_XNNPACK, PROGRESS_PREFIX, job_calls, split_backend
@@ -124,22 +124,7 @@ def _empty_row(**fields: Any) -> dict[str, Any]:
 def _describe_failure(returncode: int, stderr: str, timed_out: bool, timeout_s: float) -> str:
     if timed_out:
         return f"timed out after {timeout_s:.0f} s"
-    if returncode < 0:
-        try:
-            name = signal.Signals(-returncode).name
-        except ValueError:
-            name = "unknown signal"
-        return f"crashed ({name})"
-    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
-    # A domain error is the child's last line; otherwise the last traceback line names the exception.
-    return (lines[-1] if lines else f"exited with status {returncode}")[:300]
-
-
-def _child_env() -> dict[str, str]:
-    # The child must import this very hartool even when it runs from a source tree that is not installed.
-    src = str(Path(__file__).resolve().parents[2])
-    path = os.pathsep.join(p for p in (src, os.environ.get("PYTHONPATH")) if p)
-    return {**os.environ, "PYTHONPATH": path, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    return describe_exit(returncode, stderr)
 
 
 def run_child(job: dict[str, Any], workdir: Path, timeout_s: float,
@@ -154,7 +139,7 @@ def run_child(job: dict[str, Any], workdir: Path, timeout_s: float,
     # stderr goes to a file: TensorFlow can log more than a pipe holds while we read stdout for progress.
     with open(jobdir / "stderr.txt", "w+", encoding="utf-8", errors="replace") as err:
         proc = subprocess.Popen([sys.executable, "-m", CHILD, str(job_path)], stdout=subprocess.PIPE,
-                                stderr=err, text=True, env=_child_env())
+                                stderr=err, text=True, env=child_env())
 
         def kill() -> None:
             timed_out.set()

@@ -28,7 +28,7 @@ def unit_options(fn):  # type: ignore[no-untyped-def]
     return fn
 
 
-def _fmt_pct(values: dict[str, float], key: str) -> str:
+def _fmt_us(values: dict[str, float], key: str) -> str:
     return f"{values[key]:.0f} us" if key in values else "-"
 
 
@@ -92,8 +92,8 @@ def stream(bundle: Path, port: str, baud: int, protocol: str, artifact: str | No
         f"  bad lines {summary.bad_lines}, bad frames {summary.bad_frames}, header lines {summary.header_lines}, "
         f"sequence gaps {summary.seq_gaps}, dropped samples {summary.dropped} "
         f"(queue {summary.dropped_queue}), not yet windowed {summary.pending}, reconnects {summary.reconnects}",
-        f"  inference p50 {_fmt_pct(summary.inference_us, 'p50')} p99 {_fmt_pct(summary.inference_us, 'p99')}; "
-        f"end-to-end p50 {_fmt_pct(summary.e2e_us, 'p50')} p99 {_fmt_pct(summary.e2e_us, 'p99')}"
+        f"  inference p50 {_fmt_us(summary.inference_us, 'p50')} p99 {_fmt_us(summary.inference_us, 'p99')}; "
+        f"end-to-end p50 {_fmt_us(summary.e2e_us, 'p50')} p99 {_fmt_us(summary.e2e_us, 'p99')}"
         + (f"; device rate {summary.rate_hz:.1f} Hz" if summary.rate_hz else "")
         + (f"; peak RSS {summary.peak_rss_mb:.0f} MB" if summary.peak_rss_mb else ""),
     ]

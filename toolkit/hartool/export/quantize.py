@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -18,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..core.bundle import Bundle, file_entry
+from ..core.child import child_env, describe_exit
 from ..core.errors import ExportError, HartoolError
 from ..runtime.backends import Predictor, load_predictor
 
@@ -82,32 +82,19 @@ def parse_list(value: str, allowed: tuple[str, ...], what: str) -> tuple[str, ..
     return items
 
 
-def _describe_failure(proc: subprocess.CompletedProcess[str]) -> str:
-    if proc.returncode < 0:
-        try:
-            name = signal.Signals(-proc.returncode).name
-        except ValueError:
-            name = "unknown signal"
-        return f"converter crashed ({name}, signal {-proc.returncode})"
-    lines = [ln.strip() for ln in proc.stderr.splitlines() if ln.strip()]
-    # The last line of a Python traceback names the exception; that is the converter's reason.
-    return (lines[-1] if lines else f"converter exited with status {proc.returncode}")[:300]
-
-
 def _run_job(job: dict[str, Any], workdir: Path, timeout_s: float) -> tuple[dict[str, Any] | None, str | None]:
     """Run one conversion in a child python; returns (result, None) or (None, reason)."""
     tag = f"{job['format']}-{job['mode']}{'-unrolled' if job.get('unroll') else ''}"
     job_path = workdir / f"{tag}.job.json"
     job["result"] = str(workdir / f"{tag}.result.json")
     job_path.write_text(json.dumps(job))
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     try:
         proc = subprocess.run([sys.executable, "-m", WORKER, str(job_path)], capture_output=True, text=True,
-                              timeout=timeout_s, env=env, check=False)
+                              timeout=timeout_s, env=child_env(), check=False)
     except subprocess.TimeoutExpired:
         return None, f"converter timed out after {timeout_s:.0f} s"
     if proc.returncode != 0 or not Path(job["out"]).is_file():
-        return None, _describe_failure(proc)
+        return None, describe_exit(proc.returncode, proc.stderr, who="converter ")
     return json.loads(Path(job["result"]).read_text()), None
 
 

@@ -17,7 +17,7 @@ from ..core.preprocess import preprocess
 from ..core.rss import peak_rss_mb
 from ..wire.reader import ReaderEvent, ReaderThread
 from ..wire.sources import open_port
-from .backends import Predictor, load_predictor, model_format
+from .backends import Predictor, load_predictor
 from .smoothing import ProbabilitySmoother
 from .units import channel_scales
 from .window import WindowAssembler
@@ -130,7 +130,6 @@ def load_bundle_predictor(bundle: Bundle, artifact: str | None, backend: str = "
     """Pick and load an artifact, checking it against the bundle's window, channels and labels."""
     entry = choose_artifact(bundle, artifact)
     path = bundle.artifact_path(entry)
-    model_format(path)
     pred = load_predictor(path, backend=backend, threads=threads, window=bundle.window,
                           channels=len(bundle.channels), n_classes=len(bundle.labels))
     return entry, pred
@@ -221,7 +220,7 @@ def run_stream(bundle_dir: str | os.PathLike[str], opts: StreamOptions,
                     summary.end_reason, summary.message = item.kind, item.message
                     break
                 continue
-            received_ns = getattr(item, "received_ns", 0) or time.perf_counter_ns()
+            received_ns = item.received_ns
             dropped += item.dropped
             values = item.values * scales if convert else item.values
             r = rate.update(item.t_ms, time.perf_counter(), assembler.samples + len(values))

@@ -20,9 +20,10 @@ from .models import ARCHS
 
 # Defaults that reach the accuracy targets on 2 CPU cores within the time budget (see benchmarks/RESULTS.md).
 DEFAULT_EPOCHS = {"cnn": 30, "lstm": 25, "cnn-lstm": 30, "bilstm": 15}
+# Weight averaging starts from the random initial weights: below this many steps it keeps too much of them.
+EMA_MIN_STEPS = 3000
 # Hop between training windows: denser for the cheap convolutional models, sparser for recurrent ones
 # (an LSTM step per sample is what costs time on a CPU).
-EMA_MIN_STEPS = 3000
 DEFAULT_TRAIN_STRIDE = {"cnn": 16, "lstm": 32, "cnn-lstm": 16, "bilstm": 32}
 
 

@@ -262,6 +262,8 @@ class DecodedBatch:
     values: np.ndarray  # float32 (n, nch)
     t_ms: np.ndarray | None  # float64 (n,) device milliseconds, or None when not every sample has one
     dropped: int  # samples known lost before/among these (binary: seq gaps; text: bad lines after detection)
+    # time.perf_counter_ns() when the bytes completing the batch were read; set by the reader thread.
+    received_ns: int = 0
 
 
 class BinaryDecoder:

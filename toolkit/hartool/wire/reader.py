@@ -414,7 +414,7 @@ class ReaderThread(threading.Thread):
                 self._announced_protocol = True
                 self._emit(ReaderEvent("protocol", f"detected {self._decoder.protocol} protocol"))
             if batch is not None:
-                batch.received_ns = received_ns  # type: ignore[attr-defined]
+                batch.received_ns = received_ns
                 self._deliver(batch)
             elif not self._hinted and self._conn_bytes >= self.hint_bytes:
                 self._check_hint()
