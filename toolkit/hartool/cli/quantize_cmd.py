@@ -22,9 +22,12 @@ from .common import emit_json, pct, status, table
 @click.option("--tflite-runtime-python", type=click.Path(exists=True, dir_okay=False), default=None,
               envvar="HARTOOL_TFLITE_RUNTIME_PYTHON",
               help="A python with tflite-runtime 2.14 installed, to check each .tflite loads there.")
+@click.option("--integer-io", is_flag=True,
+              help="int8/int16x8 TFLite models take and return integer tensors (for tflite-micro); by default "
+                   "they keep float32 edges and quantize inside the interpreter.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON on stdout.")
 def quantize(bundle: Path, formats: str, modes: str, calibration_windows: int, seed: int, timeout_s: float,
-             tflite_runtime_python: str | None, as_json: bool) -> None:
+             tflite_runtime_python: str | None, integer_io: bool, as_json: bool) -> None:
     """Convert BUNDLE's model to TFLite/ONNX artifacts and evaluate each through LiteRT / onnxruntime.
 
     Every conversion runs in a child process: a converter crash (e.g. full-int8 LSTM) becomes a row
@@ -47,7 +50,7 @@ def quantize(bundle: Path, formats: str, modes: str, calibration_windows: int, s
     opts = QuantizeOptions(formats=parse_list(formats, FORMATS, "format"),
                            modes=parse_list(modes, TFLITE_MODES, "mode"),
                            calibration_windows=calibration_windows, seed=seed, timeout_s=timeout_s,
-                           tflite_runtime_python=tflite_runtime_python)
+                           tflite_runtime_python=tflite_runtime_python, integer_io=integer_io)
     results = quantize_bundle(bundle, opts, progress=status)
     if as_json:
         emit_json([asdict(r) for r in results])

@@ -57,15 +57,15 @@ def convert_tflite(job: dict[str, Any]) -> dict[str, Any]:
     elif mode == "int8":
         conv.representative_dataset = _representative(job)
         conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        conv.inference_input_type = tf.int8
-        conv.inference_output_type = tf.int8
+        if job.get("integer_io"):
+            conv.inference_input_type = conv.inference_output_type = tf.int8
     elif mode == "int16x8":
         conv.representative_dataset = _representative(job)
         conv.target_spec.supported_ops = [
             tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8
         ]
-        conv.inference_input_type = tf.int16
-        conv.inference_output_type = tf.int16
+        if job.get("integer_io"):
+            conv.inference_input_type = conv.inference_output_type = tf.int16
     elif mode != "dynamic" and mode != "fp32":
         raise ValueError(f"unknown TFLite mode {mode!r}")
     Path(job["out"]).write_bytes(conv.convert())
