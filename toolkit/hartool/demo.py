@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -111,13 +111,14 @@ def run_demo(opts: DemoOptions, say: Say, on_prediction: Callable[[dict[str, Any
 
     t0 = time.perf_counter()
     runs = opts.bench_runs or (100 if opts.fast else 1000)
-    # --fast keeps the 5-minute promise on a busy 2-core machine: default backends only (no XNNPACK-off
-    # rows) and 5 s per Keras method (an eager LSTM model(x) call takes ~0.4 s, 100 of them would be 40 s).
-    fast_bench = {"backends": ("litert", "onnxruntime"), "keras_budget_s": 5.0} if opts.fast else {}
+    bopts = BenchmarkOptions(runs=runs, warmup=min(50, runs), baseline="keras", keras_predict_runs=min(runs, 100))
+    if opts.fast:
+        # --fast keeps the 5-minute promise on a busy 2-core machine: default backends only (no XNNPACK-off
+        # rows) and 5 s per Keras method (an eager LSTM model(x) call takes ~0.4 s, 100 of them would be 40 s).
+        bopts = replace(bopts, backends=("litert", "onnxruntime"), keras_budget_s=5.0)
     for arch, path in bundles.items():
         say(f"[3/4] benchmarking {arch} ({runs} runs per artifact, Keras baseline)")
-        doc = run_benchmark(path, BenchmarkOptions(runs=runs, warmup=min(50, runs), baseline="keras",
-                                                   keras_predict_runs=min(runs, 100), **fast_bench))
+        doc = run_benchmark(path, bopts)
         atomic_write_json(out / f"benchmark-{arch}.json", doc)
         result.benchmark += [r for r in doc["results"] if r["status"] == "ok"]
         result.keras_baseline += doc["baselines"]

@@ -155,7 +155,7 @@ def quantize_bundle(bundle_dir: str | os.PathLike[str], opts: QuantizeOptions,
     keras_acc = m["metrics"]["test"]["accuracy"]
     channels = len(m["channels"])
     base = {"keras": str(keras_path), "arch": arch, "window": m["window"], "channels": channels,
-            "opset": opts.opset,
+            "opset": opts.opset, "integer_io": opts.integer_io,
             "metadata": {"hartool.labels": m["labels"], "hartool.window": m["window"], "hartool.stride": m["stride"],
                          "hartool.sample_rate_hz": m["sample_rate_hz"], "hartool.channels": m["channels"]}}
     results: list[ArtifactResult] = []
@@ -175,8 +175,7 @@ def quantize_bundle(bundle_dir: str | os.PathLike[str], opts: QuantizeOptions,
             fname = f"model_{mode}{'_unrolled' if unroll else ''}.{fmt}"
             say(f"converting {name}")
             tmp_out = workdir / fname
-            job = {**base, "format": fmt, "mode": mode, "unroll": unroll, "integer_io": opts.integer_io,
-                   "out": str(tmp_out),
+            job = {**base, "format": fmt, "mode": mode, "unroll": unroll, "out": str(tmp_out),
                    "source": str(bundle.path / "model_fp32.onnx")}
             t0 = time.perf_counter()
             out, err = _run_job(job, workdir, opts.timeout_s)

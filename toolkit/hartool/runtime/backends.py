@@ -146,28 +146,24 @@ def _tflite_predictor(path: Path, backend: str, threads: int, window: int | None
     quantized_in = in_dtype.kind in "iu" and in_scale != 0
     quantized_out = out_dtype.kind in "iu" and out_scale != 0
 
-    def run_float(x: np.ndarray) -> np.ndarray:
-        # The hot path of every float-edged model (integer ones too, by default): nothing but the interpreter.
+    def invoke(x: np.ndarray) -> np.ndarray:
         interp.set_tensor(in_index, x)
         interp.invoke()
         return interp.get_tensor(out_index)
 
-    def run_integer(x: np.ndarray) -> np.ndarray:
-        # Models with integer edges (--integer-io): quantize inputs and dequantize outputs here, so every
-        # artifact takes the same float windows.
-        feed = _quantize(x, in_dtype, in_scale, in_zp) if quantized_in else x.astype(in_dtype, copy=False)
-        interp.set_tensor(in_index, feed)
-        interp.invoke()
-        y = interp.get_tensor(out_index)
+    def convert_and_invoke(x: np.ndarray) -> np.ndarray:
+        # Integer edges (--integer-io): quantize inputs and dequantize outputs here, so every artifact
+        # takes the same float windows.
+        y = invoke(_quantize(x, in_dtype, in_scale, in_zp) if quantized_in else x.astype(in_dtype, copy=False))
         if quantized_out:
             return (y.astype(np.float32) - out_zp) * out_scale
         return y.astype(np.float32, copy=False)
 
-    float_edges = in_dtype == np.float32 and out_dtype == np.float32
-
+    # Float-edged models (integer ones too, by default) take the hot path: nothing but the interpreter.
+    run = invoke if in_dtype == np.float32 and out_dtype == np.float32 else convert_and_invoke
     return Predictor(path=path, backend=name if xnnpack else f"{name}-noxnnpack", input_shape=shape,
                      input_dtype=in_dtype.name, output_dtype=out_dtype.name, n_classes=int(out["shape"][-1]),
-                     threads=threads, _run=run_float if float_edges else run_integer, fixed_batch=shape[0])
+                     threads=threads, _run=run, fixed_batch=shape[0])
 
 
 def _onnx_predictor(path: Path, threads: int, window: int | None, channels: int | None,
