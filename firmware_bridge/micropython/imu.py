@@ -10,9 +10,28 @@ import struct
 DEG_TO_RAD = 0.017453292519943295
 
 
-class MPU6050:
+class _I2CIMU:
+    """What both I2C drivers share: check WHO_AM_I at ``addr``, then write single registers."""
+
+    NAME = ""
+    WHO_AM_I = 0
+    KNOWN_IDS = ()
+
+    def __init__(self, i2c, addr):
+        self.i2c = i2c
+        self.addr = addr
+        who = i2c.readfrom_mem(addr, self.WHO_AM_I, 1)[0]
+        if who not in self.KNOWN_IDS:
+            raise OSError("no " + self.NAME + " at " + hex(addr) + " (WHO_AM_I=" + hex(who) + ")")
+
+    def _write(self, reg, value):
+        self.i2c.writeto_mem(self.addr, reg, bytes((value,)))
+
+
+class MPU6050(_I2CIMU):
     """InvenSense MPU6050 / MPU6500 family at 0x68 (AD0 low) or 0x69 (AD0 high)."""
 
+    NAME = "MPU6050"
     WHO_AM_I = 0x75
     PWR_MGMT_1 = 0x6B
     SMPLRT_DIV = 0x19
@@ -26,11 +45,7 @@ class MPU6050:
     GYRO_LSB_PER_DPS = 16.4  # +-2000 dps
 
     def __init__(self, i2c, addr=0x68):
-        self.i2c = i2c
-        self.addr = addr
-        who = i2c.readfrom_mem(addr, self.WHO_AM_I, 1)[0]
-        if who not in self.KNOWN_IDS:
-            raise OSError("no MPU6050 at " + hex(addr) + " (WHO_AM_I=" + hex(who) + ")")
+        super().__init__(i2c, addr)
         self._write(self.PWR_MGMT_1, 0x01)  # wake up, clock from the X gyro PLL (more stable than 8 MHz RC)
         self._write(self.CONFIG, 0x03)  # DLPF 44 Hz: anti-aliasing for 50-100 Hz sampling
         self._write(self.SMPLRT_DIV, 0x00)
@@ -39,9 +54,6 @@ class MPU6050:
         self._acc_k = 1.0 / self.ACC_LSB_PER_G
         self._gyro_k = DEG_TO_RAD / self.GYRO_LSB_PER_DPS
         self._buf = bytearray(14)
-
-    def _write(self, reg, value):
-        self.i2c.writeto_mem(self.addr, reg, bytes((value,)))
 
     def read(self):
         # One 14-byte burst (accel, temperature, gyro) so all six values come from the same sample.
@@ -52,9 +64,10 @@ class MPU6050:
         return (ax * a, ay * a, az * a, gx * g, gy * g, gz * g)
 
 
-class LSM6DS3:
+class LSM6DS3(_I2CIMU):
     """ST LSM6DS3 / LSM6DS3TR-C / LSM6DSL at 0x6A (SA0 low) or 0x6B (SA0 high)."""
 
+    NAME = "LSM6DS3"
     WHO_AM_I = 0x0F
     CTRL1_XL = 0x10
     CTRL2_G = 0x11
@@ -66,20 +79,13 @@ class LSM6DS3:
     GYRO_DPS_PER_LSB = 0.070  # +-2000 dps: 70 mdps/LSB
 
     def __init__(self, i2c, addr=0x6A):
-        self.i2c = i2c
-        self.addr = addr
-        who = i2c.readfrom_mem(addr, self.WHO_AM_I, 1)[0]
-        if who not in self.KNOWN_IDS:
-            raise OSError("no LSM6DS3 at " + hex(addr) + " (WHO_AM_I=" + hex(who) + ")")
+        super().__init__(i2c, addr)
         self._write(self.CTRL3_C, 0x44)  # block data update + register auto-increment for burst reads
         self._write(self.CTRL1_XL, 0x44)  # 104 Hz, +-16 g
         self._write(self.CTRL2_G, 0x4C)  # 104 Hz, +-2000 dps
         self._acc_k = self.ACC_G_PER_LSB
         self._gyro_k = self.GYRO_DPS_PER_LSB * DEG_TO_RAD
         self._buf = bytearray(12)
-
-    def _write(self, reg, value):
-        self.i2c.writeto_mem(self.addr, reg, bytes((value,)))
 
     def read(self):
         # Gyro (0x22..0x27) then accel (0x28..0x2D), little-endian, in one burst.
