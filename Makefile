@@ -19,6 +19,7 @@ demo: venv
 	$(VENV)/bin/hartool demo --out $(DEMO_OUT) $(DEMO_ARGS)
 
 test: venv
+	bash tests/setup_services.sh
 	$(PY) -m pytest -q
 
 lint: venv

@@ -53,18 +53,20 @@ def _acc(row: dict[str, Any] | None) -> str:
 
 
 def markdown_table(doc: dict[str, Any]) -> str:
-    lines = ["| bundle | artifact | backend | bytes | accuracy | p50 µs | p99 µs | × vs Keras predict |",
-             "|---|---|---|---:|---:|---:|---:|---:|"]
+    lines = ["| bundle | artifact | backend | bytes | accuracy | p50 µs | p99 µs | × vs Keras predict "
+             "| × vs Keras tf.function |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|"]
     for row in all_rows(doc):
         if row["status"] != "ok":
             lines.append(f"| {row['bundle']} | {row['artifact']} | {row['backend']} | {row['bytes']:,} | "
-                         f"{_acc(row)} | failed: {row['error']} | | |")
+                         f"{_acc(row)} | failed: {row['error']} | | | |")
             continue
         vs = (row.get("vs_keras") or {}).get("keras-predict")
+        vs_graph = (row.get("vs_keras") or {}).get("keras-tf-function")
         lines.append(f"| {row['bundle']} | {row['artifact']} | {row['backend']} | {row['bytes']:,} | "
                      f"{_acc(row)} | "
                      f"{_p50(row):,.1f} | {row['latency_us']['p99']:,.1f} | "
-                     f"{'-' if vs is None else f'{vs:,.0f}×'} |")
+                     f"{'-' if vs is None else f'{vs:,.0f}×'} | {'-' if vs_graph is None else f'{vs_graph:,.1f}×'} |")
     return "\n".join(lines)
 
 
@@ -92,6 +94,8 @@ def headline(doc: dict[str, Any]) -> str:
         out.append(_speedup(_find(doc, cnn, "keras-predict"), int8,
                             "CNN: Keras `model.predict` per window vs int8 in LiteRT"))
         out.append(_speedup(_find(doc, cnn, "keras-call"), int8, "CNN: Keras `model(x)` vs int8 in LiteRT"))
+        out.append(_speedup(_find(doc, cnn, "keras-tf-function"), int8,
+                            "CNN: Keras as a compiled `tf.function` (the fair baseline) vs int8 in LiteRT"))
         out.append(_speedup(_find(doc, cnn, "tflite-fp32", "litert"), int8,
                             "CNN: int8 vs fp32 speed-up (LiteRT)"))
         out.append(_speedup(_find(doc, cnn, "onnx-fp32", "onnxruntime"),

@@ -66,7 +66,10 @@ def _output_step(path: Path, backend: str) -> float:
     modules = {"litert": "ai_edge_litert.interpreter", "tflite-runtime": "tflite_runtime.interpreter",
                "tf": "tensorflow.lite"}
     module = importlib.import_module(modules[backend.replace("-noxnnpack", "")])
-    out = module.Interpreter(model_path=str(path)).get_output_details()[0]
+    outputs = module.Interpreter(model_path=str(path)).get_output_details()
+    # Artifacts may carry the embedding as a second output (listed first by TFLite): the probabilities are the
+    # narrowest output, as hartool.runtime.backends picks them.
+    out = min(outputs, key=lambda d: int(np.prod(d["shape"])))
     return float(out["quantization"][0]) if np.dtype(out["dtype"]).kind in "iu" else 0.0
 
 

@@ -33,3 +33,27 @@ def bundle_copy(quantized_bundle: Path, tmp_path: Path) -> Path:
     dst = tmp_path / "bundle"
     shutil.copytree(quantized_bundle, dst)
     return dst
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Real services (tests/services.py): an MQTT broker on a free localhost port, mosquitto or amqtt.
+
+
+@pytest.fixture(scope="session")
+def mqtt_broker():
+    """A broker shared by the session (do not kill it: use ``fresh_mqtt_broker`` for that)."""
+    from services import MqttBroker
+
+    broker = MqttBroker().start()
+    yield broker
+    broker.close()
+
+
+@pytest.fixture()
+def fresh_mqtt_broker():
+    """A broker of the test's own, which the test may ``kill()`` / ``restart()`` (same port)."""
+    from services import MqttBroker
+
+    broker = MqttBroker().start()
+    yield broker
+    broker.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from hartool.runtime.smoothing import DEFAULT_SMOOTHING
 from hartool_testing import hartool
 
 
@@ -24,5 +25,15 @@ def test_demo_fast_chain(tmp_path: Path) -> None:
     stream = summary["stream"]
     # 20 s at 50 Hz = 1000 samples -> 14 windows of 128 / 64, all classified, none dropped.
     assert stream["windows"] == 14 and stream["dropped"] == 0 and stream["end_reason"] == "max_windows"
-    assert "stream: subject 9, tflite-int8: 14 windows" in proc.stdout
+    assert f"stream: subject 9, {stream['artifact']}: 14 windows" in proc.stdout
     assert "stage times: train" in proc.stdout
+    # The whole held-out subject, streamed at full speed through the default smoothing, scored as a timeline.
+    tl = summary["timeline"]
+    assert tl["windows"] == tl["expected_windows"] > 400 and tl["dropped"] == 0
+    assert tl["end_reason"] == "max_windows" and tl["smoothing"] == DEFAULT_SMOOTHING
+    assert 0 < tl["scored_windows"] < tl["windows"]  # transitions and unlabelled stretches are not scored
+    assert 0.0 <= tl["window_accuracy"] <= 1.0 and 0.0 <= tl["segment_f1"] <= 1.0
+    assert tl["true_changes_per_min"] > 0
+    last = proc.stdout.strip().splitlines()[-1]
+    assert last.startswith("held-out subject 9, whole recording (") and "segment F1" in last
+    assert f"{tl['changes_per_min']:.1f} label changes/min vs {tl['true_changes_per_min']:.1f} in the truth" in last

@@ -150,12 +150,15 @@ def test_keras_baseline(quantized_bundle, tmp_path):
     assert [(b["artifact"], b["method"], b["runs"], b["threads"]) for b in doc["baselines"]] == [
         ("keras-predict", "model.predict(x, verbose=0)", 5, None),
         ("keras-call", "model(x, training=False)", 20, None),
+        ("keras-tf-function", "tf.function(lambda x: model(x, training=False), input_signature=[x spec])", 20,
+         None),
     ]
     assert all(b["status"] == "ok" and b["backend"].startswith("keras-") for b in doc["baselines"])
     (row,) = doc["results"]
-    assert set(row["vs_keras"]) == {"keras-predict", "keras-call"}
+    assert set(row["vs_keras"]) == {"keras-predict", "keras-call", "keras-tf-function"}
     assert all(v > 0 for v in row["vs_keras"].values())
     assert "x keras-predict" in result.stdout and "x keras-call" in result.stdout
+    assert "x keras-tf-function" in result.stdout
 
 
 def test_recompute_accuracy(quantized_bundle, tmp_path):

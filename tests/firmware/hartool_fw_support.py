@@ -16,6 +16,11 @@ BRIDGE = REPO / "firmware_bridge"
 VECTORS = BRIDGE / "vectors"
 MICROPYTHON = BRIDGE / "micropython"
 ARDUINO_SKETCH = BRIDGE / "arduino" / "hartool_imu_stream"
+# Where tests/setup_services.sh installs the MicroPython WebAssembly port (npm, into the gitignored .cache).
+MICROPYTHON_MJS = (
+    REPO / ".cache" / "npm" / "node_modules" / "@micropython" / "micropython-webassembly-pyscript" / "micropython.mjs"
+)
+SETUP_HINT = "run tests/setup_services.sh"
 
 
 def load_vectors(name: str) -> dict:

@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from hartool_fw_support import BRIDGE
+from hartool_fw_support import BRIDGE, SETUP_HINT
 
 AVR_CORE = Path("/usr/share/arduino/hardware/arduino/avr")
 
@@ -15,9 +15,7 @@ AVR_CORE = Path("/usr/share/arduino/hardware/arduino/avr")
 @pytest.mark.parametrize("fqbn", ["arduino:avr:uno", "arduino:avr:nano:cpu=atmega328"])
 def test_sketch_compiles_for_avr(tmp_path, fqbn):
     if shutil.which("arduino-builder") is None or not AVR_CORE.is_dir():
-        pytest.skip(
-            "arduino-builder / arduino-core-avr not installed (see firmware_bridge/arduino/build_avr.sh)"
-        )
+        pytest.skip(f"arduino-builder / arduino-core-avr not installed ({SETUP_HINT})")
     result = subprocess.run(
         ["bash", str(BRIDGE / "arduino" / "build_avr.sh"), fqbn, str(tmp_path)],
         capture_output=True,

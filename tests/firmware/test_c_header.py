@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from hartool_fw_support import ARDUINO_SKETCH, load_vectors
+from hartool_fw_support import ARDUINO_SKETCH, SETUP_HINT, load_vectors
 
 RUNNER_C = Path(__file__).resolve().parent / "c" / "vector_runner.c"
 HEADER = ARDUINO_SKETCH / "hartool_frame.h"
@@ -102,7 +102,7 @@ def test_header_builds_for_avr(tmp_path):
     """Compile for an ATmega328P (Uno/Nano): 16-bit int, 32-bit double, avr-libc math; needs avr-gcc."""
     avr = shutil.which("avr-gcc")
     if avr is None:
-        pytest.skip("avr-gcc not installed (apt-get install gcc-avr avr-libc)")
+        pytest.skip(f"avr-gcc not installed ({SETUP_HINT}: apt-get install gcc-avr avr-libc)")
     src = tmp_path / "avr.c"
     src.write_text(
         '#include "hartool_frame.h"\n'

@@ -15,7 +15,7 @@ from hartool_fw_support import micropython_modules
 
 from hartool.data import load_dataset, recording_for_subject
 from hartool.runtime.stream import StreamOptions, WindowPrediction, run_stream
-from hartool.wire.device import VirtualDevice
+from hartool.sim.device import VirtualDevice
 
 N = 1500
 WINDOWS = (N - 128) // 64 + 1

@@ -11,7 +11,7 @@ import subprocess
 
 import numpy as np
 import pytest
-from hartool_fw_support import MICROPYTHON, load_vectors, micropython_modules
+from hartool_fw_support import MICROPYTHON, MICROPYTHON_MJS, SETUP_HINT, load_vectors, micropython_modules
 
 from hartool.wire.codec import BinaryDecoder, TextDecoder
 
@@ -222,15 +222,17 @@ def test_sources_use_only_what_micropython_has(name):
 
 
 def test_under_real_micropython_when_available(tmp_path):
-    """Runs the vectors in MicroPython itself (the WebAssembly port under node), when it is installed.
+    """Runs the vectors in MicroPython itself (the WebAssembly port under node).
 
-    Install with: npm install --prefix DIR @micropython/micropython-webassembly-pyscript and set
-    HARTOOL_MICROPYTHON_MJS=DIR/node_modules/@micropython/micropython-webassembly-pyscript/micropython.mjs
+    tests/setup_services.sh installs it into .cache/npm, where it is found by default;
+    HARTOOL_MICROPYTHON_MJS=PATH/micropython.mjs points at another copy.
     """
-    mjs = os.environ.get("HARTOOL_MICROPYTHON_MJS")
+    mjs = os.environ.get("HARTOOL_MICROPYTHON_MJS") or str(MICROPYTHON_MJS)
     node = shutil.which("node")
-    if not mjs or not node or not os.path.exists(mjs):
-        pytest.skip("MicroPython (WebAssembly port) not installed; set HARTOOL_MICROPYTHON_MJS to run")
+    if node is None:
+        pytest.skip(f"node not installed ({SETUP_HINT}: apt-get install nodejs)")
+    if not os.path.exists(mjs):
+        pytest.skip(f"MicroPython (WebAssembly port) not installed at {mjs} ({SETUP_HINT})")
     vectors = {"crc": PRIMITIVES["crc16"], "cobs": PRIMITIVES["cobs"], "text": TEXT_LINES, "frames": FRAMES}
     script = (
         (MICROPYTHON / "hartool_wire.py").read_text()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -19,8 +20,8 @@ from hartool.core.bundle import Bundle
 from hartool.core.preprocess import preprocess
 from hartool.data import load_dataset, recording_for_subject
 from hartool.runtime.stream import StreamOptions, WindowPrediction, load_bundle_predictor, run_stream
+from hartool.sim.device import DEFAULT_SCALES, FaultSpec, VirtualDevice
 from hartool.wire.codec import encode_text_line
-from hartool.wire.device import DEFAULT_SCALES, FaultSpec, VirtualDevice
 
 N = 2000  # samples streamed per test: 30 windows of 128 / 64
 
@@ -48,28 +49,49 @@ def _offline(bundle: Path, values: np.ndarray, ends: list[int]) -> np.ndarray:
 
 
 def test_text_stream_equals_offline_predictions(quantized_bundle: Path, subject_values: np.ndarray) -> None:
-    with VirtualDevice(subject_values, speed=0, paused=True) as dev:
+    # The device unplugs itself after the last sample (having waited for the host to read everything), so
+    # the stream ends when all N samples are in, however slow the machine: no max_windows race.
+    with VirtualDevice(subject_values, speed=0, paused=True, faults=FaultSpec(disconnect_after=N)) as dev:
         dev.start()
-        rows, summary, _ = _stream(quantized_bundle, dev, artifact="tflite-int8", max_windows=30)
+        rows, summary, _ = _stream(quantized_bundle, dev, artifact="tflite-int8")
+    assert summary.end_reason == "disconnected"
     assert summary.samples == N and summary.windows == 30 and summary.pending == N - (128 + 29 * 64)
-    assert summary.dropped == 0 and summary.bad_lines == 0
+    assert summary.dropped == 0 and summary.bad_lines == 0 and summary.time_unit == "ms"
     assert [r.window for r in rows] == list(range(30))
+    # Millisecond timestamps at the model's rate: the resampled grid is the device's own samples.
+    assert [r.t_end_s for r in rows] == pytest.approx([(127 + 64 * i) * 0.02 for i in range(30)], abs=1e-9)
     # Text carries 4 decimals; the int8 model must still give the same probabilities, to quantization.
     probs = _offline(quantized_bundle, np.round(subject_values, 4), [r.end_sample for r in rows])
     np.testing.assert_allclose(np.array([r.probs for r in rows]), probs, atol=1e-5)
 
 
+def _covered(ends: list[int], window: int = 128) -> int:
+    """Samples inside at least one window, from the windows' end samples (in order)."""
+    covered, prev = 0, 0
+    for end in ends:
+        covered += end - max(prev, end - window)
+        prev = end
+    return covered
+
+
 def test_binary_drops_are_counted(quantized_bundle: Path, subject_values: np.ndarray) -> None:
-    faults = FaultSpec(drop_prob=0.02, clean_start=10)
-    with VirtualDevice(subject_values, speed=0, protocol="binary", faults=faults, paused=True, seed=3) as dev:
+    """Sequence gaps restart windows: no window spans one, and every sample is windowed, pending or dropped."""
+    faults = FaultSpec(drop_prob=0.003, clean_start=10, disconnect_after=N)
+    with VirtualDevice(subject_values, speed=0, protocol="binary", faults=faults, paused=True, seed=3,
+                       log_sent=True) as dev:
         dev.start()
-        _, summary, _ = _stream(quantized_bundle, dev, protocol="binary", max_windows=29)
-        dropped_injected = dev.samples_dropped_injected
-    assert dropped_injected > 10
-    assert summary.seq_gaps > 0
-    # Every sample is either received (in a window or pending) or counted as dropped.
-    assert summary.samples + summary.dropped == 128 + 28 * 64 + summary.pending + summary.dropped
-    assert summary.dropped == pytest.approx(dropped_injected, abs=dropped_injected * 0.2)
+        rows, summary, _ = _stream(quantized_bundle, dev, protocol="binary")
+        injected, sent = dev.samples_dropped_injected, list(dev.sent_indices or [])
+    assert injected >= 3 and summary.end_reason == "disconnected"
+    assert summary.samples == len(sent) == N - injected  # the device waited until the host had read it all
+    assert summary.seq_gaps == summary.gaps >= 3
+    lost_at_restarts = summary.dropped - injected
+    assert lost_at_restarts > 0
+    assert summary.samples == _covered([r.end_sample for r in rows]) + summary.pending + lost_at_restarts
+    for r in rows:  # the device's own sample numbers inside a window are consecutive: no hole inside
+        idx = sent[r.end_sample - 128 : r.end_sample]
+        assert idx[-1] - idx[0] == 127, (r.window, idx[0], idx[-1])
+    assert rows[-1].dropped <= summary.dropped
 
 
 def test_garbage_truncation_and_nan_are_bad_lines(quantized_bundle: Path, subject_values: np.ndarray) -> None:
@@ -83,7 +105,9 @@ def test_garbage_truncation_and_nan_are_bad_lines(quantized_bundle: Path, subjec
     assert injected > 20
     assert summary.bad_lines == injected
     assert summary.samples == sent
-    assert len(rows) == (sent - 128) // 64 + 1
+    # Lines lost to truncation leave 20-40 ms holes in device time: shorter than a gap, so interpolated.
+    assert summary.gaps == 0 and sent < summary.grid_samples <= N
+    assert len(rows) == (summary.grid_samples - 128) // 64 + 1
     assert all(np.isfinite(r.probs).all() for r in rows)
 
 
@@ -97,12 +121,27 @@ def test_wrong_channel_count_is_one_clear_line(quantized_bundle: Path, subject_v
     assert result.output.splitlines()[-1] == "Error: device sends 3 values per line, model expects 6"
 
 
-def test_rate_mismatch_warns(quantized_bundle: Path, subject_values: np.ndarray) -> None:
-    with VirtualDevice(subject_values, rate_hz=100.0, speed=0, paused=True) as dev:
+def test_rate_mismatch_warns_without_timestamps(quantized_bundle: Path, subject_values: np.ndarray) -> None:
+    # Without device time the rate comes from arrival times over >= 2 s, so this one streams in real time.
+    with VirtualDevice(subject_values, rate_hz=100.0, speed=1, paused=True, timestamps=False) as dev:
         dev.start()
-        _, _, msgs = _stream(quantized_bundle, dev, max_windows=20)
-    assert any(m.startswith("warning: device sends about 100.0 samples/s, the model was trained at 50 Hz")
+        _, summary, msgs = _stream(quantized_bundle, dev, max_windows=3)
+    assert summary.time_unit is None
+    assert any(re.match(r"warning: device sends about \d+\.\d samples/s, the model was trained at 50 Hz", m)
                for m in msgs), msgs
+
+
+def test_timestamped_100hz_is_resampled_to_the_model_rate(quantized_bundle: Path,
+                                                          subject_values: np.ndarray) -> None:
+    with VirtualDevice(subject_values, rate_hz=100.0, speed=0, paused=True,
+                       faults=FaultSpec(disconnect_after=N)) as dev:
+        dev.start()
+        rows, summary, msgs = _stream(quantized_bundle, dev)
+    assert not any(m.startswith("warning") for m in msgs), msgs
+    assert any("about 100.0 samples/s; resampling to the model's 50 Hz" in m for m in msgs), msgs
+    # 2000 samples at 100 Hz span 19.99 s: 1000 grid samples at 50 Hz, 14 windows.
+    assert summary.samples == N and summary.grid_samples == 1000 and summary.windows == 14
+    assert [r.t_end_s for r in rows][:2] == pytest.approx([127 * 0.02, 191 * 0.02], abs=1e-9)
 
 
 def test_unplugged_device_exits_nonzero_with_summary(quantized_bundle: Path, subject_values: np.ndarray) -> None:
@@ -143,10 +182,12 @@ def test_reconnect_keeps_streaming(quantized_bundle: Path, subject_values: np.nd
     summary = run_stream(quantized_bundle, opts, rows.append, on_status=msgs.append)
     thread.join(5)
     assert summary.reconnects == 1
-    assert summary.samples == 1400
+    assert 700 + 640 <= summary.samples <= 1400  # max_windows may stop before the last 60 are read
     # The window restarts after the reconnect: 9 windows from the first 700 samples, then 9 more.
     assert [r.window for r in rows] == list(range(18))
     assert [r.end_sample for r in rows][8:10] == [640, 828]
+    # The 60 samples pending at the drop are lost; windows and the summary say the same.
+    assert rows[8].dropped == 0 and rows[9].dropped == 60 and summary.dropped == rows[-1].dropped == 60
 
 
 def test_noise_gives_baud_hint(quantized_bundle: Path) -> None:

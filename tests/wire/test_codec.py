@@ -240,6 +240,9 @@ def test_binary_decoder_counts_gaps_and_reports_them_on_next_batch():
     batch = dec.feed(_frame(12, [[0.0] * 6]) + _frame(20, [[0.0] * 6]))
     assert batch is not None and batch.dropped == 1 + 7
     assert (dec.bad_frames, dec.seq_gaps, dec.dropped, dec.frames) == (1, 2, 8, 3)
+    # Where samples are missing: before the first sample (seq 11) and before the second (seq 13..19).
+    assert batch.breaks == (0, 1) and batch.time_unit == "ms"
+    assert dec.feed(_frame(21, [[0.0] * 6])).breaks == ()
 
 
 def test_binary_decoder_channel_checks():

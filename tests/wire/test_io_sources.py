@@ -17,10 +17,20 @@ import serial
 
 from hartool.core.csvformat import format_header, format_row, read_csv_session
 from hartool.core.errors import WireError
+from hartool.sim.device import DEFAULT_SCALES
 from hartool.wire.codec import encode_frame, encode_text_line, frame_from_values, quantize
-from hartool.wire.device import DEFAULT_SCALES
 from hartool.wire.reader import ReaderEvent, ReaderThread
-from hartool.wire.sources import FilePort, RecordingReplayPort, SerialPort, StdinPort, _open_error, open_port
+from hartool.wire.sources import (
+    FilePort,
+    RecordingReplayPort,
+    SerialPort,
+    SerialPortInfo,
+    StdinPort,
+    _open_error,
+    candidate_ports,
+    list_serial_ports,
+    open_port,
+)
 
 DEADLOCK_GUARD_S = 20.0
 SCALES = np.asarray(DEFAULT_SCALES, dtype=np.float32)
@@ -57,7 +67,26 @@ def test_missing_device_says_what_to_try() -> None:
     assert msg.startswith(
         "cannot open /dev/ttyACM97: [Errno 2] No such file or directory (is the board plugged in? "
     )
-    assert "try --port /dev/tty" in msg and "\n" not in msg
+    others = candidate_ports()
+    if others:  # the hint names a USB serial port the OS lists, with its description / VID:PID
+        assert f"try --port {others[0].label()}" in msg
+    else:
+        assert msg.endswith("(is the board plugged in? no USB serial device is connected)")
+    assert "\n" not in msg
+
+
+def test_serial_port_listing_uses_pyserial_list_ports() -> None:
+    from serial.tools import list_ports
+    from serial.tools.list_ports_common import ListPortInfo
+
+    listed = list_serial_ports()
+    assert [p.device for p in listed] == sorted(p.device for p in list_ports.comports())
+    assert all(p.usb or "rfcomm" in p.device for p in candidate_ports())
+    info = ListPortInfo("/dev/ttyACM3", skip_link_detection=True)
+    info.vid, info.pid, info.description = 0x2341, 0x0043, "Arduino Uno"
+    port = SerialPortInfo(info.device, info.description, info.vid, info.pid)
+    assert port.label() == "/dev/ttyACM3 (Arduino Uno, 2341:0043)"
+    assert SerialPortInfo("/dev/ttyS0", "n/a").label() == "/dev/ttyS0"
 
 
 def test_permission_and_busy_hints() -> None:

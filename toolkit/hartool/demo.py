@@ -1,4 +1,9 @@
-"""The whole chain in one call: train CNN + LSTM, quantize, benchmark, then stream a held-out subject live."""
+"""The whole chain in one call: train CNN + LSTM, quantize, benchmark, then stream a held-out subject.
+
+The held-out subject's whole recording streams first, as fast as the machine allows, through the default
+smoothing, scored as a timeline (window accuracy, segment F1, label changes per minute against the truth);
+then a short excerpt plays at live pace.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from .core.atomic import atomic_write_json
+from .runtime.smoothing import DEFAULT_SMOOTHING
 
 
 @dataclass(frozen=True)
@@ -27,6 +33,7 @@ class DemoOptions:
     epochs: int | None = None
     max_windows: int | None = None
     seed: int = 0
+    smoothing: str = DEFAULT_SMOOTHING
 
     def train_epochs(self, arch: str) -> int | None:
         if self.epochs is not None:
@@ -45,6 +52,7 @@ class DemoResult:
     benchmark: list[dict[str, Any]] = field(default_factory=list)
     keras_baseline: list[dict[str, Any]] = field(default_factory=list)
     stream: dict[str, Any] = field(default_factory=dict)
+    timeline: dict[str, Any] = field(default_factory=dict)
 
 
 Say = Callable[[str], None]
@@ -126,38 +134,93 @@ def run_demo(opts: DemoOptions, say: Say, on_prediction: Callable[[dict[str, Any
 
     if "cnn" in bundles:
         t0 = time.perf_counter()
+        result.timeline = stream_timeline(bundles["cnn"], opts, say)
         result.stream = stream_subject(bundles["cnn"], opts, say, on_prediction)
         result.stages_s["stream"] = time.perf_counter() - t0
     atomic_write_json(out / "summary.json", asdict(result) | {"out": str(out)})
     return result
 
 
-def stream_subject(bundle_dir: Path, opts: DemoOptions, say: Say,
-                   on_prediction: Callable[[dict[str, Any]], None] | None = None,
-                   artifact: str = "tflite-int8", protocol: str = "text") -> dict[str, Any]:
-    """Replay a held-out subject through a virtual serial device into the streaming runtime; score it."""
+def _stream_values(bundle_dir: Path, values: np.ndarray, rate_hz: float, speed: float, smoothing: str,
+                   on_window: Callable[[Any], None], say: Say, artifact: str | None = None,
+                   protocol: str = "text") -> Any:
+    """Replay ``values`` through a virtual serial device into the streaming runtime; returns its summary."""
+    from .core.bundle import Bundle
+    from .runtime.stream import StreamOptions, run_stream
+    from .sim.device import VirtualDevice
+
+    bundle = Bundle.load(bundle_dir)
+    expected = (len(values) - bundle.window) // bundle.stride + 1
+    with VirtualDevice(values, rate_hz=rate_hz, speed=speed, protocol=protocol, paused=True) as device:
+        device.start()  # paused until the stream's reader sends 's', so no sample is sent before it listens
+        sopts = StreamOptions(port=device.port_path, artifact=artifact, max_windows=expected, smooth=smoothing,
+                              duration_s=len(values) / rate_hz / (speed or 1e9) + 15.0 + expected * 0.05)
+        return run_stream(bundle_dir, sopts, on_window, on_status=lambda m: say(f"      {m}"))
+
+
+def _subject_data(bundle_dir: Path, subject: int) -> tuple[Any, Any, np.ndarray, np.ndarray]:
     from .core.bundle import Bundle
     from .data import load_dataset, recording_for_subject
-    from .runtime.stream import StreamOptions, WindowPrediction, run_stream
-    from .wire.device import VirtualDevice
 
     bundle = Bundle.load(bundle_dir)
     ds = load_dataset(bundle.manifest["dataset"]["name"])
-    recs = recording_for_subject(ds, opts.subject)
-    values = np.concatenate([r.values for r in recs])
-    labels = np.concatenate([r.labels for r in recs])
+    recs = recording_for_subject(ds, subject)
+    return bundle, ds, np.concatenate([r.values for r in recs]), np.concatenate([r.labels for r in recs])
+
+
+def stream_timeline(bundle_dir: Path, opts: DemoOptions, say: Say, artifact: str | None = None) -> dict[str, Any]:
+    """Stream the subject's whole recording as fast as possible, through the chosen smoothing; score the timeline."""
+    from .core.metrics import timeline_report, window_truths
+
+    bundle, ds, values, labels = _subject_data(bundle_dir, opts.subject)
+    label_ids = [int(i) for i in bundle.manifest["label_ids"]]
+    truth = window_truths(labels, bundle.window, bundle.stride, label_ids)
+    say(f"[4/4] streaming subject {opts.subject}'s whole recording: {len(values)} samples "
+        f"({len(values) / ds.sample_rate_hz / 60:.1f} min, transitions and unlabelled stretches included) as fast "
+        f"as this machine allows, smoothing {opts.smoothing}")
+    pred = np.full(len(truth), -1, dtype=np.int64)
+    raw = np.full(len(truth), -1, dtype=np.int64)
+
+    def on_window(p: Any) -> None:
+        # Placed by the window's last sample, so the truth it is scored against is the samples it saw.
+        i, off = divmod(p.end_sample - bundle.window, bundle.stride)
+        if off == 0 and 0 <= i < len(pred):
+            pred[i] = bundle.labels.index(p.label)
+            raw_probs = getattr(p, "raw_probs", None)  # the unsmoothed probabilities, when the runtime keeps them
+            raw[i] = int(np.argmax(raw_probs)) if raw_probs is not None and len(raw_probs) else -1
+
+    t0 = time.perf_counter()
+    summary = _stream_values(bundle_dir, values, ds.sample_rate_hz, 0.0, opts.smoothing, on_window, say, artifact)
+    wall = time.perf_counter() - t0
+    got = pred >= 0  # a window the stream did not deliver (dropped samples) is left out, not guessed
+    stride_s = bundle.stride / ds.sample_rate_hz
+    report = timeline_report([(truth[got], pred[got])], stride_s)
+    raw_report = timeline_report([(truth[got], raw[got])], stride_s) if got.any() and (raw[got] >= 0).all() else None
+    return {"subject": opts.subject, "artifact": summary.artifact, "smoothing": opts.smoothing,
+            "samples": summary.samples, "windows": int(got.sum()), "expected_windows": len(truth), "dropped": summary.dropped,
+            "end_reason": summary.end_reason, "wall_s": round(wall, 2),
+            "data_minutes": len(values) / ds.sample_rate_hz / 60, "x_real_time": (len(values) / ds.sample_rate_hz) / wall,
+            **{k: report[k] for k in ("scored_windows", "window_accuracy", "segment_f1", "segment_precision",
+                                      "segment_recall", "changes_per_min", "true_changes_per_min", "change_ratio")},
+            "raw": None if raw_report is None else {k: raw_report[k] for k in ("window_accuracy", "segment_f1",
+                                                                                "changes_per_min")}}
+
+
+def stream_subject(bundle_dir: Path, opts: DemoOptions, say: Say,
+                   on_prediction: Callable[[dict[str, Any]], None] | None = None,
+                   artifact: str | None = None, protocol: str = "text") -> dict[str, Any]:
+    """A short excerpt of the held-out subject at ``opts.speed`` through a virtual serial port; score it."""
+    bundle, ds, values, labels = _subject_data(bundle_dir, opts.subject)
     n = min(len(values), int(opts.stream_seconds * ds.sample_rate_hz)) if opts.stream_seconds else len(values)
     label_ids = [int(i) for i in bundle.manifest["label_ids"]]
     start = _informative_start(labels, n, bundle.window, bundle.stride, label_ids)
     values, labels = values[start : start + n], labels[start : start + n]
-    expected = (n - bundle.window) // bundle.stride + 1
-    say(f"[4/4] streaming subject {opts.subject}: {n} samples ({n / ds.sample_rate_hz:.0f} s of data from "
-        f"{start / ds.sample_rate_hz:.0f} s on) "
-        f"at {opts.speed:g}x real time through a virtual serial port")
+    say(f"      excerpt: {n} samples ({n / ds.sample_rate_hz:.0f} s of data from {start / ds.sample_rate_hz:.0f} s "
+        f"on) at {opts.speed:g}x real time")
     correct = scored = 0
     rows: list[dict[str, Any]] = []
 
-    def on_window(p: WindowPrediction) -> None:
+    def on_window(p: Any) -> None:
         nonlocal correct, scored
         truth = window_truth(labels, p.end_sample, bundle.window, label_ids)
         row = p.to_json() | {"truth": bundle.labels[truth] if truth is not None else None}
@@ -168,13 +231,9 @@ def stream_subject(bundle_dir: Path, opts: DemoOptions, say: Say,
         if on_prediction:
             on_prediction(row)
 
-    with VirtualDevice(values, rate_hz=ds.sample_rate_hz, speed=opts.speed, protocol=protocol,
-                       paused=True) as device:
-        device.start()  # paused until the stream's reader sends 's', so no sample is sent before it listens
-        sopts = StreamOptions(port=device.port_path, artifact=artifact, max_windows=expected,
-                              duration_s=n / ds.sample_rate_hz / (opts.speed or 1e9) + 15.0)
-        summary = run_stream(bundle_dir, sopts, on_window, on_status=lambda m: say(f"      {m}"))
-    return {"subject": opts.subject, "artifact": artifact, "samples": summary.samples, "windows": summary.windows,
-            "scored_windows": scored, "accuracy": correct / scored if scored else None,
+    summary = _stream_values(bundle_dir, values, ds.sample_rate_hz, opts.speed, opts.smoothing, on_window, say,
+                             artifact, protocol)
+    return {"subject": opts.subject, "artifact": summary.artifact, "samples": summary.samples,
+            "windows": summary.windows, "scored_windows": scored, "accuracy": correct / scored if scored else None,
             "dropped": summary.dropped, "bad_lines": summary.bad_lines, "end_reason": summary.end_reason,
             "inference_us": summary.inference_us, "e2e_us": summary.e2e_us, "predictions": rows}

@@ -34,7 +34,7 @@ class Timing:
                 "batch": self.batch}
 
 
-def input_pool(window: int, channels: int, batch: int = 1, seed: int = 0,
+def input_pool(window: int | None, channels: int, batch: int = 1, seed: int = 0,
                size: int = POOL_SIZE) -> np.ndarray:
     """``size`` batches of shape (batch, window, channels): standard-normal, i.e. like standardized windows.
 
@@ -42,7 +42,8 @@ def input_pool(window: int, channels: int, batch: int = 1, seed: int = 0,
     windows, so the benchmark needs no dataset.
     """
     rng = np.random.default_rng(seed)
-    return rng.standard_normal((size, batch, window, channels)).astype(np.float32)
+    one = (channels,) if window is None else (window, channels)  # a feature model takes a vector per window
+    return rng.standard_normal((size, batch, *one)).astype(np.float32)
 
 
 def summarize_ns(samples_ns: np.ndarray) -> dict[str, float]:

@@ -23,6 +23,7 @@ from .. import __version__
 from ..core.bundle import Bundle
 from ..core.child import child_env, describe_exit
 from ..core.errors import HartoolError
+from ..runtime.artifacts import choice_reason, choose_artifact, contract
 from ..runtime.backends import ONNX_BACKENDS, TFLITE_BACKENDS, available_backends
 from .child import KERAS_METHODS, NO_XNNPACK, PROGRESS_PREFIX, job_calls, split_backend
 from .latency import INPUT_DESCRIPTION
@@ -172,7 +173,17 @@ def _bundle_info(bundle: Bundle) -> dict[str, Any]:
     return {"name": bundle.path.resolve().name, "path": str(bundle.path), "arch": m.get("arch"),
             "labels": bundle.labels, "window": bundle.window,
             "channels": [c["name"] for c in bundle.channels],
-            "sample_rate_hz": bundle.sample_rate_hz, "model_sha256": (m.get("model") or {}).get("sha256")}
+            "sample_rate_hz": bundle.sample_rate_hz, "model_sha256": (m.get("model") or {}).get("sha256"),
+            "default_artifact": _default_artifact(bundle)}
+
+
+def _default_artifact(bundle: Bundle) -> dict[str, str] | None:
+    """What `stream` runs by default and why (hartool.runtime.artifacts); None when nothing is runnable."""
+    try:
+        entry = choose_artifact(bundle)
+    except HartoolError:
+        return None
+    return {"name": entry["name"], "reason": choice_reason(bundle, entry)}
 
 
 def _settings(opts: BenchmarkOptions, backends: list[str]) -> dict[str, Any]:
@@ -232,7 +243,9 @@ def _artifact_pairs(bundle: Bundle, opts: BenchmarkOptions) -> tuple[list[tuple[
                                                                       list[str]]:
     """(artifact entry, backend, threads) triples in manifest order, plus notes about what was skipped."""
     names = dict.fromkeys(opts.artifacts)
-    entries = [bundle.artifact(name) for name in names] if names else bundle.artifacts
+    # "default": the artifact `stream` would run (fastest within 0.3 pp of the best accuracy).
+    entries = [choose_artifact(bundle) if name == "default" else bundle.artifact(name) for name in names] \
+        if names else bundle.artifacts
     for entry in entries:
         bundle.artifact_path(entry)  # a missing or corrupt file is an error before minutes of timing
     pairs, notes = [], []
@@ -259,7 +272,8 @@ def plan_benchmark(bundle_dir: str | os.PathLike[str], opts: BenchmarkOptions) -
         raise HartoolError(f"{bundle.path}: nothing to benchmark (artifacts: {have or 'none'}; "
                            f"run 'hartool quantize {bundle.path}' first)")
     info = _bundle_info(bundle)
-    common = {"window": bundle.window, "channels": len(bundle.channels), "n_classes": len(bundle.labels),
+    # contract(): (window, channels) for raw-window models, (None, n_features) for feature models.
+    common = {**contract(bundle.manifest),
               "runs": opts.runs, "warmup": opts.warmup, "batch": opts.batch, "seed": opts.seed,
               "keras_predict_runs": opts.keras_predict_runs, "keras_budget_s": opts.keras_budget_s}
     jobs = []

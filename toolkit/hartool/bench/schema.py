@@ -11,9 +11,10 @@ Top level::
                    requested_backends: [str], artifacts: [str] | null, baseline: "keras" | null,
                    keras_predict_runs, keras_budget_s, recompute_accuracy, seed, timeout_s, hartool_version,
                    input, timer, isolation, ratio_statistic, command?},
-      "bundles": [{name, path, arch, labels, window, channels, sample_rate_hz, model_sha256}],
+      "bundles": [{name, path, arch, labels, window, channels, sample_rate_hz, model_sha256,
+                   default_artifact: {name, reason} | null}],
       "results": [ROW, ...],       # one per (bundle, artifact, backend, threads)
-      "baselines": [ROW, ...],     # Keras rows ("keras-predict", "keras-call"); empty without --baseline
+      "baselines": [ROW, ...],     # Keras rows ("keras-predict", "keras-call", "keras-tf-function"); empty without --baseline
       "notes": [str]               # optional: what was skipped and why
     }
 
@@ -39,7 +40,7 @@ ROW::
       "peak_rss_mb": 95.1,                 # peak RSS (VmHWM) of the child that loaded and ran only this model
       "rss_delta_mb": 3.2,                 # rise of that peak from after the runtime import to the end
       "runs": 1000, "warmup": 50, "batch": 1,   # runs actually timed (Keras: capped, see settings)
-      "vs_keras": {"keras-predict": 700.0, "keras-call": 20.0}   # Keras p50 / this p50 (× faster); {} if none
+      "vs_keras": {"keras-predict": 700.0, "keras-call": 20.0, "keras-tf-function": 5.0}   # Keras p50 / this p50 (× faster); {} if none
     }
 
 Timing fields are null in a failed row. Every number is measured in the same run on the same machine.
@@ -170,7 +171,7 @@ CSV_COLUMNS = ("bundle", "kind", "artifact", "format", "mode", "backend", "threa
                "bytes",
                "accuracy", "accuracy_source", "import_ms", "load_ms", "first_ms", "warmup_avg_us",
                *(f"{k}_us" for k in STAT_KEYS), "throughput_per_s", "peak_rss_mb", "rss_delta_mb", "runs",
-               "warmup", "batch", "x_vs_keras_predict", "x_vs_keras_call", "error")
+               "warmup", "batch", "x_vs_keras_predict", "x_vs_keras_call", "x_vs_keras_tf_function", "error")
 
 
 def flat_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
@@ -182,7 +183,8 @@ def flat_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
             vs = row.get("vs_keras") or {}
             item = {k: row.get(k) for k in CSV_COLUMNS}
             item.update({f"{k}_us": lat.get(k) for k in STAT_KEYS}, kind=kind,
-                        x_vs_keras_predict=vs.get("keras-predict"), x_vs_keras_call=vs.get("keras-call"))
+                        x_vs_keras_predict=vs.get("keras-predict"), x_vs_keras_call=vs.get("keras-call"),
+                        x_vs_keras_tf_function=vs.get("keras-tf-function"))
             flat.append(item)
     return flat
 

@@ -19,8 +19,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "benchmark": ("hartool.cli.bench_cmd:benchmark", "Measure size, accuracy and latency of artifacts."),
     "compare": ("hartool.cli.bench_cmd:compare", "Compare benchmark JSON files side by side."),
     "stream": ("hartool.cli.stream_cmd:stream", "Classify live IMU samples from a serial device."),
-    "simulate": ("hartool.cli.stream_cmd:simulate", "Virtual IMU device on a pseudo-terminal."),
-    "record": ("hartool.cli.stream_cmd:record", "Record labelled sessions from a device to CSV."),
+    "monitor": ("hartool.cli.monitor_cmd:monitor", "Watch every device publishing under an MQTT prefix."),
+    "simulate": ("hartool.cli.simulate_cmd:simulate", "Virtual IMU board on a pty, or a phone app / MCU sender."),
+    "record": ("hartool.cli.record_cmd:record", "Record labelled sessions (keys switch labels) to CSV."),
+    "enroll": ("hartool.cli.enroll_cmd:enroll", "Teach a bundle a new activity on the device (no TensorFlow)."),
     "demo": ("hartool.cli.demo_cmd:demo", "Train, quantize, benchmark and stream, end to end."),
 }
 

@@ -56,7 +56,8 @@ class _Bar:
 
 @click.command()
 @click.argument("bundle", type=click.Path(path_type=Path))
-@click.option("--artifacts", default="", help="Comma list of artifact names (default: all in the bundle).")
+@click.option("--artifacts", default="",
+              help="Comma list of artifact names, or 'default' for the one `stream` runs (default: all in the bundle).")
 @click.option("--runs", type=int, default=1000, show_default=True,
               help="Timed runs per artifact, backend and thread count, after warm-up "
                    "(percentiles need >= 1000).")
@@ -133,6 +134,9 @@ def benchmark(bundle: Path, artifacts: str, runs: int, warmup: int, threads: str
     doc["settings"]["command"] = shlex.join(["hartool", *sys.argv[1:]])
     for note in doc["notes"]:
         status(note)
+    default = doc["bundles"][0].get("default_artifact")
+    if default:
+        status(f"default artifact (what stream runs): {default['name']}: {default['reason']}")
     if out is not None:
         atomic_write_json(out, doc)
         status(f"wrote {out}")

@@ -18,13 +18,17 @@ from .common import pct, status, table
               show_default=True, help="Folder for bundles, benchmark JSON, plots and summary.json.")
 @click.option("--fast", is_flag=True, help="Few epochs and runs: a few minutes instead of ~20.")
 @click.option("--subject", type=int, default=9, show_default=True, help="Held-out test subject to stream.")
-@click.option("--stream-seconds", type=float, default=30.0, show_default=True, help="Seconds of data to stream.")
-@click.option("--speed", type=float, default=1.0, show_default=True, help="Stream at real time x SPEED.")
+@click.option("--stream-seconds", type=float, default=30.0, show_default=True,
+              help="Seconds of the live-pace excerpt.")
+@click.option("--speed", type=float, default=1.0, show_default=True,
+              help="Play the excerpt at real time x SPEED (the whole subject always streams as fast as possible).")
+@click.option("--smooth", "smoothing", default=None, metavar="METHOD",
+              help="Smoothing of the streamed labels (default: the stream's default; see hartool stream --help).")
 @click.option("--epochs", type=int, default=None, hidden=True)
 @click.option("--max-windows", type=int, default=None, hidden=True)
 @click.option("--bench-runs", type=int, default=None, hidden=True)
-def demo(out: Path, fast: bool, subject: int, stream_seconds: float, speed: float, epochs: int | None,
-         max_windows: int | None, bench_runs: int | None) -> None:
+def demo(out: Path, fast: bool, subject: int, stream_seconds: float, speed: float, smoothing: str | None,
+         epochs: int | None, max_windows: int | None, bench_runs: int | None) -> None:
     """Train CNN + LSTM, quantize, benchmark, and stream a held-out subject through a virtual serial port.
 
     \b
@@ -33,9 +37,16 @@ def demo(out: Path, fast: bool, subject: int, stream_seconds: float, speed: floa
       hartool demo --fast --speed 5
     """
     from ..demo import DemoOptions, run_demo
+    from ..runtime.smoothing import make_smoother
 
+    if smoothing is not None:
+        try:
+            make_smoother(smoothing, 2)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--smooth") from exc
     opts = DemoOptions(out=out, fast=fast, subject=subject, stream_seconds=stream_seconds, speed=speed,
-                       epochs=epochs, max_windows=max_windows, bench_runs=bench_runs)
+                       epochs=epochs, max_windows=max_windows, bench_runs=bench_runs,
+                       **({"smoothing": smoothing} if smoothing is not None else {}))
     started = time.perf_counter()
 
     def live(row: dict[str, Any]) -> None:
@@ -65,13 +76,17 @@ def demo(out: Path, fast: bool, subject: int, stream_seconds: float, speed: floa
     for line in failures:
         click.echo(line)
     click.echo("\nlatency, 1 thread, per window (p50 / p99 us)")
+    def ratio(r: dict[str, Any], name: str) -> str:
+        if r["artifact"] == name:
+            return "1x"
+        value = (r.get("vs_keras") or {}).get(name)
+        return "-" if value is None else f"{value:,.1f}x"
+
     brows = [[r["bundle"], r["artifact"], r["backend"], f"{r['latency_us']['p50']:.1f}", f"{r['latency_us']['p99']:.1f}",
-              f"{r['vs_keras'].get('keras-predict', 0):,.0f}x" if r.get("vs_keras") else "-"]
-             for r in result.benchmark]
-    brows += [[r["bundle"], r["artifact"], r["backend"], f"{r['latency_us']['p50']:.1f}",
-               f"{r['latency_us']['p99']:.1f}", "1x" if r["artifact"] == "keras-predict" else "-"]
-              for r in result.keras_baseline if r["status"] == "ok"]
-    click.echo(table(["bundle", "artifact", "backend", "p50 us", "p99 us", "vs Keras predict"], brows))
+              ratio(r, "keras-predict"), ratio(r, "keras-tf-function")]
+             for r in [*result.benchmark, *(b for b in result.keras_baseline if b["status"] == "ok")]]
+    click.echo(table(["bundle", "artifact", "backend", "p50 us", "p99 us", "vs Keras predict", "vs tf.function"],
+                     brows))
     s = result.stream
     if s:
         click.echo(f"\nstream: subject {s['subject']}, {s['artifact']}: {s['windows']} windows, accuracy "
@@ -80,3 +95,18 @@ def demo(out: Path, fast: bool, subject: int, stream_seconds: float, speed: floa
                    f"{s['e2e_us'].get('p99', 0):.0f} us")
     click.echo("\nstage times: " + ", ".join(f"{k} {v:.0f} s" for k, v in result.stages_s.items())
                + f"; total {total:.0f} s")
+    if result.timeline:
+        click.echo("\n" + timeline_line(result.timeline))
+
+
+def timeline_line(t: dict[str, Any]) -> str:
+    """The demo's last line: the held-out subject's whole recording, scored as the timeline a person sees."""
+    raw = t.get("raw")
+    vs_raw = (f" (unsmoothed {pct(raw['window_accuracy'])}, {raw['changes_per_min']:.1f} flips/min)"
+              if raw else "")
+    ratio = f" = {t['change_ratio']:.2f}x" if t.get("change_ratio") is not None else ""
+    return (f"held-out subject {t['subject']}, whole recording ({t['data_minutes']:.1f} min, {t['windows']} windows "
+            f"streamed in {t['wall_s']:.1f} s, {t['x_real_time']:,.0f}x real time, {t['artifact']}, smoothing "
+            f"{t['smoothing']}): window accuracy {pct(t['window_accuracy'])}, segment F1 {pct(t['segment_f1'])}, "
+            f"{t['changes_per_min']:.1f} label changes/min vs {t['true_changes_per_min']:.1f} in the truth{ratio}"
+            f"{vs_raw}")

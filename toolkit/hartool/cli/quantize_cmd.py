@@ -52,6 +52,11 @@ def quantize(bundle: Path, formats: str, modes: str, calibration_windows: int, s
                            calibration_windows=calibration_windows, seed=seed, timeout_s=timeout_s,
                            tflite_runtime_python=tflite_runtime_python, integer_io=integer_io)
     results = quantize_bundle(bundle, opts, progress=status)
+    from ..core.bundle import Bundle
+
+    default = Bundle.load(bundle).manifest.get("default_artifact")
+    if default:
+        status(f"default artifact (what stream and benchmark run): {default['name']}: {default['reason']}")
     if as_json:
         emit_json([asdict(r) for r in results])
     else:

@@ -13,13 +13,15 @@ from .common import emit_json, pct, status, table
 
 
 @click.command()
-@click.option("--arch", type=click.Choice(["cnn", "lstm", "cnn-lstm", "bilstm"]), default="cnn", show_default=True,
-              help="cnn: CNN-only, quantizes to full int8. lstm: 2x LSTM(64). cnn-lstm, bilstm: seed variants.")
+@click.option("--arch", type=click.Choice(["cnn", "lstm", "cnn-lstm", "bilstm", "features"]), default="cnn",
+              show_default=True,
+              help="cnn: CNN-only, quantizes to full int8. lstm: 2x LSTM(64). cnn-lstm, bilstm: seed variants. "
+                   "features: the classic statistical/spectral features (numpy) + a small MLP.")
 @click.option("--dataset", default="hapt", show_default=True,
               help="hapt (embedded UCI HAPT), uci-har:PATH (UCI HAR Dataset folder) or csv:DIR (your recordings).")
 @click.option("--out", "out", type=click.Path(path_type=Path), required=True, help="Bundle directory to write.")
 @click.option("--epochs", type=int, default=None,
-              help="Epochs (default per arch: cnn 30, lstm 25, cnn-lstm 30, bilstm 15).")
+              help="Epochs (default per arch: cnn 30, lstm 25, cnn-lstm 30, bilstm 15, features 30).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seeds the split, init and shuffling.")
 @click.option("--batch-size", type=int, default=64, show_default=True)
 @click.option("--window", type=int, default=128, show_default=True, help="Window length in samples.")
@@ -27,6 +29,18 @@ from .common import emit_json, pct, status, table
 @click.option("--train-stride", type=int, default=None,
               help="Hop between training windows, denser = shift augmentation (default: cnn 16, lstm 32).")
 @click.option("--include-transitions", is_flag=True, help="Also learn HAPT's 6 postural transitions (labels 7..12).")
+@click.option("--labels", "labels", default=None, metavar="A,B,...",
+              help="Train on these activities only, in this class order; the others are left out of every split.")
+@click.option("--test-subjects", default=None, metavar="S,...",
+              help="Test subjects, names or numbers as in '# subject:' (default: UCI's 9 for hapt/uci-har, "
+                   "a seeded ~30% for csv:DIR).")
+@click.option("--val-subjects", default=None, metavar="S,...",
+              help="Validation subjects (default: a seeded 15% of the non-test subjects).")
+@click.option("--cv", type=click.Choice(["loso"]), default=None,
+              help="loso: leave each subject out in turn and report a table; the bundle is then trained on everyone.")
+@click.option("--orientation", type=click.Choice(["fixed", "free"]), default="fixed", show_default=True,
+              help="fixed: the device is worn like the training data's. free: any way round; the wearer stands "
+                   "still, upright, for 5 s after starting (the stream calibrates on it).")
 @click.option("--select", type=click.Choice(["last", "best-val"]), default="last", show_default=True,
               help="Keep the weights at the end of the LR schedule, or the best validation checkpoint.")
 @click.option("--class-weights", is_flag=True, help="Weight classes inversely to their frequency.")
@@ -35,7 +49,9 @@ from .common import emit_json, pct, status, table
 @click.option("--quiet", is_flag=True, help="No Keras progress bars.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 def train(arch: str, dataset: str, out: Path, epochs: int | None, seed: int, batch_size: int, window: int,
-          stride: int, train_stride: int | None, include_transitions: bool, select: str, class_weights: bool,
+          stride: int, train_stride: int | None, include_transitions: bool, labels: str | None,
+          test_subjects: str | None, val_subjects: str | None, cv: str | None, orientation: str, select: str,
+          class_weights: bool,
           tensorboard: Path | None, max_windows: int | None, quiet: bool, as_json: bool) -> None:
     """Train a HAR classifier and write a bundle (manifest.json + model.keras + plots).
 
@@ -43,6 +59,8 @@ def train(arch: str, dataset: str, out: Path, epochs: int | None, seed: int, bat
     Example:
       hartool train --arch cnn --dataset hapt --out bundles/cnn
       hartool train --arch lstm --out bundles/lstm --epochs 40 --json
+      hartool train --dataset csv:my-data --test-subjects alice --labels WALKING,SITTING --out bundles/mine
+      hartool train --dataset csv:my-data --cv loso --out bundles/mine
     """
     from ..train.fit import TrainOptions
     from ..train.fit import train as run_train
@@ -52,19 +70,34 @@ def train(arch: str, dataset: str, out: Path, epochs: int | None, seed: int, bat
     opts = TrainOptions(arch=arch, dataset=dataset, out=out, epochs=epochs, seed=seed, batch_size=batch_size,
                         window=window, stride=stride, train_stride=train_stride,
                         include_transitions=include_transitions, select=select, class_weights=class_weights,
-                        tensorboard=tensorboard, max_windows=max_windows, verbose=0 if quiet else 2)
+                        tensorboard=tensorboard, max_windows=max_windows, verbose=0 if quiet else 2,
+                        labels=_names(labels, "--labels"), test_subjects=_names(test_subjects, "--test-subjects"),
+                        val_subjects=_names(val_subjects, "--val-subjects"), orientation=orientation)
     status(f"training {arch} on {dataset} -> {out}")
+    cv_result = None
     # Keras writes progress to stdout; keep stdout for data (the table or --json).
     with contextlib.redirect_stdout(sys.stderr):
-        result = run_train(opts)
+        if cv == "loso":
+            from ..train.cv import train_loso
+
+            cv_result = train_loso(opts, on_fold=lambda f: status(
+                f"fold {f['subject']}: accuracy {pct(f['accuracy'])} on {f['windows']} windows"))
+            result = cv_result.final
+        else:
+            result = run_train(opts)
     test = result.metrics["test"]
     if as_json:
         emit_json({"bundle": str(result.bundle.parent), "arch": arch, "train_time_s": round(result.train_time_s, 2),
                    "epochs_run": result.epochs_run, "n_params": result.n_params, "windows": result.windows,
                    "metrics": result.metrics})
         return
-    labels = list(test["per_class"])
+    if cv_result is not None:
+        _echo_cv(cv_result.folds, cv_result.summary)
+    class_names = list(test["per_class"])
     click.echo(f"bundle: {result.bundle.parent}")
+    click.echo(_split_line(result.bundle))
+    if cv_result is not None:
+        click.echo("final model trained on every subject; the scores below are on its own training subjects")
     click.echo(f"{arch}: test accuracy {pct(test['accuracy'])}, macro-F1 {pct(test['macro_f1'])}, "
                f"val accuracy {pct(result.metrics['val']['accuracy'])}, {result.epochs_run} epochs, "
                f"{result.train_time_s:.0f} s, {result.n_params:,} params")
@@ -72,4 +105,33 @@ def train(arch: str, dataset: str, out: Path, epochs: int | None, seed: int, bat
                      [[n, pct(c["precision"], 1), pct(c["recall"], 1), pct(c["f1"], 1), c["support"]]
                       for n, c in test["per_class"].items()]))
     click.echo("confusion (rows true, columns predicted):")
-    click.echo(format_confusion(test["confusion"], labels))
+    click.echo(format_confusion(test["confusion"], class_names))
+
+
+def _split_line(manifest_path: Path) -> str:
+    """``subjects: test carol (given); validation alice (seeded); train bob, dave`` from the written manifest."""
+    import json
+
+    ds = json.loads(manifest_path.read_text())["dataset"]
+    how = ds.get("split", {})
+    parts = [f"{key} {', '.join(ds.get(f'{key}_subject_names', [])) or '-'}"
+             + (f" ({how[key]})" if how.get(key) else "") for key in ("test", "val")]
+    return f"subjects: {'; '.join(parts)}; train {', '.join(ds.get('train_subject_names', []))}"
+
+
+def _names(text: str | None, option: str) -> tuple[str, ...] | None:
+    """``"a, b"`` -> ``("a", "b")``; an option given but empty is a usage error, not "use the default"."""
+    if text is None:
+        return None
+    names = tuple(t.strip() for t in text.split(",") if t.strip())
+    if not names:
+        raise click.BadParameter("name at least one", param_hint=option)
+    return names
+
+
+def _echo_cv(folds: list[dict], summary: dict) -> None:
+    click.echo(f"leave-one-subject-out: {summary['n_folds']} folds")
+    click.echo(table(["subject", "test windows", "accuracy", "macro-F1"],
+                     [[f["subject"], f["windows"], pct(f["accuracy"]), pct(f["macro_f1"])] for f in folds]))
+    click.echo(f"mean accuracy {pct(summary['accuracy_mean'])} ± {pct(summary['accuracy_sd'])}, "
+               f"macro-F1 {pct(summary['macro_f1_mean'])} ± {pct(summary['macro_f1_sd'])} (sd over subjects)")

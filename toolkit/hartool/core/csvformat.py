@@ -28,14 +28,14 @@ from pathlib import Path
 import numpy as np
 
 from hartool.core.errors import DataError
+from hartool.core.timebase import ACC_UNIT_FACTORS, GYRO_UNIT_FACTORS, STANDARD_GRAVITY  # noqa: F401 (re-export)
 
 CSV_COLUMNS: tuple[str, ...] = ("t_s", "acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z", "label")
 VALUE_COLUMNS: tuple[str, ...] = CSV_COLUMNS[1:7]
-STANDARD_GRAVITY = 9.80665
-
-# Unit spellings accepted in ``# units:`` and the factor that turns them into the canonical unit.
-_ACC_UNITS = {"g": 1.0, "m/s2": 1.0 / STANDARD_GRAVITY, "m/s^2": 1.0 / STANDARD_GRAVITY}
-_GYRO_UNITS = {"rad/s": 1.0, "deg/s": math.pi / 180.0, "dps": math.pi / 180.0}
+# Unit spellings accepted in ``# units:`` and the factor that turns them into the canonical unit: the
+# one table in core/timebase.py, shared with the stream.
+_ACC_UNITS = ACC_UNIT_FACTORS
+_GYRO_UNITS = GYRO_UNIT_FACTORS
 
 _META_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _FORBIDDEN_LABEL_CHARS = set(',"\r\n#')

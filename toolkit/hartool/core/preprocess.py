@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from .errors import BundleError
+from .features import FEATURES_TYPE, preprocess_features
 
 PREPROCESSING_TYPE = "standardize"
 
@@ -31,8 +32,11 @@ def fit_preprocessing(x: np.ndarray) -> dict[str, Any]:
 def preprocess(x: np.ndarray, spec: Mapping[str, Any], out: np.ndarray | None = None) -> np.ndarray:
     """Scale raw windows (..., window, C) in manifest units into model input, float32.
 
-    ``out`` lets the streaming loop reuse one preallocated buffer per window.
+    ``out`` lets the streaming loop reuse one preallocated buffer per window. A ``features`` spec
+    (``--arch features``) returns standardised feature vectors (..., n_features) instead.
     """
+    if spec.get("type") == FEATURES_TYPE:
+        return preprocess_features(x, spec, out)
     if spec.get("type") != PREPROCESSING_TYPE:
         raise BundleError(f"unsupported preprocessing type {spec.get('type')!r} (expected {PREPROCESSING_TYPE!r})")
     mean = np.asarray(spec["mean"], dtype=np.float32)

@@ -19,23 +19,41 @@ FIRST_CUSTOM_LABEL_ID = 101
 _SUBJECT_IN_NAME = re.compile(r"(?:^|[^a-z0-9])(?:subject|subj|user|s)[_-]?(\d+)(?![0-9])")
 
 
-def _stable_id(text: str) -> int:
+def _stable_id(text: str, taken: set[int]) -> int:
     # crc32 is stable across runs and machines (unlike hash()); 10000+ keeps clear of real subject numbers.
-    return 10000 + zlib.crc32(text.encode("utf-8")) % 90000
+    # A collision (two names, one crc bucket) moves to the next free id; names are visited in sorted order.
+    sid = 10000 + zlib.crc32(text.encode("utf-8")) % 90000
+    while sid in taken:
+        sid = 10000 + (sid - 10000 + 1) % 90000
+    return sid
 
 
-def subject_of(session: CsvSession, rel: str) -> int:
-    """``# subject:`` (a number, or a name mapped to a stable id), else a number in the file name, else a per-file id."""
+def subject_name_of(session: CsvSession, rel: str) -> str:
+    """``# subject:`` as written, else the number in the file name (``s03_walk.csv`` -> ``"3"``), else the file."""
     declared = session.meta.get("subject", "").strip()
     if declared:
-        try:
-            return int(declared)
-        except ValueError:
-            return _stable_id(f"subject:{declared}")
+        return declared
     match = _SUBJECT_IN_NAME.search(Path(rel).stem.lower())
     if match:
-        return int(match.group(1))
-    return _stable_id(f"file:{rel}")
+        return str(int(match.group(1)))
+    return Path(rel).with_suffix("").as_posix()
+
+
+def _numeric(name: str) -> int | None:
+    try:
+        return int(name)
+    except ValueError:
+        return None
+
+
+def subject_ids(names: list[str]) -> dict[str, int]:
+    """Numbers keep their number (``"07"`` -> 7); other names get a stable id; every name has its own id."""
+    ids = {n: num for n in names if (num := _numeric(n)) is not None}
+    taken = set(ids.values())
+    for name in sorted(set(names) - set(ids)):
+        ids[name] = _stable_id(f"subject:{name}", taken)
+        taken.add(ids[name])
+    return ids
 
 
 def _label_ids(sessions: list[CsvSession]) -> dict[str, int]:
@@ -77,18 +95,24 @@ def load_csv_dir(path: str | os.PathLike[str]) -> Dataset:
     rate = _dataset_rate(sessions, rels, root)
     ids = _label_ids(sessions)
 
+    names = [subject_name_of(s, rel) for s, rel in zip(sessions, rels, strict=True)]
+    sid = subject_ids(names)
     recordings = []
-    for session, rel in zip(sessions, rels, strict=True):
-        names, inverse = np.unique(np.asarray(session.labels), return_inverse=True)
-        lut = np.asarray([ids.get(str(n), UNLABELED) for n in names], dtype=np.int16)
+    for session, rel, subject in zip(sessions, rels, names, strict=True):
+        labels, inverse = np.unique(np.asarray(session.labels), return_inverse=True)
+        lut = np.asarray([ids.get(str(n), UNLABELED) for n in labels], dtype=np.int16)
         recordings.append(
             Recording(
-                subject=subject_of(session, rel),
+                subject=sid[subject],
                 session=Path(rel).with_suffix("").as_posix(),
                 values=session.values,
                 labels=lut[inverse.reshape(-1)],
             )
         )
+    # "01" and "1" are one subject: the first spelling met (in file order) names it.
+    subject_names: dict[int, str] = {}
+    for name in names:
+        subject_names.setdefault(sid[name], name)
     return Dataset(
         name=f"csv:{root}",
         recordings=recordings,
@@ -96,4 +120,5 @@ def load_csv_dir(path: str | os.PathLike[str]) -> Dataset:
         default_activities=tuple(sorted(ids.values())),
         sample_rate_hz=rate,
         channels=default_channels(),
+        subject_names=subject_names,
     )

@@ -28,22 +28,45 @@ class EvalSet:
     x_calib: np.ndarray
 
 
+def _subjects_of(ds: Any, dataset: dict[str, Any], key: str) -> list[int]:
+    """A split's subject ids: by name when the manifest has names (stable for csv:DIR), else the stored ids."""
+    from .splits import resolve_subjects
+
+    names = dataset.get(f"{key}_subject_names")
+    if names is not None:
+        return resolve_subjects(ds, names, f"manifest {key} subjects")
+    return [int(s) for s in dataset.get(f"{key}_subjects", [])]
+
+
 def bundle_eval_set(manifest: dict[str, Any], calibration_windows: int = 300, seed: int = 0) -> EvalSet:
-    """Rebuild the bundle's test split and draw seeded calibration windows from its training subjects."""
-    from . import load_dataset, make_windows, split_by_subject
+    """Rebuild the bundle's test split and draw seeded calibration windows from its training subjects.
+
+    The classes are the manifest's labels in their order (so a ``--labels`` subset evaluates alike); a
+    bundle trained without test subjects (``--cv loso``'s final model) is evaluated on its training
+    subjects' windows, as training did.
+    """
+    from . import load_dataset, make_windows
 
     training = manifest["training"]
-    ds = load_dataset(manifest["dataset"]["name"])
-    windows = make_windows(ds, manifest["window"], manifest["stride"],
-                           include_transitions=bool(training.get("include_transitions")))
-    split = split_by_subject(windows, val_fraction=training.get("val_fraction", 0.15), seed=training.get("seed", 0))
-    test = cap_windows(split.test, manifest["dataset"].get("max_windows"), training.get("seed", 0))
+    dataset = manifest["dataset"]
+    ds = load_dataset(dataset["name"])
+    if (manifest.get("orientation") or {}).get("mode") == "free":
+        # A free-orientation model sees each recording calibrated as its stream would (core/orientation.py).
+        from ..core.orientation import calibrated_dataset
+
+        ds = calibrated_dataset(ds, manifest["window"], manifest["stride"])
+    windows = make_windows(ds, manifest["window"], manifest["stride"], labels=manifest["labels"])
+    train_ids = _subjects_of(ds, dataset, "train")
+    test_ids = _subjects_of(ds, dataset, "test") or train_ids
+    train = windows.subset(np.isin(windows.subject, train_ids))
+    test = cap_windows(windows.subset(np.isin(windows.subject, test_ids)), dataset.get("max_windows"),
+                       training.get("seed", 0))
     rng = np.random.default_rng(seed)
-    pick = rng.choice(len(split.train.y), size=min(calibration_windows, len(split.train.y)), replace=False)
+    pick = rng.choice(len(train.y), size=min(calibration_windows, len(train.y)), replace=False)
     spec = manifest["preprocessing"]
     return EvalSet(
         x_test=preprocess(test.x, spec),
         y_test=test.y,
         subject_test=test.subject,
-        x_calib=preprocess(split.train.x[np.sort(pick)], spec),
+        x_calib=preprocess(train.x[np.sort(pick)], spec),
     )

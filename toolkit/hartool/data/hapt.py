@@ -31,6 +31,7 @@ from hartool.core.errors import DataError
 from hartool.data.recordings import (
     BASIC_ACTIVITIES,
     HAPT_LABEL_NAMES,
+    UCI_HAR_TEST_SUBJECTS,
     Dataset,
     Recording,
     default_channels,
@@ -464,4 +465,5 @@ def load_hapt(use_cache: bool = True) -> Dataset:
         default_activities=BASIC_ACTIVITIES,
         sample_rate_hz=HAPT_SAMPLE_RATE_HZ,
         channels=default_channels(),
+        default_test_subjects=UCI_HAR_TEST_SUBJECTS,
     )

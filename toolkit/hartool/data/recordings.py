@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -32,6 +32,8 @@ HAPT_LABEL_NAMES: dict[int, str] = {
 BASIC_ACTIVITIES: tuple[int, ...] = (1, 2, 3, 4, 5, 6)
 TRANSITION_ACTIVITIES: tuple[int, ...] = (7, 8, 9, 10, 11, 12)
 UCI_HAR_LABEL_NAMES: dict[int, str] = {i: HAPT_LABEL_NAMES[i] for i in BASIC_ACTIVITIES}
+# Subjects of the official UCI HAR test partition (the other 21 of 30 are training subjects).
+UCI_HAR_TEST_SUBJECTS: tuple[int, ...] = (2, 4, 9, 10, 12, 13, 18, 20, 24)
 
 
 def default_channels() -> list[dict]:
@@ -71,11 +73,27 @@ class Dataset:
     default_activities: tuple[int, ...]  # hapt/uci-har: (1..6); csv: all ids present
     sample_rate_hz: float
     channels: list[dict]  # [{"name": "acc_x", "unit": "g"}, ..., {"name": "gyro_z", "unit": "rad/s"}]
+    # Subject id -> the name the user wrote (``# subject: alice``); ids without an entry are named by their number.
+    subject_names: dict[int, str] = field(default_factory=dict)
+    # The dataset's own test partition (UCI HAR's 9 people); None: no official split (csv:DIR).
+    default_test_subjects: tuple[int, ...] | None = None
 
     @property
     def subjects(self) -> list[int]:
         """Sorted subject ids present."""
         return sorted({r.subject for r in self.recordings})
+
+    def subject_name(self, subject: int) -> str:
+        """The subject's name as written in the data (``"alice"``, ``"7"``)."""
+        return self.subject_names.get(int(subject), str(int(subject)))
+
+    def in_name_order(self, subjects: list[int] | None = None) -> list[int]:
+        """Subject ids ordered for people: numbers numerically first, then names alphabetically."""
+        def key(s: int) -> tuple[int, int, str]:
+            name = self.subject_name(s)
+            return (0, int(name), name) if name.isdigit() else (1, 0, name)
+
+        return sorted(self.subjects if subjects is None else subjects, key=key)
 
 
 def recording_for_subject(ds: Dataset, subject: int) -> list[Recording]:

@@ -11,6 +11,7 @@ from hartool.core.errors import DataError
 from hartool.data.recordings import (
     BASIC_ACTIVITIES,
     UCI_HAR_LABEL_NAMES,
+    UCI_HAR_TEST_SUBJECTS,
     Dataset,
     Recording,
     default_channels,
@@ -136,4 +137,5 @@ def load_uci_har(path: str | os.PathLike[str]) -> Dataset:
         default_activities=BASIC_ACTIVITIES,
         sample_rate_hz=UCI_HAR_SAMPLE_RATE_HZ,
         channels=default_channels(),
+        default_test_subjects=UCI_HAR_TEST_SUBJECTS,
     )

@@ -8,10 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hartool.core.errors import DataError
-from hartool.data.recordings import TRANSITION_ACTIVITIES, UNLABELED, Dataset
-
-# Subjects of the official UCI HAR test partition (the other 21 of 30 are training subjects).
-UCI_HAR_TEST_SUBJECTS: tuple[int, ...] = (2, 4, 9, 10, 12, 13, 18, 20, 24)
+from hartool.data.recordings import TRANSITION_ACTIVITIES, UCI_HAR_TEST_SUBJECTS, UNLABELED, Dataset
 
 
 @dataclass(frozen=True, eq=False)
@@ -64,6 +61,25 @@ def _selected_activities(
     return sorted({int(a) for a in chosen})
 
 
+def label_ids_for(ds: Dataset, labels: Sequence[str]) -> list[int]:
+    """Dataset ids of activity names, in the given order (``walking upstairs`` matches ``WALKING_UPSTAIRS``)."""
+    from hartool.core.csvformat import canonical_label
+
+    by_name = {canonical_label(n): i for i, n in ds.label_names.items()}
+    wanted = [canonical_label(str(n)) for n in labels if str(n).strip()]
+    if not wanted:
+        raise DataError("--labels is empty: name at least one activity")
+    dupes = sorted({n for n in wanted if wanted.count(n) > 1})
+    if dupes:
+        raise DataError(f"label {', '.join(dupes)} is named twice in --labels")
+    unknown = [n for n in wanted if n not in by_name]
+    if unknown:
+        raise DataError(
+            f"label {', '.join(unknown)} is not in {ds.name} (labels: {', '.join(sorted(by_name))})"
+        )
+    return [by_name[n] for n in wanted]
+
+
 def _run_starts(
     labels: np.ndarray, wanted: np.ndarray, window: int, stride: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -92,18 +108,28 @@ def make_windows(
     stride: int = 64,
     activities: Sequence[int] | None = None,
     include_transitions: bool = False,
+    labels: Sequence[str] | None = None,
+    allow_empty: bool = False,
 ) -> Windows:
     """Slide ``window``-sample windows with ``stride`` over every run of constant label.
 
     Windows never cross a label change, an unlabeled sample or a recording boundary. ``activities``
     defaults to ``ds.default_activities``; ``include_transitions`` adds the HAPT transitions 7..12.
-    Classes are the chosen activity ids in ascending order.
+    Classes are the chosen activity ids in ascending order, or, when ``labels`` (activity names) is
+    given, exactly those activities in that order (``activities`` and ``include_transitions`` are then
+    not used). Samples of other activities are left out. No window at all is a DataError unless
+    ``allow_empty`` (``data info`` still shows the seconds then).
     """
     if int(window) < 1 or int(stride) < 1:
         raise DataError(f"window ({window}) and stride ({stride}) must be positive")
     window, stride = int(window), int(stride)
-    ids = _selected_activities(ds, activities, include_transitions)
-    wanted = np.asarray(ids, dtype=np.int16)
+    if labels is not None:
+        ids = label_ids_for(ds, labels)
+    else:
+        ids = _selected_activities(ds, activities, include_transitions)
+    wanted = np.sort(np.asarray(ids, dtype=np.int16))
+    # Class index of the k-th smallest id: the position of that id in `ids` (the caller's order).
+    class_of_sorted = np.argsort(np.asarray(ids), kind="stable")
 
     xs, ys, subs = [], [], []
     for rec in ds.recordings:
@@ -113,9 +139,11 @@ def make_windows(
         # (n - window + 1, 6, window) view without copying; pick the starts, then put time before channels.
         view = np.lib.stride_tricks.sliding_window_view(rec.values, window, axis=0)
         xs.append(np.ascontiguousarray(view[starts].transpose(0, 2, 1), dtype=np.float32))
-        # `wanted` is sorted and every label in `labs` is in it, so its position is the class index.
-        ys.append(np.searchsorted(wanted, labs).astype(np.int64))
+        # `wanted` is sorted and every label in `labs` is in it: its position leads to the class index.
+        ys.append(class_of_sorted[np.searchsorted(wanted, labs)].astype(np.int64))
         subs.append(np.full(starts.size, rec.subject, dtype=np.int32))
+    if not xs and allow_empty:
+        xs, ys, subs = [np.empty((0, window, 6), np.float32)], [np.empty(0, np.int64)], [np.empty(0, np.int32)]
     if not xs:
         raise DataError(f"{ds.name}: no {window}-sample window fits in any labelled run of activities {ids}")
     return Windows(
@@ -175,8 +203,7 @@ def split_by_subject(
 
 def dataset_info(ds: Dataset, w: Windows) -> dict:
     """A JSON-able summary of the dataset and its windows (used by ``hartool data info`` and reports)."""
-    test_mask = np.isin(w.subject, UCI_HAR_TEST_SUBJECTS)
-    return {
+    summary = {
         "name": ds.name,
         "sample_rate_hz": float(ds.sample_rate_hz),
         "channels": [dict(c) for c in ds.channels],
@@ -190,8 +217,13 @@ def dataset_info(ds: Dataset, w: Windows) -> dict:
         "window": int(w.x.shape[1]) if w.x.ndim == 3 else None,
         "n_windows": len(w),
         "windows_per_class": w.class_counts(),
-        # The UCI HAR partition (train = every non-test subject, validation included).
-        "uci_test_subjects": [int(s) for s in np.unique(w.subject[test_mask])],
-        "train_windows": int(np.count_nonzero(~test_mask)),
-        "test_windows": int(np.count_nonzero(test_mask)),
     }
+    if ds.default_test_subjects is not None:
+        # The dataset's own partition (UCI HAR: train = every non-test subject, validation included).
+        test_mask = np.isin(w.subject, ds.default_test_subjects)
+        summary.update({
+            "uci_test_subjects": [int(s) for s in np.unique(w.subject[test_mask])],
+            "train_windows": int(np.count_nonzero(~test_mask)),
+            "test_windows": int(np.count_nonzero(test_mask)),
+        })
+    return summary

@@ -19,6 +19,7 @@ import numpy as np
 from ..core.bundle import Bundle, file_entry
 from ..core.child import child_env, describe_exit
 from ..core.errors import ExportError, HartoolError
+from ..runtime.artifacts import contract, default_artifact_record
 from ..runtime.backends import Predictor, load_predictor
 
 TFLITE_MODES = ("fp32", "fp16", "dynamic", "int8", "int16x8")
@@ -102,18 +103,70 @@ def _run_job(job: dict[str, Any], workdir: Path, timeout_s: float) -> tuple[dict
     return json.loads(Path(job["result"]).read_text()), None
 
 
-def _tflite_runtime_check(python: str, path: Path) -> str:
-    code = ("import sys\nfrom tflite_runtime.interpreter import Interpreter\n"
-            "Interpreter(model_path=sys.argv[1]).allocate_tensors()\n")
+# Runs one window through a TFLite interpreter module given as argv[1] and saves every output, dequantized;
+# the same code runs under LiteRT (this python) and under tflite_runtime (its own venv, numpy<2).
+_RUN_ONE_WINDOW = """
+import importlib, sys
+import numpy as np
+Interpreter = importlib.import_module(sys.argv[1]).Interpreter
+it = Interpreter(model_path=sys.argv[2])
+it.allocate_tensors()
+inp = it.get_input_details()[0]
+x = np.load(sys.argv[3]).astype(np.float32)
+scale, zp = inp["quantization"]
+if np.dtype(inp["dtype"]).kind in "iu" and scale:
+    info = np.iinfo(inp["dtype"])
+    x = np.clip(np.round(x / scale) + zp, info.min, info.max)
+it.set_tensor(inp["index"], x.astype(inp["dtype"]))
+it.invoke()
+outs = {}
+for i, d in enumerate(it.get_output_details()):
+    y = it.get_tensor(d["index"]).astype(np.float32)
+    s, z = d["quantization"]
+    outs["out%d" % i] = (y - z) * s if np.dtype(d["dtype"]).kind in "iu" and s else y
+np.savez(sys.argv[4], **outs)
+"""
+# Float models must match to rounding; integer kernels differ between interpreter builds (XNNPACK QS8 in
+# LiteRT, ruy/reference in tflite-runtime 2.14) by a few output steps of 1/256.
+FLOAT_TOLERANCE = 1e-4
+INTEGER_TOLERANCE = 0.02
+
+
+def _run_one_window(python: str, module: str, path: Path, x_path: Path, out_path: Path) -> str | None:
+    """Run ``_RUN_ONE_WINDOW`` in ``python``; None on success, else the reason."""
     try:
-        proc = subprocess.run([python, "-c", code, str(path)], capture_output=True, text=True, timeout=120,
-                              check=False)
+        proc = subprocess.run([python, "-c", _RUN_ONE_WINDOW, module, str(path), str(x_path), str(out_path)],
+                              capture_output=True, text=True, timeout=120, check=False, env=child_env())
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"not checked ({exc})"
     if proc.returncode == 0:
-        return "loads"
+        return None
     lines = [ln for ln in proc.stderr.splitlines() if "Didn't find op" in ln or "Error" in ln]
     return "rejected: " + (lines[-1].strip() if lines else f"exit {proc.returncode}")[:200]
+
+
+def _tflite_runtime_check(python: str, path: Path, window: np.ndarray) -> str:
+    """Load ``path`` in tflite_runtime, run one window and compare every output with LiteRT's."""
+    with tempfile.TemporaryDirectory(prefix="hartool-tflrt-") as tmp:
+        x_path, ours, theirs = Path(tmp) / "x.npy", Path(tmp) / "litert.npz", Path(tmp) / "tflrt.npz"
+        np.save(x_path, np.asarray(window, dtype=np.float32)[None])
+        err = _run_one_window(sys.executable, "ai_edge_litert.interpreter", path, x_path, ours)
+        if err:
+            return f"not checked (LiteRT: {err})"
+        err = _run_one_window(python, "tflite_runtime.interpreter", path, x_path, theirs)
+        if err:
+            return err
+        with np.load(ours) as a, np.load(theirs) as b:
+            if sorted(a.files) != sorted(b.files):
+                return f"runs, but gives {len(b.files)} outputs, LiteRT {len(a.files)}"
+            diff = max(float(np.abs(a[k] - b[k]).max()) for k in a.files)
+    if diff <= FLOAT_TOLERANCE:
+        verdict = "same output as LiteRT"
+    elif diff <= INTEGER_TOLERANCE:
+        verdict = "same output as LiteRT within integer rounding"
+    else:
+        verdict = "output DIFFERS from LiteRT"
+    return f"runs one window: {verdict} (max |diff| {diff:.2g})"
 
 
 def _quant_params(pred: Predictor) -> dict[str, Any]:
@@ -186,22 +239,33 @@ def quantize_bundle(bundle_dir: str | os.PathLike[str], opts: QuantizeOptions,
                                               convert_s=round(convert_s, 1)))
                 say(f"{name}: {err}")
                 continue
+            res = ArtifactResult(name, fmt, mode, "ok", convert_s=round(convert_s, 1), ops=out.get("ops"))
+            # Evaluated before it enters the bundle: an artifact that does not load is never registered.
+            _evaluate(res, tmp_out, evalset, m, keras_pred, keras_acc, opts, say)
+            results.append(res)
+            if res.status != "ok":
+                _forget(bundle, name, bundle.path / fname)
+                say(f"{name}: {res.error}")
+                continue
+            if fmt == "tflite" and opts.tflite_runtime_python:
+                res.tflite_runtime = _tflite_runtime_check(opts.tflite_runtime_python, tmp_out, evalset.x_test[0])
             final = bundle.path / fname
             os.replace(tmp_out, final)  # atomic: the artifact appears whole or not at all
-            res = ArtifactResult(name, fmt, mode, "ok", convert_s=round(convert_s, 1), ops=out.get("ops"),
-                                 **file_entry(final, bundle.path))
+            for key, value in file_entry(final, bundle.path).items():
+                setattr(res, key, value)
             if mode == "fp32":
                 fp32_bytes[f"{fmt}-fp32"] = res.bytes or 0
-            _evaluate(res, final, evalset, m, keras_pred, keras_acc, opts, say)
-            if fmt == "tflite" and opts.tflite_runtime_python:
-                res.tflite_runtime = _tflite_runtime_check(opts.tflite_runtime_python, final)
-            results.append(res)
             bundle.upsert_artifact(res.manifest_entry())
             bundle.save()
         for res in results:
             ref = fp32_bytes.get(f"{res.format}-fp32")
             if res.bytes and ref:
                 res.size_vs_fp32 = res.bytes / ref
+        from .embedding import record_embedding  # enrollment: embedding outputs + reference windows
+
+        record_embedding(bundle, [a["name"] for a in bundle.artifacts], say, seed=opts.seed)
+        # Why `stream` and `benchmark` run what they run by default (hartool.runtime.artifacts).
+        bundle.manifest["default_artifact"] = default_artifact_record(bundle.artifacts)
         bundle.manifest["quantize"] = {
             "calibration_windows": int(evalset.x_calib.shape[0]), "seed": opts.seed,
             "failures": [{"name": r.name, "error": r.error} for r in results if r.status != "ok"],
@@ -210,6 +274,13 @@ def quantize_bundle(bundle_dir: str | os.PathLike[str], opts: QuantizeOptions,
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return results
+
+
+def _forget(bundle: Bundle, name: str, path: Path) -> None:
+    """Drop ``name`` from the bundle: an older entry of that name must not outlive a failed re-run."""
+    bundle.remove_artifact(name)
+    path.unlink(missing_ok=True)
+    bundle.save()
 
 
 def _plan(opts: QuantizeOptions, arch: str) -> list[tuple[str, str, bool]]:
@@ -232,8 +303,7 @@ def _evaluate(res: ArtifactResult, path: Path, evalset: Any, manifest: dict[str,
               keras_acc: float, opts: QuantizeOptions, say: Callable[[str], None]) -> None:
     """Accuracy and agreement through the runtime interpreter (LiteRT / ORT), never Keras."""
     try:
-        pred = load_predictor(path, window=manifest["window"], channels=len(manifest["channels"]),
-                              n_classes=len(manifest["labels"]))
+        pred = load_predictor(path, **contract(manifest))
     except HartoolError as exc:
         res.status, res.error = "failed", f"does not load: {exc}"
         return

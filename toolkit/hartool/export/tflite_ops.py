@@ -1,54 +1,38 @@
-"""Read a .tflite file's operator codes (builtin op + version) with a minimal flatbuffer reader (stdlib only)."""
+"""A .tflite file's operator list (builtin op name + version), read with TensorFlow's generated flatbuffer schema."""
 
 from __future__ import annotations
 
 import struct
 from pathlib import Path
-
-
-def _table_field(buf: bytes, table: int, field: int) -> int | None:
-    """Absolute position of ``field`` in the flatbuffer table at ``table``, or None when absent (default)."""
-    vtable = table - struct.unpack_from("<i", buf, table)[0]
-    vt_size = struct.unpack_from("<H", buf, vtable)[0]
-    slot = 4 + 2 * field
-    if slot >= vt_size:
-        return None
-    off = struct.unpack_from("<H", buf, vtable + slot)[0]
-    return table + off if off else None
+from typing import Any
 
 
 def read_operator_codes(path: str | Path) -> list[tuple[int, int, str | None]]:
     """(builtin_code, version, custom_code) for each operator code of a TFLite model.
 
-    Model.operator_codes is field 1; OperatorCode fields: 0 deprecated_builtin_code (int8),
-    1 custom_code (string), 2 version (int32, default 1), 3 builtin_code (int32). Codes above 127
-    live only in builtin_code, so the real code is the larger of the two.
+    Codes above 127 live only in ``builtin_code`` and older models only fill ``deprecated_builtin_code``,
+    so the real code is the larger of the two (what TFLite's own ``GetBuiltinCode`` does).
     """
+    from tensorflow.lite.python import schema_py_generated as schema
+
     buf = Path(path).read_bytes()
     try:
-        root = struct.unpack_from("<I", buf, 0)[0]
-        vec_field = _table_field(buf, root, 1)
-        if vec_field is None:
-            return []
-        vec = vec_field + struct.unpack_from("<I", buf, vec_field)[0]
-        count = struct.unpack_from("<I", buf, vec)[0]
+        model = schema.Model.GetRootAs(buf, 0)
         codes = []
-        for i in range(count):
-            elem = vec + 4 + 4 * i
-            table = elem + struct.unpack_from("<I", buf, elem)[0]
-            pos = _table_field(buf, table, 0)
-            deprecated = struct.unpack_from("<b", buf, pos)[0] if pos else 0
-            pos = _table_field(buf, table, 3)
-            builtin = struct.unpack_from("<i", buf, pos)[0] if pos else 0
-            pos = _table_field(buf, table, 2)
-            version = struct.unpack_from("<i", buf, pos)[0] if pos else 1
-            pos = _table_field(buf, table, 1)
-            custom = None
-            if pos:
-                s = pos + struct.unpack_from("<I", buf, pos)[0]
-                n = struct.unpack_from("<I", buf, s)[0]
-                custom = buf[s + 4 : s + 4 + n].decode("utf-8", "replace")
-            codes.append((max(deprecated, builtin), version, custom))
+        for i in range(model.OperatorCodesLength()):
+            oc = model.OperatorCodes(i)
+            custom = oc.CustomCode()
+            codes.append((max(oc.DeprecatedBuiltinCode(), oc.BuiltinCode()), oc.Version(),
+                          custom.decode("utf-8", "replace") if custom is not None else None))
         return codes
-    except struct.error as exc:
+    except (struct.error, IndexError, ValueError, TypeError) as exc:  # what flatbuffers raises on garbage
         raise ValueError(f"{path}: not a valid TFLite flatbuffer ({exc})") from exc
+
+
+def operator_list(path: str | Path) -> list[dict[str, Any]]:
+    """``[{"op": "CONV_2D", "version": 3}, ...]`` as stored in the manifest's artifact entries."""
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    return [{"op": custom or names.get(code, str(code)), "version": version}
+            for code, version, custom in read_operator_codes(path)]

@@ -15,18 +15,23 @@ from typing import Any
 
 import numpy as np
 
-# Test hook: "FORMAT:MODE" makes that job die like the TF converter does on full-int8 LSTMs (signal 11).
+# Test hook: "FORMAT:MODE" makes that job die like the TF converter does on full-int8 LSTMs (signal 11);
+# "FORMAT:MODE:unloadable" makes it write a file no interpreter loads and report success.
 FAULT_ENV = "HARTOOL_EXPORT_FAULT"
 
 
 def _load_keras(job: dict[str, Any]) -> Any:
     import keras
 
+    from ..train.embedding import with_embedding
     from ..train.models import fixed_batch_twin
 
     model = keras.models.load_model(job["keras"], compile=False)
     # Batch fixed to 1: Keras 3 LSTMs only convert to fused TFLite ops with static shapes.
-    return fixed_batch_twin(model, job["arch"], unroll=bool(job.get("unroll")))
+    twin = fixed_batch_twin(model, job["arch"], unroll=bool(job.get("unroll")))
+    # Second output: the embedding that on-device enrollment fits its heads on (hartool.runtime.heads).
+    dual, job["embedding_dim"] = with_embedding(twin)
+    return dual
 
 
 def _representative(job: dict[str, Any]) -> Any:
@@ -41,9 +46,8 @@ def _representative(job: dict[str, Any]) -> Any:
 
 def convert_tflite(job: dict[str, Any]) -> dict[str, Any]:
     import tensorflow as tf
-    from tensorflow.lite.python import schema_py_generated as schema
 
-    from .tflite_ops import read_operator_codes
+    from .tflite_ops import operator_list
 
     twin = _load_keras(job)
     conv = tf.lite.TFLiteConverter.from_keras_model(twin)
@@ -69,12 +73,7 @@ def convert_tflite(job: dict[str, Any]) -> dict[str, Any]:
     elif mode != "dynamic" and mode != "fp32":
         raise ValueError(f"unknown TFLite mode {mode!r}")
     Path(job["out"]).write_bytes(conv.convert())
-    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
-    ops = [
-        {"op": custom or names.get(code, str(code)), "version": version}
-        for code, version, custom in read_operator_codes(job["out"])
-    ]
-    return {"ops": ops}
+    return {"ops": operator_list(job["out"]), "embedding_dim": job.get("embedding_dim")}
 
 
 def convert_onnx(job: dict[str, Any]) -> dict[str, Any]:
@@ -97,9 +96,12 @@ def _onnx_fp32(job: dict[str, Any]) -> dict[str, Any]:
     import tensorflow as tf
     import tf2onnx
 
-    model = keras.models.load_model(job["keras"], compile=False)
+    from ..train.embedding import with_embedding
+
+    model, embedding_dim = with_embedding(keras.models.load_model(job["keras"], compile=False))
     # Keras 3 needs an explicit signature; the batch stays dynamic so benchmarks can batch.
-    spec = (tf.TensorSpec((None, job["window"], job["channels"]), tf.float32, name="imu"),)
+    # The model's own input shape: (window, channels) for raw-window models, (n_features,) for --arch features.
+    spec = (tf.TensorSpec((None, *model.inputs[0].shape[1:]), tf.float32, name="imu"),)
     fn = tf.function(lambda x: model(x, training=False))
     proto, _ = tf2onnx.convert.from_function(fn, input_signature=spec, opset=job["opset"])
     for key, value in job["metadata"].items():
@@ -107,7 +109,7 @@ def _onnx_fp32(job: dict[str, Any]) -> dict[str, Any]:
         entry.key, entry.value = key, value if isinstance(value, str) else json.dumps(value)
     onnx.checker.check_model(proto)
     Path(job["out"]).write_bytes(proto.SerializeToString())
-    return {"opset": job["opset"]}
+    return {"opset": job["opset"], "embedding_dim": embedding_dim}
 
 
 def _onnx_static(job: dict[str, Any]) -> dict[str, Any]:
@@ -140,6 +142,11 @@ def main(argv: list[str]) -> int:
     job = json.loads(Path(argv[1]).read_text())
     if os.environ.get(FAULT_ENV) == f"{job['format']}:{job['mode']}":
         os.kill(os.getpid(), signal.SIGSEGV)
+    if os.environ.get(FAULT_ENV) == f"{job['format']}:{job['mode']}:unloadable":
+        # A "successful" conversion whose file no interpreter can load (the parent must not register it).
+        Path(job["out"]).write_bytes(b"TFL3" + bytes(60))
+        Path(job["result"]).write_text(json.dumps({"ops": []}))
+        return 0
     result = convert_tflite(job) if job["format"] == "tflite" else convert_onnx(job)
     Path(job["result"]).write_text(json.dumps(result))
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -48,7 +49,12 @@ def available_backends(fmt: str) -> list[str]:
 
 @dataclass
 class Predictor:
-    """A loaded model: ``predict`` takes preprocessed float32 windows (N, window, C) and returns probabilities."""
+    """A loaded model: ``predict`` takes preprocessed float32 windows (N, window, C) and returns probabilities.
+
+    Artifacts exported by this hartool carry a second output, the network's embedding (the input of its
+    last layer); ``predict_with_embedding`` returns both from the same single interpreter call, while
+    ``predict`` reads only the probabilities (no extra work on the plain path).
+    """
 
     path: Path
     backend: str
@@ -59,15 +65,46 @@ class Predictor:
     threads: int
     _run: Callable[[np.ndarray], np.ndarray]
     fixed_batch: int | None
+    # Size of the embedding output, None for artifacts without one (exported before enrollment existed).
+    embedding_dim: int | None = None
+    _run_both: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Probabilities (N, n_classes) float32; loops over windows when the model's batch is fixed to 1."""
         x = np.asarray(x, dtype=np.float32)
-        if x.ndim == 2:
+        if x.ndim == len(self.input_shape) - 1:  # one window (or one feature vector) without a batch axis
             x = x[None]
         if self.fixed_batch is None or x.shape[0] == self.fixed_batch:
             return self._run(x)
         return np.concatenate([self._run(x[i : i + 1]) for i in range(x.shape[0])], axis=0)
+
+    def predict_with_embedding(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(probabilities (N, n_classes), embeddings (N, embedding_dim)), both float32, from one invoke."""
+        if self._run_both is None:
+            raise ModelError(f"{self.path}: model has no embedding output (re-export it with 'hartool quantize')")
+        x = np.asarray(x, dtype=np.float32)
+        if x.ndim == len(self.input_shape) - 1:  # one window (or one feature vector) without a batch axis
+            x = x[None]
+        if self.fixed_batch is None or x.shape[0] == self.fixed_batch:
+            return self._run_both(x)
+        pairs = [self._run_both(x[i : i + 1]) for i in range(x.shape[0])]
+        return np.concatenate([p for p, _ in pairs]), np.concatenate([e for _, e in pairs])
+
+
+def _split_outputs(shapes: list[tuple[Any, ...]], n_classes: int | None) -> tuple[int, int | None]:
+    """(index of the probabilities output, index of the embedding output or None).
+
+    The converters do not keep Keras' output order (TFLite puts the embedding first), so outputs are told
+    apart by width: the probabilities have ``n_classes`` columns (when unknown: the narrowest output, as
+    an embedding is always wider than the label list: export refuses one that is not).
+    """
+    if len(shapes) == 1:
+        return 0, None
+    widths = [s[-1] if s and isinstance(s[-1], int) else -1 for s in shapes]
+    matches = [i for i, w in enumerate(widths) if n_classes is not None and w == n_classes]
+    probs = matches[0] if len(matches) == 1 else int(np.argmin([w if w > 0 else 1 << 30 for w in widths]))
+    others = [i for i in range(len(shapes)) if i != probs]
+    return probs, (others[0] if len(others) == 1 else None)
 
 
 def _quantize(x: np.ndarray, dtype: np.dtype, scale: float, zero_point: int) -> np.ndarray:
@@ -77,7 +114,17 @@ def _quantize(x: np.ndarray, dtype: np.dtype, scale: float, zero_point: int) -> 
 
 def _check_contract(path: Path, shape: tuple[Any, ...], window: int | None, channels: int | None,
                     out_classes: int, n_classes: int | None) -> None:
-    """Fail at load, in one line, when a model does not fit the bundle (magic_wand's setup() check)."""
+    """Fail at load, in one line, when a model does not fit the bundle (magic_wand's setup() check).
+
+    A feature model (``--arch features``) takes (batch, n_features): callers say so with ``window=None``
+    and ``channels=n_features``.
+    """
+    if len(shape) == 2 and window is None:
+        if channels is not None and shape[1] != channels:
+            raise ModelError(f"{path}: model input has {shape[1]} features but the bundle computes {channels}")
+        if n_classes is not None and out_classes != n_classes:
+            raise ModelError(f"{path}: model outputs {out_classes} classes but the bundle has {n_classes} labels")
+        return
     if len(shape) != 3:
         raise ModelError(f"{path}: model input has rank {len(shape)} {tuple(shape)}, expected (batch, window, channels)")
     if window is not None and channels is not None and (shape[1], shape[2]) != (window, channels):
@@ -116,7 +163,10 @@ def _load_tflite(path: Path, backend: str, threads: int, xnnpack: bool) -> tuple
 def load_predictor(path: str | os.PathLike[str], *, backend: str = "auto", threads: int = 1,
                    window: int | None = None, channels: int | None = None, n_classes: int | None = None,
                    xnnpack: bool = True) -> Predictor:
-    """Load a .tflite or .onnx file and check it against the bundle's window/channels/labels."""
+    """Load a .tflite or .onnx file and check it against the bundle's window/channels/labels.
+
+    For a feature model pass ``window=None, channels=n_features`` (see ``runtime.artifacts.contract``).
+    """
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"{path}: model file not found")
@@ -136,7 +186,9 @@ def _tflite_predictor(path: Path, backend: str, threads: int, window: int | None
                       n_classes: int | None, xnnpack: bool) -> Predictor:
     interp, name = _load_tflite(path, backend, threads, xnnpack)
     inp = interp.get_input_details()[0]
-    out = interp.get_output_details()[0]
+    outs = interp.get_output_details()
+    probs_i, emb_i = _split_outputs([tuple(int(v) for v in o["shape"]) for o in outs], n_classes)
+    out = outs[probs_i]
     shape = tuple(int(v) for v in inp["shape"])
     _check_contract(path, shape, window, channels, int(out["shape"][-1]), n_classes)
     in_dtype, out_dtype = np.dtype(inp["dtype"]), np.dtype(out["dtype"])
@@ -161,9 +213,23 @@ def _tflite_predictor(path: Path, backend: str, threads: int, window: int | None
 
     # Float-edged models (integer ones too, by default) take the hot path: nothing but the interpreter.
     run = invoke if in_dtype == np.float32 and out_dtype == np.float32 else convert_and_invoke
+    both = None
+    if emb_i is not None:
+        emb = outs[emb_i]
+        emb_index, emb_dtype = emb["index"], np.dtype(emb["dtype"])
+        emb_scale, emb_zp = emb["quantization"]
+
+        def both(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            probs = run(x)  # the probabilities exactly as `predict` gives them; the embedding is then read
+            e = interp.get_tensor(emb_index)
+            if emb_dtype.kind in "iu" and emb_scale != 0:
+                return probs, (e.astype(np.float32) - emb_zp) * emb_scale
+            return probs, e.astype(np.float32, copy=True)
+
     return Predictor(path=path, backend=name if xnnpack else f"{name}-noxnnpack", input_shape=shape,
                      input_dtype=in_dtype.name, output_dtype=out_dtype.name, n_classes=int(out["shape"][-1]),
-                     threads=threads, _run=run, fixed_batch=shape[0])
+                     threads=threads, _run=run, fixed_batch=shape[0],
+                     embedding_dim=int(outs[emb_i]["shape"][-1]) if emb_i is not None else None, _run_both=both)
 
 
 def _onnx_predictor(path: Path, threads: int, window: int | None, channels: int | None,
@@ -187,7 +253,9 @@ def _onnx_predictor(path: Path, threads: int, window: int | None, channels: int 
     except ort_errors as exc:
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(f"{path}: onnxruntime cannot load this model ({msg[:200]})") from exc
-    inp, out = sess.get_inputs()[0], sess.get_outputs()[0]
+    inp, outs = sess.get_inputs()[0], sess.get_outputs()
+    probs_i, emb_i = _split_outputs([tuple(o.shape) for o in outs], n_classes)
+    out = outs[probs_i]
     shape = tuple(d if isinstance(d, int) else -1 for d in inp.shape)
     out_classes = out.shape[-1] if isinstance(out.shape[-1], int) else (n_classes or -1)
     _check_contract(path, shape, window, channels, out_classes, n_classes)
@@ -196,8 +264,18 @@ def _onnx_predictor(path: Path, threads: int, window: int | None, channels: int 
     def run(x: np.ndarray) -> np.ndarray:
         return sess.run([out_name], {in_name: x})[0].astype(np.float32, copy=False)
 
+    both = None
+    emb_dim = None
+    if emb_i is not None:
+        names = [out_name, outs[emb_i].name]
+        emb_dim = outs[emb_i].shape[-1] if isinstance(outs[emb_i].shape[-1], int) else None
+
+        def both(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            probs, emb = sess.run(names, {in_name: x})
+            return probs.astype(np.float32, copy=False), emb.astype(np.float32, copy=False)
+
     dtype = inp.type.replace("tensor(", "").rstrip(")").replace("float", "float32")
     return Predictor(path=path, backend="onnxruntime", input_shape=shape, input_dtype=dtype,
                      output_dtype=out.type.replace("tensor(", "").rstrip(")").replace("float", "float32"),
                      n_classes=out_classes, threads=threads, _run=run,
-                     fixed_batch=shape[0] if shape[0] > 0 else None)
+                     fixed_batch=shape[0] if shape[0] > 0 else None, embedding_dim=emb_dim, _run_both=both)

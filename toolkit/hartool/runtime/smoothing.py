@@ -1,8 +1,56 @@
-"""Temporal smoothing of class probabilities: a moving average over the last K windows."""
+"""Temporal smoothing of class probabilities, so a live label stream does not flicker.
+
+Every smoother is causal and online: ``update(probs)`` takes one window's class probabilities and returns
+a probability-like vector whose argmax is the label to show; ``reset()`` forgets the past (after a gap or
+a reconnect). Methods (``make_smoother(method, n_labels, **params)``):
+
+- ``none``: pass-through.
+- ``mean:K``: mean of the last K probability vectors (:class:`ProbabilitySmoother`).
+- ``vote:K``: majority vote of the last K window labels (ties: the higher mean probability).
+- ``hysteresis``: keep the shown label until another one beats it by ``margin`` for ``windows``
+  consecutive windows.
+- ``hmm``: forward filtering of a hidden-Markov chain over the activities with a sticky transition matrix
+  (``switch`` = probability of leaving an activity between two windows); the classifier's probabilities,
+  floored at ``floor``, are the emission likelihoods.
+
+A method string may carry its parameters: ``mean:5``, ``vote:7``, ``hysteresis:margin=0.3,windows=3``,
+``hmm:switch=0.01,floor=0.02``; keyword arguments override them. A bare integer ``K`` means ``mean:K``.
+"""
 
 from __future__ import annotations
 
+from typing import Any, Protocol
+
 import numpy as np
+
+METHODS = ("none", "mean", "vote", "hysteresis", "hmm")
+# The default of `hartool stream` and the demo, chosen on the 21 non-test subjects of two bundles (CNN and
+# --arch features) by benchmarks/timeline.py: no accuracy loss on either, fewest label changes on the worse
+# one. Margin- or threshold-based settings tuned on one model fail on another model's calibration (a
+# label-smoothed model never reaches the 0.8 margin a sharp CNN likes): see "Steady label streams" in
+# benchmarks/RESULTS.md.
+DEFAULT_SMOOTHING = "mean:4"
+
+
+class Smoother(Protocol):
+    """What the stream needs from a smoother."""
+
+    def update(self, probs: np.ndarray) -> np.ndarray: ...
+
+    def reset(self) -> None: ...
+
+
+class PassThrough:
+    """No smoothing: every window's own probabilities."""
+
+    def __init__(self, n_classes: int) -> None:
+        self.n_classes = n_classes
+
+    def update(self, probs: np.ndarray) -> np.ndarray:
+        return np.asarray(probs, dtype=np.float32)
+
+    def reset(self) -> None:
+        pass
 
 
 class ProbabilitySmoother:
@@ -22,3 +70,168 @@ class ProbabilitySmoother:
 
     def reset(self) -> None:
         self._count = 0
+
+
+class MajorityVote:
+    """Fraction of the last ``k`` windows voting for each label; ties go to the higher mean probability."""
+
+    def __init__(self, k: int, n_classes: int) -> None:
+        if k < 1:
+            raise ValueError("vote window must be >= 1")
+        self.k = k
+        self.n_classes = n_classes
+        self._mean = ProbabilitySmoother(k, n_classes)
+        self._votes = np.zeros(k, dtype=np.int64)
+        self._count = 0
+
+    def update(self, probs: np.ndarray) -> np.ndarray:
+        mean = self._mean.update(probs)
+        self._votes[self._count % self.k] = int(np.argmax(probs))
+        self._count += 1
+        n = min(self._count, self.k)
+        frac = np.bincount(self._votes[:n], minlength=self.n_classes).astype(np.float32) / n
+        # The tie-break nudge is far below one vote (1/k), so it never overturns a majority.
+        out = frac + 1e-4 * mean / max(self.k, 1)
+        return (out / out.sum()).astype(np.float32)
+
+    def reset(self) -> None:
+        self._mean.reset()
+        self._count = 0
+
+
+def _hold(probs: np.ndarray, held: int) -> np.ndarray:
+    """Probabilities mixed half-and-half with a one-hot of ``held``: still sums to 1, argmax is ``held``."""
+    out = 0.5 * np.asarray(probs, dtype=np.float32)
+    out[held] += 0.5 + 1e-6
+    return out / out.sum()
+
+
+class Hysteresis:
+    """Keep the shown label until another beats it by ``margin`` (probability) for ``windows`` windows in a row.
+
+    With ``windows=N`` the label switches on the N-th consecutive window in which the same challenger leads
+    the shown label by at least ``margin``; a window that breaks the run starts the count again.
+    """
+
+    def __init__(self, n_classes: int, margin: float = 0.2, windows: int = 2) -> None:
+        if not 0.0 <= margin < 1.0:
+            raise ValueError("hysteresis margin must be in [0, 1)")
+        if windows < 1:
+            raise ValueError("hysteresis windows must be >= 1")
+        self.n_classes, self.margin, self.windows = n_classes, float(margin), int(windows)
+        self.reset()
+
+    def reset(self) -> None:
+        self._held: int | None = None
+        self._challenger: int | None = None
+        self._run = 0
+
+    def update(self, probs: np.ndarray) -> np.ndarray:
+        p = np.asarray(probs, dtype=np.float32)
+        top = int(np.argmax(p))
+        if self._held is None:
+            self._held = top  # the first window shows its own label
+        elif top != self._held and p[top] - p[self._held] >= self.margin:
+            self._run = self._run + 1 if top == self._challenger else 1
+            self._challenger = top
+            if self._run >= self.windows:
+                self._held, self._challenger, self._run = top, None, 0
+        else:
+            self._challenger, self._run = None, 0
+        return _hold(p, self._held)
+
+
+class HMMFilter:
+    """Causal forward filtering over activities with a sticky transition matrix.
+
+    ``alpha_t ∝ emission_t * (T^T alpha_{t-1})`` with ``T = (1 - switch) I + switch / (n - 1)`` off the
+    diagonal. The emission is the classifier's probability vector floored at ``floor`` (divided by the
+    class ``prior`` when given), so a single over-confident window cannot flip the state alone: leaving an
+    activity costs ``log((1 - switch) / switch)`` of accumulated evidence.
+    """
+
+    def __init__(self, n_classes: int, switch: float = 0.01, floor: float = 0.02,
+                 prior: np.ndarray | list[float] | None = None,
+                 transitions: np.ndarray | list[list[float]] | None = None) -> None:
+        if not 0.0 < switch < 1.0:
+            raise ValueError("hmm switch probability must be in (0, 1)")
+        if not 0.0 <= floor < 1.0:
+            raise ValueError("hmm floor must be in [0, 1)")
+        self.n_classes, self.switch, self.floor = n_classes, float(switch), float(floor)
+        if transitions is not None:
+            trans = np.asarray(transitions, dtype=np.float64)
+            if trans.shape != (n_classes, n_classes) or (trans < 0).any():
+                raise ValueError(f"hmm transitions must be a non-negative {n_classes}x{n_classes} matrix")
+            self._trans = trans / trans.sum(axis=1, keepdims=True)
+        else:
+            off = switch / max(n_classes - 1, 1)
+            self._trans = np.full((n_classes, n_classes), off) + np.eye(n_classes) * (1.0 - switch - off)
+        self._prior = None if prior is None else np.maximum(np.asarray(prior, dtype=np.float64), 1e-6)
+        self.reset()
+
+    def reset(self) -> None:
+        self._alpha: np.ndarray | None = None
+
+    def update(self, probs: np.ndarray) -> np.ndarray:
+        e = np.maximum(np.asarray(probs, dtype=np.float64), self.floor)
+        if self._prior is not None:
+            e = e / self._prior
+        alpha = e if self._alpha is None else e * (self._alpha @ self._trans)
+        total = alpha.sum()
+        # Renormalise every step (no underflow); a zero total cannot happen with floor > 0, but be safe.
+        self._alpha = alpha / total if total > 0 else np.full(self.n_classes, 1.0 / self.n_classes)
+        return self._alpha.astype(np.float32)
+
+
+def parse_method(method: str | int) -> tuple[str, dict[str, Any]]:
+    """``"hysteresis:margin=0.3,windows=3"`` -> ``("hysteresis", {"margin": 0.3, "windows": 3})``.
+
+    ``"mean:5"``/``"vote:5"`` give ``{"k": 5}``; a bare integer (the old ``--smooth K``) means ``mean:K``
+    and ``1`` means ``none``.
+    """
+    text = str(method).strip().lower()
+    if text.isdigit():
+        return ("none", {}) if int(text) <= 1 else ("mean", {"k": int(text)})
+    name, _, rest = text.partition(":")
+    if name not in METHODS:
+        raise ValueError(f"unknown smoothing method {name!r}; choose from {', '.join(METHODS)}")
+    params: dict[str, Any] = {}
+    for part in (p.strip() for p in rest.split(",") if p.strip()):
+        key, eq, value = part.partition("=")
+        if not eq:
+            key, value = "k", key  # positional: the window count of mean/vote
+        try:
+            params[key.strip()] = int(value) if value.strip().lstrip("-").isdigit() else float(value)
+        except ValueError as exc:
+            raise ValueError(f"smoothing parameter {part!r} is not a number") from exc
+    return name, params
+
+
+def make_smoother(method: str | int, n_labels: int, **params: Any) -> Smoother:
+    """A fresh smoother for ``n_labels`` classes; raises ValueError on an unknown method or bad parameter."""
+    name, parsed = parse_method(method)
+    parsed.update(params)
+    allowed = {"none": set(), "mean": {"k"}, "vote": {"k"}, "hysteresis": {"margin", "windows"},
+               "hmm": {"switch", "floor", "prior", "transitions"}}[name]
+    unknown = set(parsed) - allowed
+    if unknown:
+        raise ValueError(f"smoothing {name!r} takes {', '.join(sorted(allowed)) or 'no parameters'}, "
+                         f"not {', '.join(sorted(unknown))}")
+    if name == "none":
+        return PassThrough(n_labels)
+    if name in ("mean", "vote"):
+        k = int(parsed.get("k", 5))
+        return ProbabilitySmoother(k, n_labels) if name == "mean" else MajorityVote(k, n_labels)
+    if name == "hysteresis":
+        return Hysteresis(n_labels, **parsed)
+    return HMMFilter(n_labels, **parsed)
+
+
+def smooth_sequence(method: str | int, probs: np.ndarray, **params: Any) -> np.ndarray:
+    """Run a fresh smoother over a (T, n) probability sequence; returns the (T, n) smoothed outputs."""
+    probs = np.asarray(probs, dtype=np.float32)
+    sm = make_smoother(method, probs.shape[1], **params)
+    out = np.empty_like(probs)
+    for i, p in enumerate(probs):
+        out[i] = sm.update(p)
+    return out

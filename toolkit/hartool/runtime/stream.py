@@ -1,4 +1,9 @@
-"""The streaming loop: serial bytes -> samples -> sliding windows -> preprocess -> interpreter -> predictions."""
+"""The `hartool stream` driver: a port's bytes -> decoder -> device time & units -> StreamClassifier -> callbacks.
+
+The reader thread (wire/reader.py) is the only owner of the port; this loop takes its batches, turns
+device times into seconds (core/timebase.py), converts units, and feeds :class:`StreamClassifier`, which
+resamples, windows and classifies. Everything about models lives there; everything about ports here.
+"""
 
 from __future__ import annotations
 
@@ -12,20 +17,21 @@ from typing import Any
 import numpy as np
 
 from ..core.bundle import Bundle
-from ..core.errors import BundleError, WireError
-from ..core.preprocess import preprocess
+from ..core.errors import WireError
 from ..core.rss import peak_rss_mb
+from ..core.timebase import DeviceClock, channel_scales
+from ..wire.codec import DecodedBatch, parse_columns
 from ..wire.reader import ReaderEvent, ReaderThread
 from ..wire.sources import open_port
-from .backends import Predictor, load_predictor
-from .smoothing import ProbabilitySmoother
-from .units import channel_scales
-from .window import WindowAssembler
 
-# Artifacts tried when --artifact is not given: the small, fast, integer ones first.
-ARTIFACT_PREFERENCE = ("tflite-int8", "tflite-dynamic", "tflite-fp32", "tflite-fp16", "onnx-fp32", "onnx-int8",
-                       "onnx-dynamic", "tflite-int16x8")
+# Artifact choice lives in .artifacts; re-exported here for callers of the old location.
+from .artifacts import ARTIFACT_PREFERENCE, choose_artifact, load_bundle_predictor  # noqa: F401
+from .classifier import ClassifierOptions, StreamClassifier, WindowPrediction, parse_smooth
+
+__all__ = ["StreamOptions", "StreamSummary", "WindowPrediction", "load_bundle_predictor", "run_stream"]
+
 RATE_TOLERANCE = 0.10
+_DETECT_SAMPLES = 8  # timestamps collected before an automatic time-unit decision
 
 
 @dataclass(frozen=True)
@@ -38,7 +44,7 @@ class StreamOptions:
     threads: int = 1
     baud: int = 115200
     protocol: str = "auto"
-    smooth: int = 1
+    smooth: str | int = "none"
     min_confidence: float = 0.0
     reconnect: bool = False
     duration_s: float | None = None
@@ -48,55 +54,51 @@ class StreamOptions:
     acc_lsb: float | None = None
     gyro_lsb: float | None = None
     max_queue: int = 1024
-
-
-@dataclass
-class WindowPrediction:
-    """One classified window, as printed (text) or written (JSONL)."""
-
-    window: int
-    end_sample: int
-    label: str
-    confidence: float
-    probs: list[float]
-    dropped: int
-    inference_us: float
-    e2e_us: float
-    t_s: float
-    uncertain: bool
-
-    def to_json(self) -> dict[str, Any]:
-        return {"window": self.window, "end_sample": self.end_sample, "label": self.label,
-                "confidence": round(self.confidence, 5), "probs": [round(p, 5) for p in self.probs],
-                "dropped": self.dropped, "inference_us": round(self.inference_us, 1),
-                "e2e_us": round(self.e2e_us, 1), "t": round(self.t_s, 4), "uncertain": self.uncertain}
+    columns: str | None = None
+    time_unit: str = "auto"
+    max_gap_periods: float = 4.0
 
 
 @dataclass
 class StreamSummary:
-    """Counters and latency percentiles, printed on exit (Ctrl-C, EOF, duration, disconnect)."""
+    """Counters and latency percentiles, printed on exit (Ctrl-C, EOF, duration, disconnect).
+
+    ``samples`` are device samples received (for sensors on separate clocks: readings of all of them);
+    ``grid_samples`` what reached the window assembler at the model's rate (equal without device time).
+    Every grid sample is in a window, ``pending``, or counted in ``dropped``, which also holds what the
+    wire and the queue lost and samples whose timestamps went ``backwards``.
+    """
 
     artifact: str
     backend: str
     port: str
     samples: int = 0
+    grid_samples: int = 0
     windows: int = 0
     pending: int = 0
     bad_lines: int = 0
     bad_frames: int = 0
+    bad_batches: int = 0
     header_lines: int = 0
+    unknown_sensors: int = 0
     seq_gaps: int = 0
+    gaps: int = 0
+    gap_samples: int = 0
+    backwards: int = 0
+    clock_resets: int = 0
     dropped: int = 0
     dropped_queue: int = 0
     reconnects: int = 0
     duration_s: float = 0.0
     rate_hz: float | None = None
+    time_unit: str | None = None
     protocol: str | None = None
     end_reason: str = "running"
     message: str = ""
     inference_us: dict[str, float] = field(default_factory=dict)
     e2e_us: dict[str, float] = field(default_factory=dict)
     peak_rss_mb: float | None = None
+    port_counters: dict[str, int] = field(default_factory=dict)
 
     @property
     def failed(self) -> bool:
@@ -111,52 +113,161 @@ def _percentiles(values: list[float]) -> dict[str, float]:
             "mean": float(arr.mean()), "max": float(arr.max())}
 
 
-def choose_artifact(bundle: Bundle, name: str | None) -> dict[str, Any]:
-    """The named artifact, or the preferred runnable one (int8 TFLite first)."""
-    if name:
-        return bundle.artifact(name)
-    by_name = {a["name"]: a for a in bundle.artifacts}
-    for candidate in ARTIFACT_PREFERENCE:
-        if candidate in by_name:
-            return by_name[candidate]
-    runnable = [a for a in bundle.artifacts if a["format"] in ("tflite", "onnx")]
-    if not runnable:
-        raise BundleError(f"{bundle.path}: no .tflite or .onnx artifact (run 'hartool quantize {bundle.path}')")
-    return runnable[0]
-
-
-def load_bundle_predictor(bundle: Bundle, artifact: str | None, backend: str = "auto",
-                          threads: int = 1) -> tuple[dict[str, Any], Predictor]:
-    """Pick and load an artifact, checking it against the bundle's window, channels and labels."""
-    entry = choose_artifact(bundle, artifact)
-    path = bundle.artifact_path(entry)
-    pred = load_predictor(path, backend=backend, threads=threads, window=bundle.window,
-                          channels=len(bundle.channels), n_classes=len(bundle.labels))
-    return entry, pred
-
-
-class _RateEstimator:
-    """Sample rate from device timestamps when present, else from arrival times over >= 2 s."""
+class _ArrivalRate:
+    """Sample rate from arrival times over >= 2 s (devices without timestamps)."""
 
     def __init__(self) -> None:
         self.first: tuple[float, int] | None = None
         self.rate: float | None = None
 
-    def update(self, t_ms: np.ndarray | None, arrived_s: float, total: int) -> float | None:
+    def update(self, arrived_s: float, total: int) -> float | None:
         if self.rate is not None:
             return None
-        if t_ms is not None and len(t_ms):
-            key = float(t_ms[-1]) / 1000.0
-        else:
-            key = arrived_s
         if self.first is None:
-            self.first = (key, total)
+            self.first = (arrived_s, total)
             return None
-        span = key - self.first[0]
+        span = arrived_s - self.first[0]
         if span >= 2.0 and total - self.first[1] >= 20:
             self.rate = (total - self.first[1]) / span
             return self.rate
         return None
+
+
+class _Feeder:
+    """Turns decoded batches into classifier pushes: units, device time (with auto unit), gaps, rates."""
+
+    def __init__(self, clf: StreamClassifier, opts: StreamOptions, say: Callable[[str], None],
+                 summary: StreamSummary) -> None:
+        self.clf, self.opts, self.say, self.summary = clf, opts, say, summary
+        self.clock = DeviceClock(opts.time_unit)
+        self._scales: dict[tuple[str, str], np.ndarray] = {}
+        self._held: list[DecodedBatch] = []  # timestamped batches waiting for the time unit
+        self._arrival = _ArrivalRate()
+        self._rate_told = False
+        self._unit_checked = False
+        self.delivered_drops = 0
+
+    def scales(self, batch: DecodedBatch) -> np.ndarray:
+        key = (batch.acc_unit or self.opts.acc_unit, batch.gyro_unit or self.opts.gyro_unit)
+        if key not in self._scales:
+            lsb = (self.opts.acc_lsb if key[0] == "raw" else None, self.opts.gyro_lsb if key[1] == "raw" else None)
+            self._scales[key] = channel_scales(self.clf.bundle.channels, key[0], key[1], *lsb)
+        return self._scales[key]
+
+    def feed(self, batch: DecodedBatch) -> list[WindowPrediction]:
+        self.clf.add_dropped(batch.dropped)
+        self.delivered_drops += batch.dropped
+        if batch.parts is not None:
+            return self._parts(batch)
+        if batch.t is not None and batch.time_unit is None and not self.clock.known:
+            self._held.append(batch)
+            if sum(len(b.t) for b in self._held) < _DETECT_SAMPLES:  # type: ignore[arg-type]
+                return []
+            return self.flush()
+        return self._plain(batch)
+
+    def flush(self) -> list[WindowPrediction]:
+        """Decide the time unit from the held batches (or give up on times if too few) and push them."""
+        held, self._held = self._held, []
+        if not held:
+            return []
+        t = np.concatenate([b.t for b in held])  # type: ignore[misc]
+        if len(t) >= 3:
+            unit = self.clock.resolve(t)
+            self.summary.time_unit = unit
+            if self.clock.detected:
+                self.say(f"device timestamps are in {unit} (detected from their spacing; --time-unit overrides)")
+        out: list[WindowPrediction] = []
+        for b in held:
+            if not self.clock.known:
+                b.t = None
+            out += self._plain(b)
+        return out
+
+    def _check_acc_unit(self, values: np.ndarray) -> None:
+        """Tell once when the converted acceleration is ~9.8 g at rest: m/s2 sent as g (phones do)."""
+        acc = [i for i, n in enumerate(self.clf.channel_names) if n.startswith("acc")]
+        if self._unit_checked or len(acc) != 3 or len(values) < 20:
+            return
+        self._unit_checked = True
+        g = float(np.median(np.linalg.norm(values[:, acc], axis=1)))
+        unit = self.clf.bundle.channels[acc[0]].get("unit")
+        if unit == "g" and 7.0 < g < 13.0:
+            self.say(f"warning: acceleration magnitude is about {g:.1f} g at rest: the device probably sends m/s2 "
+                     "(use --acc-unit m/s2)")
+
+    def _plain(self, batch: DecodedBatch) -> list[WindowPrediction]:
+        values = batch.values * self.scales(batch)
+        self._check_acc_unit(values)
+        t_s = None
+        if batch.t is not None:
+            unit = batch.time_unit or self.clock.unit
+            self.summary.time_unit = self.summary.time_unit or unit
+            t_s = self.clock.seconds(batch.t, unit)
+            self._tell_device_rate(t_s)
+        else:
+            self._tell_arrival_rate(len(values))
+        out: list[WindowPrediction] = []
+        prev = 0
+        # Samples were lost before each break: windows restart there instead of spanning the hole.
+        for cut in sorted({b for b in batch.breaks if 0 <= b <= len(values)}):
+            if cut > prev:
+                out += self.clf.push(None if t_s is None else t_s[prev:cut], values[prev:cut])
+            self.clf.gap("sequence gap")
+            prev = cut
+        if prev < len(values):
+            out += self.clf.push(None if t_s is None else t_s[prev:], values[prev:])
+        return out
+
+    def _parts(self, batch: DecodedBatch) -> list[WindowPrediction]:
+        scales = self.scales(batch)
+        unit = batch.time_unit or self.clock.unit or "ns"
+        self.summary.time_unit = unit
+        assert batch.parts is not None
+        if batch.breaks:
+            self.clf.gap("queue overflow")
+        if self.clock.origin is None:
+            firsts = [p.t[0] for p in batch.parts if len(p.t)]
+            self.clock.set_origin(min(firsts))
+        parts = [(p.name, p.channels, self.clock.seconds(p.t, unit), p.values * scales[list(p.channels)])
+                 for p in batch.parts]
+        if not self._rate_told and parts:
+            self._rate_told = True
+            self.say(f"aligning {len(batch.layout)} sensor clocks ({', '.join(batch.layout)}) onto "
+                     f"{self.clf.rate_hz:g} Hz")
+        return self.clf.push_parts(parts, batch.layout)
+
+    def _tell_device_rate(self, t_s: np.ndarray) -> None:
+        if self._rate_told or len(t_s) < 2 or t_s[-1] <= t_s[0]:
+            return
+        self._rate_told = True
+        rate = (len(t_s) - 1) / float(t_s[-1] - t_s[0])
+        self.summary.rate_hz = rate
+        model = self.clf.rate_hz
+        if abs(rate - model) > RATE_TOLERANCE * model:
+            self.say(f"device clock: about {rate:.1f} samples/s; resampling to the model's {model:g} Hz")
+
+    def _tell_arrival_rate(self, n: int) -> None:
+        r = self._arrival.update(time.perf_counter(), self.clf.device_samples + n)
+        if r is None:
+            return
+        self.summary.rate_hz = r
+        model = self.clf.rate_hz
+        if abs(r - model) > RATE_TOLERANCE * model:
+            self.say(f"warning: device sends about {r:.1f} samples/s, the model was trained at {model:g} Hz: "
+                     "predictions will be unreliable (send timestamps, and hartool resamples)")
+
+
+def _prepare(bundle_dir: str | os.PathLike[str], opts: StreamOptions) -> tuple[StreamClassifier, Any]:
+    """Load the model and check every option that can be checked before the port is opened."""
+    bundle = Bundle.load(bundle_dir)
+    names = [c["name"] for c in bundle.channels]
+    columns = parse_columns(opts.columns, names) if opts.columns else None
+    channel_scales(bundle.channels, opts.acc_unit, opts.gyro_unit, opts.acc_lsb, opts.gyro_lsb)
+    copts = ClassifierOptions(artifact=opts.artifact, backend=opts.backend, threads=opts.threads,
+                              smooth=parse_smooth(opts.smooth), min_confidence=opts.min_confidence,
+                              max_gap_periods=opts.max_gap_periods)
+    return StreamClassifier(bundle, copts), columns
 
 
 def run_stream(bundle_dir: str | os.PathLike[str], opts: StreamOptions,
@@ -170,105 +281,120 @@ def run_stream(bundle_dir: str | os.PathLike[str], opts: StreamOptions,
     """
     say = on_status or (lambda _m: None)
     stop = stop or threading.Event()
-    bundle = Bundle.load(bundle_dir)
-    entry, pred = load_bundle_predictor(bundle, opts.artifact, opts.backend, opts.threads)
-    labels, channels = bundle.labels, len(bundle.channels)
-    scales = channel_scales(bundle.channels, opts.acc_unit, opts.gyro_unit, opts.acc_lsb, opts.gyro_lsb)
-    convert = not np.allclose(scales, 1.0)
-    spec = bundle.preprocessing
-    summary = StreamSummary(artifact=entry["name"], backend=pred.backend, port=opts.port)
-    say(f"model {entry['name']} ({entry['file']}, {pred.backend}, input {pred.input_dtype}); "
-        f"window {bundle.window} / stride {bundle.stride} at {bundle.sample_rate_hz:g} Hz")
-
-    port = open_port(opts.port, baud=opts.baud)
-    reader = ReaderThread(port, protocol=opts.protocol, expected_channels=channels, max_queue=opts.max_queue,
-                          reconnect=opts.reconnect)
-    assembler = WindowAssembler(bundle.window, bundle.stride, channels)
-    smoother = ProbabilitySmoother(opts.smooth, len(labels))
-    model_in = np.empty((1, bundle.window, channels), dtype=np.float32)
-    inference: list[float] = []
-    e2e: list[float] = []
-    rate = _RateEstimator()
-    dropped = 0
-    started = time.perf_counter()
-    deadline = started + opts.duration_s if opts.duration_s else None
-    say(f"reading {port.name}")
+    clf, columns = _prepare(bundle_dir, opts)
+    b = clf.bundle
+    summary = StreamSummary(artifact=clf.entry["name"], backend=clf.predictor.backend, port=opts.port)
+    say(f"model {clf.entry['name']} ({clf.entry['file']}, {clf.predictor.backend}, input "
+        f"{clf.predictor.input_dtype}); window {b.window} / stride {b.stride} at {b.sample_rate_hz:g} Hz")
+    port = open_port(opts.port, baud=opts.baud, reconnect=opts.reconnect)
+    reader = ReaderThread(port, protocol=opts.protocol, expected_channels=clf.channels, max_queue=opts.max_queue,
+                          reconnect=opts.reconnect, channel_names=clf.channel_names, columns=columns,
+                          time_unit=None if opts.time_unit == "auto" else opts.time_unit)
+    feeder = _Feeder(clf, opts, say, summary)
+    lat: tuple[list[float], list[float]] = ([], [])
+    say(f"reading {port.name}" + (" (waiting for senders)" if reader.listening else ""))
+    attach = getattr(on_window, "attach_live_counters", None)
+    if attach is not None:  # sinks (the live page) show the reader's running counters: bad lines, reconnects
+        attach(reader.stats)
     reader.start()
     try:
-        while not stop.is_set():
-            if deadline and time.perf_counter() >= deadline:
-                summary.end_reason = "duration"
-                break
-            try:
-                item = reader.get(timeout=0.05)
-            except WireError as exc:
-                summary.end_reason, summary.message = "error", str(exc)
-                break
-            if item is None:
-                if reader.finished:
-                    summary.end_reason = reader.end_reason or "eof"
-                    break
-                continue
-            if isinstance(item, ReaderEvent):
-                if item.kind == "reconnected":
-                    summary.reconnects += 1
-                    dropped += assembler.reset()
-                    smoother.reset()
-                if item.kind == "protocol" or not item.final:
-                    say(item.message)
-                if item.final:
-                    summary.end_reason, summary.message = item.kind, item.message
-                    break
-                continue
-            received_ns = item.received_ns
-            dropped += item.dropped
-            values = item.values * scales if convert else item.values
-            r = rate.update(item.t_ms, time.perf_counter(), assembler.samples + len(values))
-            if r is not None:
-                summary.rate_hz = r
-                if abs(r - bundle.sample_rate_hz) > RATE_TOLERANCE * bundle.sample_rate_hz:
-                    say(f"warning: device sends about {r:.1f} samples/s, the model was trained at "
-                        f"{bundle.sample_rate_hz:g} Hz: predictions will be unreliable")
-            for index, end, window in assembler.push(values):
-                preprocess(window, spec, out=model_in[0])
-                t0 = time.perf_counter_ns()
-                probs = pred.predict(model_in)[0]
-                t1 = time.perf_counter_ns()
-                smoothed = smoother.update(probs)
-                k = int(smoothed.argmax())
-                conf = float(smoothed[k])
-                result = WindowPrediction(window=index, end_sample=end, label=labels[k], confidence=conf,
-                                          probs=[float(p) for p in smoothed], dropped=dropped,
-                                          inference_us=(t1 - t0) / 1000.0, e2e_us=0.0,
-                                          t_s=time.perf_counter() - started,
-                                          uncertain=conf < opts.min_confidence)
-                on_window(result)
-                result.e2e_us = (time.perf_counter_ns() - received_ns) / 1000.0
-                inference.append(result.inference_us)
-                e2e.append(result.e2e_us)
-                if opts.max_windows and assembler.windows >= opts.max_windows:
-                    stop.set()
-                    summary.end_reason = "max_windows"
-                    break
-        else:
-            if summary.end_reason == "running":
-                summary.end_reason = "stopped"
+        _loop(reader, feeder, opts, on_window, say, stop, summary, lat)
+        if summary.end_reason not in ("error", "max_windows"):
+            _flush_held(feeder, opts, on_window, summary, lat)
     except KeyboardInterrupt:
         summary.end_reason = "interrupted"
     finally:
         reader.stop()
+    _finish(summary, clf, reader, feeder, lat)
+    return summary
+
+
+def _loop(reader: ReaderThread, feeder: _Feeder, opts: StreamOptions, on_window: Callable[[WindowPrediction], None],
+          say: Callable[[str], None], stop: threading.Event, summary: StreamSummary,
+          lat: tuple[list[float], list[float]]) -> None:
+    deadline = time.perf_counter() + opts.duration_s if opts.duration_s else None
+    while not stop.is_set():
+        if deadline and time.perf_counter() >= deadline:
+            summary.end_reason = "duration"
+            return
+        try:
+            item = reader.get(timeout=0.05)
+        except WireError as exc:
+            summary.end_reason, summary.message = "error", str(exc)
+            return
+        if item is None:
+            if reader.finished:
+                summary.end_reason = reader.end_reason or "eof"
+                return
+            continue
+        if isinstance(item, ReaderEvent):
+            if item.kind == "reconnected":
+                summary.reconnects += 1
+                feeder.clf.gap("reconnect")
+            if item.kind == "protocol" or not item.final:
+                say(item.message)
+            if item.final:
+                summary.end_reason, summary.message = item.kind, item.message
+                return
+            continue
+        try:
+            preds = feeder.feed(item)
+        except WireError as exc:  # e.g. the time unit cannot be told: one line, the stream ends
+            summary.end_reason, summary.message = "error", str(exc)
+            return
+        if _deliver(preds, feeder, on_window, opts, summary, lat, item.received_ns):
+            stop.set()
+            return
+    if summary.end_reason == "running":
+        summary.end_reason = "stopped"
+
+
+def _flush_held(feeder: _Feeder, opts: StreamOptions, on_window: Callable[[WindowPrediction], None],
+                summary: StreamSummary, lat: tuple[list[float], list[float]]) -> None:
+    """Samples still held for the time-unit decision when the stream ended (a very short stream)."""
+    try:
+        _deliver(feeder.flush(), feeder, on_window, opts, summary, lat, time.perf_counter_ns())
+    except WireError as exc:
+        summary.end_reason, summary.message = "error", str(exc)
+
+
+def _deliver(preds: list[WindowPrediction], feeder: _Feeder, on_window: Callable[[WindowPrediction], None],
+             opts: StreamOptions, summary: StreamSummary, lat: tuple[list[float], list[float]],
+             received_ns: int) -> bool:
+    """Hand predictions to ``on_window`` and time them; True once ``max_windows`` were delivered."""
+    for p in preds:
+        on_window(p)
+        p.e2e_us = (time.perf_counter_ns() - received_ns) / 1000.0
+        lat[0].append(p.inference_us)
+        lat[1].append(p.e2e_us)
+        summary.windows += 1
+        if opts.max_windows and summary.windows >= opts.max_windows:
+            summary.end_reason = "max_windows"
+            return True
+    return False
+
+
+def _finish(summary: StreamSummary, clf: StreamClassifier, reader: ReaderThread, feeder: _Feeder,
+            lat: tuple[list[float], list[float]]) -> None:
     stats = reader.stats()
-    summary.samples = assembler.samples
-    summary.windows = assembler.windows
-    summary.pending = assembler.pending
+    # Losses the reader counted but never attached to a delivered batch (the stream ended first).
+    clf.add_dropped(stats.dropped_wire + stats.dropped_queue - feeder.delivered_drops)
+    c = clf.counters()
+    summary.samples = clf.device_samples
+    summary.grid_samples, summary.pending = c["grid_samples"], c["pending"]
+    summary.gaps, summary.gap_samples = c["gaps"], c["gap_samples"]
+    summary.backwards, summary.clock_resets = c["backwards"], c["clock_resets"]
     summary.bad_lines, summary.bad_frames = stats.bad_lines, stats.bad_frames
     summary.header_lines, summary.seq_gaps = stats.header_lines, stats.seq_gaps
-    summary.dropped, summary.dropped_queue = stats.dropped_wire + stats.dropped_queue, stats.dropped_queue
+    summary.dropped, summary.dropped_queue = clf.dropped, stats.dropped_queue
     summary.reconnects = max(summary.reconnects, stats.reconnects)
     summary.protocol = stats.protocol
-    summary.duration_s = time.perf_counter() - started
-    summary.inference_us, summary.e2e_us = _percentiles(inference), _percentiles(e2e)
+    extra = reader.decoder_extra()
+    summary.port_counters = reader.port_counters()
+    summary.bad_batches = extra.get("bad_batches", 0) + summary.port_counters.get("bad_batches", 0)
+    summary.unknown_sensors = extra.get("unknown_sensors", 0)
+    summary.duration_s = time.perf_counter() - clf.started
+    summary.inference_us, summary.e2e_us = _percentiles(lat[0]), _percentiles(lat[1])
     summary.peak_rss_mb = peak_rss_mb()
     if summary.end_reason == "eof" and not summary.message:
         summary.message = "end of input"
-    return summary

@@ -1,6 +1,8 @@
-"""Host codec for the hartool wire protocol: text lines and COBS/CRC-16 binary frames.
+"""Host codec for the hartool wire protocol: text lines (optionally laid out by ``--columns``) and COBS/CRC-16 binary frames.
 
 Specification and worked examples: firmware_bridge/PROTOCOL.md; golden vectors: firmware_bridge/vectors/.
+JSON app schemas (Sensor Logger, HyperIMU, named fields) are in :mod:`hartool.wire.jsoncodec`; every decoder
+returns :class:`DecodedBatch`.
 """
 
 from __future__ import annotations
@@ -23,9 +25,12 @@ __all__ = [
     "FLAG_TIMESTAMP",
     "GYRO_SCALE_RAD_S",
     "MAX_ENCODED_FRAME",
+    "DEFAULT_CHANNEL_NAMES",
     "BinaryDecoder",
+    "ColumnLayout",
     "DecodedBatch",
     "Frame",
+    "SensorPart",
     "TextDecoder",
     "cobs_decode",
     "cobs_encode",
@@ -34,6 +39,7 @@ __all__ = [
     "encode_frame",
     "encode_text_line",
     "frame_from_values",
+    "parse_columns",
     "quantize",
     "sniff_protocol",
 ]
@@ -57,6 +63,9 @@ MAX_ENCODED_FRAME = _MAX_PAYLOAD + _MAX_PAYLOAD // 254 + 1
 
 _INT16_MIN = -32768
 _INT16_MAX = 32767
+
+#: The channel order of hartool's 6-axis models (acc in g, gyro in rad/s), used when a caller names none.
+DEFAULT_CHANNEL_NAMES: tuple[str, ...] = ("acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -256,14 +265,94 @@ def decode_frame(data: bytes) -> Frame:
 
 
 @dataclass
+class SensorPart:
+    """Readings of one sensor on its own clock (Sensor Logger sends acc, gravity and gyro apart).
+
+    ``channels`` are the model channel indices of ``values``' columns; parts naming the same channels are
+    summed after alignment (accelerometer + gravity = the total acceleration the models are trained on).
+    """
+
+    name: str
+    channels: tuple[int, ...]
+    values: np.ndarray  # float (n, len(channels)), in the batch's units
+    t: np.ndarray  # (n,) raw device time in the batch's time_unit
+
+
+@dataclass
 class DecodedBatch:
-    """Samples decoded by one ``feed()`` call, in arrival order."""
+    """Samples decoded by one ``feed()`` call, in arrival order.
+
+    Single-clock sources fill ``values`` (model channel order) and ``t``; multi-clock sources (Sensor
+    Logger) fill ``parts`` and ``layout`` (the names of every part the source sends) and leave ``values``
+    empty. ``time_unit`` is the unit of the raw times ("s", "ms", "us", "ns"), None when the decoder cannot
+    know (text: ``--time-unit`` or auto detection decide). ``acc_unit``/``gyro_unit`` are set when the format
+    defines its units (JSON apps); None means "as the user says". ``breaks`` are sample indices before which
+    samples were lost (binary sequence gaps): windows must not span them.
+    """
 
     values: np.ndarray  # float32 (n, nch)
-    t_ms: np.ndarray | None  # float64 (n,) device milliseconds, or None when not every sample has one
+    t: np.ndarray | None  # (n,) raw device time, or None when not every sample has one
     dropped: int  # samples known lost before/among these (binary: seq gaps; text: bad lines after detection)
     # time.perf_counter_ns() when the bytes completing the batch were read; set by the reader thread.
     received_ns: int = 0
+    time_unit: str | None = None
+    acc_unit: str | None = None
+    gyro_unit: str | None = None
+    breaks: tuple[int, ...] = ()
+    parts: list[SensorPart] | None = None
+    layout: tuple[str, ...] = ()
+
+    @property
+    def t_ms(self) -> np.ndarray | None:
+        """Device time in milliseconds (raw text times are returned as sent, the pre-timebase behaviour)."""
+        if self.t is None or self.time_unit in (None, "ms"):
+            return self.t
+        scale = {"s": 1e3, "us": 1e-3, "ns": 1e-6}[self.time_unit]
+        return np.asarray(self.t, dtype=np.float64) * scale
+
+    @property
+    def samples(self) -> int:
+        """Device samples in the batch (for a multi-clock batch: readings of all its sensors)."""
+        if self.parts is not None:
+            return sum(len(p.t) for p in self.parts)
+        return len(self.values)
+
+
+@dataclass(frozen=True)
+class ColumnLayout:
+    """Where the time and each model channel sit in a text line (``--columns``)."""
+
+    names: tuple[str, ...]  # the --columns list as given
+    time_col: int | None
+    channel_cols: tuple[int, ...]  # one per model channel, in model order
+
+    @property
+    def min_fields(self) -> int:
+        return len(self.names)
+
+
+def parse_columns(spec: str, channel_names: Sequence[str]) -> ColumnLayout:
+    """Parse ``--columns t,acc_x,...`` against the model's channels; one-line :class:`WireError` when wrong.
+
+    Each field is ``t`` (the timestamp), a model channel name, or ``-`` (ignored); fields past the list are
+    ignored. Unknown names, duplicates and channels the model needs but the list misses are errors.
+    """
+    names = tuple(n.strip() for n in spec.split(","))
+    if not spec.strip() or any(not n for n in names):
+        raise WireError(f"--columns {spec!r}: empty field name (use '-' for a field to ignore)")
+    known = set(channel_names) | {"t", "-"}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise WireError(f"--columns names unknown channel {unknown[0]!r}; the model's channels are "
+                        f"{', '.join(channel_names)} (plus 't' for the timestamp and '-' to skip a field)")
+    dup = sorted({n for n in names if n != "-" and names.count(n) > 1})
+    if dup:
+        raise WireError(f"--columns names {dup[0]!r} twice")
+    missing = [c for c in channel_names if c not in names]
+    if missing:
+        raise WireError(f"--columns misses {', '.join(missing)}, which the model needs")
+    time_col = names.index("t") if "t" in names else None
+    return ColumnLayout(names, time_col, tuple(names.index(c) for c in channel_names))
 
 
 class BinaryDecoder:
@@ -298,6 +387,7 @@ class BinaryDecoder:
         self._t_offset = 0
         self._period: float | None = None
         self._pending_dropped = 0
+        self._gap_pending = False  # a gap was counted with no sample after it yet (it breaks the next batch)
         self._scale_cache: dict[bytes, np.ndarray] = {}  # scale bytes -> float32 array (a device has few)
 
     def feed(self, data: bytes) -> DecodedBatch | None:
@@ -349,6 +439,9 @@ class BinaryDecoder:
         cur_nch = 0
         t_first: list[float] = []
         nsamps: list[int] = []
+        breaks: list[int] = [0] if self._gap_pending else []
+        self._gap_pending = False
+        decoded = 0
         periods: list[float] = []
         times_known = True
         unpack = _HEADER.unpack_from
@@ -399,6 +492,8 @@ class BinaryDecoder:
                         self.seq_gaps += 1
                         self.dropped += gap
                         self._pending_dropped += gap
+                        if decoded not in breaks:
+                            breaks.append(decoded)
                     else:
                         self.seq_resets += 1
                         self._last_t = None
@@ -426,6 +521,7 @@ class BinaryDecoder:
                 times_known = False
                 self._last_t = None
             nsamps.append(nsamp)
+            decoded += nsamp
             self._next_seq = (seq + nsamp) & 0xFFFF
             self.frames += 1
             self.samples += nsamp
@@ -440,6 +536,7 @@ class BinaryDecoder:
         if cur_parts:
             groups.append((cur_scales, cur_nch, cur_parts))
         if not groups:
+            self._gap_pending = self._gap_pending or bool(breaks)
             return None
 
         blocks = []
@@ -463,7 +560,7 @@ class BinaryDecoder:
                 within = np.arange(len(values)) - starts
                 t_arr = np.repeat(t_arr, ns) + within * np.repeat(np.asarray(periods), ns)
         dropped, self._pending_dropped = self._pending_dropped, 0
-        return DecodedBatch(values=values, t_ms=t_arr, dropped=dropped)
+        return DecodedBatch(values=values, t=t_arr, dropped=dropped, time_unit="ms", breaks=tuple(breaks))
 
 
 # Separators (comma, tab, CR; VT/FF too, which bytes.split() and C isspace also treat as blanks) become
@@ -479,8 +576,12 @@ class TextDecoder:
     Detection: the first line after connecting may be cut and is never used; then ``detect_lines``
     consecutive numeric lines with the same number of values fix the column count. With
     ``expected_channels`` = E, a count of E means no timestamp and E + 1 means the first column is a
-    timestamp; anything else raises :class:`WireError`. Without it, a count of 4, 7 or 10 whose first
-    column is integral and strictly increasing is read as timestamp + 3/6/9 channels.
+    timestamp; more than E + 1 whose first column is integral and increasing is read as timestamp + E
+    channels + extra fields that are ignored (HyperIMU sends magnetometer and more after the gyro; ``note``
+    says so); anything else raises :class:`WireError`. Without it, a count of 4, 7 or 10 whose first
+    column is integral and strictly increasing is read as timestamp + 3/6/9 channels. ``columns`` (from
+    :func:`parse_columns`) fixes the layout instead; lines must then have at least as many fields as it
+    names. ``time_unit`` is passed on in each batch (None: the stream decides).
 
     Counters: ``lines`` (non-blank lines seen), ``bad_lines`` (garbage, wrong count, NaN/inf, over-long),
     ``header_lines`` (printable non-numeric text with a word in it), ``samples``, ``dropped`` (bad lines
@@ -494,10 +595,20 @@ class TextDecoder:
         *,
         skip_first_line: bool = True,
         max_line_bytes: int = 256,
+        columns: ColumnLayout | None = None,
+        time_unit: str | None = None,
     ) -> None:
         if detect_lines < 1:
             raise ValueError("detect_lines must be >= 1")
+        if columns is not None:
+            expected_channels = len(columns.channel_cols)
         self.expected_channels = expected_channels
+        self.columns = columns
+        self.time_unit = time_unit
+        self.note: str | None = None  # how the layout was read, when worth telling the user
+        self._raw_cols = 0
+        self._t_col: int | None = None
+        self._ch_cols: np.ndarray | None = None  # None: all columns after the optional time, in order
         self.detect_lines = detect_lines
         self.max_line_bytes = max_line_bytes
         self.channels: int | None = None
@@ -519,7 +630,7 @@ class TextDecoder:
     @property
     def _ncols(self) -> int:
         assert self.channels is not None
-        return self.channels + (1 if self.has_timestamp else 0)
+        return self._raw_cols
 
     def feed(self, data: bytes) -> DecodedBatch | None:
         """Consume raw bytes; return the samples of the lines they complete, or None if there are none."""
@@ -555,11 +666,14 @@ class TextDecoder:
         block = rows[0] if len(rows) == 1 else np.concatenate(rows)
         self.samples += len(block)
         dropped, self._pending_dropped = self._pending_dropped, 0
-        if self.has_timestamp:
-            return DecodedBatch(
-                values=block[:, 1:].astype(np.float32), t_ms=block[:, 0].copy(), dropped=dropped
-            )
-        return DecodedBatch(values=block.astype(np.float32), t_ms=None, dropped=dropped)
+        if self._ch_cols is not None:
+            values = block[:, self._ch_cols].astype(np.float32)
+        elif self.has_timestamp:
+            values = block[:, 1:].astype(np.float32)
+        else:
+            values = block.astype(np.float32)
+        t = block[:, self._t_col].copy() if self._t_col is not None else None
+        return DecodedBatch(values=values, t=t, dropped=dropped, time_unit=self.time_unit)
 
     def _bad(self, n: int = 1) -> None:
         self.bad_lines += n
@@ -655,21 +769,35 @@ class TextDecoder:
     def _decide(self, cand: list[list[float]]) -> None:
         count = len(cand[0])
         exp = self.expected_channels
+        self._raw_cols = count
+        first = [row[0] for row in cand]
+        looks_like_time = all(v >= 0 and v == int(v) for v in first) and all(
+            b > a for a, b in zip(first, first[1:], strict=False)
+        )
+        if self.columns is not None:
+            if count < self.columns.min_fields:
+                raise WireError(f"device sends {count} values per line, --columns names {self.columns.min_fields}")
+            self.channels, self.has_timestamp = exp, self.columns.time_col is not None
+            self._t_col = self.columns.time_col
+            self._ch_cols = np.asarray(self.columns.channel_cols)
+            return
         if exp is not None:
             if count == exp:
                 self.channels, self.has_timestamp = exp, False
             elif count == exp + 1:
-                self.channels, self.has_timestamp = exp, True
+                self.channels, self.has_timestamp, self._t_col = exp, True, 0
+            elif count > exp + 1 and looks_like_time:
+                # HyperIMU-style: timestamp, the model's channels, then sensors the model does not use.
+                self.channels, self.has_timestamp, self._t_col = exp, True, 0
+                self._ch_cols = np.arange(1, exp + 1)
+                self.note = (f"reading the first column as time and the next {exp} as the model's channels; "
+                             f"{count - exp - 1} more fields per line ignored (use --columns to choose)")
             else:
                 raise WireError(f"device sends {count} values per line, model expects {exp}")
             return
-        first = [row[0] for row in cand]
-        looks_like_time = (
-            count in (4, 7, 10)
-            and all(v >= 0 and v == int(v) for v in first)
-            and all(b > a for a, b in zip(first, first[1:], strict=False))
-        )
+        looks_like_time = count in (4, 7, 10) and looks_like_time
         self.has_timestamp = looks_like_time
+        self._t_col = 0 if looks_like_time else None
         self.channels = count - 1 if looks_like_time else count
 
 
@@ -698,11 +826,14 @@ def encode_text_line(values: Sequence[float], t_ms: int | None = None, decimals:
 
 
 def sniff_protocol(data: bytes) -> str:
-    """Guess the wire format of a captured byte sample: "binary", "text" or "unknown".
+    """Guess the wire format of a captured byte sample: "binary", "text", "json" or "unknown".
 
-    A decodable frame is proof of binary. Otherwise: text never contains 0x00 and is mostly printable with
-    newlines; binary has 0x00 delimiters and high-entropy bytes around them.
+    A decodable frame is proof of binary, a complete line holding a JSON object of JSON. Otherwise: text
+    never contains 0x00 and is mostly printable with newlines; binary has 0x00 delimiters and high-entropy
+    bytes around them.
     """
+    from hartool.wire.jsoncodec import looks_like_json  # jsoncodec builds on this module
+
     n = len(data)
     if n == 0:
         return "unknown"
@@ -710,6 +841,8 @@ def sniff_protocol(data: bytes) -> str:
     zeros = data.count(0)
     texty = printable >= 0.95 * n and b"\n" in data
     if zeros == 0:
+        if b"\n" in data and looks_like_json(data):
+            return "json"
         return "text" if texty else "unknown"
     probe = BinaryDecoder()
     try:

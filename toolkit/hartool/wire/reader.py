@@ -6,11 +6,12 @@ import collections
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from hartool.core.errors import WireError
-from hartool.wire.codec import BinaryDecoder, DecodedBatch, TextDecoder, sniff_protocol
+from hartool.wire.codec import BinaryDecoder, ColumnLayout, DecodedBatch, TextDecoder, sniff_protocol
+from hartool.wire.jsoncodec import JsonDecoder
 from hartool.wire.sources import DeviceGone, Port
 
 __all__ = [
@@ -23,7 +24,8 @@ __all__ = [
     "make_decoder",
 ]
 
-PROTOCOLS: tuple[str, ...] = ("auto", "text", "binary")
+PROTOCOLS: tuple[str, ...] = ("auto", "text", "binary", "json")
+Decoder = TextDecoder | BinaryDecoder | JsonDecoder
 
 # Decoder counters that are summed over reconnects (each connection gets a fresh decoder).
 _COUNTERS = (
@@ -37,7 +39,11 @@ _COUNTERS = (
     "seq_gaps",
     "seq_resets",
     "discarded_bytes",
+    "bad_batches",
+    "unknown_sensors",
 )
+
+_MAX_JSON_SNIFF = 4 << 20
 
 BAUD_HINT = (
     "receiving bytes but no valid {what}: check --baud (device may use 9600/115200/230400) or --protocol"
@@ -58,13 +64,15 @@ class AutoDecoder:
         skip_first_line: bool = True,
         sniff_bytes: int = 256,
         max_sniff_bytes: int = 4096,
+        **decoder_kw: object,
     ) -> None:
         self.expected_channels = expected_channels
         self.skip_first_line = skip_first_line
+        self.decoder_kw = decoder_kw
         self.sniff_bytes = sniff_bytes
         self.max_sniff_bytes = max_sniff_bytes
         self.protocol: str | None = None
-        self.inner: TextDecoder | BinaryDecoder | None = None
+        self.inner: Decoder | None = None
         self.sniff_discarded = 0
         self._buf = bytearray()
 
@@ -83,6 +91,8 @@ class AutoDecoder:
         buf += data
         if len(buf) < self.sniff_bytes and buf.count(b"\n") < 4 and buf.count(0) < 3:
             return None
+        if buf.lstrip()[:1] in (b"{", b"[") and b"\n" not in buf and len(buf) < _MAX_JSON_SNIFF:
+            return None  # a JSON document (a Sensor Logger batch can be 100 KB): wait for its end
         kind = sniff_protocol(bytes(buf))
         if kind == "unknown":
             if len(buf) > self.max_sniff_bytes:
@@ -91,26 +101,44 @@ class AutoDecoder:
                 del buf[:cut]
             return None
         self.protocol = kind
-        self.inner = make_decoder(kind, self.expected_channels, self.skip_first_line)
+        self.inner = make_decoder(kind, self.expected_channels, self.skip_first_line,
+                                  **self.decoder_kw)  # type: ignore[arg-type]
         pending = bytes(buf)
         buf.clear()
         return self.inner.feed(pending)
 
 
 def make_decoder(
-    protocol: str, expected_channels: int | None = None, skip_first_line: bool = True
-) -> TextDecoder | BinaryDecoder | AutoDecoder:
-    """The decoder for ``--protocol`` (``auto`` | ``text`` | ``binary``).
+    protocol: str,
+    expected_channels: int | None = None,
+    skip_first_line: bool = True,
+    *,
+    channel_names: Sequence[str] | None = None,
+    columns: ColumnLayout | None = None,
+    time_unit: str | None = None,
+) -> Decoder | AutoDecoder:
+    """The decoder for ``--protocol`` (``auto`` | ``text`` | ``binary`` | ``json``).
 
     ``skip_first_line=False`` is for sources that start at a line boundary (file replay); a live port may
-    start in the middle of a line, which the text decoder then ignores.
+    start in the middle of a line, which the text decoder then ignores. ``channel_names`` (the model's, in
+    order) are what JSON fields are matched against; ``columns`` lays out text lines; ``time_unit`` (None:
+    auto) is passed on with text and named-field JSON times.
     """
+    if channel_names is not None and expected_channels is None:
+        expected_channels = len(channel_names)
     if protocol == "text":
-        return TextDecoder(expected_channels=expected_channels, skip_first_line=skip_first_line)
+        return TextDecoder(expected_channels=expected_channels, skip_first_line=skip_first_line,
+                           columns=columns, time_unit=time_unit)
     if protocol == "binary":
         return BinaryDecoder(expected_channels=expected_channels)
+    if protocol == "json":
+        names = channel_names
+        if names is None and expected_channels not in (None, 6):
+            raise WireError("JSON needs the model's channel names")
+        return JsonDecoder(names, skip_first_line=skip_first_line, time_unit=time_unit)
     if protocol == "auto":
-        return AutoDecoder(expected_channels=expected_channels, skip_first_line=skip_first_line)
+        return AutoDecoder(expected_channels=expected_channels, skip_first_line=skip_first_line,
+                           channel_names=channel_names, columns=columns, time_unit=time_unit)
     raise ValueError(f"protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
 
 
@@ -132,6 +160,8 @@ def _protocol_of(decoder: object) -> str | None:
         return "binary"
     if isinstance(decoder, TextDecoder):
         return "text"
+    if isinstance(decoder, JsonDecoder):
+        return "json"
     return None
 
 
@@ -213,6 +243,9 @@ class ReaderThread(threading.Thread):
         backoff_max: float = 2.0,
         hint_bytes: int = 4096,
         start_command: bytes = b"s",
+        channel_names: Sequence[str] | None = None,
+        columns: ColumnLayout | None = None,
+        time_unit: str | None = None,
     ) -> None:
         super().__init__(name=f"hartool-reader {port.name}", daemon=True)
         if protocol not in PROTOCOLS:
@@ -222,10 +255,15 @@ class ReaderThread(threading.Thread):
         self.port: Port | None = port
         self.protocol = protocol
         self.expected_channels = expected_channels
+        self._decoder_kw = {"channel_names": channel_names, "columns": columns, "time_unit": time_unit}
         self.read_size = read_size
         self._opener = opener or getattr(port, "reopen", None)
-        # Sources that cannot come back (files, stdin) simply end.
-        self.reconnect = reconnect and not port.is_file and self._opener is not None
+        # Sources that cannot come back (files, stdin) simply end. A listening port (tcp-listen, udp, http,
+        # mqtt) always waits for its next client: a phone that drops out is the normal case there.
+        self.listening = bool(getattr(port, "listening", False))
+        self.reconnect = (reconnect or self.listening) and not port.is_file and self._opener is not None
+        if self.listening and not reconnect:
+            max_reconnect_attempts = None
         self.max_reconnect_attempts = max_reconnect_attempts
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
@@ -257,6 +295,8 @@ class ReaderThread(threading.Thread):
         self._disconnects = 0
         self._reconnects = 0
         self._hinted = False
+        self._noted = False
+        self._port_counters: dict[str, int] = {}
 
     # ----------------------------------------------------------------------------------------------------
     # Consumer side (any thread)
@@ -337,6 +377,24 @@ class ReaderThread(threading.Thread):
                 hint=self.hint,
             )
 
+    def decoder_extra(self) -> dict[str, int]:
+        """Counters of the JSON decoder (``bad_batches``, ``unknown_sensors``) summed over connections."""
+        with self._lock:
+            c = dict(self._base)
+            for k, v in decoder_counters(self._decoder).items():
+                c[k] = c.get(k, 0) + v
+        return {k: c.get(k, 0) for k in ("bad_batches", "unknown_sensors")}
+
+    def port_counters(self) -> dict[str, int]:
+        """The port's own counters (``counters()`` of listening ports: connections, bad batches, ...)."""
+        port = self.port
+        if port is not None and hasattr(port, "counters"):
+            try:
+                self._port_counters = dict(port.counters())
+            except (OSError, WireError):
+                pass
+        return dict(self._port_counters)
+
     def __enter__(self) -> ReaderThread:
         self.start()
         return self
@@ -347,8 +405,11 @@ class ReaderThread(threading.Thread):
     # ----------------------------------------------------------------------------------------------------
     # Reader thread
 
-    def _new_decoder(self, port: Port) -> TextDecoder | BinaryDecoder | AutoDecoder:
-        return make_decoder(self.protocol, self.expected_channels, skip_first_line=not port.is_file)
+    def _new_decoder(self, port: Port) -> Decoder | AutoDecoder:
+        # Files and listening sockets start at a line boundary; a serial port may start mid-line.
+        whole = port.is_file or bool(getattr(port, "listening", False))
+        return make_decoder(self.protocol, self.expected_channels, skip_first_line=not whole,
+                            **self._decoder_kw)  # type: ignore[arg-type]
 
     def run(self) -> None:
         try:
@@ -413,12 +474,21 @@ class ReaderThread(threading.Thread):
             ):
                 self._announced_protocol = True
                 self._emit(ReaderEvent("protocol", f"detected {self._decoder.protocol} protocol"))
+            self._announce_note()
             if batch is not None:
                 batch.received_ns = received_ns
                 self._deliver(batch)
             elif not self._hinted and self._conn_bytes >= self.hint_bytes:
                 self._check_hint()
         return "stopped"
+
+    def _announce_note(self) -> None:
+        """Tell once per connection how a text layout was read when it was guessed (extra fields ignored)."""
+        inner = self._decoder.inner if isinstance(self._decoder, AutoDecoder) else self._decoder
+        note = getattr(inner, "note", None)
+        if note and not self._noted:
+            self._noted = True
+            self._emit(ReaderEvent("protocol", note))
 
     def _say_start(self) -> None:
         # A device that waits for the host (firmware / simulator started paused) begins on 's'; one that
@@ -439,9 +509,11 @@ class ReaderThread(threading.Thread):
         self._emit(ReaderEvent("hint", self.hint))
 
     def _deliver(self, batch: DecodedBatch) -> None:
-        n = len(batch.values)
+        n = batch.samples
         self._dropped_wire += batch.dropped
         carry = self._pending_drop + batch.dropped
+        if self._pending_drop and 0 not in batch.breaks:
+            batch.breaks = (0, *batch.breaks)  # the queue lost samples just before these
         batch.dropped = carry
         if self.port is not None and self.port.is_file:
             # Replay: wait for the consumer (bounded waits, so stop() still gets through).
@@ -487,6 +559,8 @@ class ReaderThread(threading.Thread):
         return True
 
     def _close_port(self) -> None:
+        if self.port is not None:
+            self.port_counters()  # keep the last counters of a port that is going away
         port, self.port = self.port, None
         if port is not None:
             port.close()
@@ -515,6 +589,7 @@ class ReaderThread(threading.Thread):
             self.port = port
             self._conn_bytes = 0
             self._hinted = False
+            self._noted = False
             self._announced_protocol = self.protocol != "auto"
             self._reconnects += 1
             self._say_start()

@@ -1,20 +1,25 @@
-"""Byte sources for the wire layer: serial ports and pyserial URLs, stdin and recorded-file replay, behind one ``Port``."""
+"""Byte sources for the wire layer: serial ports and pyserial URLs, stdin and recorded-file replay, behind one ``Port``.
+
+Listening sources (``tcp-listen://``, ``udp://``, ``http://``, ``mqtt://``) live in :mod:`hartool.wire.listen`;
+:func:`open_port` dispatches to them by scheme.
+"""
 
 from __future__ import annotations
 
 import errno
-import glob
 import io
 import os
 import select
 import stat
 import sys
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 import serial
+from serial.tools import list_ports
 
 from hartool.core.csvformat import CSV_COLUMNS, read_csv_session
 from hartool.core.errors import DataError, WireError
@@ -26,14 +31,18 @@ __all__ = [
     "Port",
     "RecordingReplayPort",
     "SerialPort",
+    "SerialPortInfo",
     "StdinPort",
     "candidate_ports",
+    "list_serial_ports",
     "open_port",
 ]
 
 DEFAULT_BAUD = 115200
 WRITE_TIMEOUT_S = 1.0
 _CSV_HEADER = ",".join(CSV_COLUMNS)
+# Same as hartool.wire.listen.LISTEN_SCHEMES (kept here so a serial open never imports the listeners).
+_LISTEN_SCHEMES = ("tcp-listen", "udp", "http", "mqtt", "mqtts")
 
 
 class DeviceGone(WireError):
@@ -69,16 +78,48 @@ class Port(Protocol):
     def close(self) -> None: ...
 
 
-def candidate_ports() -> list[str]:
-    """Serial devices a board usually shows up as on Linux (USB CDC-ACM and USB-UART bridges), sorted."""
-    return sorted(glob.glob("/dev/ttyACM*") + glob.glob("/dev/ttyUSB*"))
+@dataclass(frozen=True)
+class SerialPortInfo:
+    """A serial port the OS lists, as ``serial.tools.list_ports`` describes it."""
+
+    device: str
+    description: str
+    vid: int | None = None
+    pid: int | None = None
+    manufacturer: str | None = None
+    serial_number: str | None = None
+
+    @property
+    def usb(self) -> bool:
+        return self.vid is not None
+
+    def label(self) -> str:
+        """``/dev/ttyACM0 (Arduino Uno, 2341:0043)``: what a hint shows for this port."""
+        parts = [p for p in (self.description if self.description not in ("", "n/a") else None,
+                             f"{self.vid:04x}:{self.pid or 0:04x}" if self.usb else None) if p]
+        return f"{self.device} ({', '.join(parts)})" if parts else self.device
+
+
+def list_serial_ports() -> list[SerialPortInfo]:
+    """Every serial port the OS reports (pyserial's ``list_ports``: USB VID/PID, description), by device name."""
+    found = [
+        SerialPortInfo(p.device, p.description or "", p.vid, p.pid, p.manufacturer, p.serial_number)
+        for p in list_ports.comports()
+    ]
+    return sorted(found, key=lambda p: p.device)
+
+
+def candidate_ports() -> list[SerialPortInfo]:
+    """Ports a board usually is: USB devices (CDC-ACM, USB-UART bridges) and Bluetooth serial (rfcomm)."""
+    return [p for p in list_serial_ports() if p.usb or "rfcomm" in p.device]
 
 
 def _open_hint(spec: str, code: int | None) -> str:
     if code == errno.ENOENT:
-        others = [p for p in candidate_ports() if p != spec]
-        alt = others[0] if others else ("/dev/ttyUSB0" if "ACM" in spec else "/dev/ttyACM0")
-        return f"is the board plugged in? try --port {alt}"
+        others = [p for p in candidate_ports() if p.device != spec]
+        if others:
+            return f"is the board plugged in? try --port {others[0].label()}"
+        return "is the board plugged in? no USB serial device is connected"
     if code in (errno.EACCES, errno.EPERM):
         return "add yourself to the dialout group: sudo usermod -aG dialout $USER, then log out and in"
     if code == errno.EBUSY:
@@ -366,9 +407,12 @@ def open_port(
     timeout: float = 0.05,
     dtr: bool | None = True,
     rts: bool | None = None,
+    reconnect: bool = False,
 ) -> Port:
     """Open a byte source from a ``--port`` value.
 
+    * ``tcp-listen://``, ``udp://``, ``http://``, ``mqtt://``: a listening source
+      (:func:`hartool.wire.listen.open_listen_port`; ``reconnect`` lets an MQTT broker be away at start).
     * ``-``: stdin (binary).
     * ``file:PATH`` or a path to a regular file: replay. A ``hartool record`` CSV is replayed as text lines
       with a millisecond timestamp column; any other file is replayed as the raw bytes it holds.
@@ -383,6 +427,10 @@ def open_port(
         raise WireError("no port given (e.g. --port /dev/ttyACM0)")
     if text == "-":
         return StdinPort(timeout=timeout)
+    if text.split("://", 1)[0].lower() in _LISTEN_SCHEMES and "://" in text:
+        from hartool.wire.listen import open_listen_port
+
+        return open_listen_port(text, timeout=timeout, reconnect=reconnect)
     path: Path | None = None
     if text.startswith("file:"):
         path = Path(text[len("file:") :]).expanduser()

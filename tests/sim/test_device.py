@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from hartool.core.errors import WireError
+from hartool.sim.device import DEFAULT_SCALES, FaultSpec, VirtualDevice
 from hartool.wire.codec import BinaryDecoder, encode_frame, frame_from_values, quantize
-from hartool.wire.device import DEFAULT_SCALES, FaultSpec, VirtualDevice
 from hartool.wire.reader import ReaderEvent, ReaderThread
 from hartool.wire.sources import open_port
 

@@ -49,7 +49,8 @@ DEFAULT_SCALES: tuple[float, ...] = (ACC_SCALE_G,) * 3 + (GYRO_SCALE_RAD_S,) * 3
 _HEADER = struct.Struct("<BBHIBB")
 _MAX_BATCH_SAMPLES = 512  # per write: keeps a burst under ~25 KB of text and the command check frequent
 _POLL_S = 0.05  # longest sleep between checks of stop/commands
-_DRAIN_TIMEOUT_S = 1.0
+# A host that reads nothing for this long is not coming back for the rest of the buffer.
+_DRAIN_STALL_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -64,8 +65,8 @@ class FaultSpec:
     * ``nan_prob``: one value of the line is NaN (text only; binary has no NaN, so it is not injected there).
     * ``noise_std``: gaussian noise added to every value (before quantisation).
     * ``disconnect_after``: close the pty after this many samples, as if the board were unplugged. The
-      device first waits (up to 1 s) for the host to read what is buffered, so the loss is exactly the
-      samples never sent.
+      device first waits for the host to read what is buffered (as long as the host keeps reading), so the
+      loss is exactly the samples never sent.
     * ``clean_start``: no garbage/drop/truncate/NaN on the first samples, so the host can lock on first.
 
     In binary mode with several samples per frame, drop and truncate are decided by a frame's first sample.
@@ -447,13 +448,23 @@ class VirtualDevice:
         return int(struct.unpack("I", buf)[0])
 
     def _disconnect(self) -> None:
-        """Simulated unplug: let the host read what is buffered (bounded), then close the master."""
-        deadline = time.monotonic() + _DRAIN_TIMEOUT_S
-        quiet = 0
-        while time.monotonic() < deadline and not self._stop.is_set():
+        """Simulated unplug: let the host read what is buffered, then close the master.
+
+        The wait follows the host's progress rather than the clock: a host on a loaded machine may need
+        seconds to drain the buffer, and every byte it still reads is a sample not lost. Only a host that
+        reads nothing for ``_DRAIN_STALL_S`` is given up on.
+        """
+        last_unread, stalled_since, quiet = -1, time.monotonic(), 0
+        while not self._stop.is_set():
+            unread = self._host_unread()
             # Two empty readings in a row: bytes written last may still be on their way into the queue.
-            quiet = quiet + 1 if self._host_unread() == 0 else 0
+            quiet = quiet + 1 if unread == 0 else 0
             if quiet >= 2:
+                break
+            now = time.monotonic()
+            if unread != last_unread:
+                last_unread, stalled_since = unread, now
+            elif now - stalled_since > _DRAIN_STALL_S:
                 break
             time.sleep(0.005)
         with self._lock:

@@ -1,0 +1,70 @@
+"""Default artifact: the fastest within 0.3 pp of the best accuracy, with the reason in the manifest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hartool.core.bundle import Bundle
+from hartool.runtime.artifacts import choice_reason, choose_artifact, default_artifact_record, rank_default
+
+
+def entry(name: str, acc: float | None, lat: float | None, fmt: str = "tflite") -> dict:
+    return {"name": name, "format": fmt, "mode": name.split("-")[1], "file": f"{name}.{fmt}", "bytes": 1,
+            "sha256": "0", "accuracy": acc, "latency_us": lat}
+
+
+def test_fastest_within_tolerance_wins() -> None:
+    entries = [entry("tflite-fp32", 0.9550, 15.0), entry("tflite-int8", 0.9525, 7.0),
+               entry("tflite-dynamic", 0.9510, 3.0), entry("onnx-fp32", 0.9552, 25.0, "onnx")]
+    pick, reason = rank_default(entries)
+    # dynamic is fastest but 0.42 pp below the best (onnx-fp32, 95.52 %): int8 (0.27 pp below) wins.
+    assert pick["name"] == "tflite-int8"
+    assert "fastest of 3 artifact(s) within 0.3 pp" in reason and "95.52 %, onnx-fp32" in reason
+
+
+def test_without_latency_or_accuracy_the_preference_order_decides() -> None:
+    pick, reason = rank_default([entry("tflite-fp32", 0.95, None), entry("tflite-int8", 0.95, None)])
+    assert pick["name"] == "tflite-int8" and reason.startswith("no latency recorded")
+    pick, reason = rank_default([entry("tflite-fp32", None, None), entry("tflite-dynamic", None, 1.0)])
+    assert pick["name"] == "tflite-dynamic" and reason.startswith("no accuracy recorded")
+    assert default_artifact_record([]) is None
+
+
+def test_quantize_records_the_choice_and_stream_uses_it(quantized_bundle: Path) -> None:
+    bundle = Bundle.load(quantized_bundle)
+    record = bundle.manifest["default_artifact"]
+    chosen = choose_artifact(bundle)
+    assert chosen["name"] == record["name"]
+    best = max(a["accuracy"] for a in bundle.artifacts)
+    assert chosen["accuracy"] >= best - 0.003 - 1e-12
+    near = [a for a in bundle.artifacts if a["accuracy"] >= best - 0.003 - 1e-12]
+    assert chosen["latency_us"] == min(a["latency_us"] for a in near)
+    assert choice_reason(bundle, chosen) == record["reason"]
+    assert choice_reason(bundle, bundle.artifact("tflite-fp32"), "tflite-fp32") == "named with --artifact"
+    assert choose_artifact(bundle, "onnx-fp32")["name"] == "onnx-fp32"
+
+
+def test_recorded_choice_that_no_longer_exists_falls_back_to_the_rule(bundle_copy: Path) -> None:
+    bundle = Bundle.load(bundle_copy)
+    bundle.manifest["default_artifact"] = {"name": "tflite-gone", "reason": "old"}
+    assert choose_artifact(bundle)["name"] == rank_default(bundle.artifacts)[0]["name"]
+    bundle.manifest["artifacts"] = []
+    with pytest.raises(Exception, match="no .tflite or .onnx artifact"):
+        choose_artifact(bundle)
+
+
+def test_benchmark_default_artifact(quantized_bundle: Path, tmp_path: Path) -> None:
+    import json
+
+    from hartool_testing import hartool
+
+    out = tmp_path / "b.json"
+    proc = hartool("benchmark", str(quantized_bundle), "--artifacts", "default", "--runs", "10", "--warmup", "1",
+                   "--out", str(out))
+    doc = json.loads(out.read_text())
+    record = Bundle.load(quantized_bundle).manifest["default_artifact"]
+    assert doc["bundles"][0]["default_artifact"] == record
+    assert {r["artifact"] for r in doc["results"]} == {record["name"]}
+    assert f"default artifact (what stream runs): {record['name']}" in proc.stderr

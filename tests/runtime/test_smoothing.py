@@ -1,0 +1,110 @@
+"""Smoothers: each damps flicker on a synthetic sequence and switches after the expected number of windows."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hartool.core.metrics import label_changes
+from hartool.runtime.smoothing import (
+    HMMFilter,
+    Hysteresis,
+    ProbabilitySmoother,
+    make_smoother,
+    parse_method,
+    smooth_sequence,
+)
+
+
+def onehotish(labels: list[int], n: int = 3, p: float = 0.9) -> np.ndarray:
+    out = np.full((len(labels), n), (1 - p) / (n - 1), dtype=np.float32)
+    out[np.arange(len(labels)), labels] = p
+    return out
+
+
+def flicker() -> tuple[np.ndarray, np.ndarray]:
+    """30 windows of class 0 then 30 of class 1, with an isolated wrong window every 6 windows."""
+    truth = np.array([0] * 30 + [1] * 30)
+    noisy = truth.copy()
+    noisy[3::6] = 2
+    return truth, onehotish(noisy.tolist())
+
+
+@pytest.mark.parametrize("method", ["mean:5", "vote:5", "hysteresis:margin=0.2,windows=2", "hmm:switch=0.01"])
+def test_every_method_removes_isolated_flicker(method: str) -> None:
+    truth, probs = flicker()
+    raw = probs.argmax(1)
+    smoothed = smooth_sequence(method, probs).argmax(1)
+    assert label_changes(raw) == 21  # 10 isolated errors = 20 flips, plus the real change
+    assert label_changes(smoothed) == 1
+    # The one real change is kept, within a few windows.
+    change = int(np.flatnonzero(smoothed[1:] != smoothed[:-1])[0]) + 1
+    assert 30 <= change <= 33
+    assert (smoothed[:30] == 0).all() and (smoothed[34:] == 1).all()
+
+
+def test_outputs_are_probabilities() -> None:
+    _, probs = flicker()
+    for method in ("none", "mean:3", "vote:3", "hysteresis", "hmm"):
+        out = smooth_sequence(method, probs)
+        assert out.shape == probs.shape
+        np.testing.assert_allclose(out.sum(axis=1), 1.0, atol=1e-5)
+        assert (out >= 0).all()
+
+
+def test_hysteresis_switches_on_the_nth_window_of_a_run() -> None:
+    h = Hysteresis(3, margin=0.3, windows=3)
+    seq = [0, 0, 1, 1, 0, 1, 1, 1, 1]  # the run of 2 is broken; then 3 in a row switch on the 3rd
+    shown = [int(h.update(onehotish([k])[0]).argmax()) for k in seq]
+    assert shown == [0, 0, 0, 0, 0, 0, 0, 1, 1]
+    # A challenger that leads by less than the margin never switches.
+    h = Hysteresis(3, margin=0.3, windows=1)
+    h.update(np.array([0.8, 0.1, 0.1]))
+    assert all(int(h.update(np.array([0.35, 0.45, 0.2])).argmax()) == 0 for _ in range(10))
+
+
+def test_hmm_switch_delay_follows_the_transition_cost() -> None:
+    # Evidence per window for a switch: log(0.9 / 0.05) = 2.89; cost of leaving: log(0.99 / 0.005) = 5.29,
+    # so the filter needs 2 confident windows (one is not enough) after a long stay in class 0.
+    hmm = HMMFilter(3, switch=0.01, floor=0.0)
+    for _ in range(20):
+        hmm.update(onehotish([0])[0])
+    first = hmm.update(onehotish([1])[0])
+    second = hmm.update(onehotish([1])[0])
+    assert int(first.argmax()) == 0 and int(second.argmax()) == 1
+    # Stickier chain: more windows.
+    hmm = HMMFilter(3, switch=0.0001, floor=0.0)
+    for _ in range(20):
+        hmm.update(onehotish([0])[0])
+    shown = [int(hmm.update(onehotish([1])[0]).argmax()) for _ in range(6)]
+    assert shown.index(1) == 3  # needs 4 windows: 4 x 2.89 > log(0.9999 / 0.00005) = 9.9
+
+
+def test_reset_forgets() -> None:
+    sm = make_smoother("hysteresis:windows=5", 3)
+    sm.update(onehotish([0])[0])
+    sm.reset()
+    assert int(sm.update(onehotish([2])[0]).argmax()) == 2
+
+
+def test_parse_method() -> None:
+    assert parse_method("3") == ("mean", {"k": 3})
+    assert parse_method(1) == ("none", {})
+    assert parse_method("vote:7") == ("vote", {"k": 7})
+    assert parse_method("hysteresis:margin=0.3,windows=2") == ("hysteresis", {"margin": 0.3, "windows": 2})
+    assert isinstance(make_smoother("mean:4", 6), ProbabilitySmoother)
+    with pytest.raises(ValueError, match="unknown smoothing method"):
+        make_smoother("kalman", 6)
+    with pytest.raises(ValueError, match="takes margin, windows"):
+        make_smoother("hysteresis:k=3", 6)
+    with pytest.raises(ValueError):
+        make_smoother("hmm:switch=0", 6)
+
+
+def test_vote_majority_and_tie_break() -> None:
+    sm = make_smoother("vote:4", 3)
+    outs = [sm.update(p) for p in onehotish([0, 1, 1, 0])]
+    assert [int(o.argmax()) for o in outs[:3]] == [0, 0, 1]  # 1-1 tie at step 2: equal means -> first
+    sm = make_smoother("vote:2", 3)
+    sm.update(np.array([0.6, 0.3, 0.1]))
+    assert int(sm.update(np.array([0.05, 0.9, 0.05])).argmax()) == 1  # tie broken by the mean probability

@@ -1,0 +1,39 @@
+"""Architectures (train/models.py) and the --orientation option: tiny, no real training beyond TINY_TRAIN."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hartool_testing import TINY_TRAIN, hartool
+
+
+@pytest.mark.parametrize(("arch", "variant"), [("cnn", "hybrid"), ("cnn", "small"), ("cnn", "v1"), ("lstm", None)])
+def test_fixed_batch_twin_keeps_weights_and_outputs(arch: str, variant: str | None) -> None:
+    from hartool.train.models import build_model, fixed_batch_twin
+
+    model = build_model(arch, 6, 128, 6, variant=variant)
+    twin = fixed_batch_twin(model, arch, unroll=arch == "lstm")
+    assert twin.input_shape == (1, 128, 6)
+    x = np.random.default_rng(0).normal(size=(1, 128, 6)).astype(np.float32)
+    np.testing.assert_allclose(np.asarray(twin(x)), np.asarray(model(x)), atol=1e-5)
+
+
+def test_default_cnn_is_the_small_hybrid() -> None:
+    from hartool.train.models import build_model
+
+    n = build_model("cnn", 6, 128, 6).count_params()
+    # int8 weights + graph: under 64 KB needs well under 64k parameters (v1 had 121k).
+    assert 30_000 < n < 55_000
+
+
+def test_orientation_free_records_its_choice(tmp_path: Path) -> None:
+    out = tmp_path / "free"
+    hartool("train", "--arch", "cnn", "--orientation", "free", "--out", str(out), *TINY_TRAIN)
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["orientation"]["mode"] == "free" and m["orientation"]["still_s"] == 3.0
+    assert m["training"]["variant"] == "hybrid" and m["training"]["aug_tilt_deg"] == 5.0
+    assert 0.0 <= m["metrics"]["test"]["accuracy"] <= 1.0

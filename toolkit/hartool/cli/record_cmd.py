@@ -1,0 +1,204 @@
+"""`hartool record`: one labelled CSV session from any source `stream` reads, labels switched by key press."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from .common import emit_json, status, table
+
+if TYPE_CHECKING:
+    from ..wire.recorder import RecordStats
+
+TIME_UNITS = ("auto", "s", "ms", "us", "ns")
+
+
+def _label_list(text: str | None) -> list[str]:
+    if text is None:
+        return []
+    from ..core.csvformat import canonical_label
+
+    names = [canonical_label(t) for t in text.split(",") if t.strip()]
+    if not names:
+        raise click.BadParameter("name at least one activity", param_hint="--labels")
+    if len(names) > 9:
+        raise click.BadParameter(f"{len(names)} labels, but only keys 1..9 switch labels", param_hint="--labels")
+    if len(set(names)) != len(names):
+        raise click.BadParameter("a label is named twice", param_hint="--labels")
+    return names
+
+
+@contextlib.contextmanager
+def _key_source(keys: str | None, port: str) -> Iterator[int]:
+    """The fd label keys are read from: --keys PATH, else stdin, else (stdin carries the data) /dev/tty."""
+    if keys is None and port.strip() != "-":
+        yield sys.stdin.fileno()
+        return
+    path = keys or "/dev/tty"
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOCTTY)
+    except OSError as exc:
+        raise click.ClickException(f"cannot read label keys from {path}: {exc.strerror}; pass --keys TTY") from exc
+    try:
+        yield fd
+    finally:
+        os.close(fd)
+
+
+@click.command()
+@click.option("--port", required=True,
+              help="Any source `stream` reads: device path, socket://, tcp-listen://, udp://, http://, mqtt://, "
+                   "a file, or '-' (stdin).")
+@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="CSV file to write (csv:DIR dataset format).")
+@click.option("--label", default=None, help="Label of every row (or the first label, with --labels).")
+@click.option("--labels", "labels_text", default=None, metavar="A,B,...",
+              help="Switch the label live: keys 1..9 pick these labels, 0 none, q stops.")
+@click.option("--subject", default=None, help="Subject name or number written into the header ('# subject:').")
+@click.option("--duration", "duration_s", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Stop after S seconds (default: q or Ctrl-C).")
+@click.option("--baud", type=click.IntRange(min=1), default=115200, show_default=True)
+@click.option("--protocol", type=click.Choice(["auto", "text", "binary", "json"]), default="auto",
+              show_default=True)
+@click.option("--columns", default=None, metavar="t,acc_x,...",
+              help="Text lines: what each field is (t, acc_x..gyro_z, '-' to skip), e.g. HyperIMU's "
+                   "'t,acc_x,acc_y,acc_z,gyro_x,gyro_y,gyro_z'.")
+@click.option("--time-unit", type=click.Choice(TIME_UNITS), default="auto", show_default=True,
+              help="Unit of the device's timestamps (auto: detected from their spacing); t_s is always seconds.")
+@click.option("--rate", "rate_hz", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Nominal sample rate for the header; also the rate that sensors on separate clocks "
+                   "(Sensor Logger) are resampled to [default: 50].")
+@click.option("--acc-unit", type=click.Choice(["g", "m/s2", "raw"]), default="g", show_default=True,
+              help="Unit the device sends acceleration in; the file is always in g.")
+@click.option("--gyro-unit", type=click.Choice(["rad/s", "deg/s", "raw"]), default="rad/s", show_default=True,
+              help="Unit the device sends angular rate in; the file is always in rad/s.")
+@click.option("--acc-lsb", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="g per count, with --acc-unit raw (MPU6050 ±2 g: 6.1035e-5).")
+@click.option("--gyro-lsb", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="deg/s per count, with --gyro-unit raw (MPU6050 ±250 dps: 0.0076336).")
+@click.option("--keys", default=None, metavar="TTY",
+              help="Terminal to read label keys from (default: this one; /dev/tty when --port is '-').")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+def record(port: str, out: Path, label: str | None, labels_text: str | None, subject: str | None,
+           duration_s: float | None, baud: int, protocol: str, columns: str | None, time_unit: str,
+           rate_hz: float | None,
+           acc_unit: str, gyro_unit: str, acc_lsb: float | None, gyro_lsb: float | None, keys: str | None,
+           as_json: bool) -> None:
+    """Record a labelled session into a CSV that `--dataset csv:DIR` trains on.
+
+    With --labels, press 1..9 to switch to that label and 0 for none, without restarting; q (or Ctrl-C,
+    or --duration) ends the session. Seconds per label are printed at the end.
+
+    \b
+    Example:
+      hartool record --port /dev/ttyACM0 --label WALKING --out my-data/alice_walk.csv --subject alice
+      hartool record --port tcp-listen://0.0.0.0:5555 --labels WALKING,SITTING,STANDING \\
+          --out my-data/bob_1.csv --subject bob --acc-unit m/s2
+      hartool train --dataset csv:my-data --test-subjects bob --out bundles/mine
+    """
+    labels = _label_list(labels_text)
+    if label is None and not labels:
+        raise click.UsageError("give --label (one activity) or --labels (switched by keys)")
+    first = label or ""
+    if labels and label is not None and first.strip() and _label_list(first)[0] not in labels:
+        raise click.BadParameter(f"{label!r} is not one of --labels", param_hint="--label")
+    meta: dict[str, object] = {}
+    if subject is not None and subject.strip():
+        meta["subject"] = subject.strip()
+    if rate_hz:
+        meta["sample_rate_hz"] = rate_hz
+    if labels:
+        meta["labels"] = ",".join(labels)
+    elif first:
+        meta["label"] = first
+    stats = _run(port, out, first, labels, meta, duration_s, baud, (protocol, columns, rate_hz or 50.0), time_unit,
+                 (acc_unit, gyro_unit, acc_lsb, gyro_lsb), keys)
+    _report(stats, as_json)
+
+
+def _run(port: str, out: Path, first: str, labels: list[str], meta: dict[str, object], duration_s: float | None,
+         baud: int, decoding: tuple[str, str | None, float], time_unit: str, units: tuple,
+         keys: str | None) -> RecordStats:
+    """Open the source (and the key source with --labels) and record until the end of the session."""
+    from ..core.csvformat import VALUE_COLUMNS
+    from ..core.errors import WireError
+    from ..core.timebase import channel_scales
+    from ..runtime.resample import Resampler
+    from ..wire.codec import parse_columns
+    from ..wire.reader import make_decoder
+    from ..wire.recorder import record as run_record
+    from ..wire.recorder import record_channels
+    from ..wire.sources import open_port
+    from .keys import KeyReader, key_help, start_key_thread
+
+    channel_scales(record_channels(), *units)  # --acc-lsb without raw etc.: one line, before opening anything
+    protocol, columns, grid_hz = decoding
+    layout = parse_columns(columns, VALUE_COLUMNS) if columns else None
+    unit = None if time_unit == "auto" else time_unit
+    source = open_port(port, baud=baud)
+    # Files and listening sockets start at a line boundary; a serial port may start mid-line (as `stream`).
+    whole = bool(getattr(source, "is_file", False) or getattr(source, "listening", False))
+    decoder = make_decoder(protocol, channel_names=VALUE_COLUMNS, columns=layout, time_unit=unit,
+                           skip_first_line=not whole)
+    events: queue.Queue[str] = queue.Queue()
+    stop = threading.Event()
+    with contextlib.ExitStack() as stack:
+        stack.callback(source.close)
+        if labels:
+            fd = stack.enter_context(_key_source(keys, port))
+            reader = stack.enter_context(KeyReader(fd))
+            start_key_thread(reader, labels, events, stop, on_switch=lambda lab: status(f"label: {lab or '(none)'}"))
+            status(f"keys: {key_help(labels)}")
+        status(f"recording {first or '(no label)'} from {source.name} into {out} "
+               f"({'q or ' if labels else ''}Ctrl-C to stop)")
+        try:
+            source.write(b"s")  # start a device that waits for the host; harmless for one that streams already
+        except WireError:
+            pass  # a replayed file or stdin cannot be written to
+        # Ctrl-C ends the session like q does, so the per-label summary still prints.
+        stack.enter_context(_sigint_sets(stop))
+        try:
+            return run_record(source, decoder, out, label=first, duration_s=duration_s,
+                              meta=meta, stop_event=stop, events=events, time_unit=time_unit, acc_unit=units[0],
+                              aligner=lambda layout: Resampler(grid_hz, len(VALUE_COLUMNS), layout),
+                              gyro_unit=units[1], acc_lsb=units[2], gyro_lsb=units[3])
+        finally:
+            stop.set()  # ends the key thread
+
+
+@contextlib.contextmanager
+def _sigint_sets(stop: threading.Event) -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread (e.g. CliRunner in a worker)
+        return
+    previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _report(stats: RecordStats, as_json: bool) -> None:
+    status(f"recorded {stats.samples} samples ({stats.duration_s:.1f} s, {stats.time_source} clock"
+           f"{', timestamps in ' + stats.time_unit if stats.time_unit else ''}) into {stats.path}; "
+           f"end: {stats.end_reason}{' - ' + stats.message if stats.message else ''}"
+           + (f"; {stats.reconnects} reconnects" if stats.reconnects else ""))
+    if as_json:
+        emit_json({"path": str(stats.path), "samples": stats.samples, "duration_s": stats.duration_s,
+                   "time_source": stats.time_source, "time_unit": stats.time_unit, "end_reason": stats.end_reason,
+                   "reconnects": stats.reconnects,
+                   "label_seconds": stats.label_seconds, "label_samples": stats.label_samples,
+                   "switches": [{"t_s": t, "label": lab} for t, lab in stats.switches], "decoder": stats.decoder})
+        return
+    click.echo(table(["label", "seconds", "samples"],
+                     [[lab or "(none)", f"{sec:.1f}", stats.label_samples.get(lab, 0)]
+                      for lab, sec in stats.label_seconds.items()]))

@@ -1,0 +1,160 @@
+"""`hartool simulate`: a virtual IMU on a pseudo-terminal, or a phone app / MCU sending to a listening host."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from .common import status
+
+_KINDS = ("serial", "hyperimu-tcp", "hyperimu-udp", "sensorlogger-http", "sensorlogger-mqtt", "mcu-tcp")
+_PROB = click.FloatRange(0.0, 1.0)
+
+
+@click.command()
+@click.option("--as", "kind", type=click.Choice(_KINDS), default="serial", show_default=True,
+              help="What to play: a serial board on a pty, or a phone app / MCU sending over the network.")
+@click.option("--to", "to", default=None,
+              help="Where the host listens (not for serial): HOST:PORT for tcp/udp, http://HOST:PORT/PATH, "
+                   "mqtt://BROKER:PORT/TOPIC.")
+@click.option("--subject", type=click.IntRange(min=1), default=9, show_default=True,
+              help="Subject whose recording is replayed.")
+@click.option("--dataset", default="hapt", show_default=True, help="hapt, uci-har:PATH or csv:DIR.")
+@click.option("--csv", "csv_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Replay this recording (hartool record format) instead of a dataset subject.")
+@click.option("--protocol", type=click.Choice(["text", "binary"]), default="text", show_default=True,
+              help="Serial: the board's protocol.")
+@click.option("--rate", "rate_hz", type=click.FloatRange(0.0, 10000.0, min_open=True), default=None,
+              help="Samples per second. Serial: default the data's rate. Apps: resampled to this rate "
+                   "(default 100 Hz; mcu-tcp 104 Hz).")
+@click.option("--jitter-ms", type=click.FloatRange(0.0, 1000.0), default=None,
+              help="Apps: standard deviation of each timestamp's jitter (default 2 ms; mcu-tcp 0.05 ms).")
+@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True,
+              help="hyperimu-tcp: CSV lines or HyperIMU JSON packets.")
+@click.option("--batch-ms", type=click.FloatRange(1.0, 60000.0), default=200.0, show_default=True,
+              help="Sensor Logger: one JSON batch every MS.")
+@click.option("--reconnect-every", type=click.IntRange(min=1), default=None,
+              help="TCP apps: drop and reopen the connection every N samples (a flaky Wi-Fi).")
+@click.option("--speed", type=click.FloatRange(min=0.0), default=1.0, show_default=True,
+              help="Real time x SPEED (0 = as fast as possible).")
+@click.option("--samples-per-frame", type=click.IntRange(1, 255), default=1, show_default=True,
+              help="Serial binary: samples per frame.")
+@click.option("--noise", type=click.FloatRange(min=0.0), default=0.0, help="Serial: gaussian noise std added to every value.")
+@click.option("--garbage", type=_PROB, default=0.0, help="Serial: probability of a garbage burst before a sample.")
+@click.option("--drop", type=_PROB, default=0.0, help="Serial: probability of dropping a sample.")
+@click.option("--truncate", type=_PROB, default=0.0, help="Serial: probability of cutting a line/frame in half.")
+@click.option("--nan", "nan_prob", type=_PROB, default=0.0, help="Serial: probability of a NaN value (text).")
+@click.option("--disconnect-after", type=click.IntRange(min=0), default=None,
+              help="Serial: close the port after N samples (unplug).")
+@click.option("--loop", is_flag=True, help="Serial: start over at the end of the recording.")
+@click.option("--no-wait", is_flag=True, help="Serial: start sending at once instead of waiting for the host's 's'.")
+@click.option("--exit-when-done", is_flag=True, help="Serial: close the port after the last sample (like an unplug).")
+@click.option("--seed", type=int, default=0, show_default=True)
+def simulate(kind: str, to: str | None, subject: int, dataset: str, csv_file: Path | None, protocol: str,
+             rate_hz: float | None, jitter_ms: float | None, fmt: str, batch_ms: float, reconnect_every: int | None,
+             speed: float, samples_per_frame: int, noise: float, garbage: float, drop: float, truncate: float,
+             nan_prob: float, disconnect_after: int | None, loop: bool, no_wait: bool, exit_when_done: bool,
+             seed: int) -> None:
+    """Play a held-out subject's recording as a device would send it.
+
+    Serial (default): a virtual IMU board; prints its pseudo-terminal path, then streams. It waits for the
+    host's start byte ('s', sent by `hartool stream` on connect), so no sample is lost before the host opens it.
+
+    Apps: the recording (50 Hz) is resampled to --rate on a jittery clock and sent as the app does, to a host
+    that listens (start `hartool stream --port ...` first; TCP and HTTP senders retry for 10 s).
+
+    \b
+    Example:
+      hartool simulate --subject 9 --speed 10
+      hartool simulate --protocol binary --drop 0.01 --garbage 0.01
+      hartool simulate --as hyperimu-tcp --to 127.0.0.1:9000          # stream --port tcp-listen://0.0.0.0:9000
+      hartool simulate --as hyperimu-udp --to 127.0.0.1:9001          # stream --port udp://0.0.0.0:9001
+      hartool simulate --as sensorlogger-http --to http://127.0.0.1:8000/data
+      hartool simulate --as sensorlogger-mqtt --to mqtt://127.0.0.1:1883/phone/imu
+      hartool simulate --as mcu-tcp --to 127.0.0.1:9000 --rate 104
+    """
+    values, src_rate = _simulation_source(dataset, subject, csv_file)
+    if kind == "serial":
+        if to is not None:
+            raise click.BadParameter("a serial device has no --to: it prints its own port path", param_hint="--to")
+        _play_serial(values, rate_hz or src_rate, speed, protocol, samples_per_frame, loop, no_wait, exit_when_done,
+                     seed, dict(garbage_prob=garbage, drop_prob=drop, truncate_prob=truncate, nan_prob=nan_prob,
+                                noise_std=noise, disconnect_after=disconnect_after))
+        return
+    if to is None:
+        raise click.BadParameter(f"--as {kind} needs --to (where the host listens)", param_hint="--to")
+    if garbage or drop or truncate or nan_prob or noise or disconnect_after is not None or loop:
+        raise click.BadParameter("fault injection and --loop apply to --as serial only", param_hint="--as")
+    _play_app(kind, to, values, src_rate, rate_hz, jitter_ms, fmt, batch_ms / 1000.0, reconnect_every, speed, seed)
+
+
+def _play_app(kind: str, to: str, values, src_rate: float, rate_hz: float | None, jitter_ms: float | None,  # type: ignore[no-untyped-def]
+              fmt: str, batch_s: float, reconnect_every: int | None, speed: float, seed: int) -> None:
+    from ..sim.play import DEFAULT_JITTER_MS, app_packets, play_app
+    from ..sim.senders import SenderThread
+
+    packets = app_packets(kind, values, src_rate, rate_hz=rate_hz, jitter_ms=jitter_ms, fmt=fmt, batch_s=batch_s,
+                          seed=seed)
+    samples = sum(p.samples for p in packets)
+    jitter_ms = DEFAULT_JITTER_MS[kind] if jitter_ms is None else jitter_ms
+    status(f"{kind}: {len(values)} recorded samples at {src_rate:g} Hz -> {samples} readings in {len(packets)} "
+           f"packets (jitter {jitter_ms:g} ms) to {to} x {speed:g}")
+    sender = SenderThread(lambda stop: play_app(kind, packets, to, speed=speed, stop=stop,
+                                                drop_every=reconnect_every))
+    sender.start()
+    try:
+        while sender.is_alive():
+            sender.join(0.2)
+    except KeyboardInterrupt:
+        sender.stop()
+    if sender.error is not None:
+        raise sender.error
+    stats = sender.stats
+    if stats is not None:
+        answers = ", ".join(f"{code}: {n}" for code, n in sorted(stats.http_status.items()))
+        status(f"sent {stats.packets} packets ({stats.samples} readings, {stats.bytes} bytes) over "
+               f"{stats.connections} connection(s)" + (f"; HTTP answers {answers}" if answers else ""))
+
+
+def _play_serial(values, rate_hz: float, speed: float, protocol: str, samples_per_frame: int,  # type: ignore[no-untyped-def]
+                 loop: bool, no_wait: bool, exit_when_done: bool, seed: int, fault_args: dict) -> None:
+    from ..sim.device import FaultSpec, VirtualDevice
+
+    device = VirtualDevice(values, rate_hz=rate_hz, speed=speed, protocol=protocol, faults=FaultSpec(**fault_args),
+                           seed=seed, samples_per_frame=samples_per_frame, loop=loop, paused=not no_wait)
+    click.echo(device.port_path)
+    sys.stdout.flush()
+    status(f"virtual device on {device.port_path}: {len(values)} samples at {rate_hz:g} Hz x {speed:g} "
+           f"({protocol}){'' if no_wait else '; waiting for the host'}")
+    with device:
+        device.start()
+        try:
+            while not device.wait(0.2):
+                pass
+            status(f"sent {device.samples_sent} samples ({device.samples_dropped_injected} dropped, "
+                   f"{device.garbage_bursts} garbage bursts, {device.truncated} truncated, {device.nan_injected} NaN)")
+            # A real board does not vanish when it has nothing to say: keep the port open until Ctrl-C,
+            # so the host reads everything and ends on its own terms (--max-windows, --duration).
+            while not exit_when_done and not device.disconnected:
+                time.sleep(0.2)
+        except KeyboardInterrupt:
+            pass
+
+
+def _simulation_source(dataset: str, subject: int, csv_file: Path | None):  # type: ignore[no-untyped-def]
+    """(values (n, 6) float32, sample rate) from a CSV recording or a dataset subject's recordings."""
+    import numpy as np
+
+    if csv_file is not None:
+        from ..core.csvformat import read_csv_session
+
+        session = read_csv_session(csv_file)
+        return session.values, session.sample_rate_hz() or 50.0
+    from ..data import load_dataset, recording_for_subject
+
+    ds = load_dataset(dataset)
+    recs = recording_for_subject(ds, subject)
+    return np.concatenate([r.values for r in recs]), ds.sample_rate_hz

@@ -1,0 +1,94 @@
+"""Statistical and spectral features of a window: the classic HAR pipeline, in numpy, for training and the device.
+
+Per channel: mean, standard deviation, minimum, maximum, RMS and the log power in 9 frequency bands of
+the mean-removed signal (14 x C features; 84 for the 6 IMU channels). Everything is computed from the one
+window alone, so a live stream reproduces it exactly. The bundle's preprocessing spec of type
+``"features"`` holds the band edges and the per-feature standardisation; :func:`hartool.core.preprocess.preprocess`
+dispatches here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from .errors import BundleError
+
+FEATURES_TYPE = "features"
+STATS = ("mean", "std", "min", "max", "rms")
+# Band edges in Hz: fine at low frequencies, where gait (1-3 Hz) and posture changes live.
+DEFAULT_BAND_EDGES_HZ = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 10.0, 25.0)
+
+
+def feature_count(channels: int, band_edges_hz: tuple[float, ...] | list[float] = DEFAULT_BAND_EDGES_HZ) -> int:
+    return channels * (len(STATS) + len(band_edges_hz) - 1)
+
+
+def _band_starts(window: int, rate_hz: float, edges: tuple[float, ...] | list[float]) -> np.ndarray:
+    """First rfft bin of each band (bands are contiguous bin ranges; the last one runs to Nyquist)."""
+    freqs = np.fft.rfftfreq(window, d=1.0 / rate_hz)
+    starts = np.searchsorted(freqs, np.asarray(edges[:-1], dtype=np.float64), side="left")
+    ends = np.append(starts[1:], freqs.size)
+    if (ends <= starts).any():
+        raise BundleError(f"a frequency band between {list(edges)} Hz holds no FFT bin of a {window}-sample "
+                          f"window at {rate_hz:g} Hz; use wider bands")
+    return starts
+
+
+def raw_features(x: np.ndarray, rate_hz: float,
+                 band_edges_hz: tuple[float, ...] | list[float] = DEFAULT_BAND_EDGES_HZ) -> np.ndarray:
+    """Unscaled features of windows ``(..., window, C)`` -> ``(..., 14 * C)`` float32, grouped by feature."""
+    x = np.asarray(x, dtype=np.float32)
+    window = x.shape[-2]
+    mean = x.mean(axis=-2)
+    centred = x - mean[..., None, :]
+    std = np.sqrt((centred**2).mean(axis=-2))
+    rms = np.sqrt((x**2).mean(axis=-2))
+    spectrum = np.abs(np.fft.rfft(centred, axis=-2)) ** 2 / window  # (..., bins, C)
+    bands = np.add.reduceat(spectrum, _band_starts(window, rate_hz, band_edges_hz), axis=-2)
+    # log compresses the many decades between a still posture and running; the offset keeps silence finite.
+    log_bands = np.log(bands + 1e-6)
+    parts = [mean, std, x.min(axis=-2), x.max(axis=-2), rms]
+    stacked = np.concatenate([p[..., None, :] for p in parts] + [log_bands], axis=-2)  # (..., 14, C)
+    return stacked.reshape(*stacked.shape[:-2], -1).astype(np.float32)
+
+
+def fit_feature_preprocessing(x: np.ndarray, rate_hz: float,
+                              band_edges_hz: tuple[float, ...] = DEFAULT_BAND_EDGES_HZ) -> dict[str, Any]:
+    """The ``features`` preprocessing spec: band edges plus mean/std of every feature over training windows."""
+    feats = raw_features(x, rate_hz, band_edges_hz).astype(np.float64)
+    std = feats.std(axis=0)
+    return {
+        "type": FEATURES_TYPE,
+        "rate_hz": float(rate_hz),
+        "band_edges_hz": [float(v) for v in band_edges_hz],
+        "channels": int(x.shape[-1]),
+        "n_features": int(feats.shape[-1]),
+        "mean": [float(v) for v in feats.mean(axis=0)],
+        "std": [float(v) if v > 1e-8 else 1.0 for v in std],
+    }
+
+
+def preprocess_features(x: np.ndarray, spec: Mapping[str, Any], out: np.ndarray | None = None) -> np.ndarray:
+    """Windows ``(..., window, C)`` in manifest units -> standardised feature vectors ``(..., n_features)``."""
+    if x.shape[-1] != spec["channels"]:
+        raise BundleError(f"window has {x.shape[-1]} channels, the feature spec expects {spec['channels']}")
+    feats = raw_features(x, spec["rate_hz"], spec["band_edges_hz"])
+    mean = np.asarray(spec["mean"], dtype=np.float32)
+    std = np.asarray(spec["std"], dtype=np.float32)
+    if feats.shape[-1] != mean.shape[0]:
+        raise BundleError(f"{feats.shape[-1]} features computed, the spec has {mean.shape[0]}")
+    if out is None:
+        out = np.empty(feats.shape, dtype=np.float32)
+    np.subtract(feats, mean, out=out)
+    np.divide(out, std, out=out)
+    return out
+
+
+def model_input_shape(spec: Mapping[str, Any], window: int, channels: int) -> tuple[int, ...]:
+    """Shape of one model input (without batch) for a preprocessing spec: features or the raw window."""
+    if spec.get("type") == FEATURES_TYPE:
+        return (int(spec["n_features"]),)
+    return (int(window), int(channels))

@@ -1,0 +1,176 @@
+"""Device time and units: the one place that turns what a device sends into seconds and model units.
+
+* Time: ``--time-unit auto|s|ms|us|ns``. ``auto`` reads the median spacing of the first timestamps and
+  picks the one unit in which that spacing is a plausible IMU rate (5-2000 Hz). The plausible spacings of
+  the four units do not overlap (s: 0.5-200 ms, ms: 0.5-200, us: 500-200,000, ns: 5e5-2e8), so the answer
+  is unique or there is none, and then the user is told in one line to pass ``--time-unit``.
+* Units: acceleration in g, m/s2 or raw counts (with g per count), angular rate in rad/s, deg/s or raw
+  counts (with deg/s per count), converted to the units a bundle's channels name. The CSV recording
+  format and the stream use these same tables.
+
+numpy only: this runs on the edge device.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from .errors import WireError
+
+__all__ = [
+    "ACC_UNITS",
+    "ACC_UNIT_FACTORS",
+    "GYRO_UNITS",
+    "GYRO_UNIT_FACTORS",
+    "MAX_PLAUSIBLE_HZ",
+    "MIN_PLAUSIBLE_HZ",
+    "STANDARD_GRAVITY",
+    "TIME_UNITS",
+    "UNIT_SECONDS",
+    "DeviceClock",
+    "channel_scales",
+    "detect_time_unit",
+]
+
+STANDARD_GRAVITY = 9.80665
+TIME_UNITS: tuple[str, ...] = ("auto", "s", "ms", "us", "ns")
+UNIT_SECONDS: dict[str, float] = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
+MIN_PLAUSIBLE_HZ = 5.0
+MAX_PLAUSIBLE_HZ = 2000.0
+
+ACC_UNITS: tuple[str, ...] = ("g", "m/s2", "raw")
+GYRO_UNITS: tuple[str, ...] = ("rad/s", "deg/s", "raw")
+#: Factor that turns a value in the named unit into the canonical unit (g, rad/s); spellings the CSV
+#: ``# units:`` line accepts are included.
+ACC_UNIT_FACTORS: dict[str, float] = {"g": 1.0, "m/s2": 1.0 / STANDARD_GRAVITY, "m/s^2": 1.0 / STANDARD_GRAVITY}
+GYRO_UNIT_FACTORS: dict[str, float] = {"rad/s": 1.0, "deg/s": math.pi / 180.0, "dps": math.pi / 180.0}
+
+
+def detect_time_unit(t: np.ndarray | Sequence[float], min_hz: float = MIN_PLAUSIBLE_HZ,
+                     max_hz: float = MAX_PLAUSIBLE_HZ) -> str:
+    """The unit ("s", "ms", "us", "ns") in which the median spacing of ``t`` is a rate in [min_hz, max_hz].
+
+    Raises :class:`WireError` (one line, naming the spacing) when no unit or more than one fits, or the
+    timestamps do not advance.
+    """
+    arr = np.asarray(t, dtype=np.float64)
+    if arr.size < 3:
+        raise WireError("cannot tell the device's time unit from fewer than 3 timestamps; pass --time-unit")
+    step = float(np.median(np.diff(arr)))
+    if not math.isfinite(step) or step <= 0:
+        raise WireError(f"cannot tell the device's time unit: timestamps do not advance (median step {step:g}); "
+                        "pass --time-unit s|ms|us|ns")
+    fits = [u for u, sec in UNIT_SECONDS.items() if min_hz <= 1.0 / (step * sec) <= max_hz]
+    if len(fits) != 1:
+        raise WireError(f"cannot tell the device's time unit: timestamps advance by {step:g} per sample, which is "
+                        f"no IMU rate of {min_hz:g}-{max_hz:g} Hz in s, ms, us or ns; pass --time-unit s|ms|us|ns")
+    return fits[0]
+
+
+class DeviceClock:
+    """Raw device timestamps -> seconds since the stream's first timestamp.
+
+    The origin is subtracted in the device's own unit before scaling, so integer epoch nanoseconds and
+    milliseconds keep their resolution. ``unit`` may be "auto": then :meth:`resolve` must be given the
+    first timestamps (see :func:`detect_time_unit`) before :meth:`seconds` is called.
+    """
+
+    def __init__(self, unit: str = "auto") -> None:
+        if unit not in TIME_UNITS:
+            raise WireError(f"unknown time unit {unit!r}; choose one of {', '.join(TIME_UNITS)}")
+        self.unit: str | None = None if unit == "auto" else unit
+        self.detected = False
+        self.origin: float | int | None = None
+        self.wraps = 0  # 32-bit counter wraps unwrapped so far (micros() every 71.6 min, millis() 49.7 days)
+        self._last_raw: float | None = None
+
+    @property
+    def known(self) -> bool:
+        return self.unit is not None
+
+    def resolve(self, first_times: np.ndarray) -> str:
+        """Fix the unit from the first timestamps (no-op when it is already known); returns it."""
+        if self.unit is None:
+            self.unit = detect_time_unit(first_times)
+            self.detected = True
+        return self.unit
+
+    def set_origin(self, t0: float | int) -> None:
+        if self.origin is None:
+            self.origin = t0
+
+    def seconds(self, t: np.ndarray, unit: str | None = None) -> np.ndarray:
+        """Seconds since the origin (the first timestamp seen, unless :meth:`set_origin` chose one)."""
+        unit = unit or self.unit
+        if unit is None:
+            raise WireError("device time unit not known yet")
+        arr = self._unwrap(np.asarray(t))
+        if self.origin is None:
+            self.origin = arr.flat[0].item() if arr.size else 0
+        if arr.dtype.kind in "iu" and isinstance(self.origin, int):
+            rel = (arr.astype(np.int64) - np.int64(self.origin)).astype(np.float64)
+        else:
+            rel = arr.astype(np.float64) - float(self.origin)
+        return rel * UNIT_SECONDS[unit]
+
+
+    def _unwrap(self, arr: np.ndarray) -> np.ndarray:
+        """Undo wraps of an unsigned 32-bit counter (an MCU's micros()/millis()): a drop by more than 2^31."""
+        if not arr.size or arr.dtype.kind not in "iuf" or float(arr.max()) >= _U32 or float(arr.min()) < 0:
+            return arr
+        prev = self._last_raw if self._last_raw is not None else float(arr.flat[0])
+        self._last_raw = float(arr.flat[-1])
+        steps = np.diff(np.concatenate(([prev], arr.astype(np.float64))))
+        wrapped = np.cumsum(steps < -_U32 / 2)
+        if not wrapped[-1] and not self.wraps:
+            return arr
+        out = arr.astype(np.int64) if arr.dtype.kind in "iu" else arr.astype(np.float64)
+        out = out + (self.wraps + wrapped) * _U32
+        self.wraps += int(wrapped[-1])
+        return out
+
+
+_U32 = 1 << 32
+
+
+def _unit_factor(kind: str, unit: str, table: dict[str, float]) -> float:
+    if unit not in table:
+        raise WireError(f"unknown {kind} unit {unit!r}; choose one of {', '.join(table)}")
+    return table[unit]
+
+
+def channel_scales(channels: Sequence[dict[str, str]], acc_unit: str = "g", gyro_unit: str = "rad/s",
+                   acc_lsb: float | None = None, gyro_lsb: float | None = None) -> np.ndarray:
+    """Per-channel multipliers from device units to the units named by ``channels`` (the manifest's).
+
+    ``raw`` means integer sensor counts; ``acc_lsb`` is g per count (MPU6050 at ±2 g: 1/16384) and
+    ``gyro_lsb`` deg/s per count (MPU6050 at ±250 dps: 1/131). An lsb given without ``raw`` is an error
+    rather than silently ignored.
+    """
+    for kind, unit, lsb in (("acc", acc_unit, acc_lsb), ("gyro", gyro_unit, gyro_lsb)):
+        if lsb is not None and unit != "raw":
+            raise WireError(f"--{kind}-lsb only applies with --{kind}-unit raw (got --{kind}-unit {unit})")
+        if lsb is not None and not (math.isfinite(lsb) and lsb > 0):
+            raise WireError(f"--{kind}-lsb must be a positive number, got {lsb}")
+    scales = np.ones(len(channels), dtype=np.float32)
+    for i, ch in enumerate(channels):
+        name, unit = ch.get("name", ""), ch.get("unit", "")
+        if name.startswith("acc"):
+            src, lsb, table, kind, raw_unit = acc_unit, acc_lsb, ACC_UNIT_FACTORS, "acc", "g"
+        elif name.startswith("gyro"):
+            src, lsb, table, kind, raw_unit = gyro_unit, gyro_lsb, GYRO_UNIT_FACTORS, "gyro", "deg/s"
+        else:
+            continue
+        if unit not in table:
+            raise WireError(f"bundle channel {name} has unit {unit!r}, which hartool cannot convert to")
+        to_model = 1.0 / table[unit]
+        if src == "raw":
+            if not lsb:
+                raise WireError(f"--{kind}-unit raw needs --{kind}-lsb ({raw_unit} per count)")
+            scales[i] = lsb * table[raw_unit] * to_model
+        else:
+            scales[i] = _unit_factor(kind, src, table) * to_model
+    return scales

@@ -1,0 +1,300 @@
+"""The transport-free streaming core: push (device time, samples), get window predictions.
+
+``StreamClassifier(bundle, options)`` owns the resampler (device clocks -> the model's rate grid), the
+window assembler, preprocessing, the interpreter, the optional enrolled head and the smoother. It knows
+nothing about ports: `hartool stream` (runtime/stream.py), the demo, tests and benchmarks feed it.
+
+Accounting: every sample that reaches the window assembler ends in a window, is still pending, or is
+counted in ``dropped`` (lost when windows restart at a gap or reconnect); the driver adds what the wire
+lost (:meth:`StreamClassifier.add_dropped`), so a window's ``dropped`` and the summary's agree.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..core.bundle import Bundle
+from ..core.errors import HartoolError
+from ..core.preprocess import preprocess
+from .artifacts import load_bundle_predictor
+from .backends import Predictor
+from .resample import GridChunk, Resampler
+from .window import WindowAssembler
+
+__all__ = ["ClassifierOptions", "StreamClassifier", "WindowPrediction", "parse_smooth"]
+
+
+@dataclass
+class WindowPrediction:
+    """One classified window, as printed (text) or written (JSONL).
+
+    ``label``/``confidence``/``probs`` are after smoothing (``smoothed``); ``raw_probs``/``raw_label`` are
+    the window's own (after the enrolled head, if any). ``t_end_s`` is the device time of the window's last
+    sample in seconds since the stream's first sample (sample index / rate without device time); ``t_s``
+    is host time since the stream started. ``dropped`` is the stream's running count of lost samples.
+    """
+
+    window: int
+    end_sample: int
+    label: str
+    confidence: float
+    probs: list[float]
+    dropped: int
+    inference_us: float
+    e2e_us: float
+    t_s: float
+    uncertain: bool
+    t_end_s: float = 0.0
+    raw_probs: list[float] = field(default_factory=list)
+    raw_label: str = ""
+    head: str = "model"
+    labels: list[str] | None = None  # the label list of ``probs`` when an enrolled head extends it
+
+    @property
+    def smoothed(self) -> tuple[str, list[float]]:
+        return self.label, self.probs
+
+    def to_json(self) -> dict[str, Any]:
+        doc = {"window": self.window, "end_sample": self.end_sample, "t_end_s": round(self.t_end_s, 4),
+               "label": self.label, "confidence": round(self.confidence, 5),
+               "probs": [round(p, 5) for p in self.probs], "raw_label": self.raw_label,
+               "raw_probs": [round(p, 5) for p in self.raw_probs], "head": self.head,
+               "dropped": self.dropped, "inference_us": round(self.inference_us, 1),
+               "e2e_us": round(self.e2e_us, 1), "t": round(self.t_s, 4), "uncertain": self.uncertain}
+        if self.labels is not None:
+            doc["labels"] = self.labels
+        return doc
+
+
+@dataclass(frozen=True)
+class ClassifierOptions:
+    """How a stream is classified (the port-independent part of `hartool stream`'s options)."""
+
+    artifact: str | None = None
+    backend: str = "auto"
+    threads: int = 1
+    smooth: str = "none"
+    min_confidence: float = 0.0
+    max_gap_periods: float = 4.0  # a device-time hole longer than this many model periods restarts windows
+    use_head: bool = True
+
+
+def parse_smooth(value: str | int | None) -> str:
+    """``--smooth`` as a METHOD string: an integer K means ``mean:K`` (K <= 1: none). ValueError if bad."""
+    if value is None:
+        return "none"
+    text = str(value).strip()
+    if text.lstrip("-").isdigit():
+        k = int(text)
+        if k < 0:
+            raise ValueError(f"smoothing window must be >= 0, got {k}")
+        return "none" if k <= 1 else f"mean:{k}"
+    _make_smoother(text, 2)  # validates the method and its parameters now, not at the first window
+    return text
+
+
+def _make_smoother(method: str, n_labels: int) -> Any:
+    from . import smoothing
+
+    make = getattr(smoothing, "make_smoother", None)
+    if make is not None:
+        return make(method, n_labels)
+    # Before make_smoother existed: the moving average only.
+    name, _, k = method.partition(":")
+    if name == "none":
+        return smoothing.ProbabilitySmoother(1, n_labels)
+    if name == "mean":
+        return smoothing.ProbabilitySmoother(int(k or 5), n_labels)
+    raise ValueError(f"unknown smoothing method {method!r}")
+
+
+def _load_head(bundle: Bundle) -> Any:
+    try:
+        from .heads import load_head
+    except ImportError:  # enrollment not installed in this tree: the model's own labels only
+        return None
+    return load_head(bundle)
+
+
+class StreamClassifier:
+    """Resample -> windows -> preprocess -> interpreter -> [enrolled head] -> smoothing, fed by :meth:`push`.
+
+    ``push(t_s, values)``: ``t_s`` device times in seconds (any origin; None when the device sends none),
+    ``values`` (n, channels) in the model's units. :meth:`push_parts` takes sensors on separate clocks.
+    """
+
+    def __init__(self, bundle: Bundle | str | os.PathLike[str], options: ClassifierOptions | None = None, *,
+                 predictor: Predictor | None = None, entry: dict[str, Any] | None = None) -> None:
+        self.bundle = bundle if isinstance(bundle, Bundle) else Bundle.load(bundle)
+        self.options = options or ClassifierOptions()
+        if predictor is None:
+            entry, predictor = load_bundle_predictor(self.bundle, self.options.artifact, self.options.backend,
+                                                     self.options.threads)
+        self.entry = entry or {"name": "?", "file": "?"}
+        self.predictor = predictor
+        b = self.bundle
+        self.rate_hz = float(b.sample_rate_hz)
+        self.channels = len(b.channels)
+        self.channel_names = [c["name"] for c in b.channels]
+        self.spec = b.preprocessing
+        self.assembler = WindowAssembler(b.window, b.stride, self.channels)
+        # The model input is sized from the interpreter, not assumed (feature models take other shapes).
+        self._x = np.zeros((1, *tuple(int(d) for d in predictor.input_shape[1:])), dtype=np.float32)
+        self._direct = self._x.shape[1:] == (b.window, self.channels)
+        self.head = _load_head(b) if self.options.use_head else None
+        if self.head is not None and getattr(predictor, "embedding_dim", None) is None:
+            raise HartoolError(f"{b.path}: the bundle has an enrolled head but artifact {self.entry.get('name')} "
+                               "has no embedding output (re-export it with 'hartool quantize')")
+        self.labels = list(self.head.labels if self.head is not None else b.labels)
+        self.smoother = _make_smoother(parse_smooth(self.options.smooth), len(self.labels))
+        self.resampler: Resampler | None = None
+        self._layout: tuple[str, ...] = ()
+        self.started = time.perf_counter()
+        self._lost = 0  # wire + queue losses reported by the driver, plus samples lost at restarts
+        self.restarts = 0
+        self.gaps = 0  # gap events the caller reported (binary sequence gaps, reconnects)
+        self.device_samples = 0
+        self._seg_t0 = 0.0  # device time of the first grid sample of the current segment
+        self._seg_start = 0  # assembler sample count at that sample
+        self._t_origin: float | None = None
+
+    # ------------------------------------------------------------------------------------------------
+    def push(self, t_s: np.ndarray | None, values: np.ndarray) -> list[WindowPrediction]:
+        """Classify what these samples complete; device-timed samples are resampled onto the model's grid."""
+        values = np.asarray(values)
+        self.device_samples += len(values)
+        if t_s is None:
+            return self._push_grid(None, values)
+        if self.resampler is None or self._layout != ("imu",):
+            self._new_resampler({"imu": tuple(range(self.channels))})
+        assert self.resampler is not None
+        return self._chunks(self.resampler.push("imu", self._since_start(t_s), values))
+
+    def push_parts(self, parts: Sequence[tuple[str, Sequence[int], np.ndarray, np.ndarray]],
+                   layout: Sequence[str]) -> list[WindowPrediction]:
+        """Sensors on their own clocks: ``parts`` = (name, model channel indices, t_s, values) per sensor;
+        ``layout`` names every sensor the source sends (emission waits for all of them)."""
+        layout = tuple(layout)
+        if self.resampler is None or self._layout != layout:
+            self._new_resampler(self._layout_channels(layout, parts))
+        assert self.resampler is not None
+        if self._t_origin is None:
+            firsts = [float(np.asarray(t)[0]) for _n, _i, t, _v in parts if len(t)]
+            self._t_origin = min(firsts) if firsts else None
+        out: list[WindowPrediction] = []
+        for name, _idx, t, v in parts:
+            self.device_samples += len(t)
+            out += self._chunks(self.resampler.push(name, self._since_start(t), v))
+        return out
+
+    def _since_start(self, t_s: np.ndarray) -> np.ndarray:
+        """Device seconds since the stream's first sample (what ``t_end_s`` counts from)."""
+        t = np.asarray(t_s, dtype=np.float64)
+        if self._t_origin is None and len(t):
+            self._t_origin = float(t[0])
+        return t - (self._t_origin or 0.0)
+
+    def _layout_channels(self, layout: tuple[str, ...], parts: Sequence[tuple]) -> dict[str, tuple[int, ...]]:
+        # A sensor of the layout missing from this batch feeds the channel group its name says.
+        known = {name: tuple(idx) for name, idx, _t, _v in parts}
+        acc = tuple(i for i, n in enumerate(self.channel_names) if n.startswith("acc"))
+        gyro = tuple(i for i, n in enumerate(self.channel_names) if n.startswith("gyro"))
+        return {n: known.get(n, gyro if n.startswith("gyro") else acc) for n in layout}
+
+    def gap(self, reason: str = "gap") -> None:
+        """Samples were lost here (sequence gap, reconnect): restart windows and the resampler's grid."""
+        self.gaps += 1
+        self._restart()
+        if self.resampler is not None:
+            self.resampler.restart()
+
+    @property
+    def dropped(self) -> int:
+        """Samples lost so far: reported by the driver, pending at a window restart, or timed backwards."""
+        return self._lost + (self.resampler.backwards if self.resampler is not None else 0)
+
+    def add_dropped(self, n: int) -> None:
+        """Count samples the wire or the queue lost (they are part of every later window's ``dropped``)."""
+        self._lost += int(n)
+
+    # ------------------------------------------------------------------------------------------------
+    def _new_resampler(self, parts: dict[str, tuple[int, ...]]) -> None:
+        if self.resampler is not None:
+            self._restart()
+        self._layout = tuple(parts)
+        self.resampler = Resampler(self.rate_hz, self.channels, parts,
+                                   max_gap_s=self.options.max_gap_periods / self.rate_hz)
+
+    def _restart(self) -> None:
+        self._lost += self.assembler.reset()
+        self.smoother.reset()
+        self.restarts += 1
+
+    def _chunks(self, chunks: list[GridChunk]) -> list[WindowPrediction]:
+        out: list[WindowPrediction] = []
+        for chunk in chunks:
+            if chunk.restart and self.assembler.samples:
+                self._restart()
+            out += self._push_grid(chunk.t, chunk.values)
+        return out
+
+    def _push_grid(self, t: np.ndarray | None, values: np.ndarray) -> list[WindowPrediction]:
+        if not len(values):
+            return []
+        if t is not None:
+            self._seg_t0, self._seg_start = float(t[0]), self.assembler.samples
+        out: list[WindowPrediction] = []
+        for index, end, window in self.assembler.push(values):
+            if t is None:
+                t_end = (end - 1) / self.rate_hz
+            else:
+                t_end = self._seg_t0 + (end - 1 - self._seg_start) / self.rate_hz
+            out.append(self._classify(index, end, window, t_end))
+        return out
+
+    def _classify(self, index: int, end: int, window: np.ndarray, t_end: float) -> WindowPrediction:
+        if self._direct:
+            preprocess(window, self.spec, out=self._x[0])
+            x = self._x
+        else:
+            x = np.asarray(preprocess(window, self.spec), dtype=np.float32).reshape(self._x.shape)
+        t0 = time.perf_counter_ns()
+        head_name = "model"
+        if self.head is not None:
+            probs, emb = self.predictor.predict_with_embedding(x)
+            probs, _labels, head_name = self.head.apply(emb[0], probs[0])
+        else:
+            probs = self.predictor.predict(x)[0]
+        t1 = time.perf_counter_ns()
+        raw = np.asarray(probs, dtype=np.float32)
+        smoothed = np.asarray(self.smoother.update(raw), dtype=np.float32)
+        k = int(smoothed.argmax())
+        conf = float(smoothed[k])
+        return WindowPrediction(
+            window=index, end_sample=end, label=self.labels[k], confidence=conf,
+            probs=[float(p) for p in smoothed], dropped=self.dropped, inference_us=(t1 - t0) / 1000.0,
+            e2e_us=0.0, t_s=time.perf_counter() - self.started, uncertain=conf < self.options.min_confidence,
+            t_end_s=float(t_end), raw_probs=[float(p) for p in raw], raw_label=self.labels[int(raw.argmax())],
+            head=head_name, labels=self.labels if self.head is not None else None)
+
+    # ------------------------------------------------------------------------------------------------
+    def counters(self) -> dict[str, int]:
+        """Resampler and window counters for the stream summary."""
+        r = self.resampler
+        return {
+            "grid_samples": self.assembler.samples,
+            "windows": self.assembler.windows,
+            "pending": self.assembler.pending,
+            "restarts": self.restarts,
+            "gaps": self.gaps + (r.gaps if r else 0),
+            "gap_samples": r.gap_samples if r else 0,
+            "backwards": r.backwards if r else 0,
+            "clock_resets": r.clock_resets if r else 0,
+            "overflow": r.overflow if r else 0,
+        }

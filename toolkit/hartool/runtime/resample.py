@@ -1,0 +1,218 @@
+"""Causal linear resampling of device-timed samples onto the model's rate grid, across one or more sensor clocks.
+
+A device rarely samples at the model's rate (phones: 100-500 Hz with jitter, MCUs: 52/104 Hz) and a
+phone app may time each sensor on its own clock. :class:`Resampler` takes samples with times in seconds
+(since the stream's first sample) per *part* (a sensor on its own clock) and returns the grid samples
+``g0 + k / rate`` as soon as every part has a sample at or after them, linearly interpolated. Parts that
+feed the same channels are summed (accelerometer + gravity).
+
+It never interpolates across a hole: a step in a part's device time longer than ``max_gap_s`` ends the
+segment; the grid restarts at the first time every part has data after the hole, and the caller is told
+(``restart``) so that windows restart too. Timestamps that do not advance are dropped and counted
+(``backwards``); a jump back by more than ``reset_s`` is a clock restart (a board reset or a 32-bit
+``micros()`` wrap): it is treated as a hole and the part's times are shifted to continue.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["GridChunk", "Resampler"]
+
+_EPS = 1e-9  # relative slack for grid points that fall exactly on a sample time
+_MAX_BUFFER = 8192  # samples kept per part while another part lags (bounded memory on a stalled sensor)
+
+
+@dataclass
+class GridChunk:
+    """Consecutive grid samples: times (s), values (n, channels) float64, and whether a hole precedes them."""
+
+    t: np.ndarray
+    values: np.ndarray
+    restart: bool
+
+
+class _Part:
+    """One sensor clock: pending samples (from the one before the next grid point on), time offset."""
+
+    def __init__(self, channels: Sequence[int], width: int) -> None:
+        self.channels = np.asarray(channels, dtype=np.intp)
+        self.t = np.zeros(0, dtype=np.float64)
+        self.v = np.zeros((0, width), dtype=np.float64)
+        self.last: float | None = None  # newest accepted time (after offset): later ones must advance
+        self.hole_ref: float | None = None  # time a hole is measured from (None right after a restart)
+        self.offset = 0.0
+
+
+class Resampler:
+    """Linear resampling onto ``t = g0 + k / rate_hz``; see the module docstring.
+
+    ``parts`` maps a part name to the model channel indices its columns feed (default: one part "imu"
+    with all ``channels``). Counters: ``backwards`` (samples dropped), ``gaps`` (holes and clock restarts),
+    ``gap_samples`` (grid samples inside holes, never produced), ``clock_resets``, ``overflow`` (samples
+    discarded because another part stopped sending), ``samples_in`` and ``samples_out``.
+    """
+
+    def __init__(self, rate_hz: float, channels: int, parts: Mapping[str, Sequence[int]] | None = None,
+                 max_gap_s: float | None = None, reset_s: float = 1.0) -> None:
+        if rate_hz <= 0:
+            raise ValueError("rate_hz must be positive")
+        self.rate_hz = float(rate_hz)
+        self.period = 1.0 / self.rate_hz
+        self.channels = channels
+        self.max_gap_s = max_gap_s if max_gap_s is not None else 4.0 * self.period
+        self.reset_s = max(reset_s, self.max_gap_s)
+        layout = parts if parts is not None else {"imu": range(channels)}
+        self.parts = {name: _Part(list(idx), len(list(idx))) for name, idx in layout.items()}
+        only = next(iter(self.parts.values())) if len(self.parts) == 1 else None
+        self._whole = only is not None and only.channels.tolist() == list(range(channels))
+        self.backwards = self.gaps = self.gap_samples = self.clock_resets = self.overflow = 0
+        self.samples_in = self.samples_out = 0
+        self._g0: float | None = None  # grid origin of the current segment (None: waiting for every part)
+        self._k = 0  # next grid index in the segment
+        self._start = -np.inf  # samples before this time belong to the previous segment
+        self._restart_pending = False
+
+    # ------------------------------------------------------------------------------------------------
+    def push(self, name: str, t_s: np.ndarray, values: np.ndarray) -> list[GridChunk]:
+        """Add samples of part ``name`` (times in s, values (n, k)); return the grid samples now covered."""
+        part = self.parts[name]
+        t = np.asarray(t_s, dtype=np.float64) + part.offset
+        v = np.asarray(values, dtype=np.float64).reshape(len(t), -1)
+        self.samples_in += len(t)
+        out: list[GridChunk] = []
+        while len(t):
+            t, v, hole_at, jump = self._accept(part, t, v)
+            head = len(t) if hole_at is None else hole_at
+            self._append(part, t[:head], v[:head])
+            out.extend(self._emit())
+            if hole_at is None:
+                break
+            before = part.last if part.last is not None else float(t[hole_at])
+            if jump:
+                # Clock restart: continue the part's time line one model period after its last sample.
+                shift = before + self.period - float(t[hole_at])
+                part.offset += shift
+                t = t + shift
+                self.clock_resets += 1
+            self._hole(before, float(t[hole_at]))
+            t, v = t[hole_at:], v[hole_at:]
+        return out
+
+    def _accept(self, part: _Part, t: np.ndarray, v: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray, int | None, bool]:
+        """Drop non-advancing samples (counted); find the first hole or clock jump.
+
+        Returns (t, v, index, is_jump): the samples still to handle, and the index of the first sample
+        after a hole (None: no hole). Samples after a clock jump are returned unfiltered.
+        """
+        if part.last is not None and part.hole_ref is not None and len(t):
+            # The usual case, in few numpy calls: every sample advances and no step is a hole.
+            first = float(t[0]) - part.last
+            if len(t) == 1:
+                if 0 < first <= self.max_gap_s:
+                    return t, v, None, False
+            else:
+                steps = t[1:] - t[:-1]
+                if 0 < first <= self.max_gap_s and steps.min() > 0 and steps.max() <= self.max_gap_s:
+                    return t, v, None, False
+        last = part.last if part.last is not None else -np.inf
+        prev_max = np.maximum.accumulate(np.concatenate(([last], t[:-1])))
+        jumps = np.flatnonzero(t < prev_max - self.reset_s)
+        cut = int(jumps[0]) if len(jumps) else len(t)
+        keep = t[:cut] > prev_max[:cut]
+        if not keep.all():
+            self.backwards += int((~keep).sum())
+        tk, vk = t[:cut][keep], v[:cut][keep]
+        ref = part.hole_ref if part.hole_ref is not None else (tk[0] if len(tk) else 0.0)
+        steps = np.diff(np.concatenate(([ref], tk))) if len(tk) else np.zeros(0)
+        holes = np.flatnonzero(steps > self.max_gap_s)
+        if len(holes):
+            rest_t, rest_v = np.concatenate((tk, t[cut:])), np.concatenate((vk, v[cut:]))
+            return rest_t, rest_v, int(holes[0]), False
+        if cut < len(t):
+            return np.concatenate((tk, t[cut:])), np.concatenate((vk, v[cut:])), len(tk), True
+        return tk, vk, None, False
+
+    def _append(self, part: _Part, t: np.ndarray, v: np.ndarray) -> None:
+        if not len(t):
+            return
+        part.t = np.concatenate((part.t, t)) if len(part.t) else t
+        part.v = np.concatenate((part.v, v)) if len(part.v) else v
+        part.last = part.hole_ref = float(t[-1])
+        if len(part.t) > _MAX_BUFFER:
+            cut = len(part.t) - _MAX_BUFFER
+            self.overflow += cut
+            part.t, part.v = part.t[cut:], part.v[cut:]
+
+    def _hole(self, before: float, after: float) -> None:
+        """Count a hole from ``before`` to ``after`` (s) and restart the grid after it."""
+        self.gaps += 1
+        self.gap_samples += max(0, int(round((after - before) * self.rate_hz)) - 1)
+        self.restart(after)
+
+    def restart(self, start: float | None = None) -> None:
+        """Forget every part's samples before ``start`` (default: all) and begin a new grid segment."""
+        for part in self.parts.values():
+            part.hole_ref = None
+            if start is None:
+                part.t, part.v = part.t[:0], part.v[:0]
+            else:
+                keep = part.t >= start
+                part.t, part.v = part.t[keep], part.v[keep]
+        self._start = start if start is not None else max(
+            (p.last for p in self.parts.values() if p.last is not None), default=-np.inf) + _EPS
+        self._g0 = None
+        self._restart_pending = True
+
+    # ------------------------------------------------------------------------------------------------
+    def _emit(self) -> list[GridChunk]:
+        parts = self.parts.values()
+        if any(not len(p.t) for p in parts):
+            return []
+        if self._g0 is None:
+            for p in parts:
+                keep = p.t >= self._start
+                p.t, p.v = p.t[keep], p.v[keep]
+            if any(not len(p.t) for p in parts):
+                return []
+            self._g0, self._k = max(float(p.t[0]) for p in parts), 0
+        covered = min(float(p.t[-1]) for p in parts)
+        first = self._g0 + self._k * self.period
+        if covered < first - _EPS * max(1.0, abs(first)):
+            return []
+        n = int(np.floor((covered - first) * self.rate_hz + _EPS * max(1.0, abs(covered) * self.rate_hz))) + 1
+        grid = self._g0 + (self._k + np.arange(n)) * self.period
+        out = None if self._whole else np.zeros((n, self.channels), dtype=np.float64)
+        for p in parts:
+            x = _interp(p.t, p.v, grid)
+            if out is None:
+                out = x  # one clock for every channel, in order: no scatter needed
+            else:
+                out[:, p.channels] += x
+            keep_from = max(0, int(np.searchsorted(p.t, grid[-1] + self.period, side="right")) - 1)
+            p.t, p.v = p.t[keep_from:], p.v[keep_from:]
+        assert out is not None
+        self._k += n
+        self.samples_out += n
+        restart, self._restart_pending = self._restart_pending, False
+        return [GridChunk(grid, out, restart)]
+
+
+def _interp(t: np.ndarray, v: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """Linear interpolation of the rows of ``v`` (at ``t``, increasing) at ``grid`` (inside [t0, t_end])."""
+    if len(t) == 1:
+        return np.repeat(v[:1], len(grid), axis=0)
+    i = np.searchsorted(t, grid, side="right") - 1
+    np.minimum(np.maximum(i, 0, out=i), len(t) - 2, out=i)  # np.clip costs more on tiny arrays
+    t0, t1 = t[i], t[i + 1]
+    w = (grid - t0) / (t1 - t0)
+    # A grid point on a sample time (to rounding) takes that sample exactly: a device at the model's rate
+    # then streams its values unchanged.
+    w[np.abs(w) < _EPS] = 0.0
+    w[np.abs(w - 1.0) < _EPS] = 1.0
+    v0 = v[i]
+    return v0 + (v[i + 1] - v0) * w[:, None]
