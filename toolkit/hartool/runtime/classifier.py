@@ -21,6 +21,7 @@ import numpy as np
 
 from ..core.bundle import Bundle
 from ..core.errors import HartoolError
+from ..core.orientation import calibrator_for
 from ..core.preprocess import preprocess
 from .artifacts import load_bundle_predictor
 from .backends import Predictor
@@ -152,6 +153,9 @@ class StreamClassifier:
             raise HartoolError(f"{b.path}: the bundle has an enrolled head but artifact {self.entry.get('name')} "
                                "has no embedding output (re-export it with 'hartool quantize')")
         self.labels = list(self.head.labels if self.head is not None else b.labels)
+        # `--orientation free` bundles: windows are turned into the model's reference frame by a causal
+        # calibration (the first still period is taken as upright standing); None for fixed bundles.
+        self.calibrator = calibrator_for(b.manifest)
         self.smoother = _make_smoother(parse_smooth(self.options.smooth), len(self.labels))
         self.resampler: Resampler | None = None
         self._layout: tuple[str, ...] = ()
@@ -235,6 +239,12 @@ class StreamClassifier:
         self._lost += self.assembler.reset()
         self.smoother.reset()
         self.restarts += 1
+        if self.calibrator is not None:
+            self.calibrator.gap()
+
+    def pop_messages(self) -> list[str]:
+        """Status lines for the user (the orientation calibration's progress) queued since the last call."""
+        return self.calibrator.pop_messages() if self.calibrator is not None else []
 
     def _chunks(self, chunks: list[GridChunk]) -> list[WindowPrediction]:
         out: list[WindowPrediction] = []
@@ -259,6 +269,8 @@ class StreamClassifier:
         return out
 
     def _classify(self, index: int, end: int, window: np.ndarray, t_end: float) -> WindowPrediction:
+        if self.calibrator is not None:
+            window = self.calibrator.push(window)
         if self._direct:
             preprocess(window, self.spec, out=self._x[0])
             x = self._x

@@ -362,6 +362,8 @@ def _deliver(preds: list[WindowPrediction], feeder: _Feeder, on_window: Callable
              opts: StreamOptions, summary: StreamSummary, lat: tuple[list[float], list[float]],
              received_ns: int) -> bool:
     """Hand predictions to ``on_window`` and time them; True once ``max_windows`` were delivered."""
+    for line in feeder.clf.pop_messages():  # orientation calibration progress, before the windows it affects
+        feeder.say(line)
     for p in preds:
         on_window(p)
         p.e2e_us = (time.perf_counter_ns() - received_ns) / 1000.0
