@@ -10,7 +10,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 # Each fixture run trains on few windows for one epoch: numbers are checked by floors, never by speed.
-TINY_TRAIN = ["--epochs", "1", "--max-windows", "600", "--train-stride", "32", "--quiet", "--seed", "0"]
+TINY_TRAIN = ["--epochs", "2", "--max-windows", "600", "--train-stride", "32", "--quiet", "--seed", "0"]
 
 
 def hartool(*args: str, check: bool = True, env: dict[str, str] | None = None,

@@ -1,5 +1,6 @@
 """The own-data path end to end with a tiny model: record from a simulated device (real pty) -> csv:DIR with named
-subjects -> data info -> train with a named test subject -> quantize. (Enrollment and streaming join later.)"""
+subjects -> data info -> train with a named test subject -> quantize -> enroll a new activity recorded the same way
+-> stream it, the enrolled head answering."""
 
 from __future__ import annotations
 
@@ -85,3 +86,16 @@ def test_record_train_quantize_with_named_subjects(tmp_path: Path) -> None:
     (int8,) = [r for r in quantized if r["name"] == "tflite-int8"]
     assert int8["status"] == "ok", int8
     assert int8["accuracy"] is not None and 0.0 <= int8["accuracy"] <= 1.0
+
+    # Teach the bundle an activity it was not trained on, recorded from the board like the rest, then stream.
+    sitting = _record(tmp_path / "new", "carol", "SITTING", seed=99)
+    enrolled = json.loads(hartool("enroll", str(bundle), "--label", "SITTING", "--port", str(sitting),
+                                  "--seconds", "12", "--json").stdout)
+    assert enrolled["added"] == ["SITTING"] and enrolled["windows"] == (600 - 128) // 16 + 1
+    rows = [json.loads(line) for line in hartool("stream", str(bundle), "--port", str(sitting), "--jsonl",
+                                                   "--smooth", "none").stdout.splitlines()]
+    # 15 s at 50 Hz in windows of 128 every 64 samples: every one classified with the extended label list.
+    assert len(rows) == (750 - 128) // 64 + 1
+    assert all(r["labels"] == [*LABELS, "SITTING"] for r in rows)
+    recognised = [r for r in rows if r["label"] == "SITTING" and r["head"] == "enrolled"]
+    assert len(recognised) >= len(rows) // 2, [(r["label"], r["head"]) for r in rows]

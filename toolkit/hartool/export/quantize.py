@@ -127,9 +127,10 @@ for i, d in enumerate(it.get_output_details()):
 np.savez(sys.argv[4], **outs)
 """
 # Float models must match to rounding; integer kernels differ between interpreter builds (XNNPACK QS8 in
-# LiteRT, ruy/reference in tflite-runtime 2.14) by a few output steps of 1/256.
+# LiteRT, ruy/reference in tflite-runtime 2.14) by output steps of 1/256: up to 13 steps were measured between
+# LiteRT on x86 and arm64 (RESULTS.md), 13 on a barely trained test model here, so 16 steps still count as rounding.
 FLOAT_TOLERANCE = 1e-4
-INTEGER_TOLERANCE = 0.02
+INTEGER_TOLERANCE = 16 / 256
 
 
 def _run_one_window(python: str, module: str, path: Path, x_path: Path, out_path: Path) -> str | None:
@@ -159,7 +160,9 @@ def _tflite_runtime_check(python: str, path: Path, window: np.ndarray) -> str:
         with np.load(ours) as a, np.load(theirs) as b:
             if sorted(a.files) != sorted(b.files):
                 return f"runs, but gives {len(b.files)} outputs, LiteRT {len(a.files)}"
-            diff = max(float(np.abs(a[k] - b[k]).max()) for k in a.files)
+            # Relative to each output's own range: the embedding output (several units wide) moves by more
+            # per integer rounding step than the probabilities do.
+            diff = max(float(np.abs(a[k] - b[k]).max()) / max(1.0, float(np.abs(a[k]).max())) for k in a.files)
     if diff <= FLOAT_TOLERANCE:
         verdict = "same output as LiteRT"
     elif diff <= INTEGER_TOLERANCE:

@@ -91,6 +91,7 @@ class MqttPublisher:
         self._wake_at = max(1, min(self._queue_size // 4, MAX_INFLIGHT // 2))
         self._cond = threading.Condition()
         self._inflight: list[Any] = []  # paho MQTTMessageInfo of windows not yet acknowledged
+        self._in_hand = 0  # taken from the queue by the publisher thread, not yet handed to paho
         self._connected = False
         self._closing = False
         self._ever_connected = False
@@ -123,13 +124,14 @@ class MqttPublisher:
         say ``offline``, disconnect; returns the counters (what could not be delivered is ``mqtt_undelivered``)."""
         deadline = time.monotonic() + DRAIN_TIMEOUT_S
         with self._cond:
-            while (self._queue or self._reap()) and time.monotonic() < deadline:
+            # _in_hand: windows the publisher thread took from the queue but has not handed to paho yet.
+            while (self._queue or self._in_hand or self._reap()) and time.monotonic() < deadline:
                 self._cond.wait(0.05)
             self._closing = True
             self._cond.notify_all()
         self._thread.join(timeout=2.0)
         with self._cond:
-            self.stats["mqtt_undelivered"] = len(self._queue) + self._reap()
+            self.stats["mqtt_undelivered"] = len(self._queue) + self._in_hand + self._reap()
             self._queue.clear()
             connected = self._connected
             if self._lost_at is not None:
@@ -199,6 +201,7 @@ class MqttPublisher:
 
     def _take(self) -> list[Any]:
         n = min(len(self._queue), MAX_INFLIGHT - len(self._inflight))
+        self._in_hand += n
         return [self._queue.popleft() for _ in range(n)]
 
     def _send(self, prediction: Any) -> None:
@@ -210,6 +213,7 @@ class MqttPublisher:
         info = self._client.publish(self._topics["window"], body, qos=1)
         with self._cond:
             self._inflight.append(info)
+            self._in_hand -= 1
             self._state = label
         if label != self._published_state:
             self._publish_state(label)
