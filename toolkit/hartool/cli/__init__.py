@@ -14,11 +14,11 @@ from ..core.errors import HartoolError
 # name -> "module:attribute". Loading lazily keeps `hartool stream` free of TensorFlow and fast to start.
 COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("hartool.cli.data_cmd:data", "Inspect datasets: subjects, windows per class, channels."),
-    "train": ("hartool.cli.train_cmd:train", "Train a CNN / LSTM classifier and write a model bundle."),
+    "train": ("hartool.cli.train_cmd:train", "Train a CNN / LSTM / feature classifier and write a model bundle."),
     "quantize": ("hartool.cli.quantize_cmd:quantize", "Convert a bundle to TFLite/ONNX, fp32 to int8."),
     "benchmark": ("hartool.cli.bench_cmd:benchmark", "Measure size, accuracy and latency of artifacts."),
     "compare": ("hartool.cli.bench_cmd:compare", "Compare benchmark JSON files side by side."),
-    "stream": ("hartool.cli.stream_cmd:stream", "Classify live IMU samples from a serial device."),
+    "stream": ("hartool.cli.stream_cmd:stream", "Classify live IMU samples from a board, a phone app or a file."),
     "monitor": ("hartool.cli.monitor_cmd:monitor", "Watch every device publishing under an MQTT prefix."),
     "simulate": ("hartool.cli.simulate_cmd:simulate", "Virtual IMU board on a pty, or a phone app / MCU sender."),
     "record": ("hartool.cli.record_cmd:record", "Record labelled sessions (keys switch labels) to CSV."),
