@@ -142,6 +142,35 @@ def _unit_factor(kind: str, unit: str, table: dict[str, float]) -> float:
     return table[unit]
 
 
+class BatchScales:
+    """Per-channel multipliers for decoded batches, cached per unit pair.
+
+    A batch that names its units (JSON phone apps: m/s², rad/s) overrides the units the user gave; the
+    user's ``--acc-lsb``/``--gyro-lsb`` apply only where that unit is ``raw``. The user's pair is checked at
+    construction, so bad units fail before anything is read.
+    """
+
+    def __init__(self, channels: Sequence[dict[str, str]], acc_unit: str = "g", gyro_unit: str = "rad/s",
+                 acc_lsb: float | None = None, gyro_lsb: float | None = None) -> None:
+        self.channels = list(channels)
+        self.units = (acc_unit, gyro_unit)
+        self.lsb = (acc_lsb, gyro_lsb)
+        self._cache = {self.units: channel_scales(self.channels, acc_unit, gyro_unit, acc_lsb, gyro_lsb)}
+
+    @property
+    def default(self) -> np.ndarray:
+        """The scales for the user's own units."""
+        return self._cache[self.units]
+
+    def for_units(self, acc_unit: str | None, gyro_unit: str | None) -> np.ndarray:
+        """The scales for a batch whose format says ``acc_unit``/``gyro_unit`` (None: the user's)."""
+        key = (acc_unit or self.units[0], gyro_unit or self.units[1])
+        if key not in self._cache:
+            lsb = (self.lsb[0] if key[0] == "raw" else None, self.lsb[1] if key[1] == "raw" else None)
+            self._cache[key] = channel_scales(self.channels, key[0], key[1], *lsb)
+        return self._cache[key]
+
+
 def channel_scales(channels: Sequence[dict[str, str]], acc_unit: str = "g", gyro_unit: str = "rad/s",
                    acc_lsb: float | None = None, gyro_lsb: float | None = None) -> np.ndarray:
     """Per-channel multipliers from device units to the units named by ``channels`` (the manifest's).

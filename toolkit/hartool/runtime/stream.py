@@ -19,7 +19,7 @@ import numpy as np
 from ..core.bundle import Bundle
 from ..core.errors import WireError
 from ..core.rss import peak_rss_mb
-from ..core.timebase import DeviceClock, channel_scales
+from ..core.timebase import BatchScales, DeviceClock, channel_scales
 from ..wire.codec import DecodedBatch, parse_columns
 from ..wire.reader import ReaderEvent, ReaderThread
 from ..wire.sources import open_port
@@ -140,7 +140,7 @@ class _Feeder:
                  summary: StreamSummary) -> None:
         self.clf, self.opts, self.say, self.summary = clf, opts, say, summary
         self.clock = DeviceClock(opts.time_unit)
-        self._scales: dict[tuple[str, str], np.ndarray] = {}
+        self._scales = BatchScales(clf.bundle.channels, opts.acc_unit, opts.gyro_unit, opts.acc_lsb, opts.gyro_lsb)
         self._held: list[DecodedBatch] = []  # timestamped batches waiting for the time unit
         self._arrival = _ArrivalRate()
         self._rate_told = False
@@ -148,11 +148,7 @@ class _Feeder:
         self.delivered_drops = 0
 
     def scales(self, batch: DecodedBatch) -> np.ndarray:
-        key = (batch.acc_unit or self.opts.acc_unit, batch.gyro_unit or self.opts.gyro_unit)
-        if key not in self._scales:
-            lsb = (self.opts.acc_lsb if key[0] == "raw" else None, self.opts.gyro_lsb if key[1] == "raw" else None)
-            self._scales[key] = channel_scales(self.clf.bundle.channels, key[0], key[1], *lsb)
-        return self._scales[key]
+        return self._scales.for_units(batch.acc_unit, batch.gyro_unit)
 
     def feed(self, batch: DecodedBatch) -> list[WindowPrediction]:
         self.clf.add_dropped(batch.dropped)

@@ -26,7 +26,7 @@ import numpy as np
 
 from hartool.core.csvformat import VALUE_COLUMNS, format_header, format_row
 from hartool.core.errors import WireError
-from hartool.core.timebase import DeviceClock, channel_scales
+from hartool.core.timebase import BatchScales, DeviceClock
 from hartool.wire.codec import BinaryDecoder, DecodedBatch, TextDecoder
 from hartool.wire.reader import AutoDecoder, decoder_counters
 from hartool.wire.sources import DeviceGone, Port
@@ -139,12 +139,10 @@ def _rate_of(meta: Mapping[str, object]) -> float | None:
 class _Writer:
     """The temp file, the current label and per-label accounting of one session."""
 
-    def __init__(self, out: Path, header: str, label: str, timeline: _Clock, scales: np.ndarray,
-                 lsb: tuple[float | None, float | None], units: tuple[str, str]) -> None:
+    def __init__(self, out: Path, header: str, label: str, timeline: _Clock, scales: BatchScales) -> None:
         self.out, self.timeline, self.label = out, timeline, label.strip()
         self.tmp = out.with_name(f".{out.name}.part")
-        self.scales, self.lsb, self.units = scales, lsb, units
-        self._batch_scales: dict[tuple[str, str], np.ndarray] = {}
+        self.scales = scales
         self.samples = 0
         self._prev = 0.0  # t_s of the last sample written
         self.seconds: dict[str, float] = {}
@@ -160,13 +158,7 @@ class _Writer:
 
     def _scales_for(self, batch: DecodedBatch) -> np.ndarray:
         # JSON phone apps say their units; everything else is in the units the user gave.
-        key = (batch.acc_unit or self.units[0], batch.gyro_unit or self.units[1])
-        if key == self.units:
-            return self.scales
-        if key not in self._batch_scales:
-            lsb = (self.lsb[0] if key[0] == "raw" else None, self.lsb[1] if key[1] == "raw" else None)
-            self._batch_scales[key] = channel_scales(record_channels(), key[0], key[1], *lsb)
-        return self._batch_scales[key]
+        return self.scales.for_units(batch.acc_unit, batch.gyro_unit)
 
     def write(self, batch: DecodedBatch, arrived: float) -> int:
         t = self.timeline.times(batch, arrived)
@@ -250,14 +242,14 @@ def record(
     Raises :class:`WireError` when the stream has not 6 channels, or when it ended without any sample.
     """
     out = Path(out)
-    scales = channel_scales(record_channels(), acc_unit, gyro_unit, acc_lsb, gyro_lsb)  # bad units: refuse now
+    scales = BatchScales(record_channels(), acc_unit, gyro_unit, acc_lsb, gyro_lsb)  # bad units: refuse now
     header_meta = {k: v for k, v in (meta or {}).items() if k != "units"}
     header_meta["units"] = DEFAULT_UNITS
     header = format_header(header_meta)  # validates the keys before anything is created
     format_row(0.0, [0.0] * _NCH, label)  # validates the label the same way every row will
     out.parent.mkdir(parents=True, exist_ok=True)
     timeline = _Clock(_rate_of(header_meta), time_unit)
-    writer = _Writer(out, header, label, timeline, scales, (acc_lsb, gyro_lsb), (acc_unit, gyro_unit))
+    writer = _Writer(out, header, label, timeline, scales)
     loop = _Loop(port, decoder, writer, events, stop_event, duration_s, clock, flush_every_s, read_size, on_batch)
     loop.aligner_factory = aligner
     try:
