@@ -66,6 +66,7 @@ def main() -> int:
     ap.add_argument("--bundle", type=Path, default=Path("demo-out/bundles/cnn"))
     ap.add_argument("--artifact", default="tflite-int8")
     ap.add_argument("--subject", type=int, default=9)
+    ap.add_argument("--only", default="", help="comma-separated run names (e.g. e2e_text_20x); default all")
     args = ap.parse_args()
     bundle = Bundle.load(args.bundle)
     doc = stamp(sys.argv) | {"bundle": str(args.bundle), "artifact": args.artifact, "subject": args.subject}
@@ -85,6 +86,8 @@ def main() -> int:
     runs = {}
     for name, speed, protocol, spf in (("e2e_text_20x", 20, "text", 1), ("ingest_text_max", 0, "text", 1),
                                        ("ingest_binary_max", 0, "binary", 10)):
+        if args.only and name not in args.only.split(","):
+            continue
         r = run_pair(args.bundle, args.artifact, args.subject, speed, protocol, n_windows, spf)
         scored = [(row, window_truth(labels, row["end_sample"], bundle.window, label_ids)) for row in r["rows"]]
         scored = [(row, t) for row, t in scored if t is not None]

@@ -86,3 +86,18 @@ def test_device_clock_unwraps_a_32_bit_micros_counter() -> None:
     t = np.concatenate([clock.seconds(raw[:100]), clock.seconds(raw[100:])])
     assert clock.wraps == 1 and raw[100:].min() < raw[0]
     np.testing.assert_allclose(np.diff(t), 0.009615, atol=1e-9)
+    # A live board sends a line or a few per read (the small-batch path): the same seconds, wrap included.
+    for size in (1, 5):
+        live = DeviceClock("us")
+        t_live = np.concatenate([live.seconds(raw[i:i + size]) for i in range(0, len(raw), size)])
+        np.testing.assert_array_equal(t_live, t)
+        assert live.wraps == 1
+
+
+@pytest.mark.parametrize("raw", [np.array([1_700_000_000_123_456_789, 1_700_000_000_133_456_790]),
+                                 np.array([12.5, 12.52]), np.array([4_294_967_000, 4_294_967_290], dtype=np.uint32)])
+def test_one_timestamp_at_a_time_gives_the_same_seconds(raw: np.ndarray) -> None:
+    whole, single = DeviceClock("ns"), DeviceClock("ns")
+    expected = whole.seconds(raw)
+    got = np.concatenate([single.seconds(raw[i:i + 1]) for i in range(len(raw))])
+    np.testing.assert_array_equal(got, expected)

@@ -297,3 +297,49 @@ def test_own_data_bundle_enrolls_and_streams(tmp_path: Path) -> None:
     taught = [r for r in rows if r["end_sample"] - 128 >= 1536]
     assert np.mean([r["label"] == NEW and r["head"] == "enrolled" for r in taught]) >= 0.75
     assert np.mean([r["label"] == "LAYING" and r["head"] == "model" for r in first]) >= 0.75
+
+
+def test_enroll_from_a_100_hz_phone_app_resamples_like_the_stream(bundle: Path, tmp_path: Path) -> None:
+    """Sensor Logger at ~100 Hz, acc / gravity / gyro on their own jittery clocks, in m/s2: enrollment takes
+    the stream's path onto the model's 50 Hz grid, so its samples are the brushing that was played."""
+    from hartool.core.bundle import Bundle
+    from hartool.runtime.enroll import EnrollOptions, read_samples
+    from hartool.sim.apps import sensorlogger_packets
+
+    played = _brushing(32.0, seed=3)
+    packets = sensorlogger_packets(played, RATE, 100.0, 2.0, batch_s=0.5, start_epoch_ns=1_700_000_000_000_000_000)
+    replay = tmp_path / "sensorlogger.jsonl"
+    replay.write_text("".join(p.data.decode() + "\n" for p in packets))
+    segments = read_samples(str(replay), Bundle.load(bundle), 30.0, EnrollOptions(port=str(replay)))
+    assert len(segments) == 1 and segments[0].shape == (1500, 6)
+    # The simulated clocks are offset by up to 10 ms (+-2 ms jitter), which on a 4 Hz motion is a visible
+    # but small error; unconverted m/s2 (x9.8) or unresampled 100 Hz samples (half the period) are not.
+    got, want = segments[0][:1400], played[:1400]
+    ptp = np.ptp(want, axis=0)
+    assert np.all(np.abs(got - want).mean(axis=0) < 0.1 * ptp + 0.01), np.abs(got - want).mean(axis=0)
+    for c in np.flatnonzero(ptp > 0.5):
+        assert np.corrcoef(got[:, c], want[:, c])[0, 1] > 0.97
+
+    result = json.loads(hartool("enroll", str(bundle), "--label", NEW, "--port", str(replay), "--seconds", "30",
+                                "--json").stdout)
+    # The same 30 s as from the 50 Hz CSV: (1500 - 128) // 16 + 1 windows, not twice as many half-length ones.
+    assert result["seconds"] == 30.0 and result["windows"] == 86
+
+
+def test_labelled_csv_at_another_rate_is_resampled_onto_the_model_grid(bundle: Path, tmp_path: Path) -> None:
+    from hartool.core.bundle import Bundle
+    from hartool.core.csvformat import format_header, format_row
+    from hartool.runtime.enroll import read_labelled
+
+    walk = _activity("WALKING", 20.0, 4)
+    t50 = np.arange(len(walk)) / RATE
+    t100 = np.arange(2 * len(walk) - 1) / 100.0
+    at100 = np.stack([np.interp(t100, t50, walk[:, c]) for c in range(6)], axis=1)
+    path = tmp_path / "walk100.csv"
+    with path.open("w", encoding="utf-8") as fh:
+        fh.write(format_header({"subject": "wearer", "sample_rate_hz": 100.0, "units": "acc=g gyro=rad/s"}))
+        for i, row in enumerate(at100):
+            fh.write(format_row(t100[i], row, "WALKING"))
+    runs = read_labelled(path, Bundle.load(bundle))
+    assert [lab for lab, _ in runs] == ["WALKING"]
+    np.testing.assert_allclose(runs[0][1], walk, atol=2e-4)  # back on the 50 Hz samples (CSV rounding)

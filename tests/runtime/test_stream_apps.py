@@ -177,3 +177,33 @@ def test_hyperimu_csv_without_options_is_read_and_the_unit_slip_is_named(quantiz
     assert any(m.startswith("device timestamps are in ms") for m in msgs), msgs
     assert any(m.startswith("warning: acceleration magnitude is about 9.") and "--acc-unit m/s2" in m for m in msgs)
     assert summary.time_unit == "ms" and summary.bad_lines == 0 and len(rows) == _windows((N - 1) / 50.0)
+
+
+def test_m_s2_sent_as_g_is_named_when_lines_come_one_by_one(quantized_bundle: Path) -> None:
+    """A phone app's m/s2 read as g (|acc| ~ 9.8 g at rest), one UDP datagram per line as such apps send:
+    the warning is judged over the first samples, not within one batch (a live line is a batch of one)."""
+    import socket
+
+    from services import free_port
+
+    port = free_port()
+    done = threading.Event()
+
+    def send() -> None:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            while not done.wait(0.002):  # until the stream has its windows: no timing assumption
+                sock.sendto(b"0.12,9.71,0.53,0.01,0.02,0.0\n", ("127.0.0.1", port))
+
+    sender = threading.Thread(target=send, daemon=True)
+    sender.start()
+    rows: list[WindowPrediction] = []
+    msgs: list[str] = []
+    try:
+        summary = run_stream(quantized_bundle, StreamOptions(port=f"udp://127.0.0.1:{port}", max_windows=2,
+                                                             duration_s=120, smooth="none"), rows.append, msgs.append)
+    finally:
+        done.set()
+        sender.join(10)
+    assert summary.end_reason == "max_windows" and len(rows) == 2
+    warnings = [m for m in msgs if "probably sends m/s2" in m]
+    assert len(warnings) == 1 and "about 9.7 g" in warnings[0], msgs

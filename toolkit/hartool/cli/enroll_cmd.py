@@ -32,7 +32,11 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 @click.option("--artifact", default=None, help="Artifact to compute embeddings with (default: the one stream runs).")
 @click.option("--by", default=None, help="Who enrolls (default: the login name).")
 @click.option("--baud", type=int, default=115200, show_default=True)
-@click.option("--protocol", type=click.Choice(["auto", "text", "binary"]), default="auto", show_default=True)
+@click.option("--protocol", type=click.Choice(["auto", "text", "binary", "json"]), default="auto", show_default=True)
+@click.option("--columns", default=None, metavar="t,acc_x,...",
+              help="Text lines: name each field in order ('t', a model channel, or '-'), as for 'stream'.")
+@click.option("--time-unit", type=click.Choice(["auto", "s", "ms", "us", "ns"]), default="auto", show_default=True,
+              help="Unit of the device's timestamps; timestamped samples are resampled to the model's rate.")
 @click.option("--acc-unit", type=click.Choice(["g", "m/s2"]), default="g", show_default=True)
 @click.option("--gyro-unit", type=click.Choice(["rad/s", "deg/s"]), default="rad/s", show_default=True)
 @click.option("--min-seconds", type=click.FloatRange(0.0, 600.0), default=10.0, show_default=True,
@@ -40,7 +44,8 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 def enroll(bundle: Path, label: str | None, port: str | None, seconds: float, personalize: bool, replace: bool,
            remove_label: str | None, list_: bool, artifact: str | None, by: str | None, baud: int, protocol: str,
-           acc_unit: str, gyro_unit: str, min_seconds: float, as_json: bool) -> None:
+           columns: str | None, time_unit: str, acc_unit: str, gyro_unit: str, min_seconds: float,
+           as_json: bool) -> None:
     """Teach BUNDLE a new activity from SECONDS of the wearer doing it; numpy and the interpreter only.
 
     The bundle keeps the fitted head (head-*.npz), the wearer's windows (enroll-*.npz) and, in its
@@ -50,6 +55,7 @@ def enroll(bundle: Path, label: str | None, port: str | None, seconds: float, pe
     Example:
       hartool enroll bundles/cnn --label BRUSHING_TEETH --port /dev/ttyACM0 --seconds 30
       hartool enroll bundles/cnn --label BRUSHING_TEETH --port brushing.csv --replace
+      hartool enroll bundles/cnn --label BRUSHING_TEETH --port http://0.0.0.0:8000/data   # Sensor Logger
       hartool enroll bundles/cnn --personalize --port my-walks.csv
       hartool enroll bundles/cnn --list
       hartool enroll bundles/cnn --remove BRUSHING_TEETH
@@ -71,7 +77,7 @@ def enroll(bundle: Path, label: str | None, port: str | None, seconds: float, pe
         raise click.UsageError("give --label NAME for the new activity (or --personalize)")
     opts = lib.EnrollOptions(label=label, port=port, seconds=seconds, personalize=personalize, replace=replace,
                              artifact=artifact, by=by, baud=baud, protocol=protocol, acc_unit=acc_unit,
-                             gyro_unit=gyro_unit, min_seconds=min_seconds)
+                             gyro_unit=gyro_unit, columns=columns, time_unit=time_unit, min_seconds=min_seconds)
     status(f"{'personalizing' if personalize else 'enrolling ' + str(label)} from {port}")
     result = lib.enroll(bundle, opts)
     for line in result.warnings:

@@ -110,6 +110,11 @@ class DeviceClock:
         arr = self._unwrap(np.asarray(t))
         if self.origin is None:
             self.origin = arr.flat[0].item() if arr.size else 0
+        if arr.size == 1 and arr.dtype.kind in "iuf":  # one line at a time: the same arithmetic on scalars
+            x = arr.item()
+            exact = isinstance(x, int) and isinstance(self.origin, int)  # int64 - int64, then to float
+            rel = float(x - self.origin) if exact else float(x) - float(self.origin)
+            return np.array([rel * UNIT_SECONDS[unit]]).reshape(arr.shape)
         if arr.dtype.kind in "iu" and isinstance(self.origin, int):
             rel = (arr.astype(np.int64) - np.int64(self.origin)).astype(np.float64)
         else:
@@ -119,7 +124,25 @@ class DeviceClock:
 
     def _unwrap(self, arr: np.ndarray) -> np.ndarray:
         """Undo wraps of an unsigned 32-bit counter (an MCU's micros()/millis()): a drop by more than 2^31."""
-        if not arr.size or arr.dtype.kind not in "iuf" or float(arr.max()) >= _U32 or float(arr.min()) < 0:
+        if not arr.size or arr.dtype.kind not in "iuf":
+            return arr
+        if arr.size <= _FEW_STAMPS:  # a live stream's line or few per read: Python arithmetic is cheaper
+            xs = arr.ravel().tolist()
+            if min(xs) < 0 or max(xs) >= _U32:
+                return arr
+            prev = self._last_raw if self._last_raw is not None else float(xs[0])
+            wraps = []
+            for x in xs:
+                if x - prev < -_U32 / 2:
+                    self.wraps += 1
+                wraps.append(self.wraps)
+                prev = x
+            self._last_raw = float(xs[-1])
+            if not self.wraps:
+                return arr
+            out = arr.astype(np.int64) if arr.dtype.kind in "iu" else arr.astype(np.float64)
+            return out + np.asarray(wraps, dtype=out.dtype).reshape(arr.shape) * _U32
+        if float(arr.max()) >= _U32 or float(arr.min()) < 0:
             return arr
         prev = self._last_raw if self._last_raw is not None else float(arr.flat[0])
         self._last_raw = float(arr.flat[-1])
@@ -134,6 +157,7 @@ class DeviceClock:
 
 
 _U32 = 1 << 32
+_FEW_STAMPS = 16
 
 
 def _unit_factor(kind: str, unit: str, table: dict[str, float]) -> float:

@@ -290,9 +290,9 @@ class StreamClassifier:
         conf = float(smoothed[k])
         return WindowPrediction(
             window=index, end_sample=end, label=self.labels[k], confidence=conf,
-            probs=[float(p) for p in smoothed], dropped=self.dropped, inference_us=(t1 - t0) / 1000.0,
+            probs=smoothed.tolist(), dropped=self.dropped, inference_us=(t1 - t0) / 1000.0,
             e2e_us=0.0, t_s=time.perf_counter() - self.started, uncertain=conf < self.options.min_confidence,
-            t_end_s=float(t_end), raw_probs=[float(p) for p in raw], raw_label=self.labels[int(raw.argmax())],
+            t_end_s=float(t_end), raw_probs=raw.tolist(), raw_label=self.labels[int(raw.argmax())],
             head=head_name, labels=self.labels if self.head is not None else None)
 
     # ------------------------------------------------------------------------------------------------

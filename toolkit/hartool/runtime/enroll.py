@@ -16,6 +16,7 @@ from __future__ import annotations
 import getpass
 import io
 import os
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -31,7 +32,9 @@ from ..core.csvformat import canonical_label
 from ..core.errors import BundleError, DataError, HartoolError
 from ..core.preprocess import preprocess
 from .backends import Predictor
+from .classifier import ClassifierOptions, StreamClassifier, WindowPrediction
 from .heads import HEAD_KEY, FitParams, Head, _logsumexp, balanced_weights, fit_logistic
+from .resample import GridChunk, Resampler
 
 REFERENCE_FILE = "enroll_reference.npz"
 KIND_NEW, KIND_PERSONAL = 0, 1
@@ -41,6 +44,8 @@ ENROLL_STRIDE_DIVISOR = 8
 # Warn when the wearer's new activity would be read as an old one this often (or the reverse).
 OVERLAP_WARN = 0.2
 OLD_TAKEN_WARN = 0.05
+# A labelled CSV this close to the model's rate is taken sample by sample; further off, it is resampled.
+_RATE_SLACK = 0.01
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,8 @@ class EnrollOptions:
     protocol: str = "auto"
     acc_unit: str = "g"
     gyro_unit: str = "rad/s"
+    columns: str | None = None
+    time_unit: str = "auto"
     min_seconds: float = MIN_SECONDS
     # Live sources: give up after this long without enough samples.
     timeout_s: float | None = None
@@ -114,69 +121,107 @@ class _Store:
 
 # --- reading samples ----------------------------------------------------------------------------------
 
-def read_samples(port_spec: str, bundle: Bundle, seconds: float, opts: EnrollOptions) -> np.ndarray:
-    """Up to ``seconds`` of samples (n, C) in the bundle's units from any source `stream` reads."""
-    from ..core.timebase import channel_scales
-    from ..wire.reader import ReaderEvent, ReaderThread
-    from ..wire.sources import open_port
+def read_samples(port_spec: str, bundle: Bundle, seconds: float, opts: EnrollOptions,
+                 loaded: tuple[dict[str, Any], Predictor] | None = None) -> list[np.ndarray]:
+    """Up to ``seconds`` of samples on the model's rate grid, in the bundle's units, from any source `stream`
+    reads: continuous segments (n_i, C), split where the stream had a hole (gap, reconnect, lost samples).
+
+    The samples take exactly the stream's path (runtime/stream.py): units, device time and its unit,
+    resampling of any device rate and of sensors on separate clocks (Sensor Logger) onto the model's grid;
+    only the interpreter is replaced by a collector, so what is enrolled is what `stream` will classify.
+    ``loaded``: the (entry, predictor) already loaded by the caller.
+    """
+    from .stream import StreamOptions, run_stream
 
     want = int(round(seconds * bundle.sample_rate_hz))
-    channels = len(bundle.channels)
-    scales = channel_scales(bundle.channels, opts.acc_unit, opts.gyro_unit)
-    port = open_port(port_spec, baud=opts.baud)
-    reader = ReaderThread(port, protocol=opts.protocol, expected_channels=channels, max_queue=4096)
+    stop = threading.Event()
+    entry, pred = loaded or _require_embedding(bundle, opts.artifact)
+    collector = _GridCollector(bundle, want, stop, pred, entry)
     # A live source gets the recording time plus a margin; a file ends by itself.
-    deadline = time.monotonic() + (opts.timeout_s if opts.timeout_s else 3.0 * seconds + 30.0)
-    parts: list[np.ndarray] = []
-    have = multi_clock = 0
-    reader.start()
-    try:
-        while have < want and time.monotonic() < deadline:
-            item = reader.get(timeout=0.1)
-            if item is None:
-                if reader.finished:
-                    break
-                continue
-            if isinstance(item, ReaderEvent):
-                if item.final:
-                    if item.kind == "error" and item.error is not None:
-                        raise item.error
-                    break
-                continue
-            if getattr(item, "parts", None):
-                multi_clock += 1  # sensors on separate clocks (Sensor Logger): not resampled here
-                continue
-            values = np.asarray(item.values, dtype=np.float32)
-            if values.ndim != 2 or values.shape[1] != channels or not len(values):
-                continue
-            parts.append(values * scales)
-            have += len(values)
-    finally:
-        reader.stop()
-    if not parts and multi_clock:
-        raise DataError(f"{port_spec}: this app sends each sensor on its own clock, which enroll does not "
-                        f"resample; record it first ('hartool record --port {port_spec} --out FILE.csv'), then "
-                        "enroll from the file")
-    samples = np.concatenate(parts)[:want] if parts else np.empty((0, channels), np.float32)
-    return samples.astype(np.float32)
+    sopts = StreamOptions(port=port_spec, baud=opts.baud, protocol=opts.protocol, acc_unit=opts.acc_unit,
+                          gyro_unit=opts.gyro_unit, columns=opts.columns, time_unit=opts.time_unit,
+                          duration_s=opts.timeout_s if opts.timeout_s else 3.0 * seconds + 30.0)
+    summary = run_stream(bundle.path, sopts, lambda _p: None, stop=stop, classifier=collector)
+    if summary.end_reason == "error":
+        raise DataError(f"{port_spec}: {summary.message}")
+    return collector.segments()
+
+
+class _GridCollector(StreamClassifier):
+    """A :class:`StreamClassifier` that keeps the grid samples instead of classifying them (enrollment)."""
+
+    def __init__(self, bundle: Bundle, want: int, stop: threading.Event, pred: Predictor,
+                 entry: dict[str, Any]) -> None:
+        super().__init__(bundle, ClassifierOptions(use_head=False), predictor=pred, entry=entry)
+        self.want, self.stop = want, stop
+        self._done: list[np.ndarray] = []
+        self._current: list[np.ndarray] = []
+        self.total = 0
+
+    def _push_grid(self, t: np.ndarray | None, values: np.ndarray) -> list[WindowPrediction]:
+        take = np.asarray(values[: max(0, self.want - self.total)], dtype=np.float32)
+        if len(take):
+            self._current.append(take)
+            self.total += len(take)
+        if self.total >= self.want:
+            self.stop.set()
+        return []
+
+    def _chunks(self, chunks: list[GridChunk]) -> list[WindowPrediction]:
+        for chunk in chunks:  # as StreamClassifier._chunks, with the collector's segment for the assembler's
+            if chunk.restart and self._current:
+                self._restart()
+            self._push_grid(chunk.t, chunk.values)
+        return []
+
+    def _restart(self) -> None:
+        # A hole in the stream: windows must not span it, so the samples after it start a new segment.
+        if self._current:
+            self._done.append(np.concatenate(self._current))
+            self._current = []
+        super()._restart()
+
+    def segments(self) -> list[np.ndarray]:
+        """The continuous stretches collected so far (the last one included)."""
+        tail = [np.concatenate(self._current)] if self._current else []
+        return self._done + tail
 
 
 def read_labelled(path: Path, bundle: Bundle) -> list[tuple[str, np.ndarray]]:
-    """(label, samples) runs of constant label from a labelled CSV recording or a folder of them."""
+    """(label, samples) runs of constant label from a labelled CSV recording or a folder of them, on the
+    model's rate grid: a recording at another rate (a 100 Hz phone) is resampled by its ``t_s``."""
     from ..core.csvformat import read_csv_session
 
     files = sorted(path.glob("*.csv")) if path.is_dir() else [path]
     runs: list[tuple[str, np.ndarray]] = []
+    rate = float(bundle.sample_rate_hz)
     for f in files:
         session = read_csv_session(f)
         labels = np.asarray(session.labels)
         if not len(labels):
             continue
+        on_rate = len(labels) < 2 or abs(session.sample_rate_hz() - rate) <= _RATE_SLACK * rate
         edges = np.flatnonzero(labels[1:] != labels[:-1]) + 1
         for lo, hi in zip(np.r_[0, edges], np.r_[edges, len(labels)], strict=True):
-            if labels[lo]:
+            if not labels[lo]:
+                continue
+            if on_rate:
                 runs.append((str(labels[lo]), session.values[lo:hi]))
+            else:
+                t = np.asarray(session.t_s[lo:hi], dtype=np.float64)
+                runs += [(str(labels[lo]), seg) for seg in _on_grid(t - t[0], session.values[lo:hi], rate)]
     return runs
+
+
+def _on_grid(t_s: np.ndarray, values: np.ndarray, rate_hz: float) -> list[np.ndarray]:
+    """Linear resampling onto ``rate_hz`` (the stream's Resampler), split where the recording has a hole."""
+    resampler = Resampler(rate_hz, values.shape[1])
+    segments: list[list[np.ndarray]] = [[]]
+    for chunk in resampler.push("imu", t_s, np.asarray(values, dtype=np.float64)):
+        if chunk.restart and segments[-1]:
+            segments.append([])
+        segments[-1].append(chunk.values.astype(np.float32))
+    return [np.concatenate(seg) for seg in segments if seg]
 
 
 def cut_windows(samples: np.ndarray, bundle: Bundle, stride: int | None = None) -> np.ndarray:
@@ -458,13 +503,22 @@ def _check_new_label(bundle: Bundle, label: str, opts: EnrollOptions, store: _St
         raise HartoolError(f"{label} is already enrolled (use --replace to enroll it again, or --remove {label})")
 
 
-def _new_class_windows(bundle: Bundle, label: str, opts: EnrollOptions) -> tuple[np.ndarray, float]:
-    samples = read_samples(str(opts.port), bundle, opts.seconds, opts)
-    _check_length(len(samples), bundle, str(opts.port), opts.min_seconds, label)
-    return cut_windows(samples, bundle), len(samples) / bundle.sample_rate_hz
+def _new_class_windows(bundle: Bundle, label: str, opts: EnrollOptions,
+                       loaded: tuple[dict[str, Any], Predictor]) -> tuple[np.ndarray, float]:
+    segments = read_samples(str(opts.port), bundle, opts.seconds, opts, loaded)
+    n = sum(len(seg) for seg in segments)
+    _check_length(n, bundle, str(opts.port), opts.min_seconds, label)
+    return _windows_of(segments, bundle), n / bundle.sample_rate_hz
 
 
-def _personal_windows(bundle: Bundle, opts: EnrollOptions) -> dict[str, tuple[np.ndarray, float]]:
+def _windows_of(segments: list[np.ndarray], bundle: Bundle) -> np.ndarray:
+    """Windows of every continuous segment (none spans a hole between two of them)."""
+    parts = [cut_windows(seg, bundle) for seg in segments]
+    return np.concatenate(parts) if parts else np.empty((0, *_input_shape(bundle)), np.float32)
+
+
+def _personal_windows(bundle: Bundle, opts: EnrollOptions,
+                      loaded: tuple[dict[str, Any], Predictor]) -> dict[str, tuple[np.ndarray, float]]:
     """label -> (windows, seconds) from a labelled CSV (file or folder), or the whole recording as --label."""
     source = Path(str(opts.port))
     wanted = canonical_label(opts.label) if opts.label else None
@@ -473,7 +527,7 @@ def _personal_windows(bundle: Bundle, opts: EnrollOptions) -> dict[str, tuple[np
         if wanted:
             runs = [(lab, s) for lab, s in runs if lab == wanted]
     elif wanted:
-        runs = [(wanted, read_samples(str(opts.port), bundle, opts.seconds, opts))]
+        runs = [(wanted, seg) for seg in read_samples(str(opts.port), bundle, opts.seconds, opts, loaded)]
     else:
         raise HartoolError("--personalize needs a labelled CSV recording (or folder), or --label for a live source")
     unknown = sorted({lab for lab, _ in runs} - set(bundle.labels))
@@ -504,7 +558,7 @@ def enroll(bundle_dir: str | os.PathLike[str], opts: EnrollOptions) -> EnrollRes
     old = dict(bundle.manifest.get(HEAD_KEY) or {})
     who, when = _who(opts), _now()
     if opts.personalize:
-        got = _personal_windows(bundle, opts)
+        got = _personal_windows(bundle, opts, (entry, pred))
         for lab, (windows, _) in got.items():
             store = store.without(lab, KIND_PERSONAL).plus(windows, lab, KIND_PERSONAL)
         personal = _history(old, "personalization", set(got)) + [
@@ -513,7 +567,7 @@ def enroll(bundle_dir: str | os.PathLike[str], opts: EnrollOptions) -> EnrollRes
         enrolled, added = old.get("enrolled", []), list(got)
     else:
         label = canonical_label(str(opts.label))
-        windows, seconds = _new_class_windows(bundle, label, opts)
+        windows, seconds = _new_class_windows(bundle, label, opts, (entry, pred))
         store = store.without(label, KIND_NEW).plus(windows, label, KIND_NEW)
         got = {label: (windows, seconds)}
         enrolled = _history(old, "enrolled", {label}) + [

@@ -32,6 +32,7 @@ __all__ = ["StreamOptions", "StreamSummary", "WindowPrediction", "load_bundle_pr
 
 RATE_TOLERANCE = 0.10
 _DETECT_SAMPLES = 8  # timestamps collected before an automatic time-unit decision
+_UNIT_CHECK_SAMPLES = 20  # samples the m/s2-sent-as-g check looks at
 
 
 @dataclass(frozen=True)
@@ -141,10 +142,13 @@ class _Feeder:
         self.clf, self.opts, self.say, self.summary = clf, opts, say, summary
         self.clock = DeviceClock(opts.time_unit)
         self._scales = BatchScales(clf.bundle.channels, opts.acc_unit, opts.gyro_unit, opts.acc_lsb, opts.gyro_lsb)
+        # The user's units equal the model's (the usual case): skip the multiplication for those batches.
+        self._unit_scales = self._scales.default if np.all(self._scales.default == 1.0) else None
         self._held: list[DecodedBatch] = []  # timestamped batches waiting for the time unit
         self._arrival = _ArrivalRate()
         self._rate_told = False
         self._unit_checked = False
+        self._first: list[np.ndarray] = []  # converted samples kept until the acceleration unit is judged
         self.delivered_drops = 0
 
     def scales(self, batch: DecodedBatch) -> np.ndarray:
@@ -181,19 +185,27 @@ class _Feeder:
         return out
 
     def _check_acc_unit(self, values: np.ndarray) -> None:
-        """Tell once when the converted acceleration is ~9.8 g at rest: m/s2 sent as g (phones do)."""
+        """Tell once when the converted acceleration is ~9.8 g at rest: m/s2 sent as g (phones do).
+
+        Judged on the first ``_UNIT_CHECK_SAMPLES`` samples, however many batches they came in."""
+        if self._unit_checked:
+            return
         acc = [i for i, n in enumerate(self.clf.channel_names) if n.startswith("acc")]
-        if self._unit_checked or len(acc) != 3 or len(values) < 20:
+        self._first.append(values)
+        if len(acc) != 3 or sum(len(v) for v in self._first) < _UNIT_CHECK_SAMPLES:
+            self._unit_checked = len(acc) != 3
             return
         self._unit_checked = True
-        g = float(np.median(np.linalg.norm(values[:, acc], axis=1)))
+        first, self._first = np.concatenate(self._first), []
+        g = float(np.median(np.linalg.norm(first[:, acc], axis=1)))
         unit = self.clf.bundle.channels[acc[0]].get("unit")
         if unit == "g" and 7.0 < g < 13.0:
             self.say(f"warning: acceleration magnitude is about {g:.1f} g at rest: the device probably sends m/s2 "
                      "(use --acc-unit m/s2)")
 
     def _plain(self, batch: DecodedBatch) -> list[WindowPrediction]:
-        values = batch.values * self.scales(batch)
+        scales = self.scales(batch)
+        values = batch.values if scales is self._unit_scales else batch.values * scales
         self._check_acc_unit(values)
         t_s = None
         if batch.t is not None:
@@ -206,7 +218,7 @@ class _Feeder:
         out: list[WindowPrediction] = []
         prev = 0
         # Samples were lost before each break: windows restart there instead of spanning the hole.
-        for cut in sorted({b for b in batch.breaks if 0 <= b <= len(values)}):
+        for cut in sorted({b for b in batch.breaks if 0 <= b <= len(values)}) if batch.breaks else ():
             if cut > prev:
                 out += self.clf.push(None if t_s is None else t_s[prev:cut], values[prev:cut])
             self.clf.gap("sequence gap")
@@ -254,12 +266,15 @@ class _Feeder:
                      "predictions will be unreliable (send timestamps, and hartool resamples)")
 
 
-def _prepare(bundle_dir: str | os.PathLike[str], opts: StreamOptions) -> tuple[StreamClassifier, Any]:
+def _prepare(bundle_dir: str | os.PathLike[str], opts: StreamOptions,
+             classifier: StreamClassifier | None) -> tuple[StreamClassifier, Any]:
     """Load the model and check every option that can be checked before the port is opened."""
-    bundle = Bundle.load(bundle_dir)
+    bundle = classifier.bundle if classifier is not None else Bundle.load(bundle_dir)
     names = [c["name"] for c in bundle.channels]
     columns = parse_columns(opts.columns, names) if opts.columns else None
     channel_scales(bundle.channels, opts.acc_unit, opts.gyro_unit, opts.acc_lsb, opts.gyro_lsb)
+    if classifier is not None:
+        return classifier, columns
     copts = ClassifierOptions(artifact=opts.artifact, backend=opts.backend, threads=opts.threads,
                               smooth=parse_smooth(opts.smooth), min_confidence=opts.min_confidence,
                               max_gap_periods=opts.max_gap_periods)
@@ -269,15 +284,17 @@ def _prepare(bundle_dir: str | os.PathLike[str], opts: StreamOptions) -> tuple[S
 def run_stream(bundle_dir: str | os.PathLike[str], opts: StreamOptions,
                on_window: Callable[[WindowPrediction], None],
                on_status: Callable[[str], None] | None = None,
-               stop: threading.Event | None = None) -> StreamSummary:
+               stop: threading.Event | None = None,
+               classifier: StreamClassifier | None = None) -> StreamSummary:
     """Classify windows from ``opts.port`` until EOF, duration, max windows, ``stop``, Ctrl-C or device loss.
 
     ``on_window`` is called for every window (the CLI prints there); e2e latency runs from the moment the
-    reader thread received the bytes completing a window to the return of ``on_window``.
+    reader thread received the bytes completing a window to the return of ``on_window``. ``classifier``
+    replaces the one built from the bundle and ``opts`` (enrollment feeds a grid-sample collector).
     """
     say = on_status or (lambda _m: None)
     stop = stop or threading.Event()
-    clf, columns = _prepare(bundle_dir, opts)
+    clf, columns = _prepare(bundle_dir, opts, classifier)
     b = clf.bundle
     summary = StreamSummary(artifact=clf.entry["name"], backend=clf.predictor.backend, port=opts.port)
     say(f"model {clf.entry['name']} ({clf.entry['file']}, {clf.predictor.backend}, input "

@@ -1,0 +1,75 @@
+"""Leave-one-subject-out over the 30 HAPT subjects with the default training recipe (issue 13).
+
+Usage: .venv/bin/python benchmarks/loso.py --arch cnn [--arch features] [--out /work/loso] [--nice]
+
+Runs `hartool train --arch ARCH --cv loso --out OUT/ARCH` (every fold: the default epochs, early stopping and
+seed, one subject held out, validation subjects drawn from the rest; then the final bundle on everyone),
+and reads the per-subject table the manifest keeps under ``metrics.cv``. Writes
+benchmarks/results/loso-ARCH.json and prints the RESULTS.md section. ``--nice`` runs training at the lowest
+CPU priority, so other work on the machine is not slowed (the wall time then is not a training time).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from _common import md_table, save, stamp
+
+
+def run_loso(arch: str, out: Path, nice: bool, extra: list[str]) -> dict[str, Any]:
+    """One `--cv loso` run; returns the manifest's cv table and the wall time."""
+    cmd = [sys.executable, "-m", "hartool", "train", "--arch", arch, "--cv", "loso", "--out", str(out), *extra]
+    if nice:
+        cmd = ["nice", "-n", "19", *cmd]
+    t0 = time.perf_counter()
+    log = out.parent / f"loso-{arch}.log"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("w") as fh:
+        proc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+                              check=False)
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed (exit {proc.returncode}); see {log}")
+    cv = json.loads((out / "manifest.json").read_text())["metrics"]["cv"]
+    return {"arch": arch, "cv": cv, "wall_s": time.perf_counter() - t0, "log": str(log), "args": extra}
+
+
+def render(doc: dict[str, Any]) -> str:
+    rows = []
+    for r in doc["runs"]:
+        cv = r["cv"]
+        worst = sorted(cv["folds"], key=lambda f: f["accuracy"])[:4]
+        rows.append([r["arch"], f"{100 * cv['accuracy_mean']:.2f} % ± {100 * cv['accuracy_sd']:.2f} %",
+                     f"{100 * cv['macro_f1_mean']:.2f} % ± {100 * cv['macro_f1_sd']:.2f} %", cv["n_folds"],
+                     ", ".join(f"{f['subject']}: {100 * f['accuracy']:.1f} %" for f in worst),
+                     sum(f["accuracy"] == 1.0 for f in cv["folds"]), f"{r['wall_s'] / 60:.0f} min"])
+    return "\n".join([
+        f"Command: `{doc['command']}`  \nDate: {doc['date']}  \nMachine: {doc['machine']}\n",
+        md_table(["model", "LOSO accuracy, mean ± sd", "macro-F1, mean ± sd", "folds", "worst subjects",
+                  "subjects at 100 %", "wall"], rows)])
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--arch", action="append", required=True, choices=["cnn", "lstm", "features"])
+    ap.add_argument("--out", type=Path, default=Path("/work/loso"))
+    ap.add_argument("--nice", action="store_true")
+    args, extra = ap.parse_known_args()
+    doc = stamp(sys.argv)
+    doc["runs"] = []
+    for arch in args.arch:
+        run = run_loso(arch, args.out / arch, args.nice, extra)
+        doc["runs"].append(run)
+        save(f"loso-{arch}.json", {**doc, "runs": [run]})
+    print(render(doc))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
