@@ -320,8 +320,10 @@ def test_enroll_from_a_100_hz_phone_app_resamples_like_the_stream(bundle: Path, 
     for c in np.flatnonzero(ptp > 0.5):
         assert np.corrcoef(got[:, c], want[:, c])[0, 1] > 0.97
 
-    result = json.loads(hartool("enroll", str(bundle), "--label", NEW, "--port", str(replay), "--seconds", "30",
-                                "--json").stdout)
+    proc = hartool("enroll", str(bundle), "--label", NEW, "--port", str(replay), "--seconds", "30", "--json")
+    result = json.loads(proc.stdout)
+    # The user sees what the stream would say about the source (stderr), the data stays on stdout.
+    assert "aligning 3 sensor clocks (accelerometer, gravity, gyroscope)" in proc.stderr
     # The same 30 s as from the 50 Hz CSV: (1500 - 128) // 16 + 1 windows, not twice as many half-length ones.
     assert result["seconds"] == 30.0 and result["windows"] == 86
 

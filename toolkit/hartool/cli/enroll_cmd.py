@@ -79,7 +79,7 @@ def enroll(bundle: Path, label: str | None, port: str | None, seconds: float, pe
                              artifact=artifact, by=by, baud=baud, protocol=protocol, acc_unit=acc_unit,
                              gyro_unit=gyro_unit, columns=columns, time_unit=time_unit, min_seconds=min_seconds)
     status(f"{'personalizing' if personalize else 'enrolling ' + str(label)} from {port}")
-    result = lib.enroll(bundle, opts)
+    result = lib.enroll(bundle, opts, on_status=status)
     for line in result.warnings:
         status(line)
     if as_json:

@@ -19,6 +19,7 @@ import os
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -122,14 +123,16 @@ class _Store:
 # --- reading samples ----------------------------------------------------------------------------------
 
 def read_samples(port_spec: str, bundle: Bundle, seconds: float, opts: EnrollOptions,
-                 loaded: tuple[dict[str, Any], Predictor] | None = None) -> list[np.ndarray]:
+                 loaded: tuple[dict[str, Any], Predictor] | None = None,
+                 on_status: Callable[[str], None] | None = None) -> list[np.ndarray]:
     """Up to ``seconds`` of samples on the model's rate grid, in the bundle's units, from any source `stream`
     reads: continuous segments (n_i, C), split where the stream had a hole (gap, reconnect, lost samples).
 
     The samples take exactly the stream's path (runtime/stream.py): units, device time and its unit,
     resampling of any device rate and of sensors on separate clocks (Sensor Logger) onto the model's grid;
     only the interpreter is replaced by a collector, so what is enrolled is what `stream` will classify.
-    ``loaded``: the (entry, predictor) already loaded by the caller.
+    ``loaded``: the (entry, predictor) already loaded by the caller; ``on_status`` gets the stream's status
+    lines (detected format and time unit, clock alignment, warnings).
     """
     from .stream import StreamOptions, run_stream
 
@@ -141,7 +144,7 @@ def read_samples(port_spec: str, bundle: Bundle, seconds: float, opts: EnrollOpt
     sopts = StreamOptions(port=port_spec, baud=opts.baud, protocol=opts.protocol, acc_unit=opts.acc_unit,
                           gyro_unit=opts.gyro_unit, columns=opts.columns, time_unit=opts.time_unit,
                           duration_s=opts.timeout_s if opts.timeout_s else 3.0 * seconds + 30.0)
-    summary = run_stream(bundle.path, sopts, lambda _p: None, stop=stop, classifier=collector)
+    summary = run_stream(bundle.path, sopts, lambda _p: None, on_status, stop=stop, classifier=collector)
     if summary.end_reason == "error":
         raise DataError(f"{port_spec}: {summary.message}")
     return collector.segments()
@@ -503,9 +506,9 @@ def _check_new_label(bundle: Bundle, label: str, opts: EnrollOptions, store: _St
         raise HartoolError(f"{label} is already enrolled (use --replace to enroll it again, or --remove {label})")
 
 
-def _new_class_windows(bundle: Bundle, label: str, opts: EnrollOptions,
-                       loaded: tuple[dict[str, Any], Predictor]) -> tuple[np.ndarray, float]:
-    segments = read_samples(str(opts.port), bundle, opts.seconds, opts, loaded)
+def _new_class_windows(bundle: Bundle, label: str, opts: EnrollOptions, loaded: tuple[dict[str, Any], Predictor],
+                       on_status: Callable[[str], None] | None) -> tuple[np.ndarray, float]:
+    segments = read_samples(str(opts.port), bundle, opts.seconds, opts, loaded, on_status)
     n = sum(len(seg) for seg in segments)
     _check_length(n, bundle, str(opts.port), opts.min_seconds, label)
     return _windows_of(segments, bundle), n / bundle.sample_rate_hz
@@ -517,8 +520,8 @@ def _windows_of(segments: list[np.ndarray], bundle: Bundle) -> np.ndarray:
     return np.concatenate(parts) if parts else np.empty((0, *_input_shape(bundle)), np.float32)
 
 
-def _personal_windows(bundle: Bundle, opts: EnrollOptions,
-                      loaded: tuple[dict[str, Any], Predictor]) -> dict[str, tuple[np.ndarray, float]]:
+def _personal_windows(bundle: Bundle, opts: EnrollOptions, loaded: tuple[dict[str, Any], Predictor],
+                      on_status: Callable[[str], None] | None) -> dict[str, tuple[np.ndarray, float]]:
     """label -> (windows, seconds) from a labelled CSV (file or folder), or the whole recording as --label."""
     source = Path(str(opts.port))
     wanted = canonical_label(opts.label) if opts.label else None
@@ -527,7 +530,7 @@ def _personal_windows(bundle: Bundle, opts: EnrollOptions,
         if wanted:
             runs = [(lab, s) for lab, s in runs if lab == wanted]
     elif wanted:
-        runs = [(wanted, seg) for seg in read_samples(str(opts.port), bundle, opts.seconds, opts, loaded)]
+        runs = [(wanted, seg) for seg in read_samples(str(opts.port), bundle, opts.seconds, opts, loaded, on_status)]
     else:
         raise HartoolError("--personalize needs a labelled CSV recording (or folder), or --label for a live source")
     unknown = sorted({lab for lab, _ in runs} - set(bundle.labels))
@@ -545,8 +548,11 @@ def _personal_windows(bundle: Bundle, opts: EnrollOptions,
     return out
 
 
-def enroll(bundle_dir: str | os.PathLike[str], opts: EnrollOptions) -> EnrollResult:
-    """Enroll ``opts.label`` from ``opts.port`` (or personalize), refit the head and commit it to the bundle."""
+def enroll(bundle_dir: str | os.PathLike[str], opts: EnrollOptions,
+           on_status: Callable[[str], None] | None = None) -> EnrollResult:
+    """Enroll ``opts.label`` from ``opts.port`` (or personalize), refit the head and commit it to the bundle.
+
+    ``on_status`` receives the live source's status lines (format, time unit, warnings), as `stream` shows them."""
     started, cpu = time.perf_counter(), time.process_time()
     bundle = Bundle.load(bundle_dir)
     store = _load_store(bundle)
@@ -558,7 +564,7 @@ def enroll(bundle_dir: str | os.PathLike[str], opts: EnrollOptions) -> EnrollRes
     old = dict(bundle.manifest.get(HEAD_KEY) or {})
     who, when = _who(opts), _now()
     if opts.personalize:
-        got = _personal_windows(bundle, opts, (entry, pred))
+        got = _personal_windows(bundle, opts, (entry, pred), on_status)
         for lab, (windows, _) in got.items():
             store = store.without(lab, KIND_PERSONAL).plus(windows, lab, KIND_PERSONAL)
         personal = _history(old, "personalization", set(got)) + [
@@ -567,7 +573,7 @@ def enroll(bundle_dir: str | os.PathLike[str], opts: EnrollOptions) -> EnrollRes
         enrolled, added = old.get("enrolled", []), list(got)
     else:
         label = canonical_label(str(opts.label))
-        windows, seconds = _new_class_windows(bundle, label, opts, (entry, pred))
+        windows, seconds = _new_class_windows(bundle, label, opts, (entry, pred), on_status)
         store = store.without(label, KIND_NEW).plus(windows, label, KIND_NEW)
         got = {label: (windows, seconds)}
         enrolled = _history(old, "enrolled", {label}) + [

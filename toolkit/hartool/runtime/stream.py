@@ -191,9 +191,11 @@ class _Feeder:
         if self._unit_checked:
             return
         acc = [i for i, n in enumerate(self.clf.channel_names) if n.startswith("acc")]
+        if len(acc) != 3:
+            self._unit_checked = True
+            return
         self._first.append(values)
-        if len(acc) != 3 or sum(len(v) for v in self._first) < _UNIT_CHECK_SAMPLES:
-            self._unit_checked = len(acc) != 3
+        if sum(len(v) for v in self._first) < _UNIT_CHECK_SAMPLES:
             return
         self._unit_checked = True
         first, self._first = np.concatenate(self._first), []
