@@ -1,6 +1,7 @@
 """Leave-one-subject-out over the 30 HAPT subjects with the default training recipe (issue 13).
 
 Usage: .venv/bin/python benchmarks/loso.py --arch cnn [--arch features] [--out /work/loso] [--nice]
+       .venv/bin/python benchmarks/loso.py --arch cnn --out /work/loso --partial   # folds logged so far
 
 Runs `hartool train --arch ARCH --cv loso --out OUT/ARCH` (every fold: the default epochs, early stopping and
 seed, one subject held out, validation subjects drawn from the rest; then the final bundle on everyone),
@@ -14,12 +15,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from _common import md_table, save, stamp
 
 
@@ -40,15 +43,34 @@ def run_loso(arch: str, out: Path, nice: bool, extra: list[str]) -> dict[str, An
     return {"arch": arch, "cv": cv, "wall_s": time.perf_counter() - t0, "log": str(log), "args": extra}
 
 
+def folds_from_log(log: Path) -> list[dict[str, Any]]:
+    """The folds a (possibly unfinished) run has logged: ``fold SUBJECT: accuracy X% on N windows``."""
+    folds = []
+    for m in re.finditer(r"^fold (\S+): accuracy ([0-9.]+)% on (\d+) windows$", log.read_text(), re.M):
+        folds.append({"subject": m.group(1), "accuracy": float(m.group(2)) / 100, "windows": int(m.group(3))})
+    return folds
+
+
+def partial(arch: str, log: Path) -> dict[str, Any]:
+    """Accuracy mean ± sd over the folds logged so far (macro-F1 is only in the finished run's manifest)."""
+    folds = folds_from_log(log)
+    acc = np.array([f["accuracy"] for f in folds])
+    cv = {"n_folds": len(folds), "accuracy_mean": float(acc.mean()) if len(acc) else None,
+          "accuracy_sd": float(acc.std(ddof=1)) if len(acc) > 1 else 0.0, "folds": folds, "partial": True}
+    return {"arch": arch, "cv": cv, "log": str(log)}
+
+
 def render(doc: dict[str, Any]) -> str:
     rows = []
     for r in doc["runs"]:
         cv = r["cv"]
         worst = sorted(cv["folds"], key=lambda f: f["accuracy"])[:4]
-        rows.append([r["arch"], f"{100 * cv['accuracy_mean']:.2f} % ± {100 * cv['accuracy_sd']:.2f} %",
-                     f"{100 * cv['macro_f1_mean']:.2f} % ± {100 * cv['macro_f1_sd']:.2f} %", cv["n_folds"],
+        f1 = f"{100 * cv['macro_f1_mean']:.2f} % ± {100 * cv['macro_f1_sd']:.2f} %" if "macro_f1_mean" in cv else "-"
+        rows.append([r["arch"] + (" (partial)" if cv.get("partial") else ""),
+                     f"{100 * cv['accuracy_mean']:.2f} % ± {100 * cv['accuracy_sd']:.2f} %", f1, cv["n_folds"],
                      ", ".join(f"{f['subject']}: {100 * f['accuracy']:.1f} %" for f in worst),
-                     sum(f["accuracy"] == 1.0 for f in cv["folds"]), f"{r['wall_s'] / 60:.0f} min"])
+                     sum(f["accuracy"] == 1.0 for f in cv["folds"]),
+                     f"{r['wall_s'] / 60:.0f} min" if "wall_s" in r else "-"])
     return "\n".join([
         f"Command: `{doc['command']}`  \nDate: {doc['date']}  \nMachine: {doc['machine']}\n",
         md_table(["model", "LOSO accuracy, mean ± sd", "macro-F1, mean ± sd", "folds", "worst subjects",
@@ -60,9 +82,17 @@ def main() -> int:
     ap.add_argument("--arch", action="append", required=True, choices=["cnn", "lstm", "features"])
     ap.add_argument("--out", type=Path, default=Path("/work/loso"))
     ap.add_argument("--nice", action="store_true")
+    ap.add_argument("--partial", action="store_true",
+                    help="do not train: report the folds an unfinished run has logged in OUT/loso-ARCH.log")
     args, extra = ap.parse_known_args()
     doc = stamp(sys.argv)
     doc["runs"] = []
+    if args.partial:
+        doc["runs"] = [partial(arch, args.out / f"loso-{arch}.log") for arch in args.arch]
+        for run in doc["runs"]:
+            save(f"loso-{run['arch']}-partial.json", {**doc, "runs": [run]})
+        print(render(doc))
+        return 0
     for arch in args.arch:
         run = run_loso(arch, args.out / arch, args.nice, extra)
         doc["runs"].append(run)
