@@ -249,10 +249,14 @@ class StreamClassifier:
     def _chunks(self, chunks: list[GridChunk]) -> list[WindowPrediction]:
         out: list[WindowPrediction] = []
         for chunk in chunks:
-            if chunk.restart and self.assembler.samples:
+            if chunk.restart and self._has_samples():
                 self._restart()
             out += self._push_grid(chunk.t, chunk.values)
         return out
+
+    def _has_samples(self) -> bool:
+        """Grid samples arrived before (a restart then has something to cut)."""
+        return bool(self.assembler.samples)
 
     def _push_grid(self, t: np.ndarray | None, values: np.ndarray) -> list[WindowPrediction]:
         if not len(values):

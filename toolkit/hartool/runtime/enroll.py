@@ -35,7 +35,7 @@ from ..core.preprocess import preprocess
 from .backends import Predictor
 from .classifier import ClassifierOptions, StreamClassifier, WindowPrediction
 from .heads import HEAD_KEY, FitParams, Head, _logsumexp, balanced_weights, fit_logistic
-from .resample import GridChunk, Resampler
+from .resample import Resampler
 
 REFERENCE_FILE = "enroll_reference.npz"
 KIND_NEW, KIND_PERSONAL = 0, 1
@@ -170,12 +170,8 @@ class _GridCollector(StreamClassifier):
             self.stop.set()
         return []
 
-    def _chunks(self, chunks: list[GridChunk]) -> list[WindowPrediction]:
-        for chunk in chunks:  # as StreamClassifier._chunks, with the collector's segment for the assembler's
-            if chunk.restart and self._current:
-                self._restart()
-            self._push_grid(chunk.t, chunk.values)
-        return []
+    def _has_samples(self) -> bool:
+        return bool(self.total)  # the collector keeps its samples itself; the assembler stays empty
 
     def _restart(self) -> None:
         # A hole in the stream: windows must not span it, so the samples after it start a new segment.

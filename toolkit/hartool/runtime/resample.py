@@ -140,9 +140,7 @@ class Resampler:
             grid, out = np.array([first]), (v_last + (vn[0] - v_last) * wf)[None]
         else:
             grid = self._g0 + (self._k + np.arange(n)) * self.period
-            w = (grid - last) / step
-            w[np.abs(w) < _EPS] = 0.0
-            w[np.abs(w - 1.0) < _EPS] = 1.0
+            w = _snapped((grid - last) / step)
             out = v_last + (vn[0] - v_last) * w[:, None]
         self._k += n
         self.samples_out += n
@@ -257,6 +255,14 @@ def _merged(chunks: list[GridChunk]) -> list[GridChunk]:
                       chunks[0].restart)]
 
 
+def _snapped(w: np.ndarray) -> np.ndarray:
+    """Interpolation weights, in place: a grid point on a sample time (to rounding) takes that sample exactly,
+    so a device at the model's rate streams its values unchanged."""
+    w[np.abs(w) < _EPS] = 0.0
+    w[np.abs(w - 1.0) < _EPS] = 1.0
+    return w
+
+
 def _interp(t: np.ndarray, v: np.ndarray, grid: np.ndarray) -> np.ndarray:
     """Linear interpolation of the rows of ``v`` (at ``t``, increasing) at ``grid`` (inside [t0, t_end])."""
     if len(t) == 1:
@@ -264,10 +270,6 @@ def _interp(t: np.ndarray, v: np.ndarray, grid: np.ndarray) -> np.ndarray:
     i = np.searchsorted(t, grid, side="right") - 1
     np.minimum(np.maximum(i, 0, out=i), len(t) - 2, out=i)  # np.clip costs more on tiny arrays
     t0, t1 = t[i], t[i + 1]
-    w = (grid - t0) / (t1 - t0)
-    # A grid point on a sample time (to rounding) takes that sample exactly: a device at the model's rate
-    # then streams its values unchanged.
-    w[np.abs(w) < _EPS] = 0.0
-    w[np.abs(w - 1.0) < _EPS] = 1.0
+    w = _snapped((grid - t0) / (t1 - t0))
     v0 = v[i]
     return v0 + (v[i + 1] - v0) * w[:, None]
