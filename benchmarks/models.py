@@ -36,6 +36,11 @@ CONFIGS: dict[str, dict] = {
     "hybrid-tilt5": {"variant": "hybrid", "aug_tilt_deg": 5.0},
     "v1": {"variant": "v1"},
     "free": {"variant": "hybrid", "orientation": "free", "aug_tilt_deg": 5.0},
+    "hybrid-es15": {"variant": "hybrid", "patience": 15},
+    "hybrid-full": {"variant": "hybrid", "patience": 1000},
+    "hybrid-yaw45": {"variant": "hybrid", "patience": 1000, "aug_yaw_deg": 45.0},
+    "hybrid-yaw90": {"variant": "hybrid", "patience": 1000, "aug_yaw_deg": 90.0},
+    "hybrid-yaw180": {"variant": "hybrid", "patience": 1000, "aug_yaw_deg": 180.0},
     "lstm": {"arch": "lstm"},
     "lstm-tilt5": {"arch": "lstm", "aug_tilt_deg": 5.0},
 }

@@ -14,7 +14,7 @@ from hartool.core.orientation import (
     rotate,
     rotation_between,
 )
-from hartool.train.augment import augment_windows, random_rotations, rotate_windows
+from hartool.train.augment import augment_windows, random_rotations, rotate_windows, upright_axis
 
 REF = np.asarray(REFERENCE_GRAVITY) / np.linalg.norm(REFERENCE_GRAVITY)
 
@@ -97,3 +97,26 @@ def test_yaw_augmentation_keeps_the_vertical_component_and_norms() -> None:
     assert not np.allclose(y, x)
     z = augment_windows(x, rng, scale=0.0, max_tilt_deg=0.0, yaw_axis=None)
     np.testing.assert_array_equal(z, x)
+
+
+def test_bounded_yaw_turns_at_most_its_limit_and_uses_the_range() -> None:
+    rng = np.random.default_rng(5)
+    rot = random_rotations(2000, rng, yaw_axis=REF, max_yaw_deg=90.0)
+    # The angle of a rotation matrix from its trace; every turn keeps the axis fixed.
+    angles = np.degrees(np.arccos(np.clip((np.trace(rot, axis1=1, axis2=2) - 1) / 2, -1, 1)))
+    np.testing.assert_allclose(rot @ REF, np.broadcast_to(REF, (2000, 3)), atol=1e-9)
+    assert angles.max() <= 90.0 + 1e-6 and angles.max() > 85.0 and np.median(angles) < 55.0
+
+
+def test_upright_axis_finds_the_upright_cluster_not_the_mean_with_lying() -> None:
+    rng = np.random.default_rng(6)
+    up = np.array([0.2, 0.9, 0.38])
+    up /= np.linalg.norm(up)
+    lying = np.array([0.0, 0.0, -1.0])
+    means = np.concatenate([up + rng.normal(0, 0.05, (50, 3)), lying + rng.normal(0, 0.05, (12, 3))])
+    x = np.zeros((62, 128, 6), np.float32)
+    x[..., :3] = means[:, None, :] * 9.81  # units do not matter: only directions count
+    axis = upright_axis(x)
+    plain_mean = means.mean(0) / np.linalg.norm(means.mean(0))
+    assert np.degrees(np.arccos(axis @ up)) < 2.0
+    assert np.degrees(np.arccos(plain_mean @ up)) > 10.0  # the trimming is what finds it

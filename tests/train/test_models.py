@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from hartool.core.orientation import REFERENCE_GRAVITY
 from hartool_testing import TINY_TRAIN, hartool
 
 
@@ -36,4 +37,18 @@ def test_orientation_free_records_its_choice(tmp_path: Path) -> None:
     m = json.loads((out / "manifest.json").read_text())
     assert m["orientation"]["mode"] == "free" and m["orientation"]["still_s"] == 3.0
     assert m["training"]["variant"] == "hybrid" and m["training"]["aug_tilt_deg"] == 5.0
+    assert m["training"]["aug_yaw_deg"] == 180.0
+    np.testing.assert_allclose(m["training"]["aug_yaw_axis"], REFERENCE_GRAVITY)
     assert 0.0 <= m["metrics"]["test"]["accuracy"] <= 1.0
+
+
+def test_fixed_cnn_turns_about_its_own_upright_axis_by_default(tmp_path: Path) -> None:
+    out, off = tmp_path / "fixed", tmp_path / "off"
+    hartool("train", "--arch", "cnn", "--out", str(out), *TINY_TRAIN)
+    hartool("train", "--arch", "cnn", "--out", str(off), "--yaw-aug", "0", *TINY_TRAIN)
+    m, m_off = (json.loads((b / "manifest.json").read_text())["training"] for b in (out, off))
+    assert m["aug_yaw_deg"] == 180.0 and m["patience"] is None and m["epochs_run"] == 2
+    # HAPT's waist phone: upright gravity lies along +x, within a few degrees of the calibrated frame's vertical.
+    ref = np.asarray(REFERENCE_GRAVITY) / np.linalg.norm(REFERENCE_GRAVITY)
+    assert np.degrees(np.arccos(np.clip(np.dot(m["aug_yaw_axis"], ref), -1, 1))) < 5.0
+    assert m_off["aug_yaw_deg"] == 0.0 and m_off["aug_yaw_axis"] is None

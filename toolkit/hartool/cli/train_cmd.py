@@ -20,7 +20,7 @@ from .common import emit_json, pct, status, table
 @click.option("--dataset", default="hapt", show_default=True,
               help="hapt (embedded UCI HAPT), uci-har:PATH (UCI HAR Dataset folder) or csv:DIR (your recordings).")
 @click.option("--out", "out", type=click.Path(path_type=Path), required=True, help="Bundle directory to write.")
-@click.option("--epochs", type=int, default=None,
+@click.option("--epochs", type=click.IntRange(min=1), default=None,
               help="Epochs (default per arch: cnn 30, lstm 25, cnn-lstm 30, bilstm 15, features 30).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seeds the split, init and shuffling.")
 @click.option("--batch-size", type=int, default=64, show_default=True)
@@ -41,6 +41,11 @@ from .common import emit_json, pct, status, table
 @click.option("--orientation", type=click.Choice(["fixed", "free"]), default="fixed", show_default=True,
               help="fixed: the device is worn like the training data's. free: any way round; the wearer stands "
                    "still, upright, for 5 s after starting (the stream calibrates on it).")
+@click.option("--yaw-aug", "yaw_aug", type=click.FloatRange(0, 180), default=None, metavar="DEG",
+              help="Turn each training window about the upright axis by up to DEG either way, as when the device "
+                   "is clipped on turned (default: cnn and lstm 180, others 0; 0 = off).")
+@click.option("--patience", type=click.IntRange(min=1), default=None,
+              help="Stop after this many epochs without a better validation accuracy (default: run every epoch).")
 @click.option("--select", type=click.Choice(["last", "best-val"]), default="last", show_default=True,
               help="Keep the weights at the end of the LR schedule, or the best validation checkpoint.")
 @click.option("--class-weights", is_flag=True, help="Weight classes inversely to their frequency.")
@@ -50,8 +55,8 @@ from .common import emit_json, pct, status, table
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 def train(arch: str, dataset: str, out: Path, epochs: int | None, seed: int, batch_size: int, window: int,
           stride: int, train_stride: int | None, include_transitions: bool, labels: str | None,
-          test_subjects: str | None, val_subjects: str | None, cv: str | None, orientation: str, select: str,
-          class_weights: bool,
+          test_subjects: str | None, val_subjects: str | None, cv: str | None, orientation: str,
+          yaw_aug: float | None, patience: int | None, select: str, class_weights: bool,
           tensorboard: Path | None, max_windows: int | None, quiet: bool, as_json: bool) -> None:
     """Train a HAR classifier and write a bundle (manifest.json + model.keras + plots).
 
@@ -65,14 +70,13 @@ def train(arch: str, dataset: str, out: Path, epochs: int | None, seed: int, bat
     from ..train.fit import TrainOptions
     from ..train.fit import train as run_train
 
-    if epochs is not None and epochs < 1:
-        raise click.BadParameter("must be >= 1", param_hint="--epochs")
     opts = TrainOptions(arch=arch, dataset=dataset, out=out, epochs=epochs, seed=seed, batch_size=batch_size,
                         window=window, stride=stride, train_stride=train_stride,
                         include_transitions=include_transitions, select=select, class_weights=class_weights,
                         tensorboard=tensorboard, max_windows=max_windows, verbose=0 if quiet else 2,
                         labels=_names(labels, "--labels"), test_subjects=_names(test_subjects, "--test-subjects"),
-                        val_subjects=_names(val_subjects, "--val-subjects"), orientation=orientation)
+                        val_subjects=_names(val_subjects, "--val-subjects"), orientation=orientation,
+                        aug_yaw_deg=yaw_aug, patience=patience)
     status(f"training {arch} on {dataset} -> {out}")
     cv_result = None
     # Keras writes progress to stdout; keep stdout for data (the table or --json).

@@ -32,17 +32,40 @@ def axis_angle_matrices(axes: np.ndarray, angles: np.ndarray) -> np.ndarray:
 
 
 def random_rotations(n: int, rng: np.random.Generator, *, max_tilt_deg: float = 0.0,
-                     yaw_axis: np.ndarray | None = None) -> np.ndarray:
-    """``n`` random rotations: a uniform turn about ``yaw_axis`` (if given), then a tilt of at most
-    ``max_tilt_deg`` about a random axis (small placement differences between wearers)."""
+                     yaw_axis: np.ndarray | None = None, max_yaw_deg: float = 180.0) -> np.ndarray:
+    """``n`` random rotations: a turn of up to ``max_yaw_deg`` either way about ``yaw_axis`` (if given), then
+    a tilt of at most ``max_tilt_deg`` about a random axis (small placement differences between wearers)."""
     rot = np.broadcast_to(np.eye(3), (n, 3, 3)).copy()
     if yaw_axis is not None:
         axes = np.broadcast_to(np.asarray(yaw_axis, dtype=np.float64), (n, 3))
-        rot = axis_angle_matrices(axes, rng.uniform(-np.pi, np.pi, n))
+        limit = np.deg2rad(min(max_yaw_deg, 180.0))
+        rot = axis_angle_matrices(axes, rng.uniform(-limit, limit, n))
     if max_tilt_deg > 0:
         tilt = axis_angle_matrices(rng.normal(size=(n, 3)), np.deg2rad(rng.uniform(0, max_tilt_deg, n)))
         rot = tilt @ rot
     return rot
+
+
+def upright_axis(x_raw: np.ndarray, max_angle_deg: float = 30.0, rounds: int = 4) -> np.ndarray:
+    """Where gravity points, in the device frame, while the wearer is upright: a unit vector from raw windows.
+
+    The mean acceleration direction of all windows, refined on the windows within ``max_angle_deg`` of it: the
+    upright activities (standing, walking, sitting) outnumber lying down, which the trimming then leaves out.
+    Computed from the user's own training windows, so a board worn on a wrist or an ankle gets its own axis.
+    """
+    g = x_raw[..., ACC].mean(axis=1).astype(np.float64)
+    g = g[np.linalg.norm(g, axis=1) > 0]
+    if g.size == 0:
+        raise ValueError("no window has any acceleration: cannot tell where gravity points")
+    g /= np.linalg.norm(g, axis=1, keepdims=True)
+    axis = g.mean(axis=0)
+    for _ in range(rounds):
+        axis = axis / (np.linalg.norm(axis) or 1.0)
+        near = g[g @ axis >= np.cos(np.deg2rad(max_angle_deg))]
+        if len(near) == 0:
+            break
+        axis = near.mean(axis=0)
+    return axis / (np.linalg.norm(axis) or 1.0)
 
 
 def rotate_windows(x: np.ndarray, rot: np.ndarray) -> np.ndarray:
@@ -54,11 +77,12 @@ def rotate_windows(x: np.ndarray, rot: np.ndarray) -> np.ndarray:
 
 
 def augment_windows(x: np.ndarray, rng: np.random.Generator, *, scale: float, max_tilt_deg: float,
-                    yaw_axis: np.ndarray | None) -> np.ndarray:
+                    yaw_axis: np.ndarray | None, max_yaw_deg: float = 180.0) -> np.ndarray:
     """A randomly rotated and scaled copy of raw windows (n, T, 6)."""
     n = x.shape[0]
     if max_tilt_deg > 0 or yaw_axis is not None:
-        x = rotate_windows(x, random_rotations(n, rng, max_tilt_deg=max_tilt_deg, yaw_axis=yaw_axis))
+        x = rotate_windows(x, random_rotations(n, rng, max_tilt_deg=max_tilt_deg, yaw_axis=yaw_axis,
+                                               max_yaw_deg=max_yaw_deg))
     if scale > 0:
         # One gain per window and sensor: sensors differ in calibration, acc and gyro independently.
         gains = rng.normal(1.0, scale, size=(n, 1, 2)).astype(np.float32)
@@ -75,7 +99,7 @@ def one_hot(y: np.ndarray, n_classes: int, smoothing: float = 0.0) -> np.ndarray
 
 def augmented_batches(x_raw: np.ndarray, y: np.ndarray, spec: Mapping[str, Any], *, n_classes: int,
                       batch_size: int, seed: int, scale: float, max_tilt_deg: float,
-                      yaw_axis: np.ndarray | None, smoothing: float) -> Any:
+                      yaw_axis: np.ndarray | None, smoothing: float, max_yaw_deg: float = 180.0) -> Any:
     """A Keras ``PyDataset`` of shuffled, freshly augmented, preprocessed batches with smoothed targets."""
     import keras
 
@@ -96,7 +120,8 @@ def augmented_batches(x_raw: np.ndarray, y: np.ndarray, spec: Mapping[str, Any],
             pick = self.order[idx * batch_size:(idx + 1) * batch_size]
             if fixed is not None:
                 return fixed[pick], one_hot(y[pick], n_classes, smoothing)
-            xb = augment_windows(x_raw[pick], self.rng, scale=scale, max_tilt_deg=max_tilt_deg, yaw_axis=yaw_axis)
+            xb = augment_windows(x_raw[pick], self.rng, scale=scale, max_tilt_deg=max_tilt_deg, yaw_axis=yaw_axis,
+                                 max_yaw_deg=max_yaw_deg)
             return preprocess(xb, spec), one_hot(y[pick], n_classes, smoothing)
 
         def on_epoch_end(self) -> None:
