@@ -2,11 +2,14 @@
 
 ``search``: short trainings of candidate recipes, scored on VALIDATION subjects only (6 of the 21
 training subjects, ``--val-fraction 0.3``); the test subjects are never looked at here.
+``int8-val``: a searched bundle's Keras model against its quantized artifact on the same VALIDATION windows
+(accuracy of both, top-1 agreement), after `hartool quantize BUNDLE --formats tflite --modes fp32,int8`.
 ``final``: the default `hartool train --arch cnn` for seeds 0, 1, 2 through the CLI, then `hartool
 quantize`, the int8 size/accuracy, and LiteRT latency against ``baseline_cnn_int8.tflite`` (today's default
 CNN int8 artifact) in the same run.
 
     ../.venv/bin/python models.py search --out /tmp/search --configs hybrid,small --epochs 15
+    ../.venv/bin/python models.py int8-val /tmp/search/hybrid2-clip4
     ../.venv/bin/python models.py final --out /tmp/final --seeds 0,1,2
 """
 
@@ -41,6 +44,9 @@ CONFIGS: dict[str, dict] = {
     "hybrid-yaw45": {"variant": "hybrid", "patience": 1000, "aug_yaw_deg": 45.0},
     "hybrid-yaw90": {"variant": "hybrid", "patience": 1000, "aug_yaw_deg": 90.0},
     "hybrid-yaw180": {"variant": "hybrid", "patience": 1000, "aug_yaw_deg": 180.0},
+    "hybrid2-yaw180": {"variant": "hybrid2", "aug_yaw_deg": 180.0, "input_clip": 0.0},
+    "hybrid-clip4": {"variant": "hybrid", "aug_yaw_deg": 180.0, "input_clip": 4.0},
+    "hybrid2-clip4": {"variant": "hybrid2", "aug_yaw_deg": 180.0, "input_clip": 4.0},
     "lstm": {"arch": "lstm"},
     "lstm-tilt5": {"arch": "lstm", "aug_tilt_deg": 5.0},
 }
@@ -65,6 +71,38 @@ def search(args: argparse.Namespace) -> None:
         print(json.dumps(row), flush=True)
         with (out / "search.jsonl").open("a") as fh:
             fh.write(json.dumps(row) + "\n")
+
+
+def int8_val(args: argparse.Namespace) -> None:
+    import keras
+    from ai_edge_litert.interpreter import Interpreter
+
+    from hartool.core.preprocess import preprocess
+    from hartool.train.fit import TrainOptions, load_training_data
+
+    bundle = Path(args.bundle)
+    m = json.loads((bundle / "manifest.json").read_text())
+    t = m["training"]
+    # The bundle's own split: the same seed and validation share as its search run.
+    opts = TrainOptions(**{k: t[k] for k in ("arch", "seed", "val_fraction", "window", "stride", "orientation")},
+                        train_stride=t["train_stride"])
+    val = load_training_data(opts).val
+    x = preprocess(val.x, m["preprocessing"])
+    keras_pred = keras.models.load_model(bundle / "model.keras").predict(x, batch_size=512, verbose=0).argmax(1)
+    art = next(a for a in m["artifacts"] if a["name"] == args.artifact)
+    interp = Interpreter(model_path=str(bundle / art["file"]))
+    interp.allocate_tensors()
+    inp = interp.get_input_details()[0]
+    probs = next(o for o in interp.get_output_details() if o["shape"][-1] == len(m["labels"]))
+    q_pred = np.empty(len(x), dtype=np.int64)
+    for i, w in enumerate(x):
+        interp.set_tensor(inp["index"], w[None])
+        interp.invoke()
+        q_pred[i] = interp.get_tensor(probs["index"])[0].argmax()
+    row = {"bundle": str(bundle), "artifact": args.artifact, "val_keras": round(float((keras_pred == val.y).mean()), 4),
+           "val_quantized": round(float((q_pred == val.y).mean()), 4),
+           "agreement": round(float((keras_pred == q_pred).mean()), 4)}
+    print(json.dumps(row), flush=True)
 
 
 def _hartool(*args: str) -> str:
@@ -141,8 +179,11 @@ def main() -> None:
     f.add_argument("--seeds", default="0,1,2")
     f.add_argument("--retrain", action="store_true")
     f.add_argument("--train-args", nargs="*", default=[])
+    q = sub.add_parser("int8-val")
+    q.add_argument("bundle")
+    q.add_argument("--artifact", default="tflite-int8")
     args = ap.parse_args()
-    search(args) if args.cmd == "search" else final(args)
+    {"search": search, "final": final, "int8-val": int8_val}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -169,6 +169,7 @@ def main() -> int:
                     help="Bundle (repeat: the default must hold for every bundle given).")
     ap.add_argument("--artifact", default=None, help="Artifact (default: what `hartool stream` picks).")
     ap.add_argument("--check-subject", type=int, default=None)
+    ap.add_argument("--name", default="timeline.json", help="File name of the raw JSON in benchmarks/results/.")
     args = ap.parse_args()
     streams = [load_streams(p, args.artifact) for p in (args.bundle or [Path("/work/bundles/cnn")])]
     doc = stamp(sys.argv) | {"bundles": {}}
@@ -193,7 +194,7 @@ def main() -> int:
         st = streams[0]
         doc["stream_check"] = check(st["path"], st["bundle"], st["artifact"], default, args.check_subject,
                                     st["test"], st["stride_s"])
-    save("timeline.json", doc)
+    save(args.name, doc)
     print(render(doc))
     return 0
 

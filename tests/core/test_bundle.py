@@ -84,3 +84,19 @@ def test_preprocess_is_standardisation() -> None:
     assert preprocess(x[0], spec, out=out) is out
     with pytest.raises(BundleError, match="window has 3 channels, preprocessing expects 6"):
         preprocess(x[..., :3], spec)
+    assert "clip" not in spec  # bundles written before the clip existed read the same way
+
+
+def test_preprocess_clips_standardised_values_when_the_spec_says_so() -> None:
+    rng = np.random.default_rng(1)
+    x = rng.normal(0.0, 1.0, size=(40, 128, 6)).astype(np.float32)
+    x[0, 5, 3] = 50.0  # a gyro spike
+    spec = fit_preprocessing(x, clip=4.0)
+    assert spec["clip"] == 4.0
+    y, plain = preprocess(x, spec), preprocess(x, {k: v for k, v in spec.items() if k != "clip"})
+    assert y.max() == 4.0 and plain.max() > 40.0
+    inside = np.abs(plain) <= 4.0
+    np.testing.assert_array_equal(y[inside], plain[inside])
+    np.testing.assert_array_equal(y[~inside], np.sign(plain[~inside]) * 4.0)
+    out = np.empty((128, 6), np.float32)
+    np.testing.assert_array_equal(preprocess(x[0], spec, out=out), y[0])

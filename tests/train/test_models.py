@@ -12,7 +12,7 @@ from hartool.core.orientation import REFERENCE_GRAVITY
 from hartool_testing import TINY_TRAIN, hartool
 
 
-@pytest.mark.parametrize(("arch", "variant"), [("cnn", "hybrid"), ("cnn", "small"), ("cnn", "v1"), ("lstm", None)])
+@pytest.mark.parametrize(("arch", "variant"), [("cnn", "hybrid"), ("cnn", "hybrid2"), ("cnn", "small"), ("cnn", "v1"), ("lstm", None)])
 def test_fixed_batch_twin_keeps_weights_and_outputs(arch: str, variant: str | None) -> None:
     from hartool.train.models import build_model, fixed_batch_twin
 
@@ -36,7 +36,7 @@ def test_orientation_free_records_its_choice(tmp_path: Path) -> None:
     hartool("train", "--arch", "cnn", "--orientation", "free", "--out", str(out), *TINY_TRAIN)
     m = json.loads((out / "manifest.json").read_text())
     assert m["orientation"]["mode"] == "free" and m["orientation"]["still_s"] == 3.0
-    assert m["training"]["variant"] == "hybrid" and m["training"]["aug_tilt_deg"] == 5.0
+    assert m["training"]["variant"] == "hybrid2" and m["training"]["aug_tilt_deg"] == 5.0
     assert m["training"]["aug_yaw_deg"] == 180.0
     np.testing.assert_allclose(m["training"]["aug_yaw_axis"], REFERENCE_GRAVITY)
     assert 0.0 <= m["metrics"]["test"]["accuracy"] <= 1.0
@@ -52,3 +52,4 @@ def test_fixed_cnn_turns_about_its_own_upright_axis_by_default(tmp_path: Path) -
     ref = np.asarray(REFERENCE_GRAVITY) / np.linalg.norm(REFERENCE_GRAVITY)
     assert np.degrees(np.arccos(np.clip(np.dot(m["aug_yaw_axis"], ref), -1, 1))) < 5.0
     assert m_off["aug_yaw_deg"] == 0.0 and m_off["aug_yaw_axis"] is None
+    assert json.loads((out / "manifest.json").read_text())["preprocessing"]["clip"] == 4.0

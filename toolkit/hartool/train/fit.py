@@ -33,7 +33,7 @@ DEFAULT_TRAIN_STRIDE = {"cnn": 16, "lstm": 32, "cnn-lstm": 16, "bilstm": 32, "fe
 # People clip a phone to the belt, or strap a board, turned differently about the vertical; the postures differ
 # by a tilt whose direction in the device frame turns with it (+6.5 pp on validation, RESULTS.md).
 RECIPE_DEFAULTS = {
-    "cnn": {"label_smoothing": 0.1, "aug_scale": 0.1, "aug_yaw_deg": 180.0},
+    "cnn": {"label_smoothing": 0.1, "aug_scale": 0.1, "aug_yaw_deg": 180.0, "input_clip": 4.0},
     "lstm": {"label_smoothing": 0.1, "aug_scale": 0.1, "aug_yaw_deg": 180.0},
 }
 
@@ -85,6 +85,9 @@ class TrainOptions:
     # Turn about the upright axis of up to this many degrees either way (None: 180 for free, else the arch's
     # RECIPE_DEFAULTS; 0: none).
     aug_yaw_deg: float | None = None
+    # Standardised inputs are clipped to +-this many sd (None: the arch's RECIPE_DEFAULTS; 0: no clip); see
+    # core.preprocess.fit_preprocessing for why a full-int8 model needs it.
+    input_clip: float | None = None
     orientation: str = "fixed"
     # Caps per split, for tests and smoke runs only.
     max_windows: int | None = None
@@ -272,7 +275,8 @@ def _fit_spec(opts: TrainOptions, x: np.ndarray, rate_hz: float) -> dict[str, An
         from ..core.features import fit_feature_preprocessing
 
         return fit_feature_preprocessing(x, rate_hz)
-    return fit_preprocessing(x)
+    clip = opts.resolved_recipe("input_clip")
+    return fit_preprocessing(x, clip=clip if clip > 0 else None)
 
 
 def _resolved_variant(opts: TrainOptions) -> str | None:
