@@ -108,15 +108,28 @@ def test_bounded_yaw_turns_at_most_its_limit_and_uses_the_range() -> None:
     assert angles.max() <= 90.0 + 1e-6 and angles.max() > 85.0 and np.median(angles) < 55.0
 
 
+def _gravity_windows(means: np.ndarray) -> np.ndarray:
+    x = np.zeros((len(means), 128, 6), np.float32)
+    x[..., :3] = means[:, None, :] * 9.81  # units do not matter: only directions count
+    return x
+
+
 def test_upright_axis_finds_the_upright_cluster_not_the_mean_with_lying() -> None:
     rng = np.random.default_rng(6)
     up = np.array([0.2, 0.9, 0.38])
     up /= np.linalg.norm(up)
     lying = np.array([0.0, 0.0, -1.0])
     means = np.concatenate([up + rng.normal(0, 0.05, (50, 3)), lying + rng.normal(0, 0.05, (12, 3))])
-    x = np.zeros((62, 128, 6), np.float32)
-    x[..., :3] = means[:, None, :] * 9.81  # units do not matter: only directions count
-    axis = upright_axis(x)
+    axis, share = upright_axis(_gravity_windows(means))
     plain_mean = means.mean(0) / np.linalg.norm(means.mean(0))
-    assert np.degrees(np.arccos(axis @ up)) < 2.0
-    assert np.degrees(np.arccos(plain_mean @ up)) > 10.0  # the trimming is what finds it
+    assert np.degrees(np.arccos(axis @ up)) < 2.0 and share == pytest.approx(50 / 62)
+    assert np.degrees(np.arccos(plain_mean @ up)) > 10.0  # the densest direction is what finds it
+
+
+def test_upright_axis_of_half_walking_half_lying_is_a_posture_not_the_diagonal() -> None:
+    rng = np.random.default_rng(7)
+    walk, lying = np.array([1.0, 0.0, 0.0]), np.array([0.0, 0.0, 1.0])
+    means = np.concatenate([walk + rng.normal(0, 0.05, (30, 3)), lying + rng.normal(0, 0.05, (30, 3))])
+    axis, share = upright_axis(_gravity_windows(means))
+    # Either posture, never the diagonal between them; half the windows: too few for a fixed model to turn.
+    assert max(axis @ walk, axis @ lying) > np.cos(np.deg2rad(3.0)) and share == pytest.approx(0.5)

@@ -283,6 +283,8 @@ def test_own_data_bundle_enrolls_and_streams(tmp_path: Path) -> None:
     hartool("quantize", str(bundle), "--formats", "tflite", "--modes", "int8", "--calibration-windows", "16")
     manifest = json.loads((bundle / "manifest.json").read_text())
     assert manifest["embedding"]["reference"]["splits"]["val"] > 0  # validation subject found by name
+    # Half walking, half lying: no dominant upright posture to turn the training windows about.
+    assert manifest["training"]["aug_yaw_axis"] is None and manifest["training"]["aug_yaw_deg"] == 0.0
 
     brushing = _brushing(30.0, seed=2)
     out = json.loads(hartool("enroll", str(bundle), "--label", NEW, "--port",

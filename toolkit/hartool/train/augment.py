@@ -46,26 +46,31 @@ def random_rotations(n: int, rng: np.random.Generator, *, max_tilt_deg: float = 
     return rot
 
 
-def upright_axis(x_raw: np.ndarray, max_angle_deg: float = 30.0, rounds: int = 4) -> np.ndarray:
-    """Where gravity points, in the device frame, while the wearer is upright: a unit vector from raw windows.
+def upright_axis(x_raw: np.ndarray, max_angle_deg: float = 30.0, candidates: int = 256,
+                 rounds: int = 3) -> tuple[np.ndarray, float]:
+    """Where gravity points, in the device frame, while the wearer is upright, and the share of windows near it.
 
-    The mean acceleration direction of all windows, refined on the windows within ``max_angle_deg`` of it: the
-    upright activities (standing, walking, sitting) outnumber lying down, which the trimming then leaves out.
-    Computed from the user's own training windows, so a board worn on a wrist or an ankle gets its own axis.
+    The densest direction of the windows' mean acceleration: of up to ``candidates`` window directions, the
+    one with the most windows within ``max_angle_deg``, refined as the mean of those windows. A mean over all
+    windows would land between postures (half walking, half lying gives a diagonal, and a turn about a
+    diagonal maps one posture onto the other); a turn about a direction windows really cluster on keeps every
+    window's angle to that cluster. Computed from the user's own training windows, so a board worn on a wrist
+    or an ankle gets its own axis, and a small share says there is no dominant upright posture.
     """
     g = x_raw[..., ACC].mean(axis=1).astype(np.float64)
     g = g[np.linalg.norm(g, axis=1) > 0]
     if g.size == 0:
         raise ValueError("no window has any acceleration: cannot tell where gravity points")
     g /= np.linalg.norm(g, axis=1, keepdims=True)
-    axis = g.mean(axis=0)
+    cos_max = np.cos(np.deg2rad(max_angle_deg))
+    # Evenly spaced windows as candidates: deterministic, and every recording has a say.
+    picks = g[np.linspace(0, len(g) - 1, min(candidates, len(g))).astype(int)]
+    axis = picks[int(np.argmax(((picks @ g.T) >= cos_max).sum(axis=1)))]
     for _ in range(rounds):
-        axis = axis / (np.linalg.norm(axis) or 1.0)
-        near = g[g @ axis >= np.cos(np.deg2rad(max_angle_deg))]
-        if len(near) == 0:
-            break
+        near = g[g @ axis >= cos_max]
         axis = near.mean(axis=0)
-    return axis / (np.linalg.norm(axis) or 1.0)
+        axis /= np.linalg.norm(axis) or 1.0
+    return axis, float(np.mean(g @ axis >= cos_max))
 
 
 def rotate_windows(x: np.ndarray, rot: np.ndarray) -> np.ndarray:

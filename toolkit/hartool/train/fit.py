@@ -25,6 +25,9 @@ from .models import ARCHS
 DEFAULT_EPOCHS = {"cnn": 30, "lstm": 25, "cnn-lstm": 30, "bilstm": 15, "features": 30}
 # Weight averaging starts from the random initial weights: below this many steps it keeps too much of them.
 EMA_MIN_STEPS = 3000
+# Yaw augmentation of a fixed-orientation model needs a dominant upright posture to turn about (HAPT: 76 % of
+# the training windows lie within 30 degrees of it); below this share it is skipped.
+UPRIGHT_MIN_SHARE = 0.6
 # Hop between training windows: denser for the cheap convolutional models, sparser for recurrent ones
 # (an LSTM step per sample is what costs time on a CPU).
 DEFAULT_TRAIN_STRIDE = {"cnn": 16, "lstm": 32, "cnn-lstm": 16, "bilstm": 32, "features": 16}
@@ -239,7 +242,7 @@ def train(opts: TrainOptions) -> TrainResult:
             "train_stride": opts.resolved_train_stride(),
             "variant": _resolved_variant(opts),
             "aug_tilt_deg": opts.resolved_tilt_deg(),
-            "aug_yaw_deg": opts.resolved_yaw_deg(),
+            "aug_yaw_deg": opts.resolved_yaw_deg() if yaw_axis is not None else 0.0,
             "aug_yaw_axis": yaw_axis,
             "label_smoothing": opts.resolved_recipe("label_smoothing"),
             "aug_scale": opts.resolved_recipe("aug_scale"),
@@ -298,7 +301,8 @@ def _training_batches(opts: TrainOptions, train_w: Any, spec: dict[str, Any], n_
 
 def yaw_axis_of(opts: TrainOptions, x_raw: np.ndarray) -> list[float] | None:
     """The axis training windows turn about: the calibrated frame's vertical (free), the training windows'
-    own upright direction (fixed), or None when the recipe turns nothing (or the channels are not acc + gyro)."""
+    own upright direction (fixed), or None when the recipe turns nothing, the channels are not acc + gyro, or
+    (fixed) fewer than ``UPRIGHT_MIN_SHARE`` of the windows are upright: no posture to turn about."""
     if opts.resolved_yaw_deg() <= 0 or x_raw.shape[-1] != 6:
         return None
     if opts.orientation == "free":
@@ -307,7 +311,8 @@ def yaw_axis_of(opts: TrainOptions, x_raw: np.ndarray) -> list[float] | None:
         return [float(v) for v in REFERENCE_GRAVITY]
     from .augment import upright_axis
 
-    return [round(float(v), 6) for v in upright_axis(x_raw)]
+    axis, share = upright_axis(x_raw)
+    return [round(float(v), 6) for v in axis] if share >= UPRIGHT_MIN_SHARE else None
 
 
 def _compile(model: Any, opts: TrainOptions, steps: int) -> None:
