@@ -45,10 +45,16 @@ def reference(quantized_bundle: Path, walk_slice: tuple[np.ndarray, Path]) -> li
     return rows
 
 
+def _default_sigint() -> None:
+    # A suite started in the background by a shell without job control inherits SIGINT ignored, and Python
+    # then never turns Ctrl-C into KeyboardInterrupt: the stream would not end on the signal this test sends.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def run_stream(bundle: Path, args: list[str], send, expected: int) -> list[dict]:  # type: ignore[no-untyped-def]
     """Start `hartool stream ... --jsonl`, wait until it listens, run ``send()``, collect ``expected`` windows."""
     proc = subprocess.Popen([sys.executable, "-m", "hartool", "stream", str(bundle), "--jsonl", *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint)
     rows: list[dict] = []
     err: list[str] = []
     out_thread = threading.Thread(target=lambda: rows.extend(json.loads(x) for x in proc.stdout), daemon=True)
