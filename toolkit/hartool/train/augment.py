@@ -68,6 +68,8 @@ def upright_axis(x_raw: np.ndarray, max_angle_deg: float = 30.0, candidates: int
     axis = picks[int(np.argmax(((picks @ g.T) >= cos_max).sum(axis=1)))]
     for _ in range(rounds):
         near = g[g @ axis >= cos_max]
+        if len(near) == 0:  # a refined mean can only drift off a very sparse cluster; keep the last axis
+            break
         axis = near.mean(axis=0)
         axis /= np.linalg.norm(axis) or 1.0
     return axis, float(np.mean(g @ axis >= cos_max))

@@ -31,10 +31,11 @@ UPRIGHT_MIN_SHARE = 0.6
 # Hop between training windows: denser for the cheap convolutional models, sparser for recurrent ones
 # (an LSTM step per sample is what costs time on a CPU).
 DEFAULT_TRAIN_STRIDE = {"cnn": 16, "lstm": 32, "cnn-lstm": 16, "bilstm": 32, "features": 16}
-# Label smoothing and per-sensor gain jitter (sd) by arch; archs not listed train without them.
-# aug_yaw_deg: a random turn of each training window about the upright axis, up to this many degrees either way.
-# People clip a phone to the belt, or strap a board, turned differently about the vertical; the postures differ
-# by a tilt whose direction in the device frame turns with it (+6.5 pp on validation, RESULTS.md).
+# Label smoothing, per-sensor gain jitter (sd), yaw turns and the input clip by arch; archs not listed train
+# without them. aug_yaw_deg: a random turn of each training window about the upright axis, up to this many
+# degrees either way. People clip a phone to the belt, or strap a board, turned differently about the vertical;
+# the postures differ by a tilt whose direction in the device frame turns with it (+3.3 pp on validation, mean
+# of two splits; RESULTS.md "Models that survive the way a device is worn"). input_clip: see fit_preprocessing.
 RECIPE_DEFAULTS = {
     "cnn": {"label_smoothing": 0.1, "aug_scale": 0.1, "aug_yaw_deg": 180.0, "input_clip": 4.0},
     "lstm": {"label_smoothing": 0.1, "aug_scale": 0.1, "aug_yaw_deg": 180.0},
@@ -69,7 +70,7 @@ class TrainOptions:
     tensorboard: Path | None = None
     # Early stopping (epochs without a better validation accuracy); None runs every epoch. Off by default: judged
     # on 3 validation subjects it cut the cosine schedule at about half its length, so the "last" weights below
-    # were never annealed (RESULTS.md "Yaw augmentation").
+    # were never annealed (RESULTS.md "Models that survive the way a device is worn").
     patience: int | None = None
     # "last": weights at the end of the cosine schedule; "best-val": the best validation checkpoint.
     # With 3 validation subjects, validation accuracy tracks test accuracy poorly (see RESULTS.md), so the
