@@ -75,31 +75,26 @@ def search(args: argparse.Namespace) -> None:
 
 def int8_val(args: argparse.Namespace) -> None:
     import keras
-    from ai_edge_litert.interpreter import Interpreter
 
+    from hartool.core.bundle import Bundle
     from hartool.core.preprocess import preprocess
+    from hartool.runtime.artifacts import load_bundle_predictor
     from hartool.train.fit import TrainOptions, load_training_data
 
-    bundle = Path(args.bundle)
-    m = json.loads((bundle / "manifest.json").read_text())
+    bundle = Bundle.load(args.bundle)
+    m = bundle.manifest
     t = m["training"]
     # The bundle's own split: the same seed and validation share as its search run.
     opts = TrainOptions(**{k: t[k] for k in ("arch", "seed", "val_fraction", "window", "stride", "orientation")},
                         train_stride=t["train_stride"])
     val = load_training_data(opts).val
     x = preprocess(val.x, m["preprocessing"])
-    keras_pred = keras.models.load_model(bundle / "model.keras").predict(x, batch_size=512, verbose=0).argmax(1)
-    art = next(a for a in m["artifacts"] if a["name"] == args.artifact)
-    interp = Interpreter(model_path=str(bundle / art["file"]))
-    interp.allocate_tensors()
-    inp = interp.get_input_details()[0]
-    probs = next(o for o in interp.get_output_details() if o["shape"][-1] == len(m["labels"]))
-    q_pred = np.empty(len(x), dtype=np.int64)
-    for i, w in enumerate(x):
-        interp.set_tensor(inp["index"], w[None])
-        interp.invoke()
-        q_pred[i] = interp.get_tensor(probs["index"])[0].argmax()
-    row = {"bundle": str(bundle), "artifact": args.artifact, "val_keras": round(float((keras_pred == val.y).mean()), 4),
+    keras_pred = keras.models.load_model(Path(args.bundle) / "model.keras").predict(x, batch_size=512,
+                                                                                   verbose=0).argmax(1)
+    _, pred = load_bundle_predictor(bundle, args.artifact, backend="litert")
+    q_pred = pred.predict(x).argmax(1)
+    row = {"bundle": str(args.bundle), "artifact": args.artifact,
+           "val_keras": round(float((keras_pred == val.y).mean()), 4),
            "val_quantized": round(float((q_pred == val.y).mean()), 4),
            "agreement": round(float((keras_pred == q_pred).mean()), 4)}
     print(json.dumps(row), flush=True)

@@ -65,7 +65,8 @@ def upright_axis(x_raw: np.ndarray, max_angle_deg: float = 30.0, candidates: int
     cos_max = np.cos(np.deg2rad(max_angle_deg))
     # Evenly spaced windows as candidates: deterministic, and every recording has a say.
     picks = g[np.linspace(0, len(g) - 1, min(candidates, len(g))).astype(int)]
-    axis = picks[int(np.argmax(((picks @ g.T) >= cos_max).sum(axis=1)))]
+    # One candidate at a time: a (candidates x windows) matrix would grow with the user's hours of data.
+    axis = picks[int(np.argmax([np.count_nonzero(g @ p >= cos_max) for p in picks]))]
     for _ in range(rounds):
         near = g[g @ axis >= cos_max]
         if len(near) == 0:  # a refined mean can only drift off a very sparse cluster; keep the last axis
