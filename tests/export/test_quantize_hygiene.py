@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 
 from hartool.core.bundle import Bundle
+from hartool.export.quantize import _interleaved_latency_us
 from hartool.export.tflite_ops import operator_list, read_operator_codes
+from hartool.runtime.artifacts import rank_default
 from hartool_testing import hartool
 
 
@@ -33,6 +35,35 @@ def test_an_artifact_that_does_not_load_is_never_registered(bundle_copy: Path) -
     assert not list(bundle_copy.glob(".quantize-*"))
     for entry in bundle.artifacts:
         bundle.artifact_path(entry)  # every registered artifact still matches its sha256
+    # The artifacts left from the earlier run were re-timed in this run's rounds, so the default compares
+    # latencies taken together, and it is the rule's pick over them.
+    latency = bundle.manifest["quantize"]["latency"]
+    assert sorted(latency["timed_together"]) == sorted(after)
+    assert all(e["latency_us"] > 0 for e in bundle.artifacts)
+    assert bundle.manifest["default_artifact"]["name"] == rank_default(bundle.artifacts)[0]["name"]
+
+
+class _Recorder:
+    """Stands in for an interpreter to record the order quantize times artifacts in (no clock asserted)."""
+
+    def __init__(self, name: str, log: list[str]) -> None:
+        self.name, self.log = name, log
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        self.log.append(self.name)
+        return x
+
+
+def test_latencies_are_timed_in_alternating_interleaved_rounds() -> None:
+    log: list[str] = []
+    preds = {n: _Recorder(n, log) for n in ("a", "b", "c")}
+    out = _interleaved_latency_us(preds, np.zeros((4, 128, 6), np.float32), runs=40, rounds=4)
+    assert set(out) == {"a", "b", "c"} and all(v > 0 for v in out.values())
+    timed = log[30:]  # after 10 warm-up calls each
+    assert len(timed) == 3 * 40
+    blocks = [timed[i] for i in range(0, len(timed), 10)]  # 10 calls per artifact per round
+    assert blocks == ["a", "b", "c", "c", "b", "a", "a", "b", "c", "c", "b", "a"]
+    assert all(timed[i : i + 10] == [timed[i]] * 10 for i in range(0, len(timed), 10))
 
 
 def _legacy_operator_codes(path: Path) -> list[tuple[int, int, str | None]]:

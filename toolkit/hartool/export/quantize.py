@@ -176,16 +176,57 @@ def _quant_params(pred: Predictor) -> dict[str, Any]:
     return {"input": pred.input_dtype, "output": pred.output_dtype, "backend": pred.backend}
 
 
-def _latency_us(pred: Predictor, x: np.ndarray, runs: int) -> float:
+LATENCY_ROUNDS = 10
+
+
+def _interleaved_latency_us(preds: dict[str, Predictor], x: np.ndarray, runs: int,
+                            rounds: int = LATENCY_ROUNDS) -> dict[str, float]:
+    """Median latency per window of each predictor, timed in interleaved rounds.
+
+    The latencies pick the default artifact, so they must be comparable: timed one artifact after the other,
+    a slow spell of the machine (another process, a frequency change) lands on whichever ran then. The
+    demo's bundle once took tflite-dynamic over int8 that way (13.0 vs 16.3 us), which its own benchmark
+    then timed at 20.1 vs 12.0 us. In rounds, every artifact shares every spell; the order alternates so
+    none always runs right after another's cache traffic.
+    """
     one = x[:1]
-    for _ in range(10):
-        pred.predict(one)
-    times = np.empty(runs)
-    for i in range(runs):
-        t0 = time.perf_counter_ns()
-        pred.predict(one)
-        times[i] = time.perf_counter_ns() - t0
-    return float(np.median(times) / 1000.0)
+    for pred in preds.values():
+        for _ in range(10):
+            pred.predict(one)
+    per_round = max(1, runs // rounds)
+    samples = {name: np.empty(per_round * rounds) for name in preds}
+    names = list(preds)
+    for r in range(rounds):
+        for name in names if r % 2 == 0 else names[::-1]:
+            pred, out = preds[name], samples[name]
+            for i in range(r * per_round, (r + 1) * per_round):
+                t0 = time.perf_counter_ns()
+                pred.predict(one)
+                out[i] = time.perf_counter_ns() - t0
+    return {name: round(float(np.median(t)) / 1000.0, 2) for name, t in samples.items()}
+
+
+def _time_artifacts(bundle: Bundle, x: np.ndarray, runs: int, say: Callable[[str], None]) -> list[str]:
+    """Time every runnable artifact the bundle holds, this run's and earlier ones', in the same rounds.
+
+    Returns the names timed; an earlier run's latency, taken under other conditions, is never compared.
+    """
+    preds: dict[str, Predictor] = {}
+    for entry in bundle.artifacts:
+        if entry.get("format") not in FORMATS:
+            continue
+        try:
+            preds[entry["name"]] = load_predictor(bundle.artifact_path(entry), **contract(bundle.manifest))
+        except HartoolError as exc:  # e.g. an .onnx file without onnxruntime here
+            say(f"{entry['name']}: not timed ({exc})")
+    if not preds:
+        return []
+    say(f"timing {len(preds)} artifact(s) in {LATENCY_ROUNDS} interleaved rounds")
+    latency = _interleaved_latency_us(preds, x, runs)
+    for entry in bundle.artifacts:
+        if entry.get("format") in FORMATS:  # untimed now: no stale number from another run is left to compare
+            bundle.upsert_artifact({**entry, "latency_us": latency.get(entry["name"])})
+    return list(latency)
 
 
 def quantize_bundle(bundle_dir: str | os.PathLike[str], opts: QuantizeOptions,
@@ -267,11 +308,16 @@ def quantize_bundle(bundle_dir: str | os.PathLike[str], opts: QuantizeOptions,
         from .embedding import record_embedding  # enrollment: embedding outputs + reference windows
 
         record_embedding(bundle, [a["name"] for a in bundle.artifacts], say, seed=opts.seed)
+        timed = _time_artifacts(bundle, evalset.x_test, opts.latency_runs, say)
+        for res in results:
+            if res.status == "ok":
+                res.latency_us = bundle.artifact(res.name).get("latency_us")
         # Why `stream` and `benchmark` run what they run by default (hartool.runtime.artifacts).
         bundle.manifest["default_artifact"] = default_artifact_record(bundle.artifacts)
         bundle.manifest["quantize"] = {
             "calibration_windows": int(evalset.x_calib.shape[0]), "seed": opts.seed,
             "failures": [{"name": r.name, "error": r.error} for r in results if r.status != "ok"],
+            "latency": {"runs": opts.latency_runs, "rounds": LATENCY_ROUNDS, "timed_together": timed},
         }
         bundle.save()
     finally:
@@ -318,7 +364,6 @@ def _evaluate(res: ArtifactResult, path: Path, evalset: Any, manifest: dict[str,
     res.delta_pp = round(100.0 * (res.accuracy - keras_acc), 3)
     if keras_pred is not None and len(keras_pred) == len(y):
         res.agreement = float((keras_pred == y).mean())
-    res.latency_us = round(_latency_us(pred, evalset.x_test, opts.latency_runs), 2)
 
 
 def raise_if_all_failed(results: list[ArtifactResult]) -> None:

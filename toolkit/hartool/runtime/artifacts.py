@@ -1,7 +1,7 @@
 """Which artifact of a bundle runs by default: the fastest one within 0.3 pp of the best accuracy.
 
 `quantize` records each artifact's accuracy (through LiteRT / onnxruntime, on the bundle's test windows) and a
-quick median latency per window in the manifest, then stores the choice and its reason as
+median latency per window, every artifact of the bundle timed in the same interleaved rounds, in the manifest, then stores the choice and its reason as
 ``manifest["default_artifact"] = {"name", "reason"}``. `stream` and `benchmark` take that choice when it
 still names a runnable artifact, else apply the same rule to what the manifest holds now, else fall back to
 a fixed preference order (small integer TFLite first).
