@@ -40,7 +40,7 @@ class QuantizeOptions:
     seed: int = 0
     timeout_s: float = 900.0
     opset: int = 17
-    latency_runs: int = 200
+    latency_runs: int = 1000
     # Integer TFLite models (int8, int16x8) keep float32 input/output by default: the converter puts
     # QUANTIZE/DEQUANTIZE ops at the edges, which LiteRT runs in C++ (~1 us) instead of numpy in Python
     # (~9 us a window on a 2-core x86). True gives int8/int16 tensors at the edges, what tflite-micro wants.
@@ -176,7 +176,7 @@ def _quant_params(pred: Predictor) -> dict[str, Any]:
     return {"input": pred.input_dtype, "output": pred.output_dtype, "backend": pred.backend}
 
 
-LATENCY_ROUNDS = 10
+LATENCY_ROUNDS = 20
 
 
 def _interleaved_latency_us(preds: dict[str, Predictor], x: np.ndarray, runs: int,
