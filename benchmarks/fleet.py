@@ -33,7 +33,7 @@ from _common import REPO, RESULTS, md_table, save, stamp
 
 sys.path.insert(0, str(REPO / "tests"))
 from hartool.core.bundle import Bundle  # noqa: E402
-from hartool.wire.mqtt import connect, disconnect, parse_mqtt_url  # noqa: E402
+from hartool.wire.mqtt import SubscribeAck, connect, disconnect, parse_mqtt_url  # noqa: E402
 from services import free_port, mqtt_handshake  # noqa: E402
 from webdriver import Browser, browser_available  # noqa: E402
 
@@ -92,6 +92,8 @@ class Subscriber:
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False)
         self.client.reconnect_delay_set(1, 2)
         self.client.on_connect = lambda c, *_: c.subscribe(self.url.topic("+", "window"), qos=1)
+        self.suback = SubscribeAck()
+        self.client.on_subscribe = self.suback.on_subscribe
         self.client.on_message = self._on_message
 
     def _on_message(self, client: Any, userdata: Any, msg: Any) -> None:
@@ -104,6 +106,7 @@ class Subscriber:
 
     def start(self) -> Subscriber:
         connect(self.client, self.url)
+        self.suback.wait(self.client, self.url, 30.0)  # no device may publish before the broker has us
         return self
 
     def counts(self) -> dict[str, int]:

@@ -52,6 +52,9 @@ def _by_name(snap: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def test_monitor_tracks_devices_and_counts_malformed_messages(mqtt_broker) -> None:  # type: ignore[no-untyped-def]
     url = mqtt_broker.url("m-lib")
     with FleetMonitor(parse_mqtt_url(url)) as mon:
+        # start() returned after the broker's SUBACK: a window published from here on cannot be missed (before,
+        # it returned at CONNACK, and under load the first windows went out before the subscription existed).
+        assert mon._suback.event.is_set() and mon._suback.error is None
         pubs = _publishers(url, {"a": ["SIT", "WALK", "WALK"], "b": ["LAY"] * 5, "c": ["STAND", "SIT"]}, dropped=7)
         _raw_publish(url, MALFORMED)
         wait_until(lambda: mon.snapshot()["malformed"] == len(MALFORMED), what="malformed count")

@@ -229,100 +229,128 @@ def _time_artifacts(bundle: Bundle, x: np.ndarray, runs: int, say: Callable[[str
     return list(latency)
 
 
-def quantize_bundle(bundle_dir: str | os.PathLike[str], opts: QuantizeOptions,
-                    progress: Callable[[str], None] | None = None) -> list[ArtifactResult]:
-    """Convert, write, evaluate and register every requested artifact; failures become rows, not exceptions."""
-    say = progress or (lambda _msg: None)
-    bundle = Bundle.load(bundle_dir)
-    keras_path = bundle.keras_path()
+@dataclass
+class _Run:
+    """What one `quantize_bundle` call shares between its steps."""
+
+    bundle: Bundle
+    opts: QuantizeOptions
+    evalset: Any
+    job: dict[str, Any]  # the converter job's common fields
+    workdir: Path
+    say: Callable[[str], None]
+    keras_pred: np.ndarray | None
+    results: list[ArtifactResult] = field(default_factory=list)
+    fp32_bytes: dict[str, int] = field(default_factory=dict)
+
+
+def _check_options(opts: QuantizeOptions) -> None:
     for fmt in opts.formats:
         if fmt not in FORMATS:
             raise HartoolError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
     for mode in opts.modes:
         if mode not in TFLITE_MODES:
             raise HartoolError(f"unknown mode {mode!r}; choose from {', '.join(TFLITE_MODES)}")
+
+
+def _job_base(bundle: Bundle, opts: QuantizeOptions, calib: Path) -> dict[str, Any]:
     m = bundle.manifest
-    arch = m.get("arch", "cnn")
+    return {"keras": str(bundle.keras_path()), "arch": m.get("arch", "cnn"), "window": m["window"],
+            "channels": len(m["channels"]), "opset": opts.opset, "integer_io": opts.integer_io,
+            "calib": str(calib), "source": str(bundle.path / "model_fp32.onnx"),
+            "metadata": {"hartool.labels": m["labels"], "hartool.window": m["window"], "hartool.stride": m["stride"],
+                         "hartool.sample_rate_hz": m["sample_rate_hz"], "hartool.channels": m["channels"]}}
+
+
+def quantize_bundle(bundle_dir: str | os.PathLike[str], opts: QuantizeOptions,
+                    progress: Callable[[str], None] | None = None) -> list[ArtifactResult]:
+    """Convert, write, evaluate and register every requested artifact; failures become rows, not exceptions."""
+    say = progress or (lambda _msg: None)
+    bundle = Bundle.load(bundle_dir)
+    bundle.keras_path()  # a bundle without its trained model fails here, before any work
+    _check_options(opts)
     from ..data.evalset import bundle_eval_set
 
     say("preparing test and calibration windows")
-    evalset = bundle_eval_set(m, opts.calibration_windows, opts.seed)
+    evalset = bundle_eval_set(bundle.manifest, opts.calibration_windows, opts.seed)
     keras_probs_path = bundle.path / "keras_test_probs.npy"
     keras_pred = np.load(keras_probs_path).argmax(1) if keras_probs_path.is_file() else None
-    keras_acc = m["metrics"]["test"]["accuracy"]
-    channels = len(m["channels"])
-    base = {"keras": str(keras_path), "arch": arch, "window": m["window"], "channels": channels,
-            "opset": opts.opset, "integer_io": opts.integer_io,
-            "metadata": {"hartool.labels": m["labels"], "hartool.window": m["window"], "hartool.stride": m["stride"],
-                         "hartool.sample_rate_hz": m["sample_rate_hz"], "hartool.channels": m["channels"]}}
-    results: list[ArtifactResult] = []
-    fp32_bytes: dict[str, int] = {}
     workdir = Path(tempfile.mkdtemp(prefix=".quantize-", dir=bundle.path))
     try:
         calib = workdir / "calib.npy"
         np.save(calib, evalset.x_calib)
-        base["calib"] = str(calib)
-        for fmt, mode, unroll in _plan(opts, arch):
-            if fmt == "onnx" and mode != "fp32" and "onnx-fp32" not in fp32_bytes:
-                results.append(ArtifactResult(f"onnx-{mode}", fmt, mode, "failed", error="needs onnx-fp32, which failed"))
-                continue
-            if unroll and not any(r.name == f"tflite-{mode}" and r.status == "failed" for r in results):
-                continue  # the fused conversion worked; no need for the unrolled fallback
-            name = f"{fmt}-{mode}{'-unrolled' if unroll else ''}"
-            fname = f"model_{mode}{'_unrolled' if unroll else ''}.{fmt}"
-            say(f"converting {name}")
-            tmp_out = workdir / fname
-            job = {**base, "format": fmt, "mode": mode, "unroll": unroll, "out": str(tmp_out),
-                   "source": str(bundle.path / "model_fp32.onnx")}
-            t0 = time.perf_counter()
-            out, err = _run_job(job, workdir, opts.timeout_s)
-            convert_s = time.perf_counter() - t0
-            if err:
-                hint = "; use int16x8 or dynamic" if mode == "int8" and arch in RECURRENT_ARCHS and not unroll else ""
-                results.append(ArtifactResult(name, fmt, mode, "failed", error=f"{mode}: {err}{hint}",
-                                              convert_s=round(convert_s, 1)))
-                say(f"{name}: {err}")
-                continue
-            res = ArtifactResult(name, fmt, mode, "ok", convert_s=round(convert_s, 1), ops=out.get("ops"))
-            # Evaluated before it enters the bundle: an artifact that does not load is never registered.
-            _evaluate(res, tmp_out, evalset, m, keras_pred, keras_acc, opts, say)
-            results.append(res)
-            if res.status != "ok":
-                _forget(bundle, name, bundle.path / fname)
-                say(f"{name}: {res.error}")
-                continue
-            if fmt == "tflite" and opts.tflite_runtime_python:
-                res.tflite_runtime = _tflite_runtime_check(opts.tflite_runtime_python, tmp_out, evalset.x_test[0])
-            final = bundle.path / fname
-            os.replace(tmp_out, final)  # atomic: the artifact appears whole or not at all
-            for key, value in file_entry(final, bundle.path).items():
-                setattr(res, key, value)
-            if mode == "fp32":
-                fp32_bytes[f"{fmt}-fp32"] = res.bytes or 0
-            bundle.upsert_artifact(res.manifest_entry())
-            bundle.save()
-        for res in results:
-            ref = fp32_bytes.get(f"{res.format}-fp32")
-            if res.bytes and ref:
-                res.size_vs_fp32 = res.bytes / ref
-        from .embedding import record_embedding  # enrollment: embedding outputs + reference windows
-
-        record_embedding(bundle, [a["name"] for a in bundle.artifacts], say, seed=opts.seed)
-        timed = _time_artifacts(bundle, evalset.x_test, opts.latency_runs, say)
-        for res in results:
-            if res.status == "ok":
-                res.latency_us = bundle.artifact(res.name).get("latency_us")
-        # Why `stream` and `benchmark` run what they run by default (hartool.runtime.artifacts).
-        bundle.manifest["default_artifact"] = default_artifact_record(bundle.artifacts)
-        bundle.manifest["quantize"] = {
-            "calibration_windows": int(evalset.x_calib.shape[0]), "seed": opts.seed,
-            "failures": [{"name": r.name, "error": r.error} for r in results if r.status != "ok"],
-            "latency": {"runs": opts.latency_runs, "rounds": LATENCY_ROUNDS, "timed_together": timed},
-        }
-        bundle.save()
+        run = _Run(bundle, opts, evalset, _job_base(bundle, opts, calib), workdir, say, keras_pred)
+        for fmt, mode, unroll in _plan(opts, run.job["arch"]):
+            _produce(run, fmt, mode, unroll)
+        _finish(run)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    return results
+    return run.results
+
+
+def _produce(run: _Run, fmt: str, mode: str, unroll: bool) -> None:
+    """Convert, evaluate and register one artifact, appending its row to ``run.results``."""
+    results, arch = run.results, run.job["arch"]
+    if fmt == "onnx" and mode != "fp32" and "onnx-fp32" not in run.fp32_bytes:
+        results.append(ArtifactResult(f"onnx-{mode}", fmt, mode, "failed", error="needs onnx-fp32, which failed"))
+        return
+    if unroll and not any(r.name == f"tflite-{mode}" and r.status == "failed" for r in results):
+        return  # the fused conversion worked; no need for the unrolled fallback
+    name = f"{fmt}-{mode}{'-unrolled' if unroll else ''}"
+    fname = f"model_{mode}{'_unrolled' if unroll else ''}.{fmt}"
+    run.say(f"converting {name}")
+    tmp_out = run.workdir / fname
+    t0 = time.perf_counter()
+    out, err = _run_job({**run.job, "format": fmt, "mode": mode, "unroll": unroll, "out": str(tmp_out)},
+                        run.workdir, run.opts.timeout_s)
+    convert_s = round(time.perf_counter() - t0, 1)
+    if err:
+        hint = "; use int16x8 or dynamic" if mode == "int8" and arch in RECURRENT_ARCHS and not unroll else ""
+        results.append(ArtifactResult(name, fmt, mode, "failed", error=f"{mode}: {err}{hint}", convert_s=convert_s))
+        run.say(f"{name}: {err}")
+        return
+    res = ArtifactResult(name, fmt, mode, "ok", convert_s=convert_s, ops=out.get("ops"))
+    # Evaluated before it enters the bundle: an artifact that does not load is never registered.
+    _evaluate(res, tmp_out, run.evalset, run.bundle.manifest, run.keras_pred, run.say)
+    results.append(res)
+    if res.status != "ok":
+        _forget(run.bundle, name, run.bundle.path / fname)
+        run.say(f"{name}: {res.error}")
+        return
+    if fmt == "tflite" and run.opts.tflite_runtime_python:
+        res.tflite_runtime = _tflite_runtime_check(run.opts.tflite_runtime_python, tmp_out, run.evalset.x_test[0])
+    final = run.bundle.path / fname
+    os.replace(tmp_out, final)  # atomic: the artifact appears whole or not at all
+    for key, value in file_entry(final, run.bundle.path).items():
+        setattr(res, key, value)
+    if mode == "fp32":
+        run.fp32_bytes[f"{fmt}-fp32"] = res.bytes or 0
+    run.bundle.upsert_artifact(res.manifest_entry())
+    run.bundle.save()
+
+
+def _finish(run: _Run) -> None:
+    """Sizes against fp32, enrollment data, latencies taken together, the default artifact and its reason."""
+    bundle, results = run.bundle, run.results
+    for res in results:
+        ref = run.fp32_bytes.get(f"{res.format}-fp32")
+        if res.bytes and ref:
+            res.size_vs_fp32 = res.bytes / ref
+    from .embedding import record_embedding  # enrollment: embedding outputs + reference windows
+
+    record_embedding(bundle, [a["name"] for a in bundle.artifacts], run.say, seed=run.opts.seed)
+    timed = _time_artifacts(bundle, run.evalset.x_test, run.opts.latency_runs, run.say)
+    for res in results:
+        if res.status == "ok":
+            res.latency_us = bundle.artifact(res.name).get("latency_us")
+    # Why `stream` and `benchmark` run what they run by default (hartool.runtime.artifacts).
+    bundle.manifest["default_artifact"] = default_artifact_record(bundle.artifacts)
+    bundle.manifest["quantize"] = {
+        "calibration_windows": int(run.evalset.x_calib.shape[0]), "seed": run.opts.seed,
+        "failures": [{"name": r.name, "error": r.error} for r in results if r.status != "ok"],
+        "latency": {"runs": run.opts.latency_runs, "rounds": LATENCY_ROUNDS, "timed_together": timed},
+    }
+    bundle.save()
 
 
 def _forget(bundle: Bundle, name: str, path: Path) -> None:
@@ -349,7 +377,7 @@ def _plan(opts: QuantizeOptions, arch: str) -> list[tuple[str, str, bool]]:
 
 
 def _evaluate(res: ArtifactResult, path: Path, evalset: Any, manifest: dict[str, Any], keras_pred: Any,
-              keras_acc: float, opts: QuantizeOptions, say: Callable[[str], None]) -> None:
+              say: Callable[[str], None]) -> None:
     """Accuracy and agreement through the runtime interpreter (LiteRT / ORT), never Keras."""
     try:
         pred = load_predictor(path, **contract(manifest))
@@ -361,7 +389,7 @@ def _evaluate(res: ArtifactResult, path: Path, evalset: Any, manifest: dict[str,
     say(f"evaluating {res.name} on {len(evalset.y_test)} test windows ({pred.backend})")
     y = pred.predict(evalset.x_test).argmax(1)
     res.accuracy = float((y == evalset.y_test).mean())
-    res.delta_pp = round(100.0 * (res.accuracy - keras_acc), 3)
+    res.delta_pp = round(100.0 * (res.accuracy - manifest["metrics"]["test"]["accuracy"]), 3)
     if keras_pred is not None and len(keras_pred) == len(y):
         res.agreement = float((keras_pred == y).mean())
 

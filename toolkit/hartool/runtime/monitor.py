@@ -16,7 +16,7 @@ from collections import deque
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ..wire.mqtt import MqttUrl, connect, disconnect, make_client
+from ..wire.mqtt import MqttUrl, SubscribeAck, connect, disconnect, make_client
 
 __all__ = ["DeviceRow", "FleetMonitor", "MonitorPage"]
 
@@ -70,12 +70,18 @@ class FleetMonitor:
         self._timeout = connect_timeout_s
         self._client = make_client(url, client_id=client_id, password=password, ca_file=ca_file,
                                    connect_timeout_s=connect_timeout_s)
+        self._suback = SubscribeAck()
         self._client.on_connect = self._on_connect
+        self._client.on_subscribe = self._suback.on_subscribe
         self._client.on_message = self._on_message
 
     def start(self) -> FleetMonitor:
-        """Connect and subscribe; :class:`WireError` (one line) when the broker is unreachable."""
+        """Connect and subscribe; :class:`WireError` (one line) when the broker is unreachable or refuses.
+
+        Returns once the broker confirmed the subscription, so no message published after it is missed.
+        """
         connect(self._client, self.url, timeout_s=self._timeout)
+        self._suback.wait(self._client, self.url, self._timeout)
         return self
 
     def close(self) -> None:

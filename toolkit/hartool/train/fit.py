@@ -155,14 +155,40 @@ def _oriented(ds: Any, opts: TrainOptions) -> Any:
     return calibrated_dataset(ds, opts.window, opts.stride)
 
 
-def train(opts: TrainOptions) -> TrainResult:
-    """Train ``opts.arch`` on ``opts.dataset`` and write a complete bundle to ``opts.out``."""
+def _check_train_options(opts: TrainOptions) -> None:
     if opts.arch not in ARCHS:
         raise HartoolError(f"unknown arch {opts.arch!r}; choose one of {', '.join(ARCHS)}")
     if opts.select not in ("last", "best-val"):
         raise HartoolError(f"unknown --select {opts.select!r}; choose last or best-val")
     if opts.orientation not in ("fixed", "free"):
         raise HartoolError(f"unknown --orientation {opts.orientation!r}; choose fixed or free")
+
+
+def _callbacks(opts: TrainOptions, out: Path, ckpt: Path) -> list[Any]:
+    import keras
+
+    callbacks: list[Any] = [
+        keras.callbacks.ModelCheckpoint(str(ckpt), monitor="val_accuracy", save_best_only=True,
+                                        save_weights_only=True),
+        keras.callbacks.CSVLogger(str(out / "history.csv")),
+    ]
+    if opts.patience is not None:
+        callbacks.append(keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=opts.patience))
+    if opts.tensorboard:
+        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(opts.tensorboard)))
+    return callbacks
+
+
+def _class_weight(opts: TrainOptions, y: np.ndarray, n_classes: int) -> dict[int, float] | None:
+    if not opts.class_weights:
+        return None
+    counts = np.bincount(y, minlength=n_classes).astype(np.float64)
+    return {i: float(len(y) / (n_classes * c)) for i, c in enumerate(counts) if c > 0}
+
+
+def train(opts: TrainOptions) -> TrainResult:
+    """Train ``opts.arch`` on ``opts.dataset`` and write a complete bundle to ``opts.out``."""
+    _check_train_options(opts)
     data = load_training_data(opts)
     ds, evaluation = data.dataset, data.split.train
     train_w, val_w, test_w = data.train, data.val, data.test
@@ -188,42 +214,56 @@ def train(opts: TrainOptions) -> TrainResult:
     out = Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)
     ckpt = out / "best_val.weights.h5"
-    callbacks: list[Any] = [
-        keras.callbacks.ModelCheckpoint(str(ckpt), monitor="val_accuracy", save_best_only=True,
-                                        save_weights_only=True),
-        keras.callbacks.CSVLogger(str(out / "history.csv")),
-    ]
-    if opts.patience is not None:
-        callbacks.append(keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=opts.patience))
-    if opts.tensorboard:
-        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(opts.tensorboard)))
-    class_weight = None
-    if opts.class_weights:
-        counts = np.bincount(train_w.y, minlength=n_classes).astype(np.float64)
-        class_weight = {i: float(len(train_w.y) / (n_classes * c)) for i, c in enumerate(counts) if c > 0}
-
     started = time.perf_counter()
     history = model.fit(
-        batches, validation_data=(x_val, one_hot(val_w.y, n_classes)), epochs=epochs, callbacks=callbacks,
-        class_weight=class_weight, verbose=opts.verbose,
+        batches, validation_data=(x_val, one_hot(val_w.y, n_classes)), epochs=epochs,
+        callbacks=_callbacks(opts, out, ckpt), class_weight=_class_weight(opts, train_w.y, n_classes),
+        verbose=opts.verbose,
     )
     train_time = time.perf_counter() - started
     if opts.select == "best-val" and ckpt.exists():
         model.load_weights(str(ckpt))
 
-    probs = {name: model.predict(x, batch_size=256, verbose=0) for name, x in (("val", x_val), ("test", x_test))}
-    metrics = {
-        "val": classification_report(val_w.y, probs["val"].argmax(1), evaluation.labels),
-        "test": classification_report(test_w.y, probs["test"].argmax(1), evaluation.labels),
+    metrics = _score_and_save(model, out, {"val": (x_val, val_w.y), "test": (x_test, test_w.y)}, evaluation.labels)
+    training = {
+        "epochs": epochs, "yaw_axis": yaw_axis, "epochs_run": len(history.history.get("loss", [])),
+        "train_time_s": round(train_time, 2), "n_params": int(model.count_params()),
+        "best_val_accuracy": float(max(history.history.get("val_accuracy", [0.0]))),
     }
+    Bundle(out, _manifest(opts, data, spec, x_val.shape, training, metrics)).save()
+    try:
+        from .plots import save_confusion_png
+
+        save_confusion_png(metrics["test"]["confusion"], evaluation.labels, out / "confusion.png",
+                           title=f"{opts.arch} on {ds.name} test subjects")
+    except ImportError:  # matplotlib is in the train extra, but a plot is never worth failing a run
+        pass
+    return TrainResult(
+        bundle=out / MANIFEST, arch=opts.arch, metrics=metrics, train_time_s=train_time,
+        epochs_run=training["epochs_run"], n_params=training["n_params"],
+        windows={"train": len(train_w.y), "val": len(val_w.y), "test": len(test_w.y)},
+    )
+
+
+def _score_and_save(model: Any, out: Path, splits: dict[str, tuple[np.ndarray, np.ndarray]],
+                    labels: list[str]) -> dict[str, Any]:
+    """Classification reports per split; writes the model and the Keras test probabilities."""
+    probs = {name: model.predict(x, batch_size=256, verbose=0) for name, (x, _) in splits.items()}
+    metrics = {name: classification_report(y, probs[name].argmax(1), labels) for name, (_, y) in splits.items()}
     # Keras float predictions are kept so quantize can report top-1 agreement without reloading Keras.
     np.save(out / "keras_test_probs.npy", probs["test"].astype(np.float32))
-
     tmp_model = out / ".model.tmp.keras"
     model.save(str(tmp_model))
     os.replace(tmp_model, out / "model.keras")
-    epochs_run = len(history.history.get("loss", []))
-    manifest = {
+    return metrics
+
+
+def _manifest(opts: TrainOptions, data: Any, spec: dict[str, Any], x_shape: tuple[int, ...],
+              run: dict[str, Any], metrics: dict[str, Any]) -> dict[str, Any]:
+    """The bundle's manifest after training; ``run`` holds what the fit itself decided and measured."""
+    ds, evaluation, out = data.dataset, data.split.train, Path(opts.out)
+    yaw_axis = run["yaw_axis"]
+    return {
         "format_version": FORMAT_VERSION,
         "hartool_version": __version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -234,12 +274,12 @@ def train(opts: TrainOptions) -> TrainResult:
         "sample_rate_hz": float(ds.sample_rate_hz),
         "window": opts.window,
         "stride": opts.stride,
-        "input": {"shape": [1, *(int(v) for v in x_val.shape[1:])], "dtype": "float32"},
+        "input": {"shape": [1, *(int(v) for v in x_shape[1:])], "dtype": "float32"},
         "preprocessing": spec,
         "orientation": orientation_section(opts.orientation),
         "training": {
             **{k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(opts).items()},
-            "epochs": epochs,
+            "epochs": run["epochs"],
             "train_stride": opts.resolved_train_stride(),
             "variant": _resolved_variant(opts),
             "aug_tilt_deg": opts.resolved_tilt_deg(),
@@ -247,30 +287,13 @@ def train(opts: TrainOptions) -> TrainResult:
             "aug_yaw_axis": yaw_axis,
             "label_smoothing": opts.resolved_recipe("label_smoothing"),
             "aug_scale": opts.resolved_recipe("aug_scale"),
-            "epochs_run": epochs_run,
-            "train_time_s": round(train_time, 2),
-            "n_params": int(model.count_params()),
-            "best_val_accuracy": float(max(history.history.get("val_accuracy", [0.0]))),
+            **{k: run[k] for k in ("epochs_run", "train_time_s", "n_params", "best_val_accuracy")},
         },
         "dataset": data.manifest_section(opts.max_windows),
         "metrics": metrics,
         "model": {"format": "keras", **file_entry(out / "model.keras", out)},
         "artifacts": [],
     }
-    bundle = Bundle(out, manifest)
-    bundle.save()
-    try:
-        from .plots import save_confusion_png
-
-        save_confusion_png(metrics["test"]["confusion"], evaluation.labels, out / "confusion.png",
-                           title=f"{opts.arch} on {ds.name} test subjects")
-    except ImportError:  # matplotlib is in the train extra, but a plot is never worth failing a run
-        pass
-    return TrainResult(
-        bundle=out / MANIFEST, arch=opts.arch, metrics=metrics, train_time_s=train_time, epochs_run=epochs_run,
-        n_params=int(model.count_params()),
-        windows={"train": len(train_w.y), "val": len(val_w.y), "test": len(test_w.y)},
-    )
 
 
 def _fit_spec(opts: TrainOptions, x: np.ndarray, rate_hz: float) -> dict[str, Any]:

@@ -577,29 +577,19 @@ class _MqttSubscription:
         self.buffer = ByteBuffer(max_buffer)
         self.counts = {"messages": 0, "overflow": 0, "connections": 0, "broker_disconnects": 0}
         self.connected = threading.Event()
-        self.subscribed = threading.Event()
-        self.sub_error: str | None = None
+        self.suback = wmqtt.SubscribeAck()
+        self.subscribed = self.suback.event
         self.closed = False
         client = wmqtt.make_client(self.url, client_id=f"hartool-sub-{uuid.uuid4().hex[:10]}",
                                    password=wmqtt.read_password())
         client.on_connect = self._on_connect
-        client.on_subscribe = self._on_subscribe
+        client.on_subscribe = self.suback.on_subscribe
         client.on_message = self._on_message
         client.on_disconnect = self._on_disconnect
         self.client = client
         wmqtt.connect(client, self.url, wait=not reconnect)
         if not reconnect:
-            self._wait_subscribed()
-
-    def _wait_subscribed(self) -> None:
-        from hartool.wire import mqtt as wmqtt
-
-        # Messages published before the broker confirms the subscription would be lost without a trace.
-        if self.subscribed.wait(SUBSCRIBE_TIMEOUT_S) and self.sub_error is None:
-            return
-        wmqtt.disconnect(self.client)
-        why = self.sub_error or f"no answer within {SUBSCRIBE_TIMEOUT_S:g} s"
-        raise WireError(f"MQTT broker {self.url.display()} did not accept the subscription: {why}")
+            self.suback.wait(client, self.url, SUBSCRIBE_TIMEOUT_S)
 
     # paho callbacks (paho's network thread): they only touch the buffer, counters and events.
     def _on_connect(self, client: Any, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
@@ -608,11 +598,6 @@ class _MqttSubscription:
         self.counts["connections"] += 1
         client.subscribe(self.url.prefix, qos=1)  # clean session: subscribe on every (re)connection
         self.connected.set()
-
-    def _on_subscribe(self, client: Any, userdata: Any, mid: int, reason_codes: Any, properties: Any) -> None:
-        failed = [str(rc) for rc in reason_codes if rc.is_failure]
-        self.sub_error = ", ".join(failed) or None
-        self.subscribed.set()
 
     def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
         payload = bytes(message.payload)

@@ -275,6 +275,31 @@ def disconnect(client: paho.Client) -> None:
     client.loop_stop()
 
 
+class SubscribeAck:
+    """The broker's answer to a subscription (SUBACK), for subscribers that must not miss the first messages.
+
+    Set ``client.on_subscribe = ack.on_subscribe`` before connecting, subscribe in ``on_connect`` and call
+    :meth:`wait`: a message published before the broker has the subscription is lost without a trace.
+    """
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.error: str | None = None
+
+    def on_subscribe(self, client: Any, userdata: Any, mid: int, reason_codes: Any, properties: Any) -> None:
+        failed = [str(rc) for rc in reason_codes if rc.is_failure]
+        self.error = ", ".join(failed) or None
+        self.event.set()
+
+    def wait(self, client: paho.Client, url: MqttUrl, timeout_s: float) -> None:
+        """Return once the broker accepted; else disconnect ``client`` and raise :class:`WireError`."""
+        if self.event.wait(timeout_s) and self.error is None:
+            return
+        disconnect(client)
+        why = self.error or f"no answer within {timeout_s:g} s"
+        raise WireError(f"MQTT broker {url.display()} did not accept the subscription: {why}")
+
+
 def _paho() -> Any:
     try:
         import paho.mqtt.client as mqtt
