@@ -185,9 +185,9 @@ def _interleaved_latency_us(preds: dict[str, Predictor], x: np.ndarray, runs: in
 
     The latencies pick the default artifact, so they must be comparable: timed one artifact after the other,
     a slow spell of the machine (another process, a frequency change) lands on whichever ran then. The
-    demo's bundle once took tflite-dynamic over int8 that way (13.0 vs 16.3 us), which its own benchmark
-    then timed at 20.1 vs 12.0 us. In rounds, every artifact shares every spell; the order alternates so
-    none always runs right after another's cache traffic.
+    demo's bundle once took tflite-dynamic over int8 that way (13.0 vs 16.3 us), though int8 is the faster
+    (12.0 vs 13.1 us in `hartool benchmark`). In rounds, every artifact shares every spell; the order
+    alternates so none always runs right after another's cache traffic (benchmarks/artifact_choice.py).
     """
     one = x[:1]
     for pred in preds.values():
