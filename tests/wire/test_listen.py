@@ -335,7 +335,7 @@ def test_mqtt_with_reconnect_waits_for_a_broker_that_starts_later() -> None:
         while port.counters()["connections"] == 0:  # paho's backoff finds the broker
             assert time.monotonic() < deadline
             port.read(10)
-        subscribed = port._sub.subscribed
+        subscribed = port._sub.suback.event
         assert subscribed.wait(GUARD_S)
         publish_all(broker, "late", [b"1,2,3,4,5,6"])
         assert read_bytes(port, 12) == b"1,2,3,4,5,6\n"
@@ -365,7 +365,7 @@ def test_mqtt_broker_restart_is_a_disconnect_then_reopen(fresh_mqtt_broker: Mqtt
                 again = port.reopen()
             except WireError:
                 pass
-        assert again._sub.subscribed.wait(GUARD_S)
+        assert again._sub.suback.event.wait(GUARD_S)
         publish_all(broker, "imu", [b"c"])
         assert read_bytes(again, 2) == b"c\n"
         counters = again.counters()

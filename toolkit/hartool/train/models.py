@@ -23,6 +23,14 @@ def _conv_block(x: Any, filters: int, kernel: int, strides: int = 1) -> Any:
     return layers.ReLU()(x)
 
 
+def _extremes(inp: Any) -> tuple[Any, Any]:
+    """Per-channel max and min over the window."""
+    from keras import layers
+
+    # min(x) = -max(-x): Rescaling is a plain MUL, so no custom layer is needed.
+    return layers.GlobalMaxPooling1D()(inp), layers.GlobalMaxPooling1D()(layers.Rescaling(-1.0)(inp))
+
+
 def _window_stats(inp: Any) -> Any:
     """Per-channel mean, max, min and mean square of the (standardised) window: 4 x C features.
 
@@ -32,9 +40,7 @@ def _window_stats(inp: Any) -> Any:
     from keras import layers
 
     mean = layers.GlobalAveragePooling1D()(inp)
-    high = layers.GlobalMaxPooling1D()(inp)
-    # min(x) = -max(-x): Rescaling is a plain MUL, so no custom layer is needed.
-    low = layers.GlobalMaxPooling1D()(layers.Rescaling(-1.0)(inp))
+    high, low = _extremes(inp)
     energy = layers.GlobalAveragePooling1D()(layers.Multiply()([inp, inp]))
     stats = layers.Concatenate()([mean, high, low, energy])
     return layers.BatchNormalization()(stats)
@@ -54,8 +60,7 @@ def _window_stats_int8(inp: Any) -> Any:
     from keras import layers
 
     mean = layers.BatchNormalization()(layers.GlobalAveragePooling1D()(inp))
-    high = layers.GlobalMaxPooling1D()(inp)
-    low = layers.GlobalMaxPooling1D()(layers.Rescaling(-1.0)(inp))
+    high, low = _extremes(inp)
     extremes = layers.BatchNormalization()(layers.Concatenate()([high, low]))
     return layers.Concatenate()([mean, extremes])
 

@@ -578,7 +578,6 @@ class _MqttSubscription:
         self.counts = {"messages": 0, "overflow": 0, "connections": 0, "broker_disconnects": 0}
         self.connected = threading.Event()
         self.suback = wmqtt.SubscribeAck()
-        self.subscribed = self.suback.event
         self.closed = False
         client = wmqtt.make_client(self.url, client_id=f"hartool-sub-{uuid.uuid4().hex[:10]}",
                                    password=wmqtt.read_password())
@@ -613,7 +612,7 @@ class _MqttSubscription:
             self.counts["broker_disconnects"] += 1
             self.buffer.mark_gone(f"MQTT broker {self.url.display()} went away ({reason})")
         self.connected.clear()
-        self.subscribed.clear()
+        self.suback.event.clear()
 
     def close(self) -> None:
         from hartool.wire import mqtt as wmqtt
