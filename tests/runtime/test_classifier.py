@@ -11,6 +11,7 @@ from hartool.core.bundle import Bundle
 from hartool.core.preprocess import preprocess
 from hartool.data import load_dataset, recording_for_subject
 from hartool.runtime.classifier import ClassifierOptions, StreamClassifier, parse_smooth
+from hartool.runtime.smoothing import smooth_sequence
 from hartool.runtime.stream import load_bundle_predictor
 
 N = 1000
@@ -107,3 +108,32 @@ def test_smoothing_methods_and_raw_probs(quantized_bundle: Path, x50: np.ndarray
     assert parse_smooth(0) == parse_smooth("1") == "none" and parse_smooth("4") == "mean:4"
     with pytest.raises(ValueError):
         parse_smooth("-1")
+
+
+def test_look_ahead_smoothing_delivers_every_window_once_in_order(quantized_bundle: Path, x50: np.ndarray) -> None:
+    method = "hmm:switch=0.05,floor=0.1,lag=3"
+    raw = np.array([r.raw_probs for r in _clf(quantized_bundle).push(None, x50)])
+    clf = _clf(quantized_bundle, smooth=method)
+    rows = []
+    for k in range(0, N, 77):
+        rows += clf.push(None, x50[k:k + 77])
+    assert len(raw) == 14 and len(rows) == 11 and all(r.lag == 3 for r in rows)  # 3 windows still held
+    rows += clf.flush()
+    assert [r.window for r in rows] == list(range(14)) and [r.lag for r in rows[11:]] == [2, 1, 0]
+    np.testing.assert_allclose([r.probs for r in rows], smooth_sequence(method, raw), atol=1e-6)
+    np.testing.assert_allclose([r.raw_probs for r in rows], raw, atol=1e-6)
+    assert clf.flush() == [] and rows[0].to_json()["lag"] == 3
+
+
+def test_a_gap_releases_the_held_windows_before_the_new_ones(quantized_bundle: Path, x50: np.ndarray) -> None:
+    method = "hmm:switch=0.05,floor=0.1,lag=3"
+    t = np.arange(N) * 0.02
+    t[500:] += 2.0  # a hole: windows 0-5 before it, 6.. after it
+    raw = np.array([r.raw_probs for r in _clf(quantized_bundle).push(t, x50)])
+    clf = _clf(quantized_bundle, smooth=method)
+    rows = clf.push(t[:600], x50[:600]) + clf.push(t[600:], x50[600:]) + clf.flush()
+    assert [r.window for r in rows] == list(range(len(raw))) and clf.counters()["restarts"] == 1
+    assert [r.lag for r in rows[:6]] == [3, 3, 3, 2, 1, 0]  # the hole cut the look-ahead of windows 3-5
+    # Each side of the hole is smoothed alone: nothing is carried across it.
+    np.testing.assert_allclose([r.probs for r in rows[:6]], smooth_sequence(method, raw[:6]), atol=1e-6)
+    np.testing.assert_allclose([r.probs for r in rows[6:]], smooth_sequence(method, raw[6:]), atol=1e-6)

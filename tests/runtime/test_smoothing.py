@@ -108,3 +108,60 @@ def test_vote_majority_and_tie_break() -> None:
     sm = make_smoother("vote:2", 3)
     sm.update(np.array([0.6, 0.3, 0.1]))
     assert int(sm.update(np.array([0.05, 0.9, 0.05])).argmax()) == 1  # tie broken by the mean probability
+
+
+def _forward_backward(probs: np.ndarray, switch: float, floor: float) -> np.ndarray:
+    """Reference: the full-sequence posterior, written as plain matrix products (no rescaling; short inputs)."""
+    n = probs.shape[1]
+    trans = np.full((n, n), switch / (n - 1)) + np.eye(n) * (1 - switch - switch / (n - 1))
+    e = np.maximum(probs.astype(np.float64), floor)
+    alpha = [e[0]]
+    for t in range(1, len(e)):
+        alpha.append(e[t] * (alpha[-1] @ trans))
+    beta = [np.ones(n)]
+    for t in range(len(e) - 1, 0, -1):
+        beta.insert(0, trans @ (e[t] * beta[0]))
+    post = np.array(alpha) * np.array(beta)
+    return post / post.sum(axis=1, keepdims=True)
+
+
+def test_lagged_hmm_is_forward_backward_over_the_next_lag_windows() -> None:
+    probs = np.random.default_rng(3).dirichlet(np.full(4, 0.4), size=12).astype(np.float32)
+    # Lag >= length: every window sees the whole rest of the sequence.
+    np.testing.assert_allclose(smooth_sequence("hmm:switch=0.1,floor=0.05,lag=11", probs),
+                               _forward_backward(probs, 0.1, 0.05), atol=1e-6)
+    # Lag 2: window t sees windows t+1 and t+2 (fewer at the end of the stream).
+    want = np.array([_forward_backward(probs[: t + 3], 0.1, 0.05)[t] for t in range(12)])
+    np.testing.assert_allclose(smooth_sequence("hmm:switch=0.1,floor=0.05,lag=2", probs), want, atol=1e-6)
+    np.testing.assert_allclose(smooth_sequence("hmm:switch=0.1,floor=0.05,lag=0", probs),
+                               smooth_sequence("hmm:switch=0.1,floor=0.05", probs), atol=0)
+
+
+def test_lagged_hmm_owes_lag_windows_and_flushes_them() -> None:
+    sm = make_smoother("hmm:switch=0.01,floor=0.1,lag=3", 3)
+    assert sm.lag == 3
+    outs = [sm.update(p) for p in onehotish([0] * 5)]
+    assert outs[:3] == [None, None, None] and all(o is not None for o in outs[3:])
+    assert len(sm.flush()) == 3  # windows 2, 3, 4
+    assert sm.update(onehotish([1])[0]) is None  # flush started afresh: nothing carried over
+    assert [int(o.argmax()) for o in sm.flush()] == [1]
+    assert make_smoother("vote:3", 3).flush() == [] and make_smoother("mean:3", 3).lag == 0
+
+
+def test_look_ahead_places_the_change_and_removes_the_flicker_the_causal_filter_keeps() -> None:
+    truth = np.array([0] * 30 + [1] * 30)
+    noisy = truth.copy()
+    noisy[[5, 6, 40, 41]] = 2  # two-window errors: a causal HMM that is quick to follow a change shows them
+    probs = onehotish(noisy.tolist())
+    causal = smooth_sequence("hmm:switch=0.05,floor=0.1", probs).argmax(1)
+    lagged = smooth_sequence("hmm:switch=0.05,floor=0.1,lag=3", probs).argmax(1)
+    assert label_changes(causal) == 5
+    assert label_changes(lagged) == 1 and (lagged == truth).all()
+
+
+def test_lag_parameter_is_checked() -> None:
+    for bad in ("hmm:lag=-1", "hmm:lag=2.5", "hmm:lag=51"):
+        with pytest.raises(ValueError, match="lag"):
+            make_smoother(bad, 6)
+    with pytest.raises(ValueError, match="takes k"):
+        make_smoother("mean:4,lag=2", 6)

@@ -19,6 +19,7 @@ from hartool.cli import cli
 from hartool.core.bundle import Bundle
 from hartool.core.preprocess import preprocess
 from hartool.data import load_dataset, recording_for_subject
+from hartool.runtime.smoothing import smooth_sequence
 from hartool.runtime.stream import StreamOptions, WindowPrediction, load_bundle_predictor, run_stream
 from hartool.sim.device import DEFAULT_SCALES, FaultSpec, VirtualDevice
 from hartool.wire.codec import encode_text_line
@@ -158,8 +159,10 @@ def test_unplugged_device_exits_nonzero_with_summary(quantized_bundle: Path, sub
     assert [w["window"] for w in windows] == list(range(14))
 
 
-def test_reconnect_keeps_streaming(quantized_bundle: Path, subject_values: np.ndarray) -> None:
-    """A TCP 'phone' that drops the connection once: --reconnect reopens and windows keep counting."""
+@pytest.mark.parametrize("smooth", ["none", "hmm:switch=0.05,floor=0.1,lag=3"])
+def test_reconnect_keeps_streaming(quantized_bundle: Path, subject_values: np.ndarray, smooth: str) -> None:
+    """A TCP 'phone' that drops the connection once: --reconnect reopens and windows keep counting (with a
+    look-ahead smoother too: the windows it held at the drop come out before the new ones)."""
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen(2)
@@ -178,7 +181,8 @@ def test_reconnect_keeps_streaming(quantized_bundle: Path, subject_values: np.nd
     thread.start()
     rows: list[WindowPrediction] = []
     msgs: list[str] = []
-    opts = StreamOptions(port=f"socket://127.0.0.1:{port}", reconnect=True, max_windows=18, duration_s=20)
+    opts = StreamOptions(port=f"socket://127.0.0.1:{port}", reconnect=True, max_windows=18, duration_s=20,
+                         smooth=smooth)
     summary = run_stream(quantized_bundle, opts, rows.append, on_status=msgs.append)
     thread.join(5)
     assert summary.reconnects == 1
@@ -188,6 +192,40 @@ def test_reconnect_keeps_streaming(quantized_bundle: Path, subject_values: np.nd
     assert [r.end_sample for r in rows][8:10] == [640, 828]
     # The 60 samples pending at the drop are lost; windows and the summary say the same.
     assert rows[8].dropped == 0 and rows[9].dropped == 60 and summary.dropped == rows[-1].dropped == 60
+
+
+def test_max_windows_does_not_wait_for_look_ahead(quantized_bundle: Path, subject_values: np.ndarray) -> None:
+    """A board that keeps its port open after the last sample: with lag=3 the 20th window is still delivered
+    (the look-ahead it would wait for never comes), in order, and the stream ends on max_windows."""
+    with VirtualDevice(subject_values[:128 + 19 * 64 + 10], speed=0, paused=True) as dev:
+        dev.start()
+        rows, summary, msgs = _stream(quantized_bundle, dev, max_windows=20, smooth="hmm:switch=0.05,floor=0.1,lag=3")
+    assert summary.end_reason == "max_windows" and summary.windows == 20
+    assert [r.window for r in rows] == list(range(20)) and [r.lag for r in rows] == [3] * 17 + [2, 1, 0]
+    assert any("looks 3 windows ahead" in m and "3.8 s" in m for m in msgs), msgs
+
+
+def test_a_quiet_sender_gets_its_last_windows(quantized_bundle: Path, subject_values: np.ndarray) -> None:
+    """The board stops sending but keeps the port open (no EOF, no max_windows): the 3 windows a lag=3
+    smoother holds are delivered once the input has been quiet longer than the look-ahead, judged from the
+    windows there were; the stream goes on (here until the test stops it)."""
+    method = "hmm:switch=0.05,floor=0.1,lag=3"
+    stop = threading.Event()
+    rows: list[WindowPrediction] = []
+
+    def on_window(p: WindowPrediction) -> None:
+        rows.append(p)
+        if len(rows) == 20:
+            stop.set()
+
+    with VirtualDevice(subject_values[:128 + 19 * 64 + 10], speed=0, paused=True) as dev:
+        dev.start()
+        summary = run_stream(quantized_bundle, StreamOptions(port=dev.port_path, smooth=method, duration_s=60.0),
+                             on_window, stop=stop)
+    assert summary.end_reason == "stopped" and summary.windows == 20
+    assert [r.window for r in rows] == list(range(20)) and [r.lag for r in rows] == [3] * 17 + [2, 1, 0]
+    raw = np.array([r.raw_probs for r in rows])
+    np.testing.assert_allclose([r.probs for r in rows], smooth_sequence(method, raw), atol=1e-6)
 
 
 def test_noise_gives_baud_hint(quantized_bundle: Path) -> None:

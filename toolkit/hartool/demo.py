@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from .core.atomic import atomic_write_json
-from .runtime.smoothing import DEFAULT_SMOOTHING
+from .runtime.smoothing import DEFAULT_SMOOTHING, make_smoother
 
 
 @dataclass(frozen=True)
@@ -194,10 +194,11 @@ def stream_timeline(bundle_dir: Path, opts: DemoOptions, say: Say, artifact: str
     wall = time.perf_counter() - t0
     got = pred >= 0  # a window the stream did not deliver (dropped samples) is left out, not guessed
     stride_s = bundle.stride / ds.sample_rate_hz
+    lag = getattr(make_smoother(opts.smoothing, len(bundle.labels)), "lag", 0)
     report = timeline_report([(truth[got], pred[got])], stride_s)
     raw_report = timeline_report([(truth[got], raw[got])], stride_s) if got.any() and (raw[got] >= 0).all() else None
     return {"subject": opts.subject, "artifact": summary.artifact, "smoothing": opts.smoothing,
-            "samples": summary.samples, "windows": int(got.sum()), "expected_windows": len(truth), "dropped": summary.dropped,
+            "label_delay_s": round(lag * stride_s, 2), "samples": summary.samples, "windows": int(got.sum()), "expected_windows": len(truth), "dropped": summary.dropped,
             "end_reason": summary.end_reason, "wall_s": round(wall, 2),
             "data_minutes": len(values) / ds.sample_rate_hz / 60, "x_real_time": (len(values) / ds.sample_rate_hz) / wall,
             **{k: report[k] for k in ("scored_windows", "window_accuracy", "segment_f1", "segment_precision",

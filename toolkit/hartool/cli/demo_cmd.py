@@ -105,8 +105,9 @@ def timeline_line(t: dict[str, Any]) -> str:
     vs_raw = (f" (unsmoothed {pct(raw['window_accuracy'])}, {raw['changes_per_min']:.1f} flips/min)"
               if raw else "")
     ratio = f" = {t['change_ratio']:.2f}x" if t.get("change_ratio") is not None else ""
+    delay = f", labels {t['label_delay_s']:.1f} s behind" if t.get("label_delay_s") else ""
     return (f"held-out subject {t['subject']}, whole recording ({t['data_minutes']:.1f} min, {t['windows']} windows "
             f"streamed in {t['wall_s']:.1f} s, {t['x_real_time']:,.0f}x real time, {t['artifact']}, smoothing "
-            f"{t['smoothing']}): window accuracy {pct(t['window_accuracy'])}, segment F1 {pct(t['segment_f1'])}, "
+            f"{t['smoothing']}{delay}): window accuracy {pct(t['window_accuracy'])}, segment F1 {pct(t['segment_f1'])}, "
             f"{t['changes_per_min']:.1f} label changes/min vs {t['true_changes_per_min']:.1f} in the truth{ratio}"
             f"{vs_raw}")

@@ -7,6 +7,10 @@ nothing about ports: `hartool stream` (runtime/stream.py), the demo, tests and b
 Accounting: every sample that reaches the window assembler ends in a window, is still pending, or is
 counted in ``dropped`` (lost when windows restart at a gap or reconnect); the driver adds what the wire
 lost (:meth:`StreamClassifier.add_dropped`), so a window's ``dropped`` and the summary's agree.
+
+Predictions come out in window order. A look-ahead smoother (``hmm:...,lag=L``) holds a window's
+prediction until L more windows are classified; a gap, a reconnect or :meth:`StreamClassifier.flush` (end
+of stream) releases the held ones, judged from the windows there are, so every window is delivered once.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ class WindowPrediction:
     the window's own (after the enrolled head, if any). ``t_end_s`` is the device time of the window's last
     sample in seconds since the stream's first sample (sample index / rate without device time); ``t_s``
     is host time since the stream started. ``dropped`` is the stream's running count of lost samples.
+    ``lag`` is how many later windows the smoothed label waited for (0 unless the smoother looks ahead).
     """
 
     window: int
@@ -56,6 +61,7 @@ class WindowPrediction:
     raw_label: str = ""
     head: str = "model"
     labels: list[str] | None = None  # the label list of ``probs`` when an enrolled head extends it
+    lag: int = 0
 
     @property
     def smoothed(self) -> tuple[str, list[float]]:
@@ -67,7 +73,8 @@ class WindowPrediction:
                "probs": [round(p, 5) for p in self.probs], "raw_label": self.raw_label,
                "raw_probs": [round(p, 5) for p in self.raw_probs], "head": self.head,
                "dropped": self.dropped, "inference_us": round(self.inference_us, 1),
-               "e2e_us": round(self.e2e_us, 1), "t": round(self.t_s, 4), "uncertain": self.uncertain}
+               "e2e_us": round(self.e2e_us, 1), "t": round(self.t_s, 4), "uncertain": self.uncertain,
+               "lag": self.lag}
         if self.labels is not None:
             doc["labels"] = self.labels
         return doc
@@ -157,6 +164,9 @@ class StreamClassifier:
         # calibration (the first still period is taken as upright standing); None for fixed bundles.
         self.calibrator = calibrator_for(b.manifest)
         self.smoother = _make_smoother(parse_smooth(self.options.smooth), len(self.labels))
+        self.lag = int(getattr(self.smoother, "lag", 0))  # windows a label waits for (look-ahead smoothing)
+        self._held: list[WindowPrediction] = []  # classified, waiting for the smoother's look-ahead
+        self._ready: list[WindowPrediction] = []  # finished, in window order, returned by the next call
         self.resampler: Resampler | None = None
         self._layout: tuple[str, ...] = ()
         self.started = time.perf_counter()
@@ -174,11 +184,13 @@ class StreamClassifier:
         values = np.asarray(values)
         self.device_samples += len(values)
         if t_s is None:
-            return self._push_grid(None, values)
+            self._push_grid(None, values)
+            return self._take()
         if self.resampler is None or self._layout != ("imu",):
             self._new_resampler({"imu": tuple(range(self.channels))})
         assert self.resampler is not None
-        return self._chunks(self.resampler.push("imu", self._since_start(t_s), values))
+        self._chunks(self.resampler.push("imu", self._since_start(t_s), values))
+        return self._take()
 
     def push_parts(self, parts: Sequence[tuple[str, Sequence[int], np.ndarray, np.ndarray]],
                    layout: Sequence[str]) -> list[WindowPrediction]:
@@ -191,10 +203,24 @@ class StreamClassifier:
         if self._t_origin is None:
             firsts = [float(np.asarray(t)[0]) for _n, _i, t, _v in parts if len(t)]
             self._t_origin = min(firsts) if firsts else None
-        out: list[WindowPrediction] = []
         for name, _idx, t, v in parts:
             self.device_samples += len(t)
-            out += self._chunks(self.resampler.push(name, self._since_start(t), v))
+            self._chunks(self.resampler.push(name, self._since_start(t), v))
+        return self._take()
+
+    def flush(self) -> list[WindowPrediction]:
+        """The end of the stream: the windows a look-ahead smoother still holds, judged from what came after."""
+        self._release()
+        return self._take()
+
+    @property
+    def holding(self) -> int:
+        """Windows classified but not yet returned (a look-ahead smoother waits for later ones, or a gap
+        released them after the last call)."""
+        return len(self._held) + len(self._ready)
+
+    def _take(self) -> list[WindowPrediction]:
+        out, self._ready = self._ready, []
         return out
 
     def _since_start(self, t_s: np.ndarray) -> np.ndarray:
@@ -212,7 +238,8 @@ class StreamClassifier:
         return {n: known.get(n, gyro if n.startswith("gyro") else acc) for n in layout}
 
     def gap(self, reason: str = "gap") -> None:
-        """Samples were lost here (sequence gap, reconnect): restart windows and the resampler's grid."""
+        """Samples were lost here (sequence gap, reconnect): restart windows and the resampler's grid.
+        Predictions the smoother held come out of the next :meth:`push` (or :meth:`flush`)."""
         self.gaps += 1
         self._restart()
         if self.resampler is not None:
@@ -237,7 +264,7 @@ class StreamClassifier:
 
     def _restart(self) -> None:
         self._lost += self.assembler.reset()
-        self.smoother.reset()
+        self._release()  # look-ahead stops at the hole: the held windows are judged from what came before it
         self.restarts += 1
         if self.calibrator is not None:
             self.calibrator.gap()
@@ -246,31 +273,52 @@ class StreamClassifier:
         """Status lines for the user (the orientation calibration's progress) queued since the last call."""
         return self.calibrator.pop_messages() if self.calibrator is not None else []
 
-    def _chunks(self, chunks: list[GridChunk]) -> list[WindowPrediction]:
-        out: list[WindowPrediction] = []
+    def _chunks(self, chunks: list[GridChunk]) -> None:
         for chunk in chunks:
             if chunk.restart and self._has_samples():
                 self._restart()
-            out += self._push_grid(chunk.t, chunk.values)
-        return out
+            self._push_grid(chunk.t, chunk.values)
 
     def _has_samples(self) -> bool:
         """Grid samples arrived before (a restart then has something to cut)."""
         return bool(self.assembler.samples)
 
-    def _push_grid(self, t: np.ndarray | None, values: np.ndarray) -> list[WindowPrediction]:
+    def _push_grid(self, t: np.ndarray | None, values: np.ndarray) -> None:
         if not len(values):
-            return []
+            return
         if t is not None:
             self._seg_t0, self._seg_start = float(t[0]), self.assembler.samples
-        out: list[WindowPrediction] = []
         for index, end, window in self.assembler.push(values):
             if t is None:
                 t_end = (end - 1) / self.rate_hz
             else:
                 t_end = self._seg_t0 + (end - 1 - self._seg_start) / self.rate_hz
-            out.append(self._classify(index, end, window, t_end))
-        return out
+            self._smooth(self._classify(index, end, window, t_end))
+
+    def _smooth(self, pred: WindowPrediction) -> None:
+        """Hand the window's raw probabilities to the smoother; finish the window its answer is for."""
+        self._held.append(pred)
+        out = self.smoother.update(np.asarray(pred.raw_probs, dtype=np.float32))
+        if out is not None:
+            self._finish(self._held.pop(0), out, lag=len(self._held))
+
+    def _release(self) -> None:
+        """Finish every held window with what the smoother can say now, and start the smoother afresh."""
+        flush = getattr(self.smoother, "flush", None)
+        outs = flush() if flush is not None else []
+        held, self._held = self._held, []
+        for i, (pred, out) in enumerate(zip(held, outs, strict=True)):
+            self._finish(pred, out, lag=len(held) - 1 - i)
+        self.smoother.reset()
+
+    def _finish(self, pred: WindowPrediction, smoothed: np.ndarray, lag: int) -> None:
+        """Set the smoothed label; ``lag`` = windows classified after this one before its label was set."""
+        smoothed = np.asarray(smoothed, dtype=np.float32)
+        k = int(smoothed.argmax())
+        pred.label, pred.confidence, pred.probs = self.labels[k], float(smoothed[k]), smoothed.tolist()
+        pred.uncertain = pred.confidence < self.options.min_confidence
+        pred.lag = lag
+        self._ready.append(pred)
 
     def _classify(self, index: int, end: int, window: np.ndarray, t_end: float) -> WindowPrediction:
         if self.calibrator is not None:
@@ -289,14 +337,13 @@ class StreamClassifier:
             probs = self.predictor.predict(x)[0]
         t1 = time.perf_counter_ns()
         raw = np.asarray(probs, dtype=np.float32)
-        smoothed = np.asarray(self.smoother.update(raw), dtype=np.float32)
-        k = int(smoothed.argmax())
-        conf = float(smoothed[k])
+        raw_label = self.labels[int(raw.argmax())]
+        # label/confidence/probs are the raw ones until _finish sets the smoothed ones.
         return WindowPrediction(
-            window=index, end_sample=end, label=self.labels[k], confidence=conf,
-            probs=smoothed.tolist(), dropped=self.dropped, inference_us=(t1 - t0) / 1000.0,
-            e2e_us=0.0, t_s=time.perf_counter() - self.started, uncertain=conf < self.options.min_confidence,
-            t_end_s=float(t_end), raw_probs=raw.tolist(), raw_label=self.labels[int(raw.argmax())],
+            window=index, end_sample=end, label=raw_label, confidence=float(raw.max()),
+            probs=raw.tolist(), dropped=self.dropped, inference_us=(t1 - t0) / 1000.0,
+            e2e_us=0.0, t_s=time.perf_counter() - self.started, uncertain=False,
+            t_end_s=float(t_end), raw_probs=raw.tolist(), raw_label=raw_label,
             head=head_name, labels=self.labels if self.head is not None else None)
 
     # ------------------------------------------------------------------------------------------------

@@ -33,7 +33,7 @@ from ..core.csvformat import canonical_label
 from ..core.errors import BundleError, DataError, HartoolError
 from ..core.preprocess import preprocess
 from .backends import Predictor
-from .classifier import ClassifierOptions, StreamClassifier, WindowPrediction
+from .classifier import ClassifierOptions, StreamClassifier
 from .heads import HEAD_KEY, FitParams, Head, _logsumexp, balanced_weights, fit_logistic
 from .resample import Resampler
 
@@ -161,14 +161,13 @@ class _GridCollector(StreamClassifier):
         self._current: list[np.ndarray] = []
         self.total = 0
 
-    def _push_grid(self, t: np.ndarray | None, values: np.ndarray) -> list[WindowPrediction]:
+    def _push_grid(self, t: np.ndarray | None, values: np.ndarray) -> None:
         take = np.asarray(values[: max(0, self.want - self.total)], dtype=np.float32)
         if len(take):
             self._current.append(take)
             self.total += len(take)
         if self.total >= self.want:
             self.stop.set()
-        return []
 
     def _has_samples(self) -> bool:
         return bool(self.total)  # the collector keeps its samples itself; the assembler stays empty

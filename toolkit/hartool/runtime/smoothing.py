@@ -1,8 +1,11 @@
 """Temporal smoothing of class probabilities, so a live label stream does not flicker.
 
-Every smoother is causal and online: ``update(probs)`` takes one window's class probabilities and returns
-a probability-like vector whose argmax is the label to show; ``reset()`` forgets the past (after a gap or
-a reconnect). Methods (``make_smoother(method, n_labels, **params)``):
+Every smoother is online: ``update(probs)`` takes one window's class probabilities and returns a
+probability-like vector whose argmax is the label to show. A smoother with ``lag = L > 0`` (only
+``hmm:...,lag=L``) looks L windows ahead: its ``update`` returns the output for the window L windows back
+(None while the first L arrive), and ``flush()`` returns the outputs still owed, oldest first, at the end of
+a stream or before a gap. ``reset()`` forgets the past (after a gap or a reconnect). Methods
+(``make_smoother(method, n_labels, **params)``):
 
 - ``none``: pass-through.
 - ``mean:K``: mean of the last K probability vectors (:class:`ProbabilitySmoother`).
@@ -11,10 +14,12 @@ a reconnect). Methods (``make_smoother(method, n_labels, **params)``):
   consecutive windows.
 - ``hmm``: forward filtering of a hidden-Markov chain over the activities with a sticky transition matrix
   (``switch`` = probability of leaving an activity between two windows); the classifier's probabilities,
-  floored at ``floor``, are the emission likelihoods.
+  floored at ``floor``, are the emission likelihoods. With ``lag=L`` a window's state is estimated from the
+  L windows after it too (fixed-lag forward-backward smoothing): the label is shown L windows (L x the
+  stride) later, and a lone wrong window or a real change is judged with the evidence that follows it.
 
 A method string may carry its parameters: ``mean:5``, ``vote:7``, ``hysteresis:margin=0.3,windows=3``,
-``hmm:switch=0.01,floor=0.02``; keyword arguments override them. A bare integer ``K`` means ``mean:K``.
+``hmm:switch=0.01,floor=0.02,lag=3``; keyword arguments override them. A bare integer ``K`` means ``mean:K``.
 """
 
 from __future__ import annotations
@@ -29,19 +34,41 @@ METHODS = ("none", "mean", "vote", "hysteresis", "hmm")
 # one. Margin- or threshold-based settings tuned on one model fail on another model's calibration (a
 # label-smoothed model never reaches the 0.8 margin a sharp CNN likes): see "Steady label streams" in
 # benchmarks/RESULTS.md. Re-chosen for the 2026-12-01 default CNN on validation subjects only (people the models
-# never trained on; `timeline.py --select-on val`): an HMM over activity changes replaced mean:4.
-DEFAULT_SMOOTHING = "hmm:switch=0.05,floor=0.1"
+# never trained on; `timeline.py --select-on val`): an HMM over activity changes replaced mean:4. With the
+# look-ahead HMM in the grid (lag <= 3 windows, declared beforehand) the same rule on the same subjects picked
+# the setting below: every label is shown 3 windows (3.8 s at the HAPT stride) after its window ends.
+DEFAULT_SMOOTHING = "hmm:switch=0.005,floor=0.2,lag=3"
+
+
+MAX_LAG = 50  # windows; more is no longer a live stream
 
 
 class Smoother(Protocol):
     """What the stream needs from a smoother."""
 
-    def update(self, probs: np.ndarray) -> np.ndarray: ...
+    lag: int
+
+    def update(self, probs: np.ndarray) -> np.ndarray | None: ...
+
+    def flush(self) -> list[np.ndarray]: ...
 
     def reset(self) -> None: ...
 
 
-class PassThrough:
+class _Causal:
+    """A smoother without look-ahead: every ``update`` answers for its own window, nothing is owed."""
+
+    lag = 0
+
+    def reset(self) -> None:
+        pass
+
+    def flush(self) -> list[np.ndarray]:
+        self.reset()
+        return []
+
+
+class PassThrough(_Causal):
     """No smoothing: every window's own probabilities."""
 
     def __init__(self, n_classes: int) -> None:
@@ -50,11 +77,8 @@ class PassThrough:
     def update(self, probs: np.ndarray) -> np.ndarray:
         return np.asarray(probs, dtype=np.float32)
 
-    def reset(self) -> None:
-        pass
 
-
-class ProbabilitySmoother:
+class ProbabilitySmoother(_Causal):
     """Mean of the last ``k`` probability vectors (k=1 is a pass-through); damps single-window flicker."""
 
     def __init__(self, k: int, n_classes: int) -> None:
@@ -73,7 +97,7 @@ class ProbabilitySmoother:
         self._count = 0
 
 
-class MajorityVote:
+class MajorityVote(_Causal):
     """Fraction of the last ``k`` windows voting for each label; ties go to the higher mean probability."""
 
     def __init__(self, k: int, n_classes: int) -> None:
@@ -107,7 +131,7 @@ def _hold(probs: np.ndarray, held: int) -> np.ndarray:
     return out / out.sum()
 
 
-class Hysteresis:
+class Hysteresis(_Causal):
     """Keep the shown label until another beats it by ``margin`` (probability) for ``windows`` windows in a row.
 
     With ``windows=N`` the label switches on the N-th consecutive window in which the same challenger leads
@@ -143,22 +167,26 @@ class Hysteresis:
 
 
 class HMMFilter:
-    """Causal forward filtering over activities with a sticky transition matrix.
+    """Forward filtering (``lag=0``, causal) or fixed-lag smoothing over activities with a sticky transition matrix.
 
     ``alpha_t ∝ emission_t * (T^T alpha_{t-1})`` with ``T = (1 - switch) I + switch / (n - 1)`` off the
     diagonal. The emission is the classifier's probability vector floored at ``floor`` (divided by the
     class ``prior`` when given), so a single over-confident window cannot flip the state alone: leaving an
-    activity costs ``log((1 - switch) / switch)`` of accumulated evidence.
+    activity costs ``log((1 - switch) / switch)`` of accumulated evidence. With ``lag=L`` the output for
+    window ``t`` is ``alpha_t * beta_t`` with the backward message ``beta_t`` over windows ``t+1..t+L``, so
+    it is returned when window ``t+L`` arrives (or by :meth:`flush`, from the windows there are).
     """
 
     def __init__(self, n_classes: int, switch: float = 0.01, floor: float = 0.02,
                  prior: np.ndarray | list[float] | None = None,
-                 transitions: np.ndarray | list[list[float]] | None = None) -> None:
+                 transitions: np.ndarray | list[list[float]] | None = None, lag: int = 0) -> None:
         if not 0.0 < switch < 1.0:
             raise ValueError("hmm switch probability must be in (0, 1)")
         if not 0.0 <= floor < 1.0:
             raise ValueError("hmm floor must be in [0, 1)")
-        self.n_classes, self.switch, self.floor = n_classes, float(switch), float(floor)
+        if int(lag) != lag or not 0 <= lag <= MAX_LAG:
+            raise ValueError(f"hmm lag must be a whole number of windows in 0..{MAX_LAG}")
+        self.n_classes, self.switch, self.floor, self.lag = n_classes, float(switch), float(floor), int(lag)
         if transitions is not None:
             trans = np.asarray(transitions, dtype=np.float64)
             if trans.shape != (n_classes, n_classes) or (trans < 0).any():
@@ -172,8 +200,10 @@ class HMMFilter:
 
     def reset(self) -> None:
         self._alpha: np.ndarray | None = None
+        # (forward message, emission) of the windows whose output is still owed, oldest first.
+        self._owed: list[tuple[np.ndarray, np.ndarray]] = []
 
-    def update(self, probs: np.ndarray) -> np.ndarray:
+    def update(self, probs: np.ndarray) -> np.ndarray | None:
         e = np.maximum(np.asarray(probs, dtype=np.float64), self.floor)
         if self._prior is not None:
             e = e / self._prior
@@ -181,7 +211,27 @@ class HMMFilter:
         total = alpha.sum()
         # Renormalise every step (no underflow); a zero total cannot happen with floor > 0, but be safe.
         self._alpha = alpha / total if total > 0 else np.full(self.n_classes, 1.0 / self.n_classes)
-        return self._alpha.astype(np.float32)
+        if self.lag == 0:
+            return self._alpha.astype(np.float32)
+        self._owed.append((self._alpha, e))
+        if len(self._owed) <= self.lag:
+            return None
+        oldest, _e = self._owed.pop(0)
+        return self._posterior(0, oldest)
+
+    def _posterior(self, start: int, alpha: np.ndarray) -> np.ndarray:
+        """``alpha`` times the backward message over the owed windows from ``start`` on, normalised."""
+        beta = np.ones(self.n_classes)
+        for _a, e in reversed(self._owed[start:]):
+            beta = self._trans @ (e * beta)
+            beta /= beta.sum()
+        post = alpha * beta
+        return (post / post.sum()).astype(np.float32)
+
+    def flush(self) -> list[np.ndarray]:
+        out = [self._posterior(i + 1, alpha) for i, (alpha, _e) in enumerate(self._owed)]
+        self.reset()
+        return out
 
 
 def parse_method(method: str | int) -> tuple[str, dict[str, Any]]:
@@ -213,7 +263,7 @@ def make_smoother(method: str | int, n_labels: int, **params: Any) -> Smoother:
     name, parsed = parse_method(method)
     parsed.update(params)
     allowed = {"none": set(), "mean": {"k"}, "vote": {"k"}, "hysteresis": {"margin", "windows"},
-               "hmm": {"switch", "floor", "prior", "transitions"}}[name]
+               "hmm": {"switch", "floor", "prior", "transitions", "lag"}}[name]
     unknown = set(parsed) - allowed
     if unknown:
         raise ValueError(f"smoothing {name!r} takes {', '.join(sorted(allowed)) or 'no parameters'}, "
@@ -229,10 +279,9 @@ def make_smoother(method: str | int, n_labels: int, **params: Any) -> Smoother:
 
 
 def smooth_sequence(method: str | int, probs: np.ndarray, **params: Any) -> np.ndarray:
-    """Run a fresh smoother over a (T, n) probability sequence; returns the (T, n) smoothed outputs."""
+    """Run a fresh smoother over a (T, n) probability sequence; returns the (T, n) smoothed outputs, row i
+    for window i (a look-ahead smoother's owed windows are flushed at the end)."""
     probs = np.asarray(probs, dtype=np.float32)
     sm = make_smoother(method, probs.shape[1], **params)
-    out = np.empty_like(probs)
-    for i, p in enumerate(probs):
-        out[i] = sm.update(p)
-    return out
+    rows = [r for r in (sm.update(p) for p in probs) if r is not None] + sm.flush()
+    return np.asarray(rows, dtype=np.float32).reshape(probs.shape)

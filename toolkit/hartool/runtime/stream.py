@@ -33,6 +33,11 @@ __all__ = ["StreamOptions", "StreamSummary", "WindowPrediction", "load_bundle_pr
 RATE_TOLERANCE = 0.10
 _DETECT_SAMPLES = 8  # timestamps collected before an automatic time-unit decision
 _UNIT_CHECK_SAMPLES = 20  # samples the m/s2-sent-as-g check looks at
+# With look-ahead smoothing a window waits for later ones. When nothing arrives for the look-ahead's own span
+# plus this margin, the sender has stopped (an app closed, a phone out of Wi-Fi): the held windows are
+# delivered, judged from what came, instead of waiting for data that may never come. (An app that batches
+# longer than that span cuts the look-ahead at every batch.)
+_QUIET_RELEASE_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -290,8 +295,10 @@ def run_stream(bundle_dir: str | os.PathLike[str], opts: StreamOptions,
                classifier: StreamClassifier | None = None) -> StreamSummary:
     """Classify windows from ``opts.port`` until EOF, duration, max windows, ``stop``, Ctrl-C or device loss.
 
-    ``on_window`` is called for every window (the CLI prints there); e2e latency runs from the moment the
-    reader thread received the bytes completing a window to the return of ``on_window``. ``classifier``
+    ``on_window`` is called for every window, in window order (the CLI prints there); e2e latency runs from
+    the moment the reader thread received the bytes that let a window be labelled (those completing it, or
+    with look-ahead smoothing those completing the window ``lag`` later) to the return of ``on_window``. At
+    the end every classified window is delivered, also those a look-ahead smoother still held. ``classifier``
     replaces the one built from the bundle and ``opts`` (enrollment feeds a grid-sample collector).
     """
     say = on_status or (lambda _m: None)
@@ -301,6 +308,9 @@ def run_stream(bundle_dir: str | os.PathLike[str], opts: StreamOptions,
     summary = StreamSummary(artifact=clf.entry["name"], backend=clf.predictor.backend, port=opts.port)
     say(f"model {clf.entry['name']} ({clf.entry['file']}, {clf.predictor.backend}, input "
         f"{clf.predictor.input_dtype}); window {b.window} / stride {b.stride} at {b.sample_rate_hz:g} Hz")
+    if clf.lag:
+        say(f"smoothing {opts.smooth} looks {clf.lag} windows ahead: each label is shown "
+            f"{clf.lag * b.stride / b.sample_rate_hz:.1f} s after its window ends")
     port = open_port(opts.port, baud=opts.baud, reconnect=opts.reconnect)
     reader = ReaderThread(port, protocol=opts.protocol, expected_channels=clf.channels, max_queue=opts.max_queue,
                           reconnect=opts.reconnect, channel_names=clf.channel_names, columns=columns,
@@ -313,10 +323,12 @@ def run_stream(bundle_dir: str | os.PathLike[str], opts: StreamOptions,
         attach(reader.stats)
     reader.start()
     try:
-        _loop(reader, feeder, opts, on_window, say, stop, summary, lat)
-        if summary.end_reason not in ("error", "max_windows"):
-            _flush_held(feeder, opts, on_window, summary, lat)
-    except KeyboardInterrupt:
+        try:
+            _loop(reader, feeder, opts, on_window, say, stop, summary, lat)
+        except KeyboardInterrupt:
+            summary.end_reason = "interrupted"
+        _flush_end(feeder, opts, on_window, summary, lat)
+    except KeyboardInterrupt:  # a second Ctrl-C while the last windows are delivered
         summary.end_reason = "interrupted"
     finally:
         reader.stop()
@@ -328,6 +340,9 @@ def _loop(reader: ReaderThread, feeder: _Feeder, opts: StreamOptions, on_window:
           say: Callable[[str], None], stop: threading.Event, summary: StreamSummary,
           lat: tuple[list[float], list[float]]) -> None:
     deadline = time.perf_counter() + opts.duration_s if opts.duration_s else None
+    clf = feeder.clf
+    quiet_s = clf.lag * clf.bundle.stride / clf.rate_hz + _QUIET_RELEASE_S
+    last_data = time.perf_counter()
     while not stop.is_set():
         if deadline and time.perf_counter() >= deadline:
             summary.end_reason = "duration"
@@ -341,22 +356,30 @@ def _loop(reader: ReaderThread, feeder: _Feeder, opts: StreamOptions, on_window:
             if reader.finished:
                 summary.end_reason = reader.end_reason or "eof"
                 return
+            if clf.holding and time.perf_counter() - last_data > quiet_s:  # the sender went quiet
+                if _deliver(clf.flush(), feeder, on_window, opts, summary, lat, time.perf_counter_ns()):
+                    return
             continue
         if isinstance(item, ReaderEvent):
             if item.kind == "reconnected":
                 summary.reconnects += 1
-                feeder.clf.gap("reconnect")
+                clf.gap("reconnect")
+                if _deliver(clf.flush(), feeder, on_window, opts, summary, lat, time.perf_counter_ns()):
+                    return  # the windows a look-ahead smoother held at the drop
             if item.kind == "protocol" or not item.final:
                 say(item.message)
             if item.final:
                 summary.end_reason, summary.message = item.kind, item.message
                 return
             continue
+        last_data = time.perf_counter()
         try:
             preds = feeder.feed(item)
         except WireError as exc:  # e.g. the time unit cannot be told: one line, the stream ends
             summary.end_reason, summary.message = "error", str(exc)
             return
+        if opts.max_windows and clf.assembler.windows >= opts.max_windows:
+            preds += clf.flush()  # the last window wanted: no waiting for look-ahead that may not come
         if _deliver(preds, feeder, on_window, opts, summary, lat, item.received_ns):
             stop.set()
             return
@@ -364,13 +387,19 @@ def _loop(reader: ReaderThread, feeder: _Feeder, opts: StreamOptions, on_window:
         summary.end_reason = "stopped"
 
 
-def _flush_held(feeder: _Feeder, opts: StreamOptions, on_window: Callable[[WindowPrediction], None],
-                summary: StreamSummary, lat: tuple[list[float], list[float]]) -> None:
-    """Samples still held for the time-unit decision when the stream ended (a very short stream)."""
-    try:
-        _deliver(feeder.flush(), feeder, on_window, opts, summary, lat, time.perf_counter_ns())
-    except WireError as exc:
-        summary.end_reason, summary.message = "error", str(exc)
+def _flush_end(feeder: _Feeder, opts: StreamOptions, on_window: Callable[[WindowPrediction], None],
+               summary: StreamSummary, lat: tuple[list[float], list[float]]) -> None:
+    """The stream ended: push the samples still held for the time-unit decision (a very short stream), then
+    deliver the windows a look-ahead smoother still holds."""
+    if summary.end_reason == "max_windows":
+        return
+    preds: list[WindowPrediction] = []
+    if summary.end_reason != "error":
+        try:
+            preds = feeder.flush()
+        except WireError as exc:
+            summary.end_reason, summary.message = "error", str(exc)
+    _deliver(preds + feeder.clf.flush(), feeder, on_window, opts, summary, lat, time.perf_counter_ns())
 
 
 def _deliver(preds: list[WindowPrediction], feeder: _Feeder, on_window: Callable[[WindowPrediction], None],
