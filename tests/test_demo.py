@@ -26,6 +26,10 @@ def test_demo_fast_chain(tmp_path: Path) -> None:
     # 20 s at 50 Hz = 1000 samples -> 14 windows of 128 / 64, all classified, none dropped.
     assert stream["windows"] == 14 and stream["dropped"] == 0 and stream["end_reason"] == "max_windows"
     assert f"stream: subject 9, {stream['artifact']}: 14 windows" in proc.stdout
+    rows = [r for r in stream["predictions"] if r["truth"] is not None]
+    assert [r["window"] for r in stream["predictions"]] == list(range(14)) and len(rows) == stream["scored_windows"]
+    assert stream["raw_accuracy"] == sum(r["raw_label"] == r["truth"] for r in rows) / len(rows)
+    assert stream["accuracy"] == sum(r["label"] == r["truth"] for r in rows) / len(rows)
     assert "stage times: train" in proc.stdout
     # The whole held-out subject, streamed at full speed through the default smoothing, scored as a timeline.
     tl = summary["timeline"]
@@ -37,3 +41,4 @@ def test_demo_fast_chain(tmp_path: Path) -> None:
     last = proc.stdout.strip().splitlines()[-1]
     assert last.startswith("held-out subject 9, whole recording (") and "segment F1" in last
     assert f"{tl['changes_per_min']:.1f} label changes/min vs {tl['true_changes_per_min']:.1f} in the truth" in last
+    assert tl["label_delay_s"] == 3.84 and "labels 3.8 s behind" in last  # the default looks 3 windows ahead

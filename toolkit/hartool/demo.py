@@ -198,7 +198,8 @@ def stream_timeline(bundle_dir: Path, opts: DemoOptions, say: Say, artifact: str
     report = timeline_report([(truth[got], pred[got])], stride_s)
     raw_report = timeline_report([(truth[got], raw[got])], stride_s) if got.any() and (raw[got] >= 0).all() else None
     return {"subject": opts.subject, "artifact": summary.artifact, "smoothing": opts.smoothing,
-            "label_delay_s": round(lag * stride_s, 2), "samples": summary.samples, "windows": int(got.sum()), "expected_windows": len(truth), "dropped": summary.dropped,
+            "label_delay_s": round(lag * stride_s, 2),  # look-ahead smoothing shows each label this late
+            "samples": summary.samples, "windows": int(got.sum()), "expected_windows": len(truth), "dropped": summary.dropped,
             "end_reason": summary.end_reason, "wall_s": round(wall, 2),
             "data_minutes": len(values) / ds.sample_rate_hz / 60, "x_real_time": (len(values) / ds.sample_rate_hz) / wall,
             **{k: report[k] for k in ("scored_windows", "window_accuracy", "segment_f1", "segment_precision",
@@ -218,16 +219,17 @@ def stream_subject(bundle_dir: Path, opts: DemoOptions, say: Say,
     values, labels = values[start : start + n], labels[start : start + n]
     say(f"      excerpt: {n} samples ({n / ds.sample_rate_hz:.0f} s of data from {start / ds.sample_rate_hz:.0f} s "
         f"on) at {opts.speed:g}x real time")
-    correct = scored = 0
+    correct = raw_correct = scored = 0
     rows: list[dict[str, Any]] = []
 
     def on_window(p: Any) -> None:
-        nonlocal correct, scored
+        nonlocal correct, raw_correct, scored
         truth = window_truth(labels, p.end_sample, bundle.window, label_ids)
         row = p.to_json() | {"truth": bundle.labels[truth] if truth is not None else None}
         if truth is not None:
             scored += 1
             correct += int(bundle.labels.index(p.label) == truth)
+            raw_correct += int(bundle.labels.index(p.raw_label) == truth)
         rows.append(row)
         if on_prediction:
             on_prediction(row)
@@ -236,5 +238,6 @@ def stream_subject(bundle_dir: Path, opts: DemoOptions, say: Say,
                              artifact, protocol)
     return {"subject": opts.subject, "artifact": summary.artifact, "samples": summary.samples,
             "windows": summary.windows, "scored_windows": scored, "accuracy": correct / scored if scored else None,
+            "raw_accuracy": raw_correct / scored if scored else None,
             "dropped": summary.dropped, "bad_lines": summary.bad_lines, "end_reason": summary.end_reason,
             "inference_us": summary.inference_us, "e2e_us": summary.e2e_us, "predictions": rows}

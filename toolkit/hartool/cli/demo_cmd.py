@@ -90,7 +90,8 @@ def demo(out: Path, fast: bool, subject: int, stream_seconds: float, speed: floa
     s = result.stream
     if s:
         click.echo(f"\nstream: subject {s['subject']}, {s['artifact']}: {s['windows']} windows, accuracy "
-                   f"{pct(s['accuracy'])} on {s['scored_windows']} single-activity windows, dropped {s['dropped']}, "
+                   f"{pct(s['accuracy'])} (unsmoothed {pct(s.get('raw_accuracy'))}) on {s['scored_windows']} "
+                   f"single-activity windows, dropped {s['dropped']}, "
                    f"inference p99 {s['inference_us'].get('p99', 0):.0f} us, end-to-end p99 "
                    f"{s['e2e_us'].get('p99', 0):.0f} us")
     click.echo("\nstage times: " + ", ".join(f"{k} {v:.0f} s" for k, v in result.stages_s.items())
