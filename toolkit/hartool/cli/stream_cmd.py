@@ -93,7 +93,8 @@ def _summary_text(summary: Any) -> list[str]:
 @click.option("--threads", type=click.IntRange(1, 64), default=1, show_default=True, help="Interpreter threads.")
 @click.option("--smooth", type=SmoothType(), default=_default_smoothing, show_default=_default_smoothing(),
               help="Smoothing of window probabilities: none, mean:K, vote:K, hysteresis, hmm (with parameters, "
-                   "e.g. hmm:switch=0.01); an integer K means mean:K.")
+                   "e.g. hmm:switch=0.01); an integer K means mean:K. hmm:...,lag=L looks L windows ahead: "
+                   "steadier labels, each shown L strides late (the default: 3.8 s at 50 Hz / stride 64).")
 @click.option("--min-confidence", type=click.FloatRange(0.0, 1.0), default=0.0, show_default=True,
               help="Mark predictions below this probability as uncertain.")
 @click.option("--jsonl", is_flag=True, help="One JSON object per window on stdout, nothing else.")
