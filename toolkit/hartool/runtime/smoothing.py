@@ -200,7 +200,8 @@ class HMMFilter:
 
     def reset(self) -> None:
         self._alpha: np.ndarray | None = None
-        # (forward message, emission) of the windows whose output is still owed, oldest first.
+        # (forward message, T @ diag(emission)) of the windows whose output is still owed, oldest first: the
+        # backward message over windows s+1..s+L is the product of their matrices applied to ones.
         self._owed: list[tuple[np.ndarray, np.ndarray]] = []
 
     def update(self, probs: np.ndarray) -> np.ndarray | None:
@@ -213,20 +214,24 @@ class HMMFilter:
         self._alpha = alpha / total if total > 0 else np.full(self.n_classes, 1.0 / self.n_classes)
         if self.lag == 0:
             return self._alpha.astype(np.float32)
-        self._owed.append((self._alpha, e))
+        self._owed.append((self._alpha, self._trans * e))
         if len(self._owed) <= self.lag:
             return None
-        oldest, _e = self._owed.pop(0)
+        oldest, _m = self._owed.pop(0)
         return self._posterior(0, oldest)
 
     def _posterior(self, start: int, alpha: np.ndarray) -> np.ndarray:
         """``alpha`` times the backward message over the owed windows from ``start`` on, normalised."""
         beta = np.ones(self.n_classes)
-        for _a, e in reversed(self._owed[start:]):
-            beta = self._trans @ (e * beta)
-            beta /= beta.sum()
+        # Few numpy calls per step (this runs for every window of a live stream); the scale is reset every
+        # few steps only, which float64 allows even for long lags and extreme switch or floor values.
+        for i, (_a, m) in enumerate(reversed(self._owed[start:])):
+            beta = m @ beta
+            if i % 4 == 3:
+                beta /= beta.sum()
         post = alpha * beta
-        return (post / post.sum()).astype(np.float32)
+        total = post.sum()
+        return (post / total if total > 0 else alpha).astype(np.float32)
 
     def flush(self) -> list[np.ndarray]:
         out = [self._posterior(i + 1, alpha) for i, (alpha, _e) in enumerate(self._owed)]
