@@ -13,7 +13,9 @@ Variants, each `hartool simulate --speed 20` on a pty -> `hartool stream` with T
   * baseline: the --baseline-ref code (a git worktree) on an int8 artifact quantized by that code;
   * today-same-artifact: today's code on that very artifact (the code is the only difference);
   * today-bundle: today's code on --bundle's default artifact (with the embedding output it ships);
-  * today-outputs: the same with --publish to a real mosquitto and --serve (issue 12's cost check).
+  * today-outputs: the same with --publish to a real mosquitto and --serve (issue 12's cost check);
+  * today-causal: today-bundle with the causal HMM (`--smooth hmm:switch=0.05,floor=0.1`) instead of the
+    look-ahead default: what the look-ahead costs, in the same rounds.
 Writes benchmarks/results/e2e_ratio.json; prints the RESULTS.md section.
 """
 
@@ -34,7 +36,8 @@ from _common import REPO, md_table, save, stamp
 from fleet import NO_TF, Broker, free_port
 
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-VARIANTS = ("baseline", "today-same-artifact", "today-bundle", "today-outputs")
+VARIANTS = ("baseline", "today-same-artifact", "today-bundle", "today-outputs", "today-causal")
+CAUSAL = ("--smooth", "hmm:switch=0.05,floor=0.1")
 
 
 def baseline_tree(ref: str, where: Path) -> Path:
@@ -58,7 +61,7 @@ def baseline_bundle(bundle: Path, toolkit: Path, out: Path) -> Path:
 
 
 def run_once(bundle: Path, artifact: str | None, windows: int, toolkit: Path | None, broker: Broker | None,
-             workdir: Path) -> dict[str, Any]:
+             workdir: Path, extra: tuple[str, ...] = ()) -> dict[str, Any]:
     """One simulate -> stream pair at 20x real time; returns the stream's e2e/inference percentiles."""
     env = {**ENV, "PYTHONPATH": str(toolkit)} if toolkit else ENV
     sim = subprocess.Popen([sys.executable, "-m", "hartool", "simulate", "--subject", "9", "--speed", "20",
@@ -71,6 +74,7 @@ def run_once(bundle: Path, artifact: str | None, windows: int, toolkit: Path | N
             "--summary-json", str(summary)]
     if artifact:
         args += ["--artifact", artifact]
+    args += list(extra)
     if broker is not None:
         args += ["--publish", f"mqtt://127.0.0.1:{broker.port}/e2e", "--device-name", "pi",
                  "--serve", f"127.0.0.1:{free_port()}"]
@@ -101,14 +105,17 @@ def main() -> int:
     try:
         toolkit = baseline_tree(args.baseline_ref, work / "baseline")
         old = baseline_bundle(args.bundle, toolkit, work / "baseline-bundle")
-        plan = {"baseline": (old, "tflite-int8", toolkit, None), "today-same-artifact": (old, "tflite-int8", None, None),
-                "today-bundle": (args.bundle, None, None, None), "today-outputs": (args.bundle, None, None, broker)}
+        plan = {"baseline": (old, "tflite-int8", toolkit, None, ()),
+                "today-same-artifact": (old, "tflite-int8", None, None, ()),
+                "today-bundle": (args.bundle, None, None, None, ()),
+                "today-outputs": (args.bundle, None, None, broker, ()),
+                "today-causal": (args.bundle, None, None, None, CAUSAL)}
         runs: dict[str, list[dict[str, Any]]] = {v: [] for v in VARIANTS}
         for r in range(args.rounds):
             order = VARIANTS[r % len(VARIANTS):] + VARIANTS[:r % len(VARIANTS)]  # rotate: no variant always first
             for v in order:
-                b, artifact, tk, brk = plan[v]
-                runs[v].append(run_once(b, artifact, args.windows, tk, brk, work))
+                b, artifact, tk, brk, extra = plan[v]
+                runs[v].append(run_once(b, artifact, args.windows, tk, brk, work, extra))
                 print(f"round {r + 1} {v}: e2e p99 {runs[v][-1]['e2e_us']['p99']:.0f} us", file=sys.stderr)
     finally:
         broker.close()
