@@ -35,9 +35,11 @@ from typing import Any
 from _common import REPO, md_table, save, stamp
 from fleet import NO_TF, Broker, free_port
 
+from hartool.runtime.smoothing import CAUSAL_SMOOTHING
+
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
 VARIANTS = ("baseline", "today-same-artifact", "today-bundle", "today-outputs", "today-causal")
-CAUSAL = ("--smooth", "hmm:switch=0.05,floor=0.1")
+CAUSAL = ("--smooth", CAUSAL_SMOOTHING)
 
 
 def baseline_tree(ref: str, where: Path) -> Path:

@@ -17,10 +17,9 @@ import time
 import numpy as np
 from _common import md_table, save, stamp
 
-from hartool.runtime.smoothing import DEFAULT_SMOOTHING, make_smoother
+from hartool.runtime.smoothing import CAUSAL_SMOOTHING, DEFAULT_SMOOTHING, make_smoother
 
-METHODS = ("none", "mean:4", "vote:3", "hysteresis:margin=0.6,windows=1", "hmm:switch=0.05,floor=0.1",
-           DEFAULT_SMOOTHING)
+METHODS = ("none", "mean:4", "vote:3", "hysteresis:margin=0.6,windows=1", CAUSAL_SMOOTHING, DEFAULT_SMOOTHING)
 
 
 def one_round(method: str, probs: np.ndarray) -> float:

@@ -73,7 +73,7 @@ from hartool.runtime.stream import load_bundle_predictor
 # validation subjects only (--select-on val: people the model never trained on) the goal's own budget applies.
 ACC_BUDGET_PP = {"non-test": 0.0, "val": 0.5}
 RATIO_GOAL = 1.5
-MAX_LAGS = (1, 2, 3)  # windows of look-ahead tried for the HMM
+LAGS = (1, 2, 3)  # windows of look-ahead tried for the HMM
 FAMILIES = ("none", "mean", "vote", "hysteresis", "hmm", "hmm-lag")
 
 
@@ -86,7 +86,7 @@ def grid() -> list[str]:
                                                                                   (1, 2, 3, 4, 5))]
     hmm = [f"hmm:switch={s},floor={f}" for s, f in itertools.product(
         (0.05, 0.02, 0.01, 0.005, 0.002, 0.001, 0.0003, 0.0001, 0.00003), (0.005, 0.02, 0.05, 0.1, 0.2))]
-    specs += hmm + [f"{h},lag={lag}" for lag, h in itertools.product(MAX_LAGS, hmm)]
+    specs += hmm + [f"{h},lag={lag}" for lag, h in itertools.product(LAGS, hmm)]
     return specs
 
 

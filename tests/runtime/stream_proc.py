@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from hartool.data import load_dataset, recording_for_subject
+from hartool.runtime.smoothing import CAUSAL_SMOOTHING
 from hartool.wire.codec import encode_text_line
 from mqtt_testing import wait_until
 
@@ -27,16 +28,13 @@ def text_lines(values: np.ndarray) -> bytes:
     return b"".join(encode_text_line(v) for v in values)
 
 
-# The sink tests feed a few windows and wait for them: a causal smoother answers each window as soon as it is
-# complete (the default looks 3 windows ahead and would hold the last ones until the input goes quiet).
-CAUSAL_SMOOTHING = ("--smooth", "hmm:switch=0.05,floor=0.1")
-
-
 class StreamProc:
     """``python -m hartool stream BUNDLE --port - ARGS`` with stdin a pipe; stderr collected line by line."""
 
     def __init__(self, bundle: Path, *args: str, env: dict[str, str] | None = None) -> None:
-        smooth = () if "--smooth" in args else CAUSAL_SMOOTHING
+        # The sink tests feed a few windows and wait for them: a causal smoother answers each window as soon as
+        # it is complete (the default looks 3 windows ahead and would hold the last ones until input goes quiet).
+        smooth = () if "--smooth" in args else ("--smooth", CAUSAL_SMOOTHING)
         cmd = [sys.executable, "-m", "hartool", "stream", str(bundle), "--port", "-", *args, *smooth]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})})

@@ -194,7 +194,7 @@ def stream_timeline(bundle_dir: Path, opts: DemoOptions, say: Say, artifact: str
     wall = time.perf_counter() - t0
     got = pred >= 0  # a window the stream did not deliver (dropped samples) is left out, not guessed
     stride_s = bundle.stride / ds.sample_rate_hz
-    lag = getattr(make_smoother(opts.smoothing, len(bundle.labels)), "lag", 0)
+    lag = make_smoother(opts.smoothing, len(bundle.labels)).lag
     report = timeline_report([(truth[got], pred[got])], stride_s)
     raw_report = timeline_report([(truth[got], raw[got])], stride_s) if got.any() and (raw[got] >= 0).all() else None
     return {"subject": opts.subject, "artifact": summary.artifact, "smoothing": opts.smoothing,

@@ -4,9 +4,9 @@ Latencies within 10 % of the fastest count as a tie, which the preference order 
 
 `quantize` records each artifact's accuracy (through LiteRT / onnxruntime, on the bundle's test windows) and a
 median latency per window (every artifact of the bundle timed in the same interleaved rounds) in the manifest,
-then stores the choice and its reason as ``manifest["default_artifact"] = {"name", "reason"}``. `stream` and `benchmark` take that choice when it
-still names a runnable artifact, else apply the same rule to what the manifest holds now, else fall back to
-a fixed preference order (small integer TFLite first).
+then stores the choice and its reason as ``manifest["default_artifact"] = {"name", "reason"}``. `stream` and
+`benchmark` take that choice when it still names a runnable artifact, else apply the same rule to what the
+manifest holds now, else fall back to a fixed preference order (small integer TFLite first).
 """
 
 from __future__ import annotations

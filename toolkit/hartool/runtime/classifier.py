@@ -30,6 +30,7 @@ from ..core.preprocess import preprocess
 from .artifacts import load_bundle_predictor
 from .backends import Predictor
 from .resample import GridChunk, Resampler
+from .smoothing import Smoother, make_smoother
 from .window import WindowAssembler
 
 __all__ = ["ClassifierOptions", "StreamClassifier", "WindowPrediction", "parse_smooth"]
@@ -103,23 +104,8 @@ def parse_smooth(value: str | int | None) -> str:
         if k < 0:
             raise ValueError(f"smoothing window must be >= 0, got {k}")
         return "none" if k <= 1 else f"mean:{k}"
-    _make_smoother(text, 2)  # validates the method and its parameters now, not at the first window
+    make_smoother(text, 2)  # validates the method and its parameters now, not at the first window
     return text
-
-
-def _make_smoother(method: str, n_labels: int) -> Any:
-    from . import smoothing
-
-    make = getattr(smoothing, "make_smoother", None)
-    if make is not None:
-        return make(method, n_labels)
-    # Before make_smoother existed: the moving average only.
-    name, _, k = method.partition(":")
-    if name == "none":
-        return smoothing.ProbabilitySmoother(1, n_labels)
-    if name == "mean":
-        return smoothing.ProbabilitySmoother(int(k or 5), n_labels)
-    raise ValueError(f"unknown smoothing method {method!r}")
 
 
 def _load_head(bundle: Bundle) -> Any:
@@ -163,8 +149,8 @@ class StreamClassifier:
         # `--orientation free` bundles: windows are turned into the model's reference frame by a causal
         # calibration (the first still period is taken as upright standing); None for fixed bundles.
         self.calibrator = calibrator_for(b.manifest)
-        self.smoother = _make_smoother(parse_smooth(self.options.smooth), len(self.labels))
-        self.lag = int(getattr(self.smoother, "lag", 0))  # windows a label waits for (look-ahead smoothing)
+        self.smoother: Smoother = make_smoother(parse_smooth(self.options.smooth), len(self.labels))
+        self.lag = self.smoother.lag  # windows a label waits for (look-ahead smoothing)
         self._held: list[WindowPrediction] = []  # classified, waiting for the smoother's look-ahead
         self._ready: list[WindowPrediction] = []  # finished, in window order, returned by the next call
         self.resampler: Resampler | None = None
@@ -304,12 +290,10 @@ class StreamClassifier:
 
     def _release(self) -> None:
         """Finish every held window with what the smoother can say now, and start the smoother afresh."""
-        flush = getattr(self.smoother, "flush", None)
-        outs = flush() if flush is not None else []
+        outs = self.smoother.flush()
         held, self._held = self._held, []
         for i, (pred, out) in enumerate(zip(held, outs, strict=True)):
             self._finish(pred, out, lag=len(held) - 1 - i)
-        self.smoother.reset()
 
     def _finish(self, pred: WindowPrediction, smoothed: np.ndarray, lag: int) -> None:
         """Set the smoothed label; ``lag`` = windows classified after this one before its label was set."""

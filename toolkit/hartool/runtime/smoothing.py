@@ -38,6 +38,8 @@ METHODS = ("none", "mean", "vote", "hysteresis", "hmm")
 # look-ahead HMM in the grid (lag <= 3 windows, declared beforehand) the same rule on the same subjects picked
 # the setting below: every label is shown 3 windows (3.8 s at the HAPT stride) after its window ends.
 DEFAULT_SMOOTHING = "hmm:switch=0.005,floor=0.2,lag=3"
+# The previous default: labels with no delay (causal), for a user who wants them at once.
+CAUSAL_SMOOTHING = "hmm:switch=0.05,floor=0.1"
 
 
 MAX_LAG = 50  # windows; more is no longer a live stream
@@ -50,7 +52,9 @@ class Smoother(Protocol):
 
     def update(self, probs: np.ndarray) -> np.ndarray | None: ...
 
-    def flush(self) -> list[np.ndarray]: ...
+    def flush(self) -> list[np.ndarray]:
+        """The outputs still owed, oldest first; the smoother then starts afresh (as after ``reset``)."""
+        ...
 
     def reset(self) -> None: ...
 

@@ -357,15 +357,15 @@ def _loop(reader: ReaderThread, feeder: _Feeder, opts: StreamOptions, on_window:
                 summary.end_reason = reader.end_reason or "eof"
                 return
             if clf.holding and time.perf_counter() - last_data > quiet_s:  # the sender went quiet
-                if _deliver(clf.flush(), feeder, on_window, opts, summary, lat, time.perf_counter_ns()):
+                if _deliver_held(feeder, on_window, opts, summary, lat):
                     return
             continue
         if isinstance(item, ReaderEvent):
             if item.kind == "reconnected":
                 summary.reconnects += 1
                 clf.gap("reconnect")
-                if _deliver(clf.flush(), feeder, on_window, opts, summary, lat, time.perf_counter_ns()):
-                    return  # the windows a look-ahead smoother held at the drop
+                if _deliver_held(feeder, on_window, opts, summary, lat):  # what the smoother held at the drop
+                    return
             if item.kind == "protocol" or not item.final:
                 say(item.message)
             if item.final:
@@ -399,7 +399,14 @@ def _flush_end(feeder: _Feeder, opts: StreamOptions, on_window: Callable[[Window
             preds = feeder.flush()
         except WireError as exc:
             summary.end_reason, summary.message = "error", str(exc)
-    _deliver(preds + feeder.clf.flush(), feeder, on_window, opts, summary, lat, time.perf_counter_ns())
+    if not _deliver(preds, feeder, on_window, opts, summary, lat, time.perf_counter_ns()):
+        _deliver_held(feeder, on_window, opts, summary, lat)
+
+
+def _deliver_held(feeder: _Feeder, on_window: Callable[[WindowPrediction], None], opts: StreamOptions,
+                  summary: StreamSummary, lat: tuple[list[float], list[float]]) -> bool:
+    """Deliver now the windows the classifier still holds for a look-ahead smoother (see :func:`_deliver`)."""
+    return _deliver(feeder.clf.flush(), feeder, on_window, opts, summary, lat, time.perf_counter_ns())
 
 
 def _deliver(preds: list[WindowPrediction], feeder: _Feeder, on_window: Callable[[WindowPrediction], None],
