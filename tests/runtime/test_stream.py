@@ -22,7 +22,7 @@ from hartool.data import load_dataset, recording_for_subject
 from hartool.runtime.smoothing import smooth_sequence
 from hartool.runtime.stream import StreamOptions, WindowPrediction, load_bundle_predictor, run_stream
 from hartool.sim.device import DEFAULT_SCALES, FaultSpec, VirtualDevice
-from hartool.wire.codec import encode_text_line
+from hartool.wire.text import encode_text_line
 
 N = 2000  # samples streamed per test: 30 windows of 128 / 64
 

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 from hartool.core.errors import WireError
-from hartool.wire.codec import TextDecoder, parse_columns, sniff_protocol
+from hartool.wire.autodetect import AutoDecoder, decoder_counters, make_decoder, sniff_protocol
+from hartool.wire.batch import parse_columns
 from hartool.wire.jsoncodec import JsonDecoder
-from hartool.wire.reader import AutoDecoder, decoder_counters, make_decoder
+from hartool.wire.text import TextDecoder
 
 NAMES = ("acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z")
 

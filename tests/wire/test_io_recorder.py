@@ -12,8 +12,9 @@ from hartool.core.csvformat import read_csv_session
 from hartool.core.errors import WireError
 from hartool.data import HAPT_LABEL_NAMES, load_dataset
 from hartool.sim.device import DEFAULT_SCALES, FaultSpec, VirtualDevice
-from hartool.wire.codec import BinaryDecoder, quantize
-from hartool.wire.reader import make_decoder
+from hartool.wire.autodetect import make_decoder
+from hartool.wire.binary import BinaryDecoder
+from hartool.wire.frames import quantize
 from hartool.wire.recorder import record
 from hartool.wire.sources import open_port
 

@@ -133,8 +133,8 @@ def _run(port: str, out: Path, first: str, labels: list[str], meta: dict[str, ob
     from ..core.errors import WireError
     from ..core.timebase import channel_scales
     from ..runtime.resample import Resampler
-    from ..wire.codec import parse_columns
-    from ..wire.reader import make_decoder
+    from ..wire.autodetect import make_decoder
+    from ..wire.batch import parse_columns
     from ..wire.recorder import record as run_record
     from ..wire.recorder import record_channels
     from ..wire.sources import open_port

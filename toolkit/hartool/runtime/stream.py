@@ -20,8 +20,9 @@ from ..core.bundle import Bundle
 from ..core.errors import WireError
 from ..core.rss import peak_rss_mb
 from ..core.timebase import BatchScales, DeviceClock, channel_scales
-from ..wire.codec import DecodedBatch, parse_columns
-from ..wire.reader import ReaderEvent, ReaderThread
+from ..wire.batch import DecodedBatch, parse_columns
+from ..wire.events import ReaderEvent
+from ..wire.reader import ReaderThread
 from ..wire.sources import open_port
 
 # Artifact choice lives in .artifacts; re-exported here for callers of the old location.

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hartool.wire.codec import (
+from hartool.wire.frames import (
     ACC_SCALE_G,
     BINARY_VERSION,
     FLAG_TIMESTAMP,

@@ -27,9 +27,11 @@ import numpy as np
 from hartool.core.csvformat import VALUE_COLUMNS, format_header, format_row
 from hartool.core.errors import WireError
 from hartool.core.timebase import BatchScales, DeviceClock
-from hartool.wire.codec import BinaryDecoder, DecodedBatch, TextDecoder
-from hartool.wire.reader import AutoDecoder, decoder_counters
-from hartool.wire.sources import DeviceGone, Port
+from hartool.wire.autodetect import AutoDecoder, decoder_counters
+from hartool.wire.batch import DecodedBatch
+from hartool.wire.binary import BinaryDecoder
+from hartool.wire.port import DeviceGone, Port
+from hartool.wire.text import TextDecoder
 
 __all__ = ["DEFAULT_UNITS", "RecordStats", "record", "record_channels"]
 
