@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Protocol
 
 import numpy as np
 
@@ -32,7 +32,7 @@ from .errors import WireError
 from .resample import GridChunk, Resampler
 from .timebase import BatchScales, DeviceClock
 
-__all__ = ["DETECT_SAMPLES", "RATE_TOLERANCE", "IngestOptions", "IngestStage", "SensorReadings"]
+__all__ = ["DETECT_SAMPLES", "RATE_TOLERANCE", "Batch", "IngestOptions", "IngestStage", "SensorReadings"]
 
 RATE_TOLERANCE = 0.10  # a device rate this far from the model's is worth a note
 DETECT_SAMPLES = 8  # timestamps collected before an automatic time-unit decision
@@ -41,6 +41,33 @@ _ARRIVAL_SPAN_S, _ARRIVAL_SAMPLES = 2.0, 20  # what a rate from arrival times is
 
 #: One sensor on its own clock: (name, model channel indices, times in s, values in model units).
 SensorReadings = tuple[str, Sequence[int], np.ndarray, np.ndarray]
+
+
+class SensorPart(Protocol):
+    """One sensor's readings on its own clock (``hartool.wire.codec.SensorPart`` has this shape)."""
+
+    name: str
+    channels: Sequence[int]
+    t: np.ndarray
+    values: np.ndarray
+
+
+class Batch(Protocol):
+    """What the stage reads of a decoded batch (``hartool.wire.codec.DecodedBatch`` has this shape)."""
+
+    values: np.ndarray
+    t: np.ndarray | None
+    dropped: int
+    received_ns: int
+    time_unit: str | None
+    acc_unit: str | None
+    gyro_unit: str | None
+    breaks: tuple[int, ...]
+    parts: Sequence[SensorPart] | None
+    layout: tuple[str, ...]
+
+    @property
+    def samples(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -126,6 +153,7 @@ class IngestStage:
         self.channels = [dict(c) for c in channels]
         self.names = [c["name"] for c in self.channels]
         self.width = len(self.channels)
+        self._all = tuple(range(self.width))  # one clock for every channel
         self.rate_hz = float(rate_hz)
         self.resample = resample
         self.clock = DeviceClock(opts.time_unit)
@@ -135,7 +163,7 @@ class IngestStage:
         self._timeline = None if resample else _SampleTimeline(nominal_hz)
         self.resampler: Resampler | None = None
         self.layout: tuple[str, ...] = ()
-        self._held: list[tuple[Any, object]] = []  # (batch, tag) waiting for the time unit
+        self._held: list[tuple[Batch, object]] = []  # (batch, tag) waiting for the time unit
         self._arrival = _ArrivalRate()
         self._rate_told = False
         self._unit_checked = False
@@ -149,7 +177,7 @@ class IngestStage:
         self.measured_rate_hz: float | None = None
 
     # ------------------------------------------------------------------------------------------------
-    def feed(self, batch: Any, tag: object = None) -> list[GridChunk]:
+    def feed(self, batch: Batch, tag: object = None) -> list[GridChunk]:
         """One :class:`~hartool.wire.codec.DecodedBatch`; ``tag`` comes back on its chunks (single clock)."""
         self.wire_dropped += batch.dropped
         if batch.parts is not None:
@@ -211,11 +239,6 @@ class IngestStage:
         return out
 
     @property
-    def held(self) -> int:
-        """Batches waiting for the time-unit decision."""
-        return len(self._held)
-
-    @property
     def dropped(self) -> int:
         """Samples lost before the grid: reported by the batches, or timed backwards."""
         return self.wire_dropped + (self.resampler.backwards if self.resampler is not None else 0)
@@ -236,20 +259,20 @@ class IngestStage:
     def _say(self, line: str) -> None:
         self._messages.append(line)
 
-    def _must_hold(self, batch: Any) -> bool:
+    def _must_hold(self, batch: Batch) -> bool:
         if self._held:
             return True  # in order, behind the ones already waiting
         if self._timeline is not None and self.time_source is not None:
             return False  # the recorder decided its clock with the first batch
         return batch.t is not None and batch.time_unit is None and not self.clock.known
 
-    def _values(self, batch: Any) -> np.ndarray:
+    def _values(self, batch: Batch) -> np.ndarray:
         scales = self._scales.for_units(batch.acc_unit, batch.gyro_unit)
         if self._timeline is not None:
             return np.asarray(batch.values, dtype=np.float64) * scales
         return batch.values if scales is self._unit_scales else batch.values * scales
 
-    def _plain(self, batch: Any, tag: object) -> list[GridChunk]:
+    def _plain(self, batch: Batch, tag: object) -> list[GridChunk]:
         values = self._values(batch)
         self._check_acc_unit(values)
         self.device_samples += len(values)
@@ -287,9 +310,9 @@ class IngestStage:
         return self._timed(t_s, values, tag)
 
     def _timed(self, t_s: np.ndarray, values: np.ndarray, tag: object) -> list[GridChunk]:
-        return self._on_grid([("imu", tuple(range(self.width)), t_s, values)], ("imu",), tag)
+        return self._on_grid([("imu", self._all, t_s, values)], ("imu",), tag)
 
-    def _record_times(self, batch: Any, t_s: np.ndarray | None, values: np.ndarray, tag: object) -> list[GridChunk]:
+    def _record_times(self, batch: Batch, t_s: np.ndarray | None, values: np.ndarray, tag: object) -> list[GridChunk]:
         assert self._timeline is not None
         if self.time_source is None:
             self.time_source = "device" if t_s is not None else "host"
@@ -299,7 +322,7 @@ class IngestStage:
         t = self._timeline.times(t_s if device else None, len(values), batch.received_ns * 1e-9, device)
         return [GridChunk(t, values, False, tag)]
 
-    def _parts(self, batch: Any, tag: object) -> list[GridChunk]:
+    def _parts(self, batch: Batch, tag: object) -> list[GridChunk]:
         """Sensors on their own clocks: device seconds from the earliest sensor, units, then the grid."""
         scales = self._scales.for_units(batch.acc_unit, batch.gyro_unit)
         unit = batch.time_unit or self.clock.unit or "ns"

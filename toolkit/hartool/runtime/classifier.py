@@ -27,7 +27,7 @@ import numpy as np
 
 from ..core.bundle import Bundle
 from ..core.errors import HartoolError
-from ..core.ingest import IngestOptions, IngestStage, SensorReadings
+from ..core.ingest import Batch, IngestOptions, IngestStage, SensorReadings
 from ..core.resample import GridChunk
 from ..core.transform import InputTransform
 from .artifacts import load_bundle_predictor
@@ -156,7 +156,7 @@ class StreamClassifier:
         self._seg_start = 0  # assembler sample count at that sample
 
     # ------------------------------------------------------------------------------------------------
-    def feed(self, batch: Any) -> list[WindowPrediction]:
+    def feed(self, batch: Batch) -> list[WindowPrediction]:
         """Classify what a decoded batch (:class:`~hartool.wire.codec.DecodedBatch`) completes."""
         self._chunks(self.ingest.feed(batch))
         return self._take()
