@@ -24,6 +24,7 @@ from ..core.timebase import channel_scales
 from ..wire.codec import DecodedBatch, parse_columns
 from ..wire.reader import ReaderEvent, ReaderThread
 from ..wire.sources import open_port
+
 # Artifact choice lives in .artifacts; re-exported here for callers of the old location.
 from .artifacts import ARTIFACT_PREFERENCE, choose_artifact, load_bundle_predictor  # noqa: F401
 from .classifier import ClassifierOptions, StreamClassifier, WindowPrediction, parse_smooth
