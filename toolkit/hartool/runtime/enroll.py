@@ -4,6 +4,8 @@
 ``stream`` reads (device, listener, recorded CSV), cuts them into densely overlapping windows, embeds
 them with the bundle's artifact (its second output), and refits the bundle's head
 (:mod:`hartool.runtime.heads`) on the stored reference windows plus everything the wearer taught so far.
+Reading and cutting the samples live in :mod:`.enroll_source`, the fitting in :mod:`.enroll_fit`; this
+module keeps the bundle storage and the public API.
 
 Bundle files written (new names each time, so a crash leaves the old head in force):
 ``enroll-<id>.npz`` (the wearer's preprocessed windows and their labels: what lets ``--remove`` and

@@ -24,6 +24,7 @@ from .artifacts import load_bundle_predictor
 from .backends import Predictor
 from .classifier import ClassifierOptions, StreamClassifier
 from .heads import FitParams
+from .stream import StreamOptions, run_stream
 
 MIN_SECONDS = 10.0
 # Enrollment windows overlap by 7/8: 30 s at 50 Hz give ~180 windows instead of ~22.
@@ -66,8 +67,6 @@ def read_samples(port_spec: str, bundle: Bundle, seconds: float, opts: EnrollOpt
     grid), tapped before the windows, so what is enrolled is what `stream` will classify. ``loaded``: the
     (entry, predictor) already loaded by the caller; ``on_status`` gets the stream's status lines.
     """
-    from .stream import StreamOptions, run_stream
-
     entry, pred = loaded or require_embedding(bundle, opts.artifact)
     iopts = IngestOptions(acc_unit=opts.acc_unit, gyro_unit=opts.gyro_unit, time_unit=opts.time_unit)
     clf = StreamClassifier(bundle, ClassifierOptions(use_head=False), predictor=pred, entry=entry, ingest=iopts)

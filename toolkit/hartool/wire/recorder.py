@@ -171,6 +171,8 @@ def record(port: Port, out: str | os.PathLike[str], options: RecordOptions | Non
     next one: the session goes on. ``on_batch(total_samples)`` is called after each batch written
     (progress display); ``on_status`` gets the ingest stage's notes (detected time unit, unit warnings).
 
+    The reader thread owns ``port`` from here on and closes it at the end.
+
     Raises :class:`WireError` when the stream has not 6 channels, or when it ended without any sample.
     """
     o = options or RecordOptions()
