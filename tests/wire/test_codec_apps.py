@@ -102,8 +102,8 @@ def test_sensor_logger_totalacceleration_is_used_where_sent() -> None:
 
 def test_sensor_logger_summed_acc_reaches_the_model_units() -> None:
     """Through the classifier's resampler: accelerometer + gravity, in m/s2, on separate clocks, sum to g."""
+    from hartool.core.resample import Resampler
     from hartool.core.timebase import DeviceClock, channel_scales
-    from hartool.runtime.resample import Resampler
 
     dec = JsonDecoder(NAMES)
     entries = []

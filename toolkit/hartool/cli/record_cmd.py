@@ -130,25 +130,19 @@ def _run(port: str, out: Path, first: str, labels: list[str], meta: dict[str, ob
          keys: str | None) -> RecordStats:
     """Open the source (and the key source with --labels) and record until the end of the session."""
     from ..core.csvformat import VALUE_COLUMNS
-    from ..core.errors import WireError
     from ..core.timebase import channel_scales
-    from ..runtime.resample import Resampler
-    from ..wire.autodetect import make_decoder
     from ..wire.batch import parse_columns
+    from ..wire.recorder import RecordOptions, record_channels
     from ..wire.recorder import record as run_record
-    from ..wire.recorder import record_channels
     from ..wire.sources import open_port
     from .keys import KeyReader, key_help, start_key_thread
 
     channel_scales(record_channels(), *units)  # --acc-lsb without raw etc.: one line, before opening anything
     protocol, columns, grid_hz = decoding
-    layout = parse_columns(columns, VALUE_COLUMNS) if columns else None
-    unit = None if time_unit == "auto" else time_unit
+    options = RecordOptions(label=first, duration_s=duration_s, meta=meta, protocol=protocol,
+                            columns=parse_columns(columns, VALUE_COLUMNS) if columns else None, time_unit=time_unit,
+                            acc_unit=units[0], gyro_unit=units[1], acc_lsb=units[2], gyro_lsb=units[3], grid_hz=grid_hz)
     source = open_port(port, baud=baud)
-    # Files and listening sockets start at a line boundary; a serial port may start mid-line (as `stream`).
-    whole = bool(getattr(source, "is_file", False) or getattr(source, "listening", False))
-    decoder = make_decoder(protocol, channel_names=VALUE_COLUMNS, columns=layout, time_unit=unit,
-                           skip_first_line=not whole)
     events: queue.Queue[str] = queue.Queue()
     stop = threading.Event()
     with contextlib.ExitStack() as stack:
@@ -160,17 +154,10 @@ def _run(port: str, out: Path, first: str, labels: list[str], meta: dict[str, ob
             status(f"keys: {key_help(labels)}")
         status(f"recording {first or '(no label)'} from {source.name} into {out} "
                f"({'q or ' if labels else ''}Ctrl-C to stop)")
-        try:
-            source.write(b"s")  # start a device that waits for the host; harmless for one that streams already
-        except WireError:
-            pass  # a replayed file or stdin cannot be written to
         # Ctrl-C ends the session like q does, so the per-label summary still prints.
         stack.enter_context(_sigint_sets(stop))
         try:
-            return run_record(source, decoder, out, label=first, duration_s=duration_s,
-                              meta=meta, stop_event=stop, events=events, time_unit=time_unit, acc_unit=units[0],
-                              aligner=lambda layout: Resampler(grid_hz, len(VALUE_COLUMNS), layout),
-                              gyro_unit=units[1], acc_lsb=units[2], gyro_lsb=units[3])
+            return run_record(source, out, options, events=events, stop_event=stop, on_status=status)
         finally:
             stop.set()  # ends the key thread
 

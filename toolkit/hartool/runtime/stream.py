@@ -1,8 +1,8 @@
-"""The `hartool stream` driver: a port's bytes -> decoder -> device time & units -> StreamClassifier -> callbacks.
+"""The `hartool stream` driver: a port's bytes -> decoder -> StreamClassifier -> callbacks.
 
-The reader thread (wire/reader.py) is the only owner of the port; this loop takes its batches, turns
-device times into seconds (core/timebase.py), converts units, and feeds :class:`StreamClassifier`, which
-resamples, windows and classifies. Everything about models lives there; everything about ports here.
+The reader thread (wire/reader.py) is the only owner of the port; this loop takes its batches and feeds
+:class:`StreamClassifier`, whose ingest stage (core/ingest.py) turns device time and units into the model's
+grid, and which windows and classifies. Everything about models lives there; everything about ports here.
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ import numpy as np
 
 from ..core.bundle import Bundle
 from ..core.errors import WireError
+from ..core.ingest import IngestOptions
 from ..core.rss import peak_rss_mb
-from ..core.timebase import BatchScales, DeviceClock, channel_scales
+from ..core.timebase import channel_scales
 from ..wire.batch import DecodedBatch, parse_columns
 from ..wire.events import ReaderEvent
 from ..wire.reader import ReaderThread
@@ -31,9 +32,6 @@ from .classifier import ClassifierOptions, StreamClassifier, WindowPrediction, p
 
 __all__ = ["StreamOptions", "StreamSummary", "WindowPrediction", "load_bundle_predictor", "run_stream"]
 
-RATE_TOLERANCE = 0.10
-_DETECT_SAMPLES = 8  # timestamps collected before an automatic time-unit decision
-_UNIT_CHECK_SAMPLES = 20  # samples the m/s2-sent-as-g check looks at
 # With look-ahead smoothing a window waits for later ones. When nothing arrives for the look-ahead's own span
 # plus this margin, the sender has stopped (an app closed, a phone out of Wi-Fi): the held windows are
 # delivered, judged from what came, instead of waiting for data that may never come. (An app that batches
@@ -120,160 +118,6 @@ def _percentiles(values: list[float]) -> dict[str, float]:
             "mean": float(arr.mean()), "max": float(arr.max())}
 
 
-class _ArrivalRate:
-    """Sample rate from arrival times over >= 2 s (devices without timestamps)."""
-
-    def __init__(self) -> None:
-        self.first: tuple[float, int] | None = None
-        self.rate: float | None = None
-
-    def update(self, arrived_s: float, total: int) -> float | None:
-        if self.rate is not None:
-            return None
-        if self.first is None:
-            self.first = (arrived_s, total)
-            return None
-        span = arrived_s - self.first[0]
-        if span >= 2.0 and total - self.first[1] >= 20:
-            self.rate = (total - self.first[1]) / span
-            return self.rate
-        return None
-
-
-class _Feeder:
-    """Turns decoded batches into classifier pushes: units, device time (with auto unit), gaps, rates."""
-
-    def __init__(self, clf: StreamClassifier, opts: StreamOptions, say: Callable[[str], None],
-                 summary: StreamSummary) -> None:
-        self.clf, self.opts, self.say, self.summary = clf, opts, say, summary
-        self.clock = DeviceClock(opts.time_unit)
-        self._scales = BatchScales(clf.bundle.channels, opts.acc_unit, opts.gyro_unit, opts.acc_lsb, opts.gyro_lsb)
-        # The user's units equal the model's (the usual case): skip the multiplication for those batches.
-        self._unit_scales = self._scales.default if np.all(self._scales.default == 1.0) else None
-        self._held: list[DecodedBatch] = []  # timestamped batches waiting for the time unit
-        self._arrival = _ArrivalRate()
-        self._rate_told = False
-        self._unit_checked = False
-        self._first: list[np.ndarray] = []  # converted samples kept until the acceleration unit is judged
-        self.delivered_drops = 0
-
-    def scales(self, batch: DecodedBatch) -> np.ndarray:
-        return self._scales.for_units(batch.acc_unit, batch.gyro_unit)
-
-    def feed(self, batch: DecodedBatch) -> list[WindowPrediction]:
-        self.clf.add_dropped(batch.dropped)
-        self.delivered_drops += batch.dropped
-        if batch.parts is not None:
-            return self._parts(batch)
-        if batch.t is not None and batch.time_unit is None and not self.clock.known:
-            self._held.append(batch)
-            if sum(len(b.t) for b in self._held) < _DETECT_SAMPLES:  # type: ignore[arg-type]
-                return []
-            return self.flush()
-        return self._plain(batch)
-
-    def flush(self) -> list[WindowPrediction]:
-        """Decide the time unit from the held batches (or give up on times if too few) and push them."""
-        held, self._held = self._held, []
-        if not held:
-            return []
-        t = np.concatenate([b.t for b in held])  # type: ignore[misc]
-        if len(t) >= 3:
-            unit = self.clock.resolve(t)
-            self.summary.time_unit = unit
-            if self.clock.detected:
-                self.say(f"device timestamps are in {unit} (detected from their spacing; --time-unit overrides)")
-        out: list[WindowPrediction] = []
-        for b in held:
-            if not self.clock.known:
-                b.t = None
-            out += self._plain(b)
-        return out
-
-    def _check_acc_unit(self, values: np.ndarray) -> None:
-        """Tell once when the converted acceleration is ~9.8 g at rest: m/s2 sent as g (phones do).
-
-        Judged on the first ``_UNIT_CHECK_SAMPLES`` samples, however many batches they came in."""
-        if self._unit_checked:
-            return
-        acc = [i for i, n in enumerate(self.clf.channel_names) if n.startswith("acc")]
-        if len(acc) != 3:
-            self._unit_checked = True
-            return
-        self._first.append(values)
-        if sum(len(v) for v in self._first) < _UNIT_CHECK_SAMPLES:
-            return
-        self._unit_checked = True
-        first, self._first = np.concatenate(self._first), []
-        g = float(np.median(np.linalg.norm(first[:, acc], axis=1)))
-        unit = self.clf.bundle.channels[acc[0]].get("unit")
-        if unit == "g" and 7.0 < g < 13.0:
-            self.say(f"warning: acceleration magnitude is about {g:.1f} g at rest: the device probably sends m/s2 "
-                     "(use --acc-unit m/s2)")
-
-    def _plain(self, batch: DecodedBatch) -> list[WindowPrediction]:
-        scales = self.scales(batch)
-        values = batch.values if scales is self._unit_scales else batch.values * scales
-        self._check_acc_unit(values)
-        t_s = None
-        if batch.t is not None:
-            unit = batch.time_unit or self.clock.unit
-            self.summary.time_unit = self.summary.time_unit or unit
-            t_s = self.clock.seconds(batch.t, unit)
-            self._tell_device_rate(t_s)
-        else:
-            self._tell_arrival_rate(len(values))
-        out: list[WindowPrediction] = []
-        prev = 0
-        # Samples were lost before each break: windows restart there instead of spanning the hole.
-        for cut in sorted({b for b in batch.breaks if 0 <= b <= len(values)}) if batch.breaks else ():
-            if cut > prev:
-                out += self.clf.push(None if t_s is None else t_s[prev:cut], values[prev:cut])
-            self.clf.gap("sequence gap")
-            prev = cut
-        if prev < len(values):
-            out += self.clf.push(None if t_s is None else t_s[prev:], values[prev:])
-        return out
-
-    def _parts(self, batch: DecodedBatch) -> list[WindowPrediction]:
-        scales = self.scales(batch)
-        unit = batch.time_unit or self.clock.unit or "ns"
-        self.summary.time_unit = unit
-        assert batch.parts is not None
-        if batch.breaks:
-            self.clf.gap("queue overflow")
-        if self.clock.origin is None:
-            firsts = [p.t[0] for p in batch.parts if len(p.t)]
-            self.clock.set_origin(min(firsts))
-        parts = [(p.name, p.channels, self.clock.seconds(p.t, unit), p.values * scales[list(p.channels)])
-                 for p in batch.parts]
-        if not self._rate_told and parts:
-            self._rate_told = True
-            self.say(f"aligning {len(batch.layout)} sensor clocks ({', '.join(batch.layout)}) onto "
-                     f"{self.clf.rate_hz:g} Hz")
-        return self.clf.push_parts(parts, batch.layout)
-
-    def _tell_device_rate(self, t_s: np.ndarray) -> None:
-        if self._rate_told or len(t_s) < 2 or t_s[-1] <= t_s[0]:
-            return
-        self._rate_told = True
-        rate = (len(t_s) - 1) / float(t_s[-1] - t_s[0])
-        self.summary.rate_hz = rate
-        model = self.clf.rate_hz
-        if abs(rate - model) > RATE_TOLERANCE * model:
-            self.say(f"device clock: about {rate:.1f} samples/s; resampling to the model's {model:g} Hz")
-
-    def _tell_arrival_rate(self, n: int) -> None:
-        r = self._arrival.update(time.perf_counter(), self.clf.device_samples + n)
-        if r is None:
-            return
-        self.summary.rate_hz = r
-        model = self.clf.rate_hz
-        if abs(r - model) > RATE_TOLERANCE * model:
-            self.say(f"warning: device sends about {r:.1f} samples/s, the model was trained at {model:g} Hz: "
-                     "predictions will be unreliable (send timestamps, and hartool resamples)")
-
-
 def _prepare(bundle_dir: str | os.PathLike[str], opts: StreamOptions,
              classifier: StreamClassifier | None) -> tuple[StreamClassifier, Any]:
     """Load the model and check every option that can be checked before the port is opened."""
@@ -284,9 +128,22 @@ def _prepare(bundle_dir: str | os.PathLike[str], opts: StreamOptions,
     if classifier is not None:
         return classifier, columns
     copts = ClassifierOptions(artifact=opts.artifact, backend=opts.backend, threads=opts.threads,
-                              smooth=parse_smooth(opts.smooth), min_confidence=opts.min_confidence,
-                              max_gap_periods=opts.max_gap_periods)
-    return StreamClassifier(bundle, copts), columns
+                              smooth=parse_smooth(opts.smooth), min_confidence=opts.min_confidence)
+    iopts = IngestOptions(acc_unit=opts.acc_unit, gyro_unit=opts.gyro_unit, acc_lsb=opts.acc_lsb,
+                          gyro_lsb=opts.gyro_lsb, time_unit=opts.time_unit, max_gap_periods=opts.max_gap_periods)
+    return StreamClassifier(bundle, copts, ingest=iopts), columns
+
+
+@dataclass
+class _Run:
+    """What the loop of one stream shares: the classifier, the options, where windows and status lines go."""
+
+    clf: StreamClassifier
+    opts: StreamOptions
+    on_window: Callable[[WindowPrediction], None]
+    say: Callable[[str], None]
+    summary: StreamSummary
+    lat: tuple[list[float], list[float]] = field(default_factory=lambda: ([], []))
 
 
 def run_stream(bundle_dir: str | os.PathLike[str], opts: StreamOptions,
@@ -300,24 +157,19 @@ def run_stream(bundle_dir: str | os.PathLike[str], opts: StreamOptions,
     the moment the reader thread received the bytes that let a window be labelled (those completing it, or
     with look-ahead smoothing those completing the window ``lag`` later) to the return of ``on_window``. At
     the end every classified window is delivered, also those a look-ahead smoother still held. ``classifier``
-    replaces the one built from the bundle and ``opts`` (enrollment feeds a grid-sample collector).
+    replaces the one built from the bundle and ``opts`` (its own ingest options then apply; enrollment
+    taps its grid samples).
     """
     say = on_status or (lambda _m: None)
     stop = stop or threading.Event()
     clf, columns = _prepare(bundle_dir, opts, classifier)
-    b = clf.bundle
-    summary = StreamSummary(artifact=clf.entry["name"], backend=clf.predictor.backend, port=opts.port)
-    say(f"model {clf.entry['name']} ({clf.entry['file']}, {clf.predictor.backend}, input "
-        f"{clf.predictor.input_dtype}); window {b.window} / stride {b.stride} at {b.sample_rate_hz:g} Hz")
-    if clf.lag:
-        say(f"smoothing {opts.smooth} looks {clf.lag} windows ahead: each label is shown "
-            f"{clf.lag * b.stride / b.sample_rate_hz:.1f} s after its window ends")
+    run = _Run(clf, opts, on_window, say, StreamSummary(artifact=clf.entry["name"], backend=clf.predictor.backend,
+                                                          port=opts.port))
+    _say_model(run)
     port = open_port(opts.port, baud=opts.baud, reconnect=opts.reconnect)
     reader = ReaderThread(port, protocol=opts.protocol, expected_channels=clf.channels, max_queue=opts.max_queue,
                           reconnect=opts.reconnect, channel_names=clf.channel_names, columns=columns,
                           time_unit=None if opts.time_unit == "auto" else opts.time_unit)
-    feeder = _Feeder(clf, opts, say, summary)
-    lat: tuple[list[float], list[float]] = ([], [])
     say(f"reading {port.name}" + (" (waiting for senders)" if reader.listening else ""))
     attach = getattr(on_window, "attach_live_counters", None)
     if attach is not None:  # sinks (the live page) show the reader's running counters: bad lines, reconnects
@@ -325,23 +177,30 @@ def run_stream(bundle_dir: str | os.PathLike[str], opts: StreamOptions,
     reader.start()
     try:
         try:
-            _loop(reader, feeder, opts, on_window, say, stop, summary, lat)
+            _loop(reader, run, stop)
         except KeyboardInterrupt:
-            summary.end_reason = "interrupted"
-        _flush_end(feeder, opts, on_window, summary, lat)
+            run.summary.end_reason = "interrupted"
+        _flush_end(run)
     except KeyboardInterrupt:  # a second Ctrl-C while the last windows are delivered
-        summary.end_reason = "interrupted"
+        run.summary.end_reason = "interrupted"
     finally:
         reader.stop()
-    _finish(summary, clf, reader, feeder, lat)
-    return summary
+    _finish(run, reader)
+    return run.summary
 
 
-def _loop(reader: ReaderThread, feeder: _Feeder, opts: StreamOptions, on_window: Callable[[WindowPrediction], None],
-          say: Callable[[str], None], stop: threading.Event, summary: StreamSummary,
-          lat: tuple[list[float], list[float]]) -> None:
+def _say_model(run: _Run) -> None:
+    clf, b = run.clf, run.clf.bundle
+    run.say(f"model {clf.entry['name']} ({clf.entry['file']}, {clf.predictor.backend}, input "
+            f"{clf.predictor.input_dtype}); window {b.window} / stride {b.stride} at {b.sample_rate_hz:g} Hz")
+    if clf.lag:
+        run.say(f"smoothing {run.opts.smooth} looks {clf.lag} windows ahead: each label is shown "
+                f"{clf.lag * b.stride / b.sample_rate_hz:.1f} s after its window ends")
+
+
+def _loop(reader: ReaderThread, run: _Run, stop: threading.Event) -> None:
+    opts, clf, summary = run.opts, run.clf, run.summary
     deadline = time.perf_counter() + opts.duration_s if opts.duration_s else None
-    clf = feeder.clf
     quiet_s = clf.lag * clf.bundle.stride / clf.rate_hz + _QUIET_RELEASE_S
     last_data = time.perf_counter()
     while not stop.is_set():
@@ -358,86 +217,98 @@ def _loop(reader: ReaderThread, feeder: _Feeder, opts: StreamOptions, on_window:
                 summary.end_reason = reader.end_reason or "eof"
                 return
             if clf.holding and time.perf_counter() - last_data > quiet_s:  # the sender went quiet
-                if _deliver_held(feeder, on_window, opts, summary, lat):
+                if _deliver_held(run):
                     return
             continue
         if isinstance(item, ReaderEvent):
-            if item.kind == "reconnected":
-                summary.reconnects += 1
-                clf.gap("reconnect")
-                if _deliver_held(feeder, on_window, opts, summary, lat):  # what the smoother held at the drop
-                    return
-            if item.kind == "protocol" or not item.final:
-                say(item.message)
-            if item.final:
-                summary.end_reason, summary.message = item.kind, item.message
+            if _event(run, item):
                 return
             continue
         last_data = time.perf_counter()
-        try:
-            preds = feeder.feed(item)
-        except WireError as exc:  # e.g. the time unit cannot be told: one line, the stream ends
-            summary.end_reason, summary.message = "error", str(exc)
-            return
-        if opts.max_windows and clf.assembler.windows >= opts.max_windows:
-            preds += clf.flush()  # the last window wanted: no waiting for look-ahead that may not come
-        if _deliver(preds, feeder, on_window, opts, summary, lat, item.received_ns):
+        if _take(run, item):
             stop.set()
             return
     if summary.end_reason == "running":
         summary.end_reason = "stopped"
 
 
-def _flush_end(feeder: _Feeder, opts: StreamOptions, on_window: Callable[[WindowPrediction], None],
-               summary: StreamSummary, lat: tuple[list[float], list[float]]) -> None:
-    """The stream ended: push the samples still held for the time-unit decision (a very short stream), then
-    deliver the windows a look-ahead smoother still holds."""
-    if summary.end_reason == "max_windows":
+def _event(run: _Run, item: ReaderEvent) -> bool:
+    """A reader event; True when it ends the stream."""
+    if item.kind == "reconnected":
+        run.summary.reconnects += 1
+        run.clf.gap("reconnect")
+        if _deliver_held(run):  # what the smoother held at the drop
+            return True
+    if item.kind == "protocol" or not item.final:
+        run.say(item.message)
+    if item.final:
+        run.summary.end_reason, run.summary.message = item.kind, item.message
+        return True
+    return False
+
+
+def _take(run: _Run, batch: DecodedBatch) -> bool:
+    """Classify a batch and deliver its windows; True when the stream ends (an error or enough windows)."""
+    try:
+        preds = run.clf.feed(batch)
+    except WireError as exc:  # e.g. the time unit cannot be told: one line, the stream ends
+        run.summary.end_reason, run.summary.message = "error", str(exc)
+        return True
+    if run.opts.max_windows and run.clf.assembler.windows >= run.opts.max_windows:
+        preds += run.clf.flush()  # the last window wanted: no waiting for look-ahead that may not come
+    return _deliver(run, preds, batch.received_ns)
+
+
+def _flush_end(run: _Run) -> None:
+    """The stream ended: classify the samples still held for the time-unit decision (a very short stream),
+    then deliver the windows a look-ahead smoother still holds."""
+    if run.summary.end_reason == "max_windows":
         return
     preds: list[WindowPrediction] = []
-    if summary.end_reason != "error":
+    if run.summary.end_reason != "error":
         try:
-            preds = feeder.flush()
+            preds = run.clf.end_of_input()
         except WireError as exc:
-            summary.end_reason, summary.message = "error", str(exc)
-    if not _deliver(preds, feeder, on_window, opts, summary, lat, time.perf_counter_ns()):
-        _deliver_held(feeder, on_window, opts, summary, lat)
+            run.summary.end_reason, run.summary.message = "error", str(exc)
+    if not _deliver(run, preds, time.perf_counter_ns()):
+        _deliver_held(run)
 
 
-def _deliver_held(feeder: _Feeder, on_window: Callable[[WindowPrediction], None], opts: StreamOptions,
-                  summary: StreamSummary, lat: tuple[list[float], list[float]]) -> bool:
+def _deliver_held(run: _Run) -> bool:
     """Deliver now the windows the classifier still holds for a look-ahead smoother (see :func:`_deliver`)."""
-    return _deliver(feeder.clf.flush(), feeder, on_window, opts, summary, lat, time.perf_counter_ns())
+    return _deliver(run, run.clf.flush(), time.perf_counter_ns())
 
 
-def _deliver(preds: list[WindowPrediction], feeder: _Feeder, on_window: Callable[[WindowPrediction], None],
-             opts: StreamOptions, summary: StreamSummary, lat: tuple[list[float], list[float]],
-             received_ns: int) -> bool:
+def _deliver(run: _Run, preds: list[WindowPrediction], received_ns: int) -> bool:
     """Hand predictions to ``on_window`` and time them; True once ``max_windows`` were delivered."""
-    for line in feeder.clf.pop_messages():  # orientation calibration progress, before the windows it affects
-        feeder.say(line)
+    for line in run.clf.pop_messages():  # ingest notes, calibration progress: before the windows they affect
+        run.say(line)
+    summary, max_windows = run.summary, run.opts.max_windows
     for p in preds:
-        on_window(p)
+        run.on_window(p)
         p.e2e_us = (time.perf_counter_ns() - received_ns) / 1000.0
-        lat[0].append(p.inference_us)
-        lat[1].append(p.e2e_us)
+        run.lat[0].append(p.inference_us)
+        run.lat[1].append(p.e2e_us)
         summary.windows += 1
-        if opts.max_windows and summary.windows >= opts.max_windows:
+        if max_windows and summary.windows >= max_windows:
             summary.end_reason = "max_windows"
             return True
     return False
 
 
-def _finish(summary: StreamSummary, clf: StreamClassifier, reader: ReaderThread, feeder: _Feeder,
-            lat: tuple[list[float], list[float]]) -> None:
+def _finish(run: _Run, reader: ReaderThread) -> None:
+    summary, clf = run.summary, run.clf
+    for line in clf.pop_messages():
+        run.say(line)
     stats = reader.stats()
     # Losses the reader counted but never attached to a delivered batch (the stream ended first).
-    clf.add_dropped(stats.dropped_wire + stats.dropped_queue - feeder.delivered_drops)
+    clf.add_dropped(stats.dropped_wire + stats.dropped_queue - clf.ingest.wire_dropped)
     c = clf.counters()
     summary.samples = clf.device_samples
     summary.grid_samples, summary.pending = c["grid_samples"], c["pending"]
     summary.gaps, summary.gap_samples = c["gaps"], c["gap_samples"]
     summary.backwards, summary.clock_resets = c["backwards"], c["clock_resets"]
+    summary.time_unit, summary.rate_hz = clf.ingest.time_unit, clf.ingest.measured_rate_hz
     summary.bad_lines, summary.bad_frames = stats.bad_lines, stats.bad_frames
     summary.header_lines, summary.seq_gaps = stats.header_lines, stats.seq_gaps
     summary.dropped, summary.dropped_queue = clf.dropped, stats.dropped_queue
@@ -448,7 +319,7 @@ def _finish(summary: StreamSummary, clf: StreamClassifier, reader: ReaderThread,
     summary.bad_batches = extra.get("bad_batches", 0) + summary.port_counters.get("bad_batches", 0)
     summary.unknown_sensors = extra.get("unknown_sensors", 0)
     summary.duration_s = time.perf_counter() - clf.started
-    summary.inference_us, summary.e2e_us = _percentiles(lat[0]), _percentiles(lat[1])
+    summary.inference_us, summary.e2e_us = _percentiles(run.lat[0]), _percentiles(run.lat[1])
     summary.peak_rss_mb = peak_rss_mb()
     if summary.end_reason == "eof" and not summary.message:
         summary.message = "end of input"
