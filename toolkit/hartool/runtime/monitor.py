@@ -236,12 +236,13 @@ def _count(x: Any) -> bool:
 class MonitorPage:
     """``hartool monitor --serve``: the monitor's snapshot as a live page, pushed once per ``every_s``."""
 
-    def __init__(self, monitor: FleetMonitor, host: str, port: int, every_s: float = 1.0) -> None:
+    def __init__(self, monitor: FleetMonitor, host: str, port: int, every_s: float = 1.0,
+                 token: str | None = None) -> None:
         from .sinks.page import LiveHub, LiveServer
 
         self.monitor = monitor
         self.hub = LiveHub(lambda _kind, obj: obj, monitor.snapshot, history=1)
-        self.server = LiveServer(host, port, self.hub, page="monitor.html")
+        self.server = LiveServer(host, port, self.hub, page="monitor.html", token=token)
         self._every = every_s
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="monitor-page", daemon=True)
