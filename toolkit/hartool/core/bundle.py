@@ -18,6 +18,7 @@ from typing import Any
 
 from .atomic import atomic_write_json
 from .errors import BundleError
+from .safetext import MAX_LABEL, safe_text
 
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
@@ -64,6 +65,12 @@ def validate_manifest(manifest: Any, where: str) -> dict[str, Any]:
         raise BundleError(f"{where}: 'labels' must be a non-empty list of names")
     if not isinstance(channels, list) or not all(isinstance(c, dict) and "name" in c for c in channels):
         raise BundleError(f"{where}: 'channels' must be a list of {{name, unit}} objects")
+    # Labels and channel names reach terminals, pages and MQTT topics: a copied bundle may not smuggle
+    # control characters or megabytes into them.
+    for name in [*labels, *(c["name"] for c in channels)]:
+        if not isinstance(name, str) or not name or safe_text(name, MAX_LABEL) != name:
+            raise BundleError(f"{where}: label or channel name {safe_text(name, MAX_LABEL)!r} is empty, longer "
+                              f"than {MAX_LABEL} characters or holds control characters")
     for key in ("window", "stride"):
         if not isinstance(manifest[key], int) or manifest[key] <= 0:
             raise BundleError(f"{where}: '{key}' must be a positive integer")

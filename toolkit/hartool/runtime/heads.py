@@ -29,6 +29,7 @@ import numpy as np
 
 from ..core.bundle import Bundle
 from ..core.errors import BundleError
+from ..core.safetext import MAX_LABEL, safe_text
 
 HEAD_KEY = "head"  # manifest key of the enrolled head
 MODEL_HEAD = "model"  # head name reported when the model's own softmax answered
@@ -207,6 +208,8 @@ def _check_shapes(head: Head) -> None:
                or (head.personal_weights.shape == (k, d) and getattr(head.personal_bias, "shape", None) == (k,))))
     if not ok:
         raise ValueError(f"arrays do not fit {k} + {m} labels (mean {head.mean.shape}, weights {head.weights.shape})")
+    if any(not isinstance(x, str) or not x or safe_text(x, MAX_LABEL) != x for x in head.new_labels):
+        raise ValueError("a new label is empty, too long or holds control characters")
 
 
 def load_head(bundle: Bundle | str | os.PathLike[str]) -> Head | None:
