@@ -200,3 +200,58 @@ def test_corrupt_head_without_checksum_is_one_line(tmp_path: Path, damage: str) 
         load_head(bundle)
     msg = str(err.value)
     assert msg.startswith(f"{path}: corrupt enrolled head (") and "\n" not in msg
+
+
+@pytest.mark.parametrize("label", ["SIT\x1b]0;x\x07", "A" * 101, "", "WALK\u202eKLAW"])
+def test_labels_with_controls_or_megabytes_are_refused(tmp_path: Path, label: str) -> None:
+    manifest = _manifest()
+    manifest["labels"] = ["WALKING", label]
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleError) as err:
+        Bundle.load(tmp_path)
+    assert "\x1b" not in str(err.value) and "label or channel name" in str(err.value)
+
+
+def test_head_with_a_hostile_new_label_is_one_line(tmp_path: Path) -> None:
+    bundle = _headed_bundle(tmp_path)
+    bundle.manifest["head"]["new_labels"] = ["BRUSH\x1b[2J"]
+    with pytest.raises(BundleError, match="corrupt enrolled head .*control characters"):
+        load_head(bundle)
+
+
+def _one_error_line(proc) -> str:  # type: ignore[no-untyped-def]
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr
+    return lines[-1]
+
+
+def test_real_bundle_truncated_head_and_artifact_symlinked_out(bundle_copy: Path, tmp_path: Path) -> None:
+    """Through the real `hartool stream` on a real quantized bundle: a truncated enrolled head (a BadZipFile
+    traceback before) and an artifact that is a symlink to a file outside are one line each."""
+    from hartool_testing import hartool
+
+    (tmp_path / "rec.csv").write_text("0.1,0.2,0.3,0.1,0.2,0.3\n" * 10)
+    manifest = json.loads((bundle_copy / "manifest.json").read_text())
+    head = bundle_copy / "head-x.npz"
+    np.savez(head, mean=np.zeros(4, np.float32), scale=np.ones(4, np.float32),
+             weights=np.zeros((7, 4), np.float32), bias=np.zeros(7, np.float32))
+    head.write_bytes(head.read_bytes()[:100])
+    manifest["head"] = {"name": "enrolled", "base_labels": manifest["labels"], "new_labels": ["BRUSHING"],
+                        **file_entry(head, bundle_copy)}
+    (bundle_copy / "manifest.json").write_text(json.dumps(manifest))
+    args = ("stream", str(bundle_copy), "--port", str(tmp_path / "rec.csv"), "--artifact", "tflite-int8")
+    line = _one_error_line(hartool(*args, check=False))
+    assert line.startswith(f"Error: {head}: corrupt enrolled head (")
+
+    del manifest["head"]
+    (bundle_copy / "manifest.json").write_text(json.dumps(manifest))
+    outside = tmp_path / "outside.tflite"
+    model = bundle_copy / "model_int8.tflite"
+    outside.write_bytes(model.read_bytes())      # same bytes: the sha256 in the manifest matches
+    mtime = outside.stat().st_mtime_ns
+    model.unlink()
+    model.symlink_to(outside)
+    for cmd in (args, ("benchmark", str(bundle_copy), "--artifacts", "tflite-int8", "--out", str(tmp_path / "b.json"))):
+        line = _one_error_line(hartool(*cmd, check=False))
+        assert "is a symlink out of the bundle" in line and line.startswith(f"Error: {bundle_copy}: manifest.artifacts[")
+    assert outside.stat().st_mtime_ns == mtime and not (tmp_path / "b.json").exists()
