@@ -211,3 +211,25 @@ def test_hostile_topic_names(mqtt_broker) -> None:  # type: ignore[no-untyped-de
     assert mon._apply("names/c\nd/state", "\u202eSIT".encode(), now) is True
     assert [(d["name"], d["activity"]) for d in mon.snapshot(now)["devices"]] == [("a?]0;x?b?", "WALKING"),
                                                                                    ("c?d", "?SIT")]
+
+
+def test_monitor_page_binds_localhost_and_wants_its_token(mqtt_broker, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import urllib.error
+    import urllib.request
+
+    token = "a-token-that-is-long-enough"
+    (tmp_path / "tok").write_text(token + "\n")
+    mon = MonitorProc(mqtt_broker.url("m-tok"), "--serve", ":0", "--token-file", str(tmp_path / "tok"))
+    try:
+        line = next(ln for ln in mon.err.decode().splitlines() if "page on" in ln)
+        m = re.search(r"page on http://127\.0\.0\.1:(\d+)/ \(token required", line)
+        assert m, line
+        url = f"http://127.0.0.1:{m.group(1)}/state"
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(url, timeout=30)
+        assert err.value.code == 401
+        req = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            assert json.loads(resp.read())["devices"] == []
+    finally:
+        assert mon.stop(signal.SIGINT) == 0
