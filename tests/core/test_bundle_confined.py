@@ -255,3 +255,15 @@ def test_real_bundle_truncated_head_and_artifact_symlinked_out(bundle_copy: Path
         line = _one_error_line(hartool(*cmd, check=False))
         assert "is a symlink out of the bundle" in line and line.startswith(f"Error: {bundle_copy}: manifest.artifacts[")
     assert outside.stat().st_mtime_ns == mtime and not (tmp_path / "b.json").exists()
+
+
+def test_personalize_only_head_loads(tmp_path: Path) -> None:
+    """A head with no new labels has an empty gate regression (0, D) and personal weights (K, D)."""
+    bundle = _headed_bundle(tmp_path)
+    path = bundle.path / "head-x.npz"
+    _npz(path, mean=np.zeros(4, np.float32), scale=np.ones(4, np.float32), weights=np.zeros((0, 4), np.float32),
+         bias=np.zeros(0, np.float32), personal_weights=np.zeros((2, 4), np.float32),
+         personal_bias=np.zeros(2, np.float32))
+    bundle.manifest["head"].update({"new_labels": [], **file_entry(path, bundle.path)})
+    head = load_head(bundle)
+    assert head is not None and head.labels == LABELS and head.personal_weights is not None

@@ -203,7 +203,10 @@ def _check_shapes(head: Head) -> None:
     """ValueError unless the arrays fit together (a hand-edited npz would otherwise fail mid-stream)."""
     k, m = len(head.base_labels), len(head.new_labels)
     d = head.mean.shape[0] if head.mean.ndim == 1 else -1
-    ok = (d > 0 and head.scale.shape == (d,) and head.weights.shape == (k + m, d) and head.bias.shape == (k + m,)
+    # A personalize-only head (no new labels) fits no gate regression: its weights are (0, D).
+    rows = head.weights.shape[0] if head.weights.ndim == 2 else -1
+    ok = (d > 0 and head.scale.shape == (d,) and head.weights.shape[1:] == (d,) and head.bias.shape == (rows,)
+          and (rows == k + m or (m == 0 and rows == 0))
           and (head.personal_weights is None
                or (head.personal_weights.shape == (k, d) and getattr(head.personal_bias, "shape", None) == (k,))))
     if not ok:
