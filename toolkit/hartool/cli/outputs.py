@@ -102,7 +102,8 @@ def summary_lines(counters: dict[str, Any]) -> list[str]:
         lines.append(
             f"  mqtt: {c['mqtt_windows']} windows, delivered {c['mqtt_delivered']}, overflowed {c['mqtt_overflow']}, "
             f"undelivered at exit {c['mqtt_undelivered']}; reconnects {c['mqtt_reconnects']}, "
-            f"offline {c['mqtt_offline_s']:.1f} s")
+            f"offline {c['mqtt_offline_s']:.1f} s, refused {c.get('mqtt_refusals', 0)}, "
+            f"unreachable {c.get('mqtt_connect_failures', 0)}")
     if "page_windows" in counters:
         lines.append(f"  live page: {counters['page_windows']} windows shown")
     return lines
