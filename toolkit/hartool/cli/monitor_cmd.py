@@ -72,7 +72,6 @@ def monitor(url: str, serve: str | None, jsonl: bool, duration_s: float | None, 
       hartool monitor mqtt://broker.local/har --serve 0.0.0.0:8090 --token-file ~/.hartool-token
       hartool monitor mqtt://broker.local/har --once --jsonl
     """
-    from ..core.signals import interrupt_on_signals
     from ..runtime.monitor import FleetMonitor
     from ..runtime.sinks.page import parse_host_port, read_token
     from ..wire.mqtt import parse_mqtt_url, read_password
@@ -84,9 +83,9 @@ def monitor(url: str, serve: str | None, jsonl: bool, duration_s: float | None, 
     token = read_token(token_file) if token_file else None
     fleet = FleetMonitor(parsed, password=read_password(mqtt_password_file), ca_file=tls_ca, expire_s=expire_s,
                          max_devices=max_devices)
-    with interrupt_on_signals():
-        _watch(fleet, host_port, token, parsed.display(), jsonl=jsonl,
-               duration_s=settle_s if once else duration_s, once=once)
+    # SIGTERM/SIGHUP arrive as KeyboardInterrupt (hartool.cli.main), so they end the watch like Ctrl-C.
+    _watch(fleet, host_port, token, parsed.display(), jsonl=jsonl, duration_s=settle_s if once else duration_s,
+           once=once)
 
 
 def _watch(fleet: Any, host_port: tuple[str, int] | None, token: str | None, shown: str, *, jsonl: bool,
