@@ -23,6 +23,7 @@ from hartool.runtime.smoothing import smooth_sequence
 from hartool.runtime.stream import StreamOptions, WindowPrediction, load_bundle_predictor, run_stream
 from hartool.sim.device import DEFAULT_SCALES, FaultSpec, VirtualDevice
 from hartool.wire.codec import encode_text_line
+from hartool.wire.spec import SourceSpec
 
 N = 2000  # samples streamed per test: 30 windows of 128 / 64
 
@@ -37,7 +38,7 @@ def subject_values() -> np.ndarray:
 def _stream(bundle: Path, device: VirtualDevice, **kw: object) -> tuple[list[WindowPrediction], object, list[str]]:
     rows: list[WindowPrediction] = []
     msgs: list[str] = []
-    opts = StreamOptions(port=device.port_path, **{"duration_s": 30.0, **kw})  # type: ignore[arg-type]
+    opts = StreamOptions(SourceSpec(device.port_path), **{"duration_s": 30.0, **kw})  # type: ignore[arg-type]
     summary = run_stream(bundle, opts, rows.append, on_status=msgs.append)
     return rows, summary, msgs
 
@@ -181,7 +182,7 @@ def test_reconnect_keeps_streaming(quantized_bundle: Path, subject_values: np.nd
     thread.start()
     rows: list[WindowPrediction] = []
     msgs: list[str] = []
-    opts = StreamOptions(port=f"socket://127.0.0.1:{port}", reconnect=True, max_windows=18, duration_s=20,
+    opts = StreamOptions(SourceSpec(f"socket://127.0.0.1:{port}", reconnect=True), max_windows=18, duration_s=20,
                          smooth=smooth)
     summary = run_stream(quantized_bundle, opts, rows.append, on_status=msgs.append)
     thread.join(5)
@@ -220,7 +221,7 @@ def test_a_quiet_sender_gets_its_last_windows(quantized_bundle: Path, subject_va
 
     with VirtualDevice(subject_values[:128 + 19 * 64 + 10], speed=0, paused=True) as dev:
         dev.start()
-        summary = run_stream(quantized_bundle, StreamOptions(port=dev.port_path, smooth=method, duration_s=60.0),
+        summary = run_stream(quantized_bundle, StreamOptions(SourceSpec(dev.port_path), smooth=method, duration_s=60.0),
                              on_window, stop=stop)
     assert summary.end_reason == "stopped" and summary.windows == 20
     assert [r.window for r in rows] == list(range(20)) and [r.lag for r in rows] == [3] * 17 + [2, 1, 0]
@@ -247,7 +248,7 @@ def test_noise_gives_baud_hint(quantized_bundle: Path) -> None:
 
     threading.Thread(target=noise, daemon=True).start()
     msgs: list[str] = []
-    summary = run_stream(quantized_bundle, StreamOptions(port=path, protocol="text", duration_s=2.0),
+    summary = run_stream(quantized_bundle, StreamOptions(SourceSpec(path, protocol="text"), duration_s=2.0),
                          lambda _r: None, on_status=msgs.append)
     os.close(master)
     os.close(slave)

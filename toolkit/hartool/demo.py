@@ -148,12 +148,13 @@ def _stream_values(bundle_dir: Path, values: np.ndarray, rate_hz: float, speed: 
     from .core.bundle import Bundle
     from .runtime.stream import StreamOptions, run_stream
     from .sim.device import VirtualDevice
+    from .wire.spec import SourceSpec
 
     bundle = Bundle.load(bundle_dir)
     expected = (len(values) - bundle.window) // bundle.stride + 1
     with VirtualDevice(values, rate_hz=rate_hz, speed=speed, protocol=protocol, paused=True) as device:
         device.start()  # paused until the stream's reader sends 's', so no sample is sent before it listens
-        sopts = StreamOptions(port=device.port_path, artifact=artifact, max_windows=expected, smooth=smoothing,
+        sopts = StreamOptions(SourceSpec(device.port_path), artifact=artifact, max_windows=expected, smooth=smoothing,
                               duration_s=len(values) / rate_hz / (speed or 1e9) + 15.0 + expected * 0.05)
         return run_stream(bundle_dir, sopts, on_window, on_status=lambda m: say(f"      {m}"))
 

@@ -12,21 +12,21 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
 from ..core.bundle import Bundle
 from ..core.errors import WireError
 from ..core.rss import peak_rss_mb
-from ..core.timebase import BatchScales, DeviceClock, channel_scales
-from ..wire.codec import DecodedBatch, parse_columns
+from ..core.timebase import BatchScales, DeviceClock
+from ..wire.codec import DecodedBatch
 from ..wire.reader import ReaderEvent, ReaderThread
-from ..wire.sources import open_port
+from ..wire.spec import SourceSpec, open_source
 
 # Artifact choice lives in .artifacts; re-exported here for callers of the old location.
 from .artifacts import ARTIFACT_PREFERENCE, choose_artifact, load_bundle_predictor  # noqa: F401
 from .classifier import ClassifierOptions, StreamClassifier, WindowPrediction, parse_smooth
+from .smoothing import DEFAULT_SMOOTHING
 
 __all__ = ["StreamOptions", "StreamSummary", "WindowPrediction", "load_bundle_predictor", "run_stream"]
 
@@ -44,24 +44,15 @@ _QUIET_RELEASE_S = 2.0
 class StreamOptions:
     """Everything `hartool stream` takes besides the bundle."""
 
-    port: str
+    source: SourceSpec
     artifact: str | None = None
     backend: str = "auto"
     threads: int = 1
-    baud: int = 115200
-    protocol: str = "auto"
-    smooth: str | int = "none"
+    smooth: str | int = DEFAULT_SMOOTHING
     min_confidence: float = 0.0
-    reconnect: bool = False
     duration_s: float | None = None
     max_windows: int | None = None
-    acc_unit: str = "g"
-    gyro_unit: str = "rad/s"
-    acc_lsb: float | None = None
-    gyro_lsb: float | None = None
     max_queue: int = 1024
-    columns: str | None = None
-    time_unit: str = "auto"
     max_gap_periods: float = 4.0
 
 
@@ -145,8 +136,9 @@ class _Feeder:
     def __init__(self, clf: StreamClassifier, opts: StreamOptions, say: Callable[[str], None],
                  summary: StreamSummary) -> None:
         self.clf, self.opts, self.say, self.summary = clf, opts, say, summary
-        self.clock = DeviceClock(opts.time_unit)
-        self._scales = BatchScales(clf.bundle.channels, opts.acc_unit, opts.gyro_unit, opts.acc_lsb, opts.gyro_lsb)
+        src = opts.source
+        self.clock = DeviceClock(src.time_unit)
+        self._scales = BatchScales(clf.bundle.channels, src.acc_unit, src.gyro_unit, src.acc_lsb, src.gyro_lsb)
         # The user's units equal the model's (the usual case): skip the multiplication for those batches.
         self._unit_scales = self._scales.default if np.all(self._scales.default == 1.0) else None
         self._held: list[DecodedBatch] = []  # timestamped batches waiting for the time unit
@@ -274,18 +266,16 @@ class _Feeder:
 
 
 def _prepare(bundle_dir: str | os.PathLike[str], opts: StreamOptions,
-             classifier: StreamClassifier | None) -> tuple[StreamClassifier, Any]:
+             classifier: StreamClassifier | None) -> StreamClassifier:
     """Load the model and check every option that can be checked before the port is opened."""
     bundle = classifier.bundle if classifier is not None else Bundle.load(bundle_dir)
-    names = [c["name"] for c in bundle.channels]
-    columns = parse_columns(opts.columns, names) if opts.columns else None
-    channel_scales(bundle.channels, opts.acc_unit, opts.gyro_unit, opts.acc_lsb, opts.gyro_lsb)
+    opts.source.check(bundle.channels)
     if classifier is not None:
-        return classifier, columns
+        return classifier
     copts = ClassifierOptions(artifact=opts.artifact, backend=opts.backend, threads=opts.threads,
                               smooth=parse_smooth(opts.smooth), min_confidence=opts.min_confidence,
                               max_gap_periods=opts.max_gap_periods)
-    return StreamClassifier(bundle, copts), columns
+    return StreamClassifier(bundle, copts)
 
 
 def run_stream(bundle_dir: str | os.PathLike[str], opts: StreamOptions,
@@ -293,7 +283,7 @@ def run_stream(bundle_dir: str | os.PathLike[str], opts: StreamOptions,
                on_status: Callable[[str], None] | None = None,
                stop: threading.Event | None = None,
                classifier: StreamClassifier | None = None) -> StreamSummary:
-    """Classify windows from ``opts.port`` until EOF, duration, max windows, ``stop``, Ctrl-C or device loss.
+    """Classify windows from ``opts.source`` until EOF, duration, max windows, ``stop``, Ctrl-C or device loss.
 
     ``on_window`` is called for every window, in window order (the CLI prints there); e2e latency runs from
     the moment the reader thread received the bytes that let a window be labelled (those completing it, or
@@ -303,21 +293,19 @@ def run_stream(bundle_dir: str | os.PathLike[str], opts: StreamOptions,
     """
     say = on_status or (lambda _m: None)
     stop = stop or threading.Event()
-    clf, columns = _prepare(bundle_dir, opts, classifier)
+    clf = _prepare(bundle_dir, opts, classifier)
     b = clf.bundle
-    summary = StreamSummary(artifact=clf.entry["name"], backend=clf.predictor.backend, port=opts.port)
+    summary = StreamSummary(artifact=clf.entry["name"], backend=clf.predictor.backend, port=opts.source.port)
     say(f"model {clf.entry['name']} ({clf.entry['file']}, {clf.predictor.backend}, input "
         f"{clf.predictor.input_dtype}); window {b.window} / stride {b.stride} at {b.sample_rate_hz:g} Hz")
     if clf.lag:
         say(f"smoothing {opts.smooth} looks {clf.lag} windows ahead: each label is shown "
             f"{clf.lag * b.stride / b.sample_rate_hz:.1f} s after its window ends")
-    port = open_port(opts.port, baud=opts.baud, reconnect=opts.reconnect)
-    reader = ReaderThread(port, protocol=opts.protocol, expected_channels=clf.channels, max_queue=opts.max_queue,
-                          reconnect=opts.reconnect, channel_names=clf.channel_names, columns=columns,
-                          time_unit=None if opts.time_unit == "auto" else opts.time_unit)
+    reader = open_source(opts.source, clf.bundle.channels, max_queue=opts.max_queue)
     feeder = _Feeder(clf, opts, say, summary)
     lat: tuple[list[float], list[float]] = ([], [])
-    say(f"reading {port.name}" + (" (waiting for senders)" if reader.listening else ""))
+    port_name = reader.port.name if reader.port is not None else opts.source.port
+    say(f"reading {port_name}" + (" (waiting for senders)" if reader.listening else ""))
     attach = getattr(on_window, "attach_live_counters", None)
     if attach is not None:  # sinks (the live page) show the reader's running counters: bad lines, reconnects
         attach(reader.stats)
