@@ -1,5 +1,6 @@
 """Option decorators shared by commands: the source options (``--port`` family) that `stream`, `record` and
-`enroll` take, collected into one :class:`hartool.wire.spec.SourceSpec` argument named ``source``."""
+`enroll` take, collected into one :class:`hartool.wire.spec.SourceSpec` argument named ``source``, and the
+``--smooth METHOD`` type."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from ..wire.reader import PROTOCOLS
 from ..wire.sources import DEFAULT_BAUD
 from ..wire.spec import ACC_UNITS, GYRO_UNITS, SourceSpec
 
-__all__ = ["SOURCE_KEYS", "source_options"]
+__all__ = ["SOURCE_KEYS", "SmoothType", "source_options"]
 
 SOURCE_KEYS = ("port", "baud", "protocol", "columns", "time_unit", "acc_unit", "gyro_unit", "acc_lsb", "gyro_lsb",
                "reconnect")
@@ -72,3 +73,17 @@ def source_options(port_help: str = PORT_HELP, *, required: bool = True,
         return command
 
     return decorate
+
+
+class SmoothType(click.ParamType):
+    """``--smooth METHOD`` (none, mean:K, vote:K, hysteresis, hmm, with parameters) or an integer K = mean:K."""
+
+    name = "METHOD"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        from ..runtime.classifier import parse_smooth
+
+        try:
+            return parse_smooth(value)
+        except (ValueError, TypeError) as exc:
+            self.fail(str(exc), param, ctx)

@@ -12,22 +12,8 @@ import click
 from ..runtime.smoothing import DEFAULT_SMOOTHING
 from ..wire.spec import SourceSpec
 from .common import status
-from .options import source_options
+from .options import SmoothType, source_options
 from .outputs import open_stream_outputs, output_options, summary_lines
-
-
-class SmoothType(click.ParamType):
-    """``--smooth METHOD`` (none, mean:K, vote:K, hysteresis, hmm, with parameters) or an integer K = mean:K."""
-
-    name = "METHOD"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
-        from ..runtime.classifier import parse_smooth
-
-        try:
-            return parse_smooth(value)
-        except (ValueError, TypeError) as exc:
-            self.fail(str(exc), param, ctx)
 
 
 def _fmt_us(values: dict[str, float], key: str) -> str:
