@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +11,7 @@ from ..runtime.smoothing import DEFAULT_SMOOTHING
 from ..wire.spec import SourceSpec
 from .common import status
 from .options import SmoothType, source_options
-from .outputs import open_stream_outputs, output_options, summary_lines
+from .outputs import open_stream_outputs, output_options
 
 
 def _fmt_us(values: dict[str, float], key: str) -> str:
@@ -51,7 +49,6 @@ def _summary_text(summary: Any) -> list[str]:
                    "steadier labels, each shown L strides late (the default: 3.8 s at 50 Hz / stride 64).")
 @click.option("--min-confidence", type=click.FloatRange(0.0, 1.0), default=0.0, show_default=True,
               help="Mark predictions below this probability as uncertain.")
-@click.option("--jsonl", is_flag=True, help="One JSON object per window on stdout, nothing else.")
 @click.option("--duration", "duration_s", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Stop after S seconds.")
 @click.option("--max-windows", type=click.IntRange(min=1), default=None, help="Stop after N windows.")
@@ -59,7 +56,7 @@ def _summary_text(summary: Any) -> list[str]:
               help="Also write the final summary as JSON to this file.")
 @output_options
 def stream(bundle: Path, source: SourceSpec, artifact: str | None, backend: str, threads: int, smooth: str,
-           min_confidence: float, jsonl: bool, duration_s: float | None, max_windows: int | None,
+           min_confidence: float, duration_s: float | None, max_windows: int | None,
            summary_json: Path | None, **outputs_kw: Any) -> None:
     """Classify live IMU samples from a board, a phone app or a file, one line per window.
 
@@ -76,28 +73,18 @@ def stream(bundle: Path, source: SourceSpec, artifact: str | None, backend: str,
           --columns t,acc_x,acc_y,acc_z,gyro_x,gyro_y,gyro_z          # HyperIMU CSV over TCP
       hartool stream bundles/cnn --port http://0.0.0.0:8000/data     # Sensor Logger HTTP push
     """
-    from ..runtime.stream import StreamOptions, WindowPrediction, run_stream
+    from ..runtime.sinks import summary_lines
+    from ..runtime.stream import StreamOptions, run_stream
 
     opts = StreamOptions(source, artifact=artifact, backend=backend, threads=threads, smooth=smooth,
                          min_confidence=min_confidence, duration_s=duration_s, max_windows=max_windows)
-    out = sys.stdout
-
-    def emit(p: WindowPrediction) -> None:
-        if jsonl:
-            out.write(json.dumps(p.to_json()) + "\n")
-        else:
-            flag = " (uncertain)" if p.uncertain else ""
-            out.write(f"{p.t_s:8.2f}s  #{p.window:<5d} {p.label:<20s} {p.confidence:6.1%}{flag}\n")
-        out.flush()  # a pipe reader sees each window as it happens
-
-    sinks = open_stream_outputs(bundle, outputs_kw, reconnect=source.reconnect)  # fatal problems fail before reading
+    fan = open_stream_outputs(bundle, outputs_kw, reconnect=source.reconnect)  # fatal problems fail before reading
     summary = None
     try:
-        summary = run_stream(bundle, opts, sinks.fan_out(emit), on_status=status)
+        summary = run_stream(bundle, opts, fan, on_status=status)
     finally:
-        sink_counters = sinks.close(summary)
-    lines = _summary_text(summary)
-    for line in lines + summary_lines(sink_counters):
+        sink_counters = fan.close(summary)
+    for line in _summary_text(summary) + summary_lines(sink_counters):
         status(line)
     if summary_json:
         from dataclasses import asdict
