@@ -1,11 +1,8 @@
 """Orientation benchmark (issue 13): stream whole test recordings as worn and turned by a random rotation.
 
 Each of the 9 test subjects' whole recordings (unlabelled stretches and transitions included) is pushed
-through `hartool stream`'s StreamClassifier (runtime/classifier.py; no smoothing). For a
-``--orientation free`` bundle, while that class does not yet apply the calibrator, the script replays the
-same steps itself (windows every ``stride`` samples from the first sample, core.orientation's calibrator,
-``preprocess``, the artifact); the JSON says which path ran ("path"). On fixed bundles both paths give
-identical numbers. Run twice: as recorded, and with every recording turned by its own random fixed 3-D
+through `hartool stream`'s StreamClassifier (runtime/classifier.py; no smoothing), which applies a
+``--orientation free`` bundle's calibrator itself. Run twice: as recorded, and with every recording turned by its own random fixed 3-D
 rotation (acc and gyro together, seeded). Scored on windows whose samples all carry one of the bundle's
 activities. ``--turn vertical`` turns each recording only about the upright axis instead (a random angle):
 a phone clipped to the belt facing another way, which a ``fixed`` model trained with yaw augmentation covers.
@@ -25,8 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from hartool.core.bundle import Bundle
-from hartool.core.orientation import calibrator_for, rotate
-from hartool.core.preprocess import preprocess
+from hartool.core.orientation import rotate
 from hartool.data import load_dataset
 from hartool.data.recordings import UCI_HAR_TEST_SUBJECTS
 from hartool.runtime.artifacts import load_bundle_predictor
@@ -49,27 +45,6 @@ def vertical_turn(rng: np.random.Generator) -> np.ndarray:
     return axis_angle_matrices(np.asarray([REFERENCE_GRAVITY], dtype=np.float64), rng.uniform(-np.pi, np.pi, 1))[0]
 
 
-def stream_recording(bundle: Bundle, pred: object, values: np.ndarray, labels: np.ndarray) -> tuple[int, int]:
-    """(correct, scored) windows of one recording streamed as `hartool stream` does."""
-    m = bundle.manifest
-    window, hop = int(m["window"]), int(m["stride"])
-    label_ids = np.asarray(m["label_ids"])
-    cal = calibrator_for(m, hop)
-    model_in = np.empty((1, window, values.shape[1]), dtype=np.float32)
-    correct = scored = 0
-    for start in range(0, values.shape[0] - window + 1, hop):
-        w = values[start:start + window]
-        if cal is not None:
-            w = cal.push(w)
-        preprocess(w, m["preprocessing"], out=model_in[0])
-        k = int(np.argmax(pred.predict(model_in)[0]))  # type: ignore[attr-defined]
-        lab = labels[start:start + window]
-        if lab[0] == lab[-1] and np.all(lab == lab[0]) and lab[0] in label_ids:
-            scored += 1
-            correct += int(label_ids[k] == lab[0])
-    return correct, scored
-
-
 def stream_classifier(bundle: Bundle, artifact: str | None, values: np.ndarray, labels: np.ndarray) -> tuple[int, int]:
     """(correct, scored) windows of one recording pushed through the stream's own StreamClassifier."""
     from hartool.runtime.classifier import ClassifierOptions, StreamClassifier
@@ -86,28 +61,16 @@ def stream_classifier(bundle: Bundle, artifact: str | None, values: np.ndarray, 
     return correct, scored
 
 
-def _classifier_calibrates() -> bool:
-    """True once the stream's StreamClassifier applies core.orientation (else this script replays the steps)."""
-    try:
-        import inspect
-
-        from hartool.runtime import classifier
-    except ImportError:
-        return False
-    return "calibrator_for" in inspect.getsource(classifier)
-
-
 def evaluate(bundle_dir: str, artifact: str | None, seed: int, turn: str = "full") -> dict:
     bundle = Bundle.load(bundle_dir)
-    entry, pred = load_bundle_predictor(bundle, artifact)
+    entry, _ = load_bundle_predictor(bundle, artifact)
     ds = load_dataset(bundle.manifest["dataset"]["name"])
     recs = [r for r in ds.recordings if r.subject in UCI_HAR_TEST_SUBJECTS]
     rng = np.random.default_rng(seed)
     out: dict = {"bundle": str(bundle_dir), "artifact": entry["name"],
                  "orientation": (bundle.manifest.get("orientation") or {}).get("mode", "fixed"),
                  "recordings": len(recs), "turn": turn}
-    via_stream = out["orientation"] == "fixed" or _classifier_calibrates()
-    out["path"] = "StreamClassifier" if via_stream else "replay (stream steps, core.orientation calibrator)"
+    out["path"] = "StreamClassifier"
     for case in ("as_worn", "rotated"):
         correct = scored = 0
         for r in recs:
@@ -115,8 +78,7 @@ def evaluate(bundle_dir: str, artifact: str | None, seed: int, turn: str = "full
             if case == "rotated":
                 rot = random_rotation(rng) if turn == "full" else vertical_turn(rng)
             turned = rotate(r.values, rot)
-            c, s = (stream_classifier(bundle, artifact, turned, r.labels) if via_stream
-                    else stream_recording(bundle, pred, turned, r.labels))
+            c, s = stream_classifier(bundle, artifact, turned, r.labels)
             correct, scored = correct + c, scored + s
         out[case] = {"accuracy": correct / max(scored, 1), "windows": scored}
     out["drop_pp"] = round(100 * (out["as_worn"]["accuracy"] - out["rotated"]["accuracy"]), 2)

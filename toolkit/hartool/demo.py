@@ -187,8 +187,7 @@ def stream_timeline(bundle_dir: Path, opts: DemoOptions, say: Say, artifact: str
         i, off = divmod(p.end_sample - bundle.window, bundle.stride)
         if off == 0 and 0 <= i < len(pred):
             pred[i] = bundle.labels.index(p.label)
-            raw_probs = getattr(p, "raw_probs", None)  # the unsmoothed probabilities, when the runtime keeps them
-            raw[i] = int(np.argmax(raw_probs)) if raw_probs is not None and len(raw_probs) else -1
+            raw[i] = int(np.argmax(p.raw_probs)) if len(p.raw_probs) else -1  # the unsmoothed label
 
     t0 = time.perf_counter()
     summary = _stream_values(bundle_dir, values, ds.sample_rate_hz, 0.0, opts.smoothing, on_window, say, artifact)

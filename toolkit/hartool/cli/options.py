@@ -10,10 +10,10 @@ from typing import Any
 
 import click
 
-from ..core.timebase import TIME_UNITS
+from ..core.timebase import ACC_UNITS, GYRO_UNITS, TIME_UNITS
 from ..wire.reader import PROTOCOLS
 from ..wire.sources import DEFAULT_BAUD
-from ..wire.spec import ACC_UNITS, GYRO_UNITS, SourceSpec
+from ..wire.spec import SourceSpec
 
 __all__ = ["SOURCE_KEYS", "SmoothType", "source_options"]
 

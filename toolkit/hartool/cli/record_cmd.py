@@ -119,7 +119,7 @@ def _run(spec: SourceSpec, out: Path, first: str, labels: list[str], meta: dict[
     layout = spec.check(record_channels())  # --acc-lsb without raw etc.: one line, before opening anything
     source = spec.open_port()
     # Files and listening sockets start at a line boundary; a serial port may start mid-line (as `stream`).
-    whole = bool(getattr(source, "is_file", False) or getattr(source, "listening", False))
+    whole = source.is_file or bool(getattr(source, "listening", False))  # `listening`: listening ports only
     decoder = make_decoder(spec.protocol, channel_names=VALUE_COLUMNS, columns=layout,
                            time_unit=spec.decoder_time_unit, skip_first_line=not whole)
     events: queue.Queue[str] = queue.Queue()

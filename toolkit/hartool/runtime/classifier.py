@@ -109,10 +109,8 @@ def parse_smooth(value: str | int | None) -> str:
 
 
 def _load_head(bundle: Bundle) -> Any:
-    try:
-        from .heads import load_head
-    except ImportError:  # enrollment not installed in this tree: the model's own labels only
-        return None
+    from .heads import load_head
+
     return load_head(bundle)
 
 
@@ -142,7 +140,7 @@ class StreamClassifier:
         self._x = np.zeros((1, *tuple(int(d) for d in predictor.input_shape[1:])), dtype=np.float32)
         self._direct = self._x.shape[1:] == (b.window, self.channels)
         self.head = _load_head(b) if self.options.use_head else None
-        if self.head is not None and getattr(predictor, "embedding_dim", None) is None:
+        if self.head is not None and predictor.embedding_dim is None:
             raise HartoolError(f"{b.path}: the bundle has an enrolled head but artifact {self.entry.get('name')} "
                                "has no embedding output (re-export it with 'hartool quantize')")
         self.labels = list(self.head.labels if self.head is not None else b.labels)

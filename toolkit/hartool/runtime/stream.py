@@ -22,13 +22,10 @@ from ..core.timebase import BatchScales, DeviceClock
 from ..wire.codec import DecodedBatch
 from ..wire.reader import ReaderEvent, ReaderThread
 from ..wire.spec import SourceSpec, open_source
-
-# Artifact choice lives in .artifacts; re-exported here for callers of the old location.
-from .artifacts import ARTIFACT_PREFERENCE, choose_artifact, load_bundle_predictor  # noqa: F401
 from .classifier import ClassifierOptions, StreamClassifier, WindowPrediction, parse_smooth
 from .smoothing import DEFAULT_SMOOTHING
 
-__all__ = ["StreamOptions", "StreamSummary", "WindowPrediction", "load_bundle_predictor", "run_stream"]
+__all__ = ["StreamOptions", "StreamSummary", "WindowPrediction", "run_stream"]
 
 RATE_TOLERANCE = 0.10
 _DETECT_SAMPLES = 8  # timestamps collected before an automatic time-unit decision

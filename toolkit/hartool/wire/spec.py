@@ -20,11 +20,7 @@ if TYPE_CHECKING:
     from .codec import ColumnLayout
     from .sources import Port
 
-__all__ = ["ACC_UNITS", "GYRO_UNITS", "SourceSpec", "open_source"]
-
-# The units a device may send in (``raw``: integer counts, scaled by ``*_lsb``).
-ACC_UNITS: tuple[str, ...] = ("g", "m/s2", "raw")
-GYRO_UNITS: tuple[str, ...] = ("rad/s", "deg/s", "raw")
+__all__ = ["SourceSpec", "open_source"]
 
 
 @dataclass(frozen=True)
