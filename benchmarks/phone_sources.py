@@ -41,7 +41,8 @@ from _common import md_table, save, stamp
 from hartool.core.bundle import Bundle
 from hartool.data import load_dataset
 from hartool.demo import window_truth
-from hartool.runtime.stream import StreamOptions, StreamSummary, WindowPrediction, run_stream
+from hartool.runtime.session import run_stream
+from hartool.runtime.stream import StreamOptions, StreamSummary, WindowPrediction
 from hartool.sim.play import app_packets, play_app
 from hartool.wire.spec import SourceSpec
 

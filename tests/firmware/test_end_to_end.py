@@ -14,7 +14,8 @@ import pytest
 from hartool_fw_support import micropython_modules
 
 from hartool.data import load_dataset, recording_for_subject
-from hartool.runtime.stream import StreamOptions, WindowPrediction, run_stream
+from hartool.runtime.session import run_stream
+from hartool.runtime.stream import StreamOptions, WindowPrediction
 from hartool.sim.device import VirtualDevice
 from hartool.wire.spec import SourceSpec
 

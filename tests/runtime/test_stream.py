@@ -20,8 +20,9 @@ from hartool.core.bundle import Bundle
 from hartool.core.preprocess import preprocess
 from hartool.data import load_dataset, recording_for_subject
 from hartool.runtime.artifacts import load_bundle_predictor
+from hartool.runtime.session import run_stream
 from hartool.runtime.smoothing import smooth_sequence
-from hartool.runtime.stream import StreamOptions, WindowPrediction, run_stream
+from hartool.runtime.stream import StreamOptions, WindowPrediction
 from hartool.sim.device import DEFAULT_SCALES, FaultSpec, VirtualDevice
 from hartool.wire.codec import encode_text_line
 from hartool.wire.spec import SourceSpec

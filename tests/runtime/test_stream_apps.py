@@ -16,7 +16,8 @@ from click.testing import CliRunner
 
 from hartool.cli import cli
 from hartool.data import load_dataset, recording_for_subject
-from hartool.runtime.stream import StreamOptions, WindowPrediction, run_stream
+from hartool.runtime.session import run_stream
+from hartool.runtime.stream import StreamOptions, WindowPrediction
 from hartool.sim.apps import hyperimu_packets, mcu_packets, sensorlogger_packets
 from hartool.sim.senders import send_tcp
 from hartool.wire.spec import SourceSpec

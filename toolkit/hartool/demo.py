@@ -146,7 +146,8 @@ def _stream_values(bundle_dir: Path, values: np.ndarray, rate_hz: float, speed: 
                    protocol: str = "text") -> Any:
     """Replay ``values`` through a virtual serial device into the streaming runtime; returns its summary."""
     from .core.bundle import Bundle
-    from .runtime.stream import StreamOptions, run_stream
+    from .runtime.session import run_stream
+    from .runtime.stream import StreamOptions
     from .sim.device import VirtualDevice
     from .wire.spec import SourceSpec
 

@@ -73,17 +73,15 @@ def stream(bundle: Path, source: SourceSpec, artifact: str | None, backend: str,
           --columns t,acc_x,acc_y,acc_z,gyro_x,gyro_y,gyro_z          # HyperIMU CSV over TCP
       hartool stream bundles/cnn --port http://0.0.0.0:8000/data     # Sensor Logger HTTP push
     """
+    from ..runtime.session import run_stream
     from ..runtime.sinks import summary_lines
-    from ..runtime.stream import StreamOptions, run_stream
+    from ..runtime.stream import StreamOptions
 
     opts = StreamOptions(source, artifact=artifact, backend=backend, threads=threads, smooth=smooth,
                          min_confidence=min_confidence, duration_s=duration_s, max_windows=max_windows)
     fan = open_stream_outputs(bundle, outputs_kw, reconnect=source.reconnect)  # fatal problems fail before reading
-    summary = None
-    try:
-        summary = run_stream(bundle, opts, fan, on_status=status)
-    finally:
-        sink_counters = fan.close(summary)
+    summary = run_stream(bundle, opts, lambda _p: None, on_status=status, sinks=fan)  # the session closes the sinks
+    sink_counters = fan.close(summary)  # their final counters (closing twice returns them again)
     for line in _summary_text(summary) + summary_lines(sink_counters):
         status(line)
     if summary_json:

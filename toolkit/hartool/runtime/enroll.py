@@ -129,7 +129,8 @@ def read_samples(source: SourceSpec, bundle: Bundle, seconds: float, opts: Enrol
     ``loaded``: the (entry, predictor) already loaded by the caller; ``on_status`` gets the stream's status
     lines (detected format and time unit, clock alignment, warnings).
     """
-    from .stream import StreamOptions, run_stream
+    from .session import run_stream
+    from .stream import StreamOptions
 
     want = int(round(seconds * bundle.sample_rate_hz))
     stop = threading.Event()

@@ -8,7 +8,6 @@ resamples, windows and classifies. Everything about models lives there; everythi
 from __future__ import annotations
 
 import os
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,25 +15,17 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..core.bundle import Bundle
-from ..core.errors import WireError
-from ..core.rss import peak_rss_mb
 from ..core.timebase import BatchScales, DeviceClock
 from ..wire.codec import DecodedBatch
-from ..wire.reader import ReaderEvent, ReaderThread
-from ..wire.spec import SourceSpec, open_source
+from ..wire.spec import SourceSpec
 from .classifier import ClassifierOptions, StreamClassifier, WindowPrediction, parse_smooth
 from .smoothing import DEFAULT_SMOOTHING
 
-__all__ = ["StreamOptions", "StreamSummary", "WindowPrediction", "run_stream"]
+__all__ = ["StreamOptions", "StreamSummary", "WindowPrediction"]
 
 RATE_TOLERANCE = 0.10
 _DETECT_SAMPLES = 8  # timestamps collected before an automatic time-unit decision
 _UNIT_CHECK_SAMPLES = 20  # samples the m/s2-sent-as-g check looks at
-# With look-ahead smoothing a window waits for later ones. When nothing arrives for the look-ahead's own span
-# plus this margin, the sender has stopped (an app closed, a phone out of Wi-Fi): the held windows are
-# delivered, judged from what came, instead of waiting for data that may never come. (An app that batches
-# longer than that span cuts the look-ahead at every batch.)
-_QUIET_RELEASE_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -273,166 +264,3 @@ def _prepare(bundle_dir: str | os.PathLike[str], opts: StreamOptions,
                               smooth=parse_smooth(opts.smooth), min_confidence=opts.min_confidence,
                               max_gap_periods=opts.max_gap_periods)
     return StreamClassifier(bundle, copts)
-
-
-def run_stream(bundle_dir: str | os.PathLike[str], opts: StreamOptions,
-               on_window: Callable[[WindowPrediction], None],
-               on_status: Callable[[str], None] | None = None,
-               stop: threading.Event | None = None,
-               classifier: StreamClassifier | None = None) -> StreamSummary:
-    """Classify windows from ``opts.source`` until EOF, duration, max windows, ``stop``, Ctrl-C or device loss.
-
-    ``on_window`` is called for every window, in window order (the CLI prints there); e2e latency runs from
-    the moment the reader thread received the bytes that let a window be labelled (those completing it, or
-    with look-ahead smoothing those completing the window ``lag`` later) to the return of ``on_window``. At
-    the end every classified window is delivered, also those a look-ahead smoother still held. ``classifier``
-    replaces the one built from the bundle and ``opts`` (enrollment feeds a grid-sample collector).
-    """
-    say = on_status or (lambda _m: None)
-    stop = stop or threading.Event()
-    clf = _prepare(bundle_dir, opts, classifier)
-    b = clf.bundle
-    summary = StreamSummary(artifact=clf.entry["name"], backend=clf.predictor.backend, port=opts.source.port)
-    say(f"model {clf.entry['name']} ({clf.entry['file']}, {clf.predictor.backend}, input "
-        f"{clf.predictor.input_dtype}); window {b.window} / stride {b.stride} at {b.sample_rate_hz:g} Hz")
-    if clf.lag:
-        say(f"smoothing {opts.smooth} looks {clf.lag} windows ahead: each label is shown "
-            f"{clf.lag * b.stride / b.sample_rate_hz:.1f} s after its window ends")
-    reader = open_source(opts.source, clf.bundle.channels, max_queue=opts.max_queue)
-    feeder = _Feeder(clf, opts, say, summary)
-    lat: tuple[list[float], list[float]] = ([], [])
-    port_name = reader.port.name if reader.port is not None else opts.source.port
-    say(f"reading {port_name}" + (" (waiting for senders)" if reader.listening else ""))
-    attach = getattr(on_window, "attach_live_counters", None)
-    if attach is not None:  # sinks (the live page) show the reader's running counters: bad lines, reconnects
-        attach(reader.stats)
-    reader.start()
-    try:
-        try:
-            _loop(reader, feeder, opts, on_window, say, stop, summary, lat)
-        except KeyboardInterrupt:
-            summary.end_reason = "interrupted"
-        _flush_end(feeder, opts, on_window, summary, lat)
-    except KeyboardInterrupt:  # a second Ctrl-C while the last windows are delivered
-        summary.end_reason = "interrupted"
-    finally:
-        reader.stop()
-    _finish(summary, clf, reader, feeder, lat)
-    return summary
-
-
-def _loop(reader: ReaderThread, feeder: _Feeder, opts: StreamOptions, on_window: Callable[[WindowPrediction], None],
-          say: Callable[[str], None], stop: threading.Event, summary: StreamSummary,
-          lat: tuple[list[float], list[float]]) -> None:
-    deadline = time.perf_counter() + opts.duration_s if opts.duration_s else None
-    clf = feeder.clf
-    quiet_s = clf.lag * clf.bundle.stride / clf.rate_hz + _QUIET_RELEASE_S
-    last_data = time.perf_counter()
-    while not stop.is_set():
-        if deadline and time.perf_counter() >= deadline:
-            summary.end_reason = "duration"
-            return
-        try:
-            item = reader.get(timeout=0.05)
-        except WireError as exc:
-            summary.end_reason, summary.message = "error", str(exc)
-            return
-        if item is None:
-            if reader.finished:
-                summary.end_reason = reader.end_reason or "eof"
-                return
-            if clf.holding and time.perf_counter() - last_data > quiet_s:  # the sender went quiet
-                if _deliver_held(feeder, on_window, opts, summary, lat):
-                    return
-            continue
-        if isinstance(item, ReaderEvent):
-            if item.kind == "reconnected":
-                summary.reconnects += 1
-                clf.gap("reconnect")
-                if _deliver_held(feeder, on_window, opts, summary, lat):  # what the smoother held at the drop
-                    return
-            if item.kind == "protocol" or not item.final:
-                say(item.message)
-            if item.final:
-                summary.end_reason, summary.message = item.kind, item.message
-                return
-            continue
-        last_data = time.perf_counter()
-        try:
-            preds = feeder.feed(item)
-        except WireError as exc:  # e.g. the time unit cannot be told: one line, the stream ends
-            summary.end_reason, summary.message = "error", str(exc)
-            return
-        if opts.max_windows and clf.assembler.windows >= opts.max_windows:
-            preds += clf.flush()  # the last window wanted: no waiting for look-ahead that may not come
-        if _deliver(preds, feeder, on_window, opts, summary, lat, item.received_ns):
-            stop.set()
-            return
-    if summary.end_reason == "running":
-        summary.end_reason = "stopped"
-
-
-def _flush_end(feeder: _Feeder, opts: StreamOptions, on_window: Callable[[WindowPrediction], None],
-               summary: StreamSummary, lat: tuple[list[float], list[float]]) -> None:
-    """The stream ended: push the samples still held for the time-unit decision (a very short stream), then
-    deliver the windows a look-ahead smoother still holds."""
-    if summary.end_reason == "max_windows":
-        return
-    preds: list[WindowPrediction] = []
-    if summary.end_reason != "error":
-        try:
-            preds = feeder.flush()
-        except WireError as exc:
-            summary.end_reason, summary.message = "error", str(exc)
-    if not _deliver(preds, feeder, on_window, opts, summary, lat, time.perf_counter_ns()):
-        _deliver_held(feeder, on_window, opts, summary, lat)
-
-
-def _deliver_held(feeder: _Feeder, on_window: Callable[[WindowPrediction], None], opts: StreamOptions,
-                  summary: StreamSummary, lat: tuple[list[float], list[float]]) -> bool:
-    """Deliver now the windows the classifier still holds for a look-ahead smoother (see :func:`_deliver`)."""
-    return _deliver(feeder.clf.flush(), feeder, on_window, opts, summary, lat, time.perf_counter_ns())
-
-
-def _deliver(preds: list[WindowPrediction], feeder: _Feeder, on_window: Callable[[WindowPrediction], None],
-             opts: StreamOptions, summary: StreamSummary, lat: tuple[list[float], list[float]],
-             received_ns: int) -> bool:
-    """Hand predictions to ``on_window`` and time them; True once ``max_windows`` were delivered."""
-    for line in feeder.clf.pop_messages():  # orientation calibration progress, before the windows it affects
-        feeder.say(line)
-    for p in preds:
-        on_window(p)
-        p.e2e_us = (time.perf_counter_ns() - received_ns) / 1000.0
-        lat[0].append(p.inference_us)
-        lat[1].append(p.e2e_us)
-        summary.windows += 1
-        if opts.max_windows and summary.windows >= opts.max_windows:
-            summary.end_reason = "max_windows"
-            return True
-    return False
-
-
-def _finish(summary: StreamSummary, clf: StreamClassifier, reader: ReaderThread, feeder: _Feeder,
-            lat: tuple[list[float], list[float]]) -> None:
-    stats = reader.stats()
-    # Losses the reader counted but never attached to a delivered batch (the stream ended first).
-    clf.add_dropped(stats.dropped_wire + stats.dropped_queue - feeder.delivered_drops)
-    c = clf.counters()
-    summary.samples = clf.device_samples
-    summary.grid_samples, summary.pending = c["grid_samples"], c["pending"]
-    summary.gaps, summary.gap_samples = c["gaps"], c["gap_samples"]
-    summary.backwards, summary.clock_resets = c["backwards"], c["clock_resets"]
-    summary.bad_lines, summary.bad_frames = stats.bad_lines, stats.bad_frames
-    summary.header_lines, summary.seq_gaps = stats.header_lines, stats.seq_gaps
-    summary.dropped, summary.dropped_queue = clf.dropped, stats.dropped_queue
-    summary.reconnects = max(summary.reconnects, stats.reconnects)
-    summary.protocol = stats.protocol
-    extra = reader.decoder_extra()
-    summary.port_counters = reader.port_counters()
-    summary.bad_batches = extra.get("bad_batches", 0) + summary.port_counters.get("bad_batches", 0)
-    summary.unknown_sensors = extra.get("unknown_sensors", 0)
-    summary.duration_s = time.perf_counter() - clf.started
-    summary.inference_us, summary.e2e_us = _percentiles(lat[0]), _percentiles(lat[1])
-    summary.peak_rss_mb = peak_rss_mb()
-    if summary.end_reason == "eof" and not summary.message:
-        summary.message = "end of input"

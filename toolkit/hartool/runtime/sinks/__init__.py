@@ -107,6 +107,7 @@ class FanOut:
     def __init__(self, sinks: Sequence[Sink] = ()) -> None:
         self.sinks = list(sinks)
         self._live: Callable[[], Any] | None = None
+        self._closed: dict[str, Any] | None = None
 
     def attach_live_counters(self, stats: Callable[[], Any]) -> None:
         """Let the stream driver hand over its running counters (a thread-safe ``stats()`` returning a dict or
@@ -133,11 +134,13 @@ class FanOut:
         return merged
 
     def close(self, summary: Any = None) -> dict[str, Any]:
-        """Close every sink, last opened first, and merge their final counters."""
-        merged: dict[str, Any] = {}
-        for sink in reversed(self.sinks):
-            merged.update(sink.close(summary))
-        return merged
+        """Close every sink (once), last opened first, and merge their final counters."""
+        if self._closed is None:
+            merged: dict[str, Any] = {}
+            for sink in reversed(self.sinks):
+                merged.update(sink.close(summary))
+            self._closed = merged
+        return self._closed
 
 
 def open_sinks(values: dict[str, Any], ctx: SinkContext, types: Sequence[SinkType] | None = None) -> FanOut:
