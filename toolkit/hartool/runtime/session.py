@@ -26,13 +26,14 @@ from typing import Any
 
 import numpy as np
 
+from ..core.bundle import Bundle
 from ..core.errors import DataError, WireError
 from ..core.rss import peak_rss_mb
 from ..wire.reader import ReaderEvent, ReaderThread
 from ..wire.spec import SourceSpec, open_source
-from .classifier import ClassifierOptions, StreamClassifier, WindowPrediction
+from .classifier import ClassifierOptions, StreamClassifier, WindowPrediction, parse_smooth
 from .sinks import FanOut, Sink
-from .stream import StreamOptions, StreamSummary, _Feeder, _percentiles, _prepare
+from .stream import StreamOptions, StreamSummary, _Feeder
 
 __all__ = ["Classifier", "Session", "classify", "open_session", "run_stream"]
 
@@ -41,6 +42,27 @@ __all__ = ["Classifier", "Session", "classify", "open_session", "run_stream"]
 # delivered, judged from what came, instead of waiting for data that may never come. (An app that batches
 # longer than that span cuts the look-ahead at every batch.)
 _QUIET_RELEASE_S = 2.0
+
+
+def _percentiles(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {}
+    arr = np.asarray(values)
+    return {"p50": float(np.percentile(arr, 50)), "p99": float(np.percentile(arr, 99)),
+            "mean": float(arr.mean()), "max": float(arr.max())}
+
+
+def _prepare(bundle_dir: str | os.PathLike[str], opts: StreamOptions,
+             classifier: StreamClassifier | None) -> StreamClassifier:
+    """Load the model and check every option that can be checked before the port is opened."""
+    bundle = classifier.bundle if classifier is not None else Bundle.load(bundle_dir)
+    opts.source.check(bundle.channels)
+    if classifier is not None:
+        return classifier
+    copts = ClassifierOptions(artifact=opts.artifact, backend=opts.backend, threads=opts.threads,
+                              smooth=parse_smooth(opts.smooth), min_confidence=opts.min_confidence,
+                              max_gap_periods=opts.max_gap_periods)
+    return StreamClassifier(bundle, copts)
 
 
 class Session:

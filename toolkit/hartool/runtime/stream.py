@@ -1,24 +1,22 @@
-"""The `hartool stream` driver: a port's bytes -> decoder -> device time & units -> StreamClassifier -> callbacks.
+"""What a stream is asked for (:class:`StreamOptions`) and reports (:class:`StreamSummary`), and the feeder that
+turns a port's decoded batches into seconds and model units for :class:`StreamClassifier`.
 
-The reader thread (wire/reader.py) is the only owner of the port; this loop takes its batches, turns
-device times into seconds (core/timebase.py), converts units, and feeds :class:`StreamClassifier`, which
-resamples, windows and classifies. Everything about models lives there; everything about ports here.
+The loop that drives them is :class:`hartool.runtime.session.Session`; everything about models lives in
+the classifier, everything about ports in ``wire``.
 """
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..core.bundle import Bundle
 from ..core.timebase import BatchScales, DeviceClock
 from ..wire.codec import DecodedBatch
 from ..wire.spec import SourceSpec
-from .classifier import ClassifierOptions, StreamClassifier, WindowPrediction, parse_smooth
+from .classifier import StreamClassifier, WindowPrediction
 from .smoothing import DEFAULT_SMOOTHING
 
 __all__ = ["StreamOptions", "StreamSummary", "WindowPrediction"]
@@ -88,14 +86,6 @@ class StreamSummary:
     @property
     def failed(self) -> bool:
         return self.end_reason in ("disconnected", "gave_up", "error")
-
-
-def _percentiles(values: list[float]) -> dict[str, float]:
-    if not values:
-        return {}
-    arr = np.asarray(values)
-    return {"p50": float(np.percentile(arr, 50)), "p99": float(np.percentile(arr, 99)),
-            "mean": float(arr.mean()), "max": float(arr.max())}
 
 
 class _ArrivalRate:
@@ -251,16 +241,3 @@ class _Feeder:
         if abs(r - model) > RATE_TOLERANCE * model:
             self.say(f"warning: device sends about {r:.1f} samples/s, the model was trained at {model:g} Hz: "
                      "predictions will be unreliable (send timestamps, and hartool resamples)")
-
-
-def _prepare(bundle_dir: str | os.PathLike[str], opts: StreamOptions,
-             classifier: StreamClassifier | None) -> StreamClassifier:
-    """Load the model and check every option that can be checked before the port is opened."""
-    bundle = classifier.bundle if classifier is not None else Bundle.load(bundle_dir)
-    opts.source.check(bundle.channels)
-    if classifier is not None:
-        return classifier
-    copts = ClassifierOptions(artifact=opts.artifact, backend=opts.backend, threads=opts.threads,
-                              smooth=parse_smooth(opts.smooth), min_confidence=opts.min_confidence,
-                              max_gap_periods=opts.max_gap_periods)
-    return StreamClassifier(bundle, copts)
