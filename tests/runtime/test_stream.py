@@ -40,8 +40,9 @@ def subject_values() -> np.ndarray:
 def _stream(bundle: Path, device: VirtualDevice, **kw: object) -> tuple[list[WindowPrediction], object, list[str]]:
     rows: list[WindowPrediction] = []
     msgs: list[str] = []
+    source = {k: kw.pop(k) for k in [*kw] if k in SourceSpec.__dataclass_fields__}
     # Unsmoothed: the tests compare with offline predictions window by window.
-    opts = StreamOptions(SourceSpec(device.port_path), **{"duration_s": 30.0, "smooth": "none", **kw})  # type: ignore[arg-type]
+    opts = StreamOptions(SourceSpec(device.port_path, **source), **{"duration_s": 30.0, "smooth": "none", **kw})  # type: ignore[arg-type]
     summary = run_stream(bundle, opts, rows.append, on_status=msgs.append)
     return rows, summary, msgs
 

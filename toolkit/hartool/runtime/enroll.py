@@ -1,6 +1,6 @@
 """On-device enrollment: teach a bundle a new activity, or adapt it to its wearer, with numpy and the interpreter only.
 
-``enroll(bundle, EnrollOptions(label=..., source=SourceSpec(port))))`` reads ``seconds`` of samples from any source
+``enroll(bundle, EnrollOptions(SourceSpec(port), label=...))`` reads ``seconds`` of samples from any source
 ``stream`` reads (device, listener, recorded CSV), cuts them into densely overlapping windows, embeds
 them with the bundle's artifact (its second output), and refits the bundle's head
 (:mod:`hartool.runtime.heads`) on the stored reference windows plus everything the wearer taught so far.
