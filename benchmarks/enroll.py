@@ -263,11 +263,12 @@ def run_tune(args: argparse.Namespace) -> dict:
     from dataclasses import replace
 
     from hartool.core.bundle import Bundle
+    from hartool.core.transform import InputTransform
     from hartool.runtime import enroll as lib
     from hartool.runtime.heads import FitParams
 
     b = Bundle.load(args.bundle)
-    _, pred = lib._require_embedding(b, "tflite-int8")
+    _, pred = lib.require_embedding(b, "tflite-int8")
     ref = lib.load_reference(b, pred)
     with np.load(b.path / "enroll_reference.npz") as f:
         ref_subject = f["subject"]
@@ -288,7 +289,7 @@ def run_tune(args: argparse.Namespace) -> dict:
             names = b.labels if personal else [held]
             used = np.sort(np.concatenate([first_seconds(codes, CODE[n], PERSONAL_S if personal else ENROLL_S)
                                            for n in names]))
-            store = lib._Store.empty(lib._input_shape(b))
+            store = lib._Store.empty(InputTransform(b.manifest).input_shape)
             for n in names:
                 idx = used[codes[used] == CODE[n]]
                 store = store.plus(lib.cut_windows(values[idx], b), n, lib.KIND_PERSONAL if personal else lib.KIND_NEW)

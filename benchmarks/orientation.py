@@ -1,8 +1,8 @@
 """Orientation benchmark (issue 13): stream whole test recordings as worn and turned by a random rotation.
 
 Each of the 9 test subjects' whole recordings (unlabelled stretches and transitions included) is pushed
-through `hartool stream`'s StreamClassifier (runtime/classifier.py; no smoothing), which applies a
-``--orientation free`` bundle's calibrator itself. Run twice: as recorded, and with every recording turned by its own random fixed 3-D
+through `hartool stream`'s StreamClassifier (runtime/classifier.py, which applies the bundle's input
+transform: core.orientation's calibrator for ``--orientation free``; no smoothing). Run twice: as recorded, and with every recording turned by its own random fixed 3-D
 rotation (acc and gyro together, seeded). Scored on windows whose samples all carry one of the bundle's
 activities. ``--turn vertical`` turns each recording only about the upright axis instead (a random angle):
 a phone clipped to the belt facing another way, which a ``fixed`` model trained with yaw augmentation covers.
@@ -63,7 +63,7 @@ def stream_classifier(bundle: Bundle, artifact: str | None, values: np.ndarray, 
 
 def evaluate(bundle_dir: str, artifact: str | None, seed: int, turn: str = "full") -> dict:
     bundle = Bundle.load(bundle_dir)
-    entry, _ = load_bundle_predictor(bundle, artifact)
+    entry, pred = load_bundle_predictor(bundle, artifact)
     ds = load_dataset(bundle.manifest["dataset"]["name"])
     recs = [r for r in ds.recordings if r.subject in UCI_HAR_TEST_SUBJECTS]
     rng = np.random.default_rng(seed)

@@ -1,6 +1,6 @@
 """hartool wire encoder for MicroPython and CPython: COBS, CRC-16/CCITT-FALSE, binary frames, text lines.
 
-Device-side twin of the host codec (toolkit/hartool/wire/codec.py), written independently on purpose:
+Device-side twin of the host codecs (toolkit/hartool/wire/frames.py, binary.py, text.py), written independently on purpose:
 both must reproduce firmware_bridge/vectors/ byte for byte. Runs on MicroPython (single-precision floats,
 no numpy, no f-strings) and on CPython (the tests).
 """

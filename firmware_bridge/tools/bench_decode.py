@@ -15,12 +15,12 @@ from pathlib import Path
 import numpy as np
 
 try:
-    from hartool.wire import codec
+    from hartool.wire import binary, frames, text
 except ImportError:  # straight from a checkout
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "toolkit"))
-    from hartool.wire import codec
+    from hartool.wire import binary, frames, text
 
-SCALES = [codec.ACC_SCALE_G] * 3 + [codec.GYRO_SCALE_RAD_S] * 3
+SCALES = [frames.ACC_SCALE_G] * 3 + [frames.GYRO_SCALE_RAD_S] * 3
 
 
 def _rate(make_decoder, stream: bytes, chunk: int, n: int, repeats: int = 3) -> float:
@@ -43,15 +43,15 @@ def main(argv: list[str] | None = None) -> int:
     out = [f"# {platform.machine()} {platform.processor() or ''} python {platform.python_version()}"]
     for per_frame in (1, 10, 50):
         stream = b"".join(
-            codec.encode_frame(codec.frame_from_values(rows[i : i + per_frame], i, 20 * i, SCALES))
+            frames.encode_frame(frames.frame_from_values(rows[i : i + per_frame], i, 20 * i, SCALES))
             for i in range(0, n, per_frame)
         )
         for chunk in (64, 4096):
-            rate = _rate(codec.BinaryDecoder, stream, chunk, n)
+            rate = _rate(binary.BinaryDecoder, stream, chunk, n)
             out.append(f"binary {per_frame:3d} samples/frame, {chunk:5d}-byte reads: {rate:12,.0f} samples/s")
-    text = b"".join(codec.encode_text_line(r) for r in rows)
+    text = b"".join(text.encode_text_line(r) for r in rows)
     for chunk in (64, 512, 4096):
-        rate = _rate(lambda: codec.TextDecoder(6, skip_first_line=False), text, chunk, n)
+        rate = _rate(lambda: text.TextDecoder(6, skip_first_line=False), text, chunk, n)
         out.append(f"text   6 values/line,      {chunk:5d}-byte reads: {rate:12,.0f} samples/s")
     sys.stdout.write("\n".join(out) + "\n")
     return 0

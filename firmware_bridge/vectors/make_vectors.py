@@ -22,13 +22,15 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 try:
-    from hartool.wire import codec
+    from hartool.core.errors import WireError
+    from hartool.wire import binary, frames, text
 except ImportError:  # run straight from a checkout without PYTHONPATH
     sys.path.insert(0, str(HERE.parents[1] / "toolkit"))
-    from hartool.wire import codec
+    from hartool.core.errors import WireError
+    from hartool.wire import binary, frames, text
 
-ACC = float(np.float32(codec.ACC_SCALE_G))
-GYR = float(np.float32(codec.GYRO_SCALE_RAD_S))
+ACC = float(np.float32(frames.ACC_SCALE_G))
+GYR = float(np.float32(frames.GYRO_SCALE_RAD_S))
 IMU_SCALES = [ACC, ACC, ACC, GYR, GYR, GYR]
 TIE_MARGIN = 1e-3  # min distance of value/scale (and of scaled text digits) from a .5 rounding tie
 
@@ -89,8 +91,8 @@ def primitives() -> dict:
     return {
         "description": "CRC-16/CCITT-FALSE (poly 0x1021, init 0xFFFF, no reflection, xorout 0) and COBS "
         "(no delimiter) of raw byte strings.",
-        "crc16": [{"data_hex": d.hex(), "crc": codec.crc16_ccitt(d)} for d in crc_inputs],
-        "cobs": [{"data_hex": d.hex(), "encoded_hex": codec.cobs_encode(d).hex()} for d in cobs_inputs],
+        "crc16": [{"data_hex": d.hex(), "crc": frames.crc16_ccitt(d)} for d in crc_inputs],
+        "cobs": [{"data_hex": d.hex(), "encoded_hex": frames.cobs_encode(d).hex()} for d in cobs_inputs],
     }
 
 
@@ -98,7 +100,7 @@ def _text_case(name: str, values, t_ms=None, decimals: int = 4) -> dict:
     values = f32_list(values)
     for v in values:
         _check_text(v, decimals)
-    line = codec.encode_text_line(values, t_ms=t_ms, decimals=decimals)
+    line = text.encode_text_line(values, t_ms=t_ms, decimals=decimals)
     return {
         "name": name,
         "values": values,
@@ -133,8 +135,8 @@ def _frame_case(name: str, seq: int, t_ms: int, scales, values, has_timestamp: b
     for row in values:
         for v, s in zip(row, scales, strict=True):
             _check_quantize(v, s)
-    frame = codec.frame_from_values(np.asarray(values), seq, t_ms, scales, has_timestamp=has_timestamp)
-    wire = codec.encode_frame(frame)
+    frame = frames.frame_from_values(np.asarray(values), seq, t_ms, scales, has_timestamp=has_timestamp)
+    wire = frames.encode_frame(frame)
     return {
         "name": name,
         "seq": seq,
@@ -143,7 +145,7 @@ def _frame_case(name: str, seq: int, t_ms: int, scales, values, has_timestamp: b
         "scales": scales,
         "values": values,
         "counts": frame.counts.tolist(),
-        "payload_hex": codec.cobs_decode(wire[:-1]).hex(),
+        "payload_hex": frames.cobs_decode(wire[:-1]).hex(),
         "frame_hex": wire.hex(),
     }
 
@@ -188,7 +190,7 @@ def binary_frames() -> dict:
 
 
 def _run_binary_decoder(stream: bytes) -> dict:
-    dec = codec.BinaryDecoder()
+    dec = binary.BinaryDecoder()
     values, times = [], []
     t_known = True
     for i in range(len(stream)):  # byte at a time: the hardest way to feed it
@@ -214,16 +216,16 @@ def _run_binary_decoder(stream: bytes) -> dict:
 
 def _wire(seq: int, t_ms: int, rows, scales=None, has_timestamp: bool = True) -> bytes:
     scales = IMU_SCALES if scales is None else scales
-    return codec.encode_frame(codec.frame_from_values(np.asarray(rows), seq, t_ms, scales, has_timestamp))
+    return frames.encode_frame(frames.frame_from_values(np.asarray(rows), seq, t_ms, scales, has_timestamp))
 
 
 def _reframe(wire: bytes, mutate, fix_crc: bool) -> bytes:
     """Decode a good frame, change its payload, optionally recompute the CRC, and re-encode it."""
-    payload = bytearray(codec.cobs_decode(wire[:-1]))
+    payload = bytearray(frames.cobs_decode(wire[:-1]))
     mutate(payload)
     if fix_crc:
-        payload[-2:] = codec.crc16_ccitt(bytes(payload[:-2])).to_bytes(2, "little")
-    return codec.cobs_encode(bytes(payload)) + b"\x00"
+        payload[-2:] = frames.crc16_ccitt(bytes(payload[:-2])).to_bytes(2, "little")
+    return frames.cobs_encode(bytes(payload)) + b"\x00"
 
 
 def binary_streams() -> dict:
@@ -322,7 +324,7 @@ def binary_streams() -> dict:
 
 
 def _run_text_decoder(stream: bytes, expected_channels, skip_first_line: bool) -> dict:
-    dec = codec.TextDecoder(expected_channels, skip_first_line=skip_first_line)
+    dec = text.TextDecoder(expected_channels, skip_first_line=skip_first_line)
     values, times = [], []
     error = None
     try:
@@ -332,7 +334,7 @@ def _run_text_decoder(stream: bytes, expected_channels, skip_first_line: bool) -
                 values.extend(batch.values.tolist())
                 if batch.t_ms is not None:
                     times.extend(batch.t_ms.tolist())
-    except codec.WireError as exc:
+    except WireError as exc:
         error = str(exc)
     return {
         "error": error,
@@ -348,9 +350,9 @@ def _run_text_decoder(stream: bytes, expected_channels, skip_first_line: bool) -
 
 
 def text_streams() -> dict:
-    lines6 = [codec.encode_text_line(f32_list(row)) for row in _imu_rows(5, 11)]
+    lines6 = [text.encode_text_line(f32_list(row)) for row in _imu_rows(5, 11)]
     lines6ts = [
-        codec.encode_text_line(f32_list(row), t_ms=1000 + 20 * i) for i, row in enumerate(_imu_rows(5, 12))
+        text.encode_text_line(f32_list(row), t_ms=1000 + 20 * i) for i, row in enumerate(_imu_rows(5, 12))
     ]
     specs = [
         (
@@ -439,7 +441,7 @@ FILES = {
 
 
 def render(builder) -> str:
-    doc = {"format": "hartool-wire-vectors", "protocol_version": codec.BINARY_VERSION, **builder()}
+    doc = {"format": "hartool-wire-vectors", "protocol_version": frames.BINARY_VERSION, **builder()}
     text = json.dumps(doc, indent=1, allow_nan=False)
     if not all(math.isfinite(x) for x in _floats(doc)):
         raise SystemExit("non-finite number in vectors")

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 from hartool_fw_support import MICROPYTHON, MICROPYTHON_MJS, SETUP_HINT, load_vectors, micropython_modules
 
-from hartool.wire.codec import BinaryDecoder, TextDecoder
+from hartool.wire.binary import BinaryDecoder
+from hartool.wire.text import TextDecoder
 
 PRIMITIVES = load_vectors("primitives.json")
 TEXT_LINES = load_vectors("text_lines.json")["cases"]

@@ -13,7 +13,7 @@ import numpy as np
 
 from hartool.data import load_dataset, recording_for_subject
 from hartool.runtime.smoothing import CAUSAL_SMOOTHING
-from hartool.wire.codec import encode_text_line
+from hartool.wire.text import encode_text_line
 from hartool_testing import wait_until
 
 

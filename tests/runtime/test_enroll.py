@@ -348,3 +348,37 @@ def test_labelled_csv_at_another_rate_is_resampled_onto_the_model_grid(bundle: P
     runs = read_labelled(path, Bundle.load(bundle))
     assert [lab for lab, _ in runs] == ["WALKING"]
     np.testing.assert_allclose(runs[0][1], walk, atol=2e-4)  # back on the 50 Hz samples (CSV rounding)
+
+
+def test_free_orientation_bundle_enrolls_windows_calibrated_like_the_stream(bundle: Path, tmp_path: Path) -> None:
+    """An `--orientation free` bundle: the wearer's enrolled windows go through the bundle's input transform,
+    turned into the reference frame exactly as `stream` turns its windows once its calibration locked."""
+    from hartool.core.bundle import Bundle
+    from hartool.core.orientation import manifest_section, rotate, rotation_between
+    from hartool.core.transform import InputTransform
+    from hartool.runtime.enroll import EnrollOptions, _load_store, enroll, read_samples
+
+    b = Bundle.load(bundle)
+    b.manifest["orientation"] = manifest_section("free")
+    b.save()
+    rng = np.random.default_rng(5)
+    still = np.zeros((200, 6), np.float32)
+    still[:, :3] = np.asarray(b.manifest["orientation"]["reference"], np.float32)  # upright, then tilted below
+    still += rng.normal(0, 0.002, still.shape).astype(np.float32)
+    tilt = rotation_between((0.3, 0.8, 0.5), (1.0, 0.0, 0.0))
+    played = rotate(np.concatenate([still, _brushing(32.0, seed=4)]), tilt)
+    path = _write_csv(tmp_path / "tilted.csv", played)
+    samples = read_samples(SourceSpec(str(path)), b, 30.0, EnrollOptions(SourceSpec(str(path))))[0]
+    enroll(bundle, EnrollOptions(SourceSpec(str(path)), label=NEW, seconds=30.0))
+
+    stored = _load_store(Bundle.load(bundle)).x  # windows 16 samples apart
+    transform = InputTransform(b.manifest)
+    stream = transform.stream()  # what StreamClassifier feeds its interpreter, window after window
+    window, stride = b.window, b.stride
+    streamed = [stream(samples[s:s + window])[0].copy() for s in range(0, len(samples) - window + 1, stride)]
+    assert stream.calibrator is not None and stream.calibrator.locked
+    per_stride = stride // (window // 8)
+    for k in range(1, len(streamed)):  # window 0 came before the lock (provisional rotation)
+        np.testing.assert_allclose(stored[k * per_stride], streamed[k], atol=1e-5)
+    uncalibrated = transform.preprocess(samples[stride:stride + window])
+    assert np.abs(stored[per_stride] - uncalibrated).max() > 0.5  # the tilt was really turned back

@@ -24,8 +24,8 @@ from hartool.runtime.session import run_stream
 from hartool.runtime.smoothing import smooth_sequence
 from hartool.runtime.stream import StreamOptions, WindowPrediction
 from hartool.sim.device import DEFAULT_SCALES, FaultSpec, VirtualDevice
-from hartool.wire.codec import encode_text_line
 from hartool.wire.spec import SourceSpec
+from hartool.wire.text import encode_text_line
 
 N = 2000  # samples streamed per test: 30 windows of 128 / 64
 

@@ -16,8 +16,12 @@ from hartool.sim.apps import hyperimu_packets, mcu_packets, sensorlogger_packets
 from hartool.sim.play import app_packets, parse_host_port, play_app
 from hartool.sim.senders import SenderThread, post_http, publish_mqtt, send_tcp, send_udp
 from hartool.sim.signals import STANDARD_GRAVITY, device_clock, sample_at, split_gravity
-from hartool.wire.listen import HttpPushPort, MqttSubscribePort, TcpListenPort, UdpPort
-from hartool.wire.sources import DeviceGone, open_port
+from hartool.wire.httppush import HttpPushPort
+from hartool.wire.mqttsub import MqttSubscribePort
+from hartool.wire.port import DeviceGone
+from hartool.wire.sources import open_port
+from hartool.wire.tcp import TcpListenPort
+from hartool.wire.udp import UdpPort
 from hartool_testing import hartool
 from services import MqttBroker
 

@@ -9,8 +9,10 @@ import pytest
 
 from hartool.core.errors import WireError
 from hartool.sim.device import DEFAULT_SCALES, FaultSpec, VirtualDevice
-from hartool.wire.codec import BinaryDecoder, encode_frame, frame_from_values, quantize
-from hartool.wire.reader import ReaderEvent, ReaderThread
+from hartool.wire.binary import BinaryDecoder
+from hartool.wire.events import ReaderEvent
+from hartool.wire.frames import encode_frame, frame_from_values, quantize
+from hartool.wire.reader import ReaderThread
 from hartool.wire.sources import open_port
 
 DEADLOCK_GUARD_S = 20.0  # only ever reached if something hangs; no test depends on speed

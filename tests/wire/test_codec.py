@@ -1,4 +1,4 @@
-"""Unit and property tests of the host wire codec (hartool.wire.codec)."""
+"""Unit and property tests of the host wire codecs (hartool.wire.frames, .binary, .text, .autodetect)."""
 
 from __future__ import annotations
 
@@ -10,24 +10,23 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hartool.core.errors import WireError
-from hartool.wire.codec import (
+from hartool.wire.autodetect import sniff_protocol
+from hartool.wire.batch import DecodedBatch
+from hartool.wire.binary import BinaryDecoder
+from hartool.wire.frames import (
     ACC_SCALE_G,
     GYRO_SCALE_RAD_S,
     MAX_ENCODED_FRAME,
-    BinaryDecoder,
-    DecodedBatch,
     Frame,
-    TextDecoder,
     cobs_decode,
     cobs_encode,
     crc16_ccitt,
     decode_frame,
     encode_frame,
-    encode_text_line,
     frame_from_values,
     quantize,
-    sniff_protocol,
 )
+from hartool.wire.text import TextDecoder, encode_text_line
 
 IMU = [ACC_SCALE_G] * 3 + [GYRO_SCALE_RAD_S] * 3
 

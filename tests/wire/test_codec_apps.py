@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 from hartool.core.errors import WireError
-from hartool.wire.codec import TextDecoder, parse_columns, sniff_protocol
+from hartool.wire.autodetect import AutoDecoder, decoder_counters, make_decoder, sniff_protocol
+from hartool.wire.batch import parse_columns
 from hartool.wire.jsoncodec import JsonDecoder
-from hartool.wire.reader import AutoDecoder, decoder_counters, make_decoder
+from hartool.wire.text import TextDecoder
 
 NAMES = ("acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z")
 
@@ -101,8 +102,8 @@ def test_sensor_logger_totalacceleration_is_used_where_sent() -> None:
 
 def test_sensor_logger_summed_acc_reaches_the_model_units() -> None:
     """Through the classifier's resampler: accelerometer + gravity, in m/s2, on separate clocks, sum to g."""
+    from hartool.core.resample import Resampler
     from hartool.core.timebase import DeviceClock, channel_scales
-    from hartool.runtime.resample import Resampler
 
     dec = JsonDecoder(NAMES)
     entries = []

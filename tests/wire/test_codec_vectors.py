@@ -9,17 +9,16 @@ import numpy as np
 import pytest
 
 from hartool.core.errors import WireError
-from hartool.wire.codec import (
-    BinaryDecoder,
-    TextDecoder,
+from hartool.wire.binary import BinaryDecoder
+from hartool.wire.frames import (
     cobs_decode,
     cobs_encode,
     crc16_ccitt,
     decode_frame,
     encode_frame,
-    encode_text_line,
     frame_from_values,
 )
+from hartool.wire.text import TextDecoder, encode_text_line
 
 VECTORS = Path(__file__).resolve().parents[2] / "firmware_bridge" / "vectors"
 

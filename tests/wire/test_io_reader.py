@@ -10,9 +10,12 @@ import numpy as np
 import pytest
 
 from hartool.sim.device import VirtualDevice
-from hartool.wire.codec import encode_text_line
-from hartool.wire.reader import AutoDecoder, ReaderEvent, ReaderThread, make_decoder
-from hartool.wire.sources import SerialPort, open_port
+from hartool.wire.autodetect import AutoDecoder, make_decoder
+from hartool.wire.events import ReaderEvent
+from hartool.wire.reader import ReaderThread
+from hartool.wire.serialport import SerialPort
+from hartool.wire.sources import open_port
+from hartool.wire.text import encode_text_line
 from hartool_testing import wait_until
 
 DEADLOCK_GUARD_S = 20.0

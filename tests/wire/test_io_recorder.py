@@ -12,9 +12,8 @@ from hartool.core.csvformat import read_csv_session
 from hartool.core.errors import WireError
 from hartool.data import HAPT_LABEL_NAMES, load_dataset
 from hartool.sim.device import DEFAULT_SCALES, FaultSpec, VirtualDevice
-from hartool.wire.codec import BinaryDecoder, quantize
-from hartool.wire.reader import make_decoder
-from hartool.wire.recorder import record
+from hartool.wire.frames import quantize
+from hartool.wire.recorder import RecordOptions, record
 from hartool.wire.sources import open_port
 
 SCALES = np.asarray(DEFAULT_SCALES, dtype=np.float32)
@@ -38,16 +37,8 @@ def test_record_text_stream_round_trips_through_the_dataset_loader(tmp_path: Pat
     with VirtualDevice(vals, rate_hz=50, speed=0) as dev:
         port = open_port(dev.port_path)
         dev.start()
-        stats = record(
-            port,
-            make_decoder("auto", expected_channels=6),
-            out,
-            label="walking",
-            duration_s=None,
-            meta={"subject": 3, "sample_rate_hz": 50},
-            stop_event=done,
-            on_batch=progress,
-        )
+        stats = record(port, out, RecordOptions(label="walking", meta={"subject": 3, "sample_rate_hz": 50}),
+                       stop_event=done, on_batch=progress)
         port.close()
     assert (stats.path, stats.samples, stats.end_reason, stats.time_source) == (out, 700, "stopped", "device")
     assert stats.duration_s == pytest.approx(699 * 0.02)
@@ -76,7 +67,7 @@ def test_unplug_ends_the_recording_and_keeps_the_rows(tmp_path: Path) -> None:
     with VirtualDevice(vals, rate_hz=50, speed=0, faults=FaultSpec(disconnect_after=len(vals))) as dev:
         port = open_port(dev.port_path)
         dev.start()
-        stats = record(port, make_decoder("text", 6), out, "walking", None, {"sample_rate_hz": 50}, None)
+        stats = record(port, out, RecordOptions(label="walking", meta={"sample_rate_hz": 50}, protocol="text"))
         port.close()
     assert stats.end_reason == "disconnected" and 0 < stats.samples <= len(vals)
     session = read_csv_session(out)
@@ -95,9 +86,8 @@ def test_record_binary_without_timestamps_uses_host_time(tmp_path: Path) -> None
     with VirtualDevice(vals, speed=0, protocol="binary", timestamps=False, samples_per_frame=3) as dev:
         port = open_port(dev.port_path)
         dev.start()
-        stats = record(
-            port, BinaryDecoder(), out, "sitting", None, {"sample_rate_hz": 50}, done, on_batch=progress
-        )
+        stats = record(port, out, RecordOptions(label="sitting", meta={"sample_rate_hz": 50}, protocol="binary"),
+                       stop_event=done, on_batch=progress)
         port.close()
     assert (stats.samples, stats.end_reason, stats.time_source) == (300, "stopped", "host")
     assert stats.decoder["frames"] == 100 and stats.decoder["bad_frames"] == 0
@@ -119,9 +109,7 @@ def test_interrupt_keeps_what_was_recorded(tmp_path: Path) -> None:
         port = open_port(dev.port_path)
         dev.start()
         with pytest.raises(KeyboardInterrupt):
-            record(
-                port, make_decoder("text"), out, "", None, {"sample_rate_hz": 50}, None, on_batch=interrupt
-            )
+            record(port, out, RecordOptions(meta={"sample_rate_hz": 50}, protocol="text"), on_batch=interrupt)
         port.close()
     session = read_csv_session(out)  # renamed into place by the finally block, complete rows only
     n = len(session.values)
@@ -138,7 +126,7 @@ def test_nothing_received_leaves_no_file(tmp_path: Path) -> None:
         with pytest.raises(
             WireError, match=r"^no samples received from /dev/pts/\d+ \(0 bytes read, duration\)"
         ):
-            record(port, make_decoder("auto"), out, "walking", 0.2, {}, None)
+            record(port, out, RecordOptions(label="walking", duration_s=0.2))
         port.close()
     assert not out.exists() and not list(tmp_path.iterdir())
 
@@ -148,8 +136,8 @@ def test_stream_with_other_than_six_channels_is_refused(tmp_path: Path) -> None:
     with VirtualDevice(vals, speed=0, timestamps=False, scales=DEFAULT_SCALES[:3]) as dev:
         port = open_port(dev.port_path)
         dev.start()
-        with pytest.raises(WireError, match="device sends 3 channels per sample; recordings need 6"):
-            record(port, make_decoder("text"), tmp_path / "x.csv", "", None, {}, None)
+        with pytest.raises(WireError, match="device sends 3 values per line, model expects 6"):
+            record(port, tmp_path / "x.csv", RecordOptions(protocol="text"))
         port.close()
     assert not list(tmp_path.iterdir())
 
@@ -158,7 +146,7 @@ def test_bad_label_is_refused_before_anything_is_written(tmp_path: Path) -> None
     port = open_port("loop://")
     try:
         with pytest.raises(ValueError, match="must not contain a comma"):
-            record(port, make_decoder("text"), tmp_path / "x.csv", "a,b", 1.0, {}, None)
+            record(port, tmp_path / "x.csv", RecordOptions(label="a,b", duration_s=1.0, protocol="text"))
     finally:
         port.close()
     assert not list(tmp_path.iterdir())
@@ -216,9 +204,9 @@ def test_label_switches_apply_to_the_samples_after_them(tmp_path: Path) -> None:
             assert arrived.wait_for(lambda: seen["n"] >= n, timeout=30), seen
 
     result: dict[str, object] = {}
+    options = RecordOptions(meta={"subject": "alice", "sample_rate_hz": 50}, protocol="text")
     worker = threading.Thread(target=lambda: result.update(stats=record(
-        port, make_decoder("text", 6), tmp_path / "s.csv", label="", meta={"subject": "alice", "sample_rate_hz": 50},
-        stop_event=stop, events=events, on_batch=progress)))
+        port, tmp_path / "s.csv", options, stop_event=stop, events=events, on_batch=progress)))
     worker.start()
     try:
         feeder.write(b"banner line, cut or not\n")
@@ -254,7 +242,7 @@ def test_device_time_is_stored_in_seconds_whatever_the_unit(tmp_path: Path, unit
     src.write_bytes(b"t,ax,ay,az,gx,gy,gz\n" + _text_lines(vals, np.asarray(stamps, dtype=object)))
     port = open_port(str(src))
     try:
-        stats = record(port, make_decoder("text", 6), tmp_path / "out" / "r.csv", "walking", None, {}, None)
+        stats = record(port, tmp_path / "out" / "r.csv", RecordOptions(label="walking", protocol="text"))
     finally:
         port.close()
     assert (stats.time_source, stats.time_unit, stats.samples) == ("device", unit, 50)
@@ -267,8 +255,8 @@ def test_units_are_converted_to_g_and_rad_s(tmp_path: Path) -> None:
     src.write_bytes(b"header\n" + _text_lines(counts, np.arange(20) * 20))
     port = open_port(str(src))
     try:
-        record(port, make_decoder("text", 6), tmp_path / "out" / "raw.csv", "", None, {}, None,
-               acc_unit="raw", gyro_unit="raw", acc_lsb=1 / 16384, gyro_lsb=1 / 131)
+        record(port, tmp_path / "out" / "raw.csv", RecordOptions(protocol="text", acc_unit="raw", gyro_unit="raw",
+                                                                 acc_lsb=1 / 16384, gyro_lsb=1 / 131))
     finally:
         port.close()
     session = read_csv_session(tmp_path / "out" / "raw.csv")
@@ -278,8 +266,7 @@ def test_units_are_converted_to_g_and_rad_s(tmp_path: Path) -> None:
     src.write_bytes(b"header\n" + _text_lines(np.asarray([[9.80665, 0, 0, 180, 0, 0]] * 20), np.arange(20) * 20))
     port = open_port(str(src))
     try:
-        record(port, make_decoder("text", 6), tmp_path / "out" / "phone.csv", "", None, {}, None,
-               acc_unit="m/s2", gyro_unit="deg/s")
+        record(port, tmp_path / "out" / "phone.csv", RecordOptions(protocol="text", acc_unit="m/s2", gyro_unit="deg/s"))
     finally:
         port.close()
     np.testing.assert_allclose(read_csv_session(tmp_path / "out" / "phone.csv").values[0], [1, 0, 0, np.pi, 0, 0],
@@ -290,9 +277,9 @@ def test_lsb_without_raw_is_refused_before_anything_is_written(tmp_path: Path) -
     port = open_port("loop://")
     try:
         with pytest.raises(WireError, match=r"--acc-lsb only applies with --acc-unit raw"):
-            record(port, make_decoder("text"), tmp_path / "x.csv", "", 1.0, {}, None, acc_lsb=0.001)
+            record(port, tmp_path / "x.csv", RecordOptions(duration_s=1.0, protocol="text", acc_lsb=0.001))
         with pytest.raises(WireError, match=r"--gyro-unit raw needs --gyro-lsb"):
-            record(port, make_decoder("text"), tmp_path / "x.csv", "", 1.0, {}, None, gyro_unit="raw")
+            record(port, tmp_path / "x.csv", RecordOptions(duration_s=1.0, protocol="text", gyro_unit="raw"))
     finally:
         port.close()
     assert not list(tmp_path.iterdir())

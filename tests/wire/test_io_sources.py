@@ -18,19 +18,13 @@ import serial
 from hartool.core.csvformat import format_header, format_row, read_csv_session
 from hartool.core.errors import WireError
 from hartool.sim.device import DEFAULT_SCALES
-from hartool.wire.codec import encode_frame, encode_text_line, frame_from_values, quantize
-from hartool.wire.reader import ReaderEvent, ReaderThread
-from hartool.wire.sources import (
-    FilePort,
-    RecordingReplayPort,
-    SerialPort,
-    SerialPortInfo,
-    StdinPort,
-    _open_error,
-    candidate_ports,
-    list_serial_ports,
-    open_port,
-)
+from hartool.wire.events import ReaderEvent
+from hartool.wire.fileports import FilePort, RecordingReplayPort, StdinPort
+from hartool.wire.frames import encode_frame, frame_from_values, quantize
+from hartool.wire.reader import ReaderThread
+from hartool.wire.serialport import SerialPort, SerialPortInfo, candidate_ports, list_serial_ports, open_error
+from hartool.wire.sources import open_port
+from hartool.wire.text import encode_text_line
 
 DEADLOCK_GUARD_S = 20.0
 SCALES = np.asarray(DEFAULT_SCALES, dtype=np.float32)
@@ -94,11 +88,11 @@ def test_permission_and_busy_hints() -> None:
     denied = serial.SerialException(
         errno.EACCES, "could not open port /dev/ttyACM0: [Errno 13] Permission denied"
     )
-    msg = str(_open_error("/dev/ttyACM0", denied))
+    msg = str(open_error("/dev/ttyACM0", denied))
     assert msg.startswith("cannot open /dev/ttyACM0: [Errno 13] Permission denied (")
     assert "dialout" in msg
     busy = serial.SerialException(errno.EBUSY, "could not open port /dev/ttyUSB0: [Errno 16] busy")
-    assert "another program" in str(_open_error("/dev/ttyUSB0", busy))
+    assert "another program" in str(open_error("/dev/ttyUSB0", busy))
 
 
 def test_socket_refused_and_bad_url() -> None:
@@ -190,7 +184,8 @@ def test_stdin_in_a_child_process() -> None:
     child = textwrap.dedent(
         """
         import time
-        from hartool.wire.reader import ReaderEvent, ReaderThread
+        from hartool.wire.events import ReaderEvent
+        from hartool.wire.reader import ReaderThread
         from hartool.wire.sources import open_port
         port = open_port("-")
         n, end, deadline = 0, None, time.monotonic() + 20

@@ -14,16 +14,14 @@ import paho.mqtt.client as paho
 import pytest
 
 from hartool.core.errors import WireError
-from hartool.wire.listen import (
-    ByteBuffer,
-    HttpPushPort,
-    MqttSubscribePort,
-    TcpListenPort,
-    UdpPort,
-    check_push_batch,
-)
+from hartool.wire.httppush import HttpPushPort, check_push_batch
+from hartool.wire.mqttsub import MqttSubscribePort
+from hartool.wire.net import ByteBuffer
+from hartool.wire.port import DeviceGone
 from hartool.wire.reader import ReaderThread
-from hartool.wire.sources import DeviceGone, open_port
+from hartool.wire.sources import open_port
+from hartool.wire.tcp import TcpListenPort
+from hartool.wire.udp import UdpPort
 from services import MqttBroker, free_port
 
 GUARD_S = 20.0  # a safety net against hangs only; nothing asserts on speed

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib
+import signal
 import sys
+from types import FrameType
 from typing import Any
 
 import click
@@ -24,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "record": ("hartool.cli.record_cmd:record", "Record labelled sessions (keys switch labels) to CSV."),
     "enroll": ("hartool.cli.enroll_cmd:enroll", "Teach a bundle a new activity on the device (no TensorFlow)."),
     "demo": ("hartool.cli.demo_cmd:demo", "Train, quantize, benchmark and stream, end to end."),
+    "service": ("hartool.cli.service_cmd:service", "Print a systemd unit that runs `hartool stream` as a service."),
 }
 
 
@@ -72,8 +75,24 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.obj["debug"] = debug
 
 
+def _as_interrupt(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM/SIGHUP act as Ctrl-C: whatever the command does on SIGINT (flush, summary, rename) it does here.
+
+    systemd and docker stop services with SIGTERM and a closed terminal sends SIGHUP; without this the process
+    would die mid-write, leaving a `.part` file and no summary.
+    """
+    handler = signal.getsignal(signal.SIGINT)
+    if callable(handler):
+        handler(signal.SIGINT, frame)
+    else:  # SIGINT ignored or default (not Python's): still end the way Ctrl-C ends
+        raise KeyboardInterrupt
+
+
 def main() -> None:
     """Console-script entry point."""
+    for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+        if sig is not None:
+            signal.signal(sig, _as_interrupt)
     cli(prog_name="hartool")
 
 

@@ -11,8 +11,8 @@ from typing import Any
 import click
 
 from ..core.timebase import ACC_UNITS, GYRO_UNITS, TIME_UNITS
-from ..wire.reader import PROTOCOLS
-from ..wire.sources import DEFAULT_BAUD
+from ..wire.autodetect import PROTOCOLS
+from ..wire.serialport import DEFAULT_BAUD
 from ..wire.spec import SourceSpec
 
 __all__ = ["SOURCE_KEYS", "SmoothType", "source_options"]

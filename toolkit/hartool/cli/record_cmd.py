@@ -108,20 +108,15 @@ def record(source: SourceSpec, out: Path, label: str | None, labels_text: str | 
 def _run(spec: SourceSpec, out: Path, first: str, labels: list[str], meta: dict[str, object],
          duration_s: float | None, grid_hz: float, keys: str | None) -> RecordStats:
     """Open the source (and the key source with --labels) and record until the end of the session."""
-    from ..core.csvformat import VALUE_COLUMNS
-    from ..core.errors import WireError
-    from ..runtime.resample import Resampler
-    from ..wire.reader import make_decoder
+    from ..wire.recorder import RecordOptions, record_channels
     from ..wire.recorder import record as run_record
-    from ..wire.recorder import record_channels
     from .keys import KeyReader, key_help, start_key_thread
 
     layout = spec.check(record_channels())  # --acc-lsb without raw etc.: one line, before opening anything
+    options = RecordOptions(label=first, duration_s=duration_s, meta=meta, protocol=spec.protocol, columns=layout,
+                            time_unit=spec.time_unit, acc_unit=spec.acc_unit, gyro_unit=spec.gyro_unit,
+                            acc_lsb=spec.acc_lsb, gyro_lsb=spec.gyro_lsb, grid_hz=grid_hz)
     source = spec.open_port()
-    # Files and listening sockets start at a line boundary; a serial port may start mid-line (as `stream`).
-    whole = source.is_file or bool(getattr(source, "listening", False))  # `listening`: listening ports only
-    decoder = make_decoder(spec.protocol, channel_names=VALUE_COLUMNS, columns=layout,
-                           time_unit=spec.decoder_time_unit, skip_first_line=not whole)
     events: queue.Queue[str] = queue.Queue()
     stop = threading.Event()
     with contextlib.ExitStack() as stack:
@@ -133,18 +128,10 @@ def _run(spec: SourceSpec, out: Path, first: str, labels: list[str], meta: dict[
             status(f"keys: {key_help(labels)}")
         status(f"recording {first or '(no label)'} from {source.name} into {out} "
                f"({'q or ' if labels else ''}Ctrl-C to stop)")
-        try:
-            source.write(b"s")  # start a device that waits for the host; harmless for one that streams already
-        except WireError:
-            pass  # a replayed file or stdin cannot be written to
         # Ctrl-C ends the session like q does, so the per-label summary still prints.
         stack.enter_context(_sigint_sets(stop))
         try:
-            return run_record(source, decoder, out, label=first, duration_s=duration_s,
-                              meta=meta, stop_event=stop, events=events, time_unit=spec.time_unit,
-                              aligner=lambda layout: Resampler(grid_hz, len(VALUE_COLUMNS), layout),
-                              acc_unit=spec.acc_unit, gyro_unit=spec.gyro_unit, acc_lsb=spec.acc_lsb,
-                              gyro_lsb=spec.gyro_lsb)
+            return run_record(source, out, options, events=events, stop_event=stop, on_status=status)
         finally:
             stop.set()  # ends the key thread
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ..core.preprocess import preprocess
+from ..core.transform import InputTransform
 from .splits import cap_windows, resolve_subjects
 
 
@@ -40,12 +40,9 @@ def bundle_eval_set(manifest: dict[str, Any], calibration_windows: int = 300, se
 
     training = manifest["training"]
     dataset = manifest["dataset"]
-    ds = load_dataset(dataset["name"])
-    if (manifest.get("orientation") or {}).get("mode") == "free":
-        # A free-orientation model sees each recording calibrated as its stream would (core/orientation.py).
-        from ..core.orientation import calibrated_dataset
-
-        ds = calibrated_dataset(ds, manifest["window"], manifest["stride"])
+    transform = InputTransform(manifest)
+    # A free-orientation model sees each recording calibrated as its stream would (core/transform.py).
+    ds = transform.dataset(load_dataset(dataset["name"]))
     windows = make_windows(ds, manifest["window"], manifest["stride"], labels=manifest["labels"])
     train_ids = _subjects_of(ds, dataset, "train")
     test_ids = _subjects_of(ds, dataset, "test") or train_ids
@@ -54,10 +51,9 @@ def bundle_eval_set(manifest: dict[str, Any], calibration_windows: int = 300, se
                        training.get("seed", 0))
     rng = np.random.default_rng(seed)
     pick = rng.choice(len(train.y), size=min(calibration_windows, len(train.y)), replace=False)
-    spec = manifest["preprocessing"]
     return EvalSet(
-        x_test=preprocess(test.x, spec),
+        x_test=transform.preprocess(test.x),
         y_test=test.y,
         subject_test=test.subject,
-        x_calib=preprocess(train.x[np.sort(pick)], spec),
+        x_calib=transform.preprocess(train.x[np.sort(pick)]),
     )

@@ -19,7 +19,7 @@ import numpy as np
 from ..core.atomic import atomic_write_bytes
 from ..core.bundle import Bundle, file_entry
 from ..core.errors import HartoolError
-from ..core.preprocess import preprocess
+from ..core.transform import InputTransform
 from ..runtime.backends import load_predictor
 
 REFERENCE_FILE = "enroll_reference.npz"
@@ -55,12 +55,14 @@ def _balanced_pick(y: np.ndarray, subject: np.ndarray, per_class: int, rng: np.r
 
 def reference_windows(manifest: dict[str, Any], per_class: int = REFERENCE_PER_CLASS,
                       seed: int = 0) -> dict[str, np.ndarray]:
-    """Preprocessed windows from the training and validation subjects, balanced per class."""
+    """Model input of windows from the training and validation subjects, balanced per class, through the
+    bundle's input transform (calibrated as training and the stream calibrate, for `--orientation free`)."""
     from ..data import load_dataset, make_windows
 
     dataset = manifest["dataset"]
+    transform = InputTransform(manifest)
     ds = load_dataset(dataset["name"])
-    windows = make_windows(ds, manifest["window"], manifest["stride"], labels=manifest["labels"])
+    windows = make_windows(transform.dataset(ds), manifest["window"], manifest["stride"], labels=manifest["labels"])
     rng = np.random.default_rng(seed)
     xs, ys, subs, splits = [], [], [], []
     for tag, key in ((SPLIT_TRAIN, "train"), (SPLIT_VAL, "val")):
@@ -68,7 +70,7 @@ def reference_windows(manifest: dict[str, Any], per_class: int = REFERENCE_PER_C
         if not len(part):
             continue
         pick = _balanced_pick(part.y, part.subject, per_class, rng)
-        xs.append(preprocess(part.x[pick], manifest["preprocessing"]).astype(np.float16))
+        xs.append(transform.preprocess(part.x[pick]).astype(np.float16))
         ys.append(part.y[pick].astype(np.int16))
         subs.append(part.subject[pick].astype(np.int32))
         splits.append(np.full(len(pick), tag, dtype=np.int8))

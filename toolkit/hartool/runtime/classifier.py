@@ -1,8 +1,10 @@
-"""The transport-free streaming core: push (device time, samples), get window predictions.
+"""The transport-free streaming core: decoded batches (or timed samples) in, window predictions out.
 
-``StreamClassifier(bundle, options)`` owns the resampler (device clocks -> the model's rate grid), the
-window assembler, preprocessing, the interpreter, the optional enrolled head and the smoother. It knows
-nothing about ports: `hartool stream` (runtime/stream.py), the demo, tests and benchmarks feed it.
+``StreamClassifier(bundle, options)`` owns the ingest stage (:mod:`hartool.core.ingest`: units, device
+time, sensor clocks -> the model's rate grid), the window assembler, the bundle's input transform
+(:mod:`hartool.core.transform`: calibration, preprocessing), the interpreter, the optional enrolled head
+and the smoother. It knows nothing about ports: `hartool stream` (runtime/stream.py), the demo, tests and
+benchmarks feed it.
 
 Accounting: every sample that reaches the window assembler ends in a window, is still pending, or is
 counted in ``dropped`` (lost when windows restart at a gap or reconnect); the driver adds what the wire
@@ -17,7 +19,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,11 +27,12 @@ import numpy as np
 
 from ..core.bundle import Bundle
 from ..core.errors import HartoolError
-from ..core.orientation import calibrator_for
-from ..core.preprocess import preprocess
+from ..core.ingest import Batch, IngestOptions, IngestStage, SensorReadings
+from ..core.resample import GridChunk
+from ..core.transform import InputTransform
 from .artifacts import load_bundle_predictor
 from .backends import Predictor
-from .resample import GridChunk, Resampler
+from .heads import load_head
 from .smoothing import Smoother, make_smoother
 from .window import WindowAssembler
 
@@ -90,7 +93,6 @@ class ClassifierOptions:
     threads: int = 1
     smooth: str = "none"
     min_confidence: float = 0.0
-    max_gap_periods: float = 4.0  # a device-time hole longer than this many model periods restarts windows
     use_head: bool = True
 
 
@@ -108,21 +110,19 @@ def parse_smooth(value: str | int | None) -> str:
     return text
 
 
-def _load_head(bundle: Bundle) -> Any:
-    from .heads import load_head
-
-    return load_head(bundle)
-
-
 class StreamClassifier:
-    """Resample -> windows -> preprocess -> interpreter -> [enrolled head] -> smoothing, fed by :meth:`push`.
+    """Ingest -> windows -> input transform -> interpreter -> [enrolled head] -> smoothing.
 
-    ``push(t_s, values)``: ``t_s`` device times in seconds (any origin; None when the device sends none),
-    ``values`` (n, channels) in the model's units. :meth:`push_parts` takes sensors on separate clocks.
+    :meth:`feed` takes decoded batches (units and device time as the ``ingest`` options say); :meth:`push`
+    takes ``t_s`` device times in seconds (any origin; None when the device sends none) and ``values``
+    (n, channels) in the model's units; :meth:`push_parts` sensors on separate clocks. ``tap``, when set,
+    is given every grid chunk (model units, on the model's rate) before it is windowed, and an empty chunk
+    with ``restart`` where windows restart (enrollment collects the wearer's samples there).
     """
 
     def __init__(self, bundle: Bundle | str | os.PathLike[str], options: ClassifierOptions | None = None, *,
-                 predictor: Predictor | None = None, entry: dict[str, Any] | None = None) -> None:
+                 predictor: Predictor | None = None, entry: dict[str, Any] | None = None,
+                 ingest: IngestOptions | None = None) -> None:
         self.bundle = bundle if isinstance(bundle, Bundle) else Bundle.load(bundle)
         self.options = options or ClassifierOptions()
         if predictor is None:
@@ -134,62 +134,47 @@ class StreamClassifier:
         self.rate_hz = float(b.sample_rate_hz)
         self.channels = len(b.channels)
         self.channel_names = [c["name"] for c in b.channels]
-        self.spec = b.preprocessing
+        self.ingest = IngestStage(b.channels, self.rate_hz, ingest)
         self.assembler = WindowAssembler(b.window, b.stride, self.channels)
-        # The model input is sized from the interpreter, not assumed (feature models take other shapes).
-        self._x = np.zeros((1, *tuple(int(d) for d in predictor.input_shape[1:])), dtype=np.float32)
-        self._direct = self._x.shape[1:] == (b.window, self.channels)
-        self.head = _load_head(b) if self.options.use_head else None
+        # The model input is sized from the interpreter, not assumed (feature models take other shapes);
+        # `--orientation free` bundles turn each window into the model's reference frame first.
+        self.transform = InputTransform(b.manifest).stream(tuple(int(d) for d in predictor.input_shape[1:]))
+        self.head = load_head(b) if self.options.use_head else None
         if self.head is not None and predictor.embedding_dim is None:
             raise HartoolError(f"{b.path}: the bundle has an enrolled head but artifact {self.entry.get('name')} "
                                "has no embedding output (re-export it with 'hartool quantize')")
         self.labels = list(self.head.labels if self.head is not None else b.labels)
-        # `--orientation free` bundles: windows are turned into the model's reference frame by a causal
-        # calibration (the first still period is taken as upright standing); None for fixed bundles.
-        self.calibrator = calibrator_for(b.manifest)
         self.smoother: Smoother = make_smoother(parse_smooth(self.options.smooth), len(self.labels))
         self.lag = self.smoother.lag  # windows a label waits for (look-ahead smoothing)
+        self.tap: Callable[[GridChunk], None] | None = None
         self._held: list[WindowPrediction] = []  # classified, waiting for the smoother's look-ahead
         self._ready: list[WindowPrediction] = []  # finished, in window order, returned by the next call
-        self.resampler: Resampler | None = None
-        self._layout: tuple[str, ...] = ()
         self.started = time.perf_counter()
         self._lost = 0  # wire + queue losses reported by the driver, plus samples lost at restarts
         self.restarts = 0
-        self.gaps = 0  # gap events the caller reported (binary sequence gaps, reconnects)
-        self.device_samples = 0
         self._seg_t0 = 0.0  # device time of the first grid sample of the current segment
         self._seg_start = 0  # assembler sample count at that sample
-        self._t_origin: float | None = None
 
     # ------------------------------------------------------------------------------------------------
-    def push(self, t_s: np.ndarray | None, values: np.ndarray) -> list[WindowPrediction]:
-        """Classify what these samples complete; device-timed samples are resampled onto the model's grid."""
-        values = np.asarray(values)
-        self.device_samples += len(values)
-        if t_s is None:
-            self._push_grid(None, values)
-            return self._take()
-        if self.resampler is None or self._layout != ("imu",):
-            self._new_resampler({"imu": tuple(range(self.channels))})
-        assert self.resampler is not None
-        self._chunks(self.resampler.push("imu", self._since_start(t_s), values))
+    def feed(self, batch: Batch) -> list[WindowPrediction]:
+        """Classify what a decoded batch (:class:`~hartool.wire.batch.DecodedBatch`) completes."""
+        self._chunks(self.ingest.feed(batch))
         return self._take()
 
-    def push_parts(self, parts: Sequence[tuple[str, Sequence[int], np.ndarray, np.ndarray]],
-                   layout: Sequence[str]) -> list[WindowPrediction]:
+    def push(self, t_s: np.ndarray | None, values: np.ndarray) -> list[WindowPrediction]:
+        """Classify what these samples complete; device-timed samples are resampled onto the model's grid."""
+        self._chunks(self.ingest.push(t_s, values))
+        return self._take()
+
+    def push_parts(self, parts: Sequence[SensorReadings], layout: Sequence[str]) -> list[WindowPrediction]:
         """Sensors on their own clocks: ``parts`` = (name, model channel indices, t_s, values) per sensor;
         ``layout`` names every sensor the source sends (emission waits for all of them)."""
-        layout = tuple(layout)
-        if self.resampler is None or self._layout != layout:
-            self._new_resampler(self._layout_channels(layout, parts))
-        assert self.resampler is not None
-        if self._t_origin is None:
-            firsts = [float(np.asarray(t)[0]) for _n, _i, t, _v in parts if len(t)]
-            self._t_origin = min(firsts) if firsts else None
-        for name, _idx, t, v in parts:
-            self.device_samples += len(t)
-            self._chunks(self.resampler.push(name, self._since_start(t), v))
+        self._chunks(self.ingest.push_parts(parts, layout))
+        return self._take()
+
+    def end_of_input(self) -> list[WindowPrediction]:
+        """The input ended: classify what the ingest stage still held for its time-unit decision."""
+        self._chunks(self.ingest.flush())
         return self._take()
 
     def flush(self) -> list[WindowPrediction]:
@@ -203,73 +188,54 @@ class StreamClassifier:
         released them after the last call)."""
         return len(self._held) + len(self._ready)
 
+    @property
+    def device_samples(self) -> int:
+        """Samples the device sent (for sensors on separate clocks: readings of all of them)."""
+        return self.ingest.device_samples
+
     def _take(self) -> list[WindowPrediction]:
         out, self._ready = self._ready, []
         return out
 
-    def _since_start(self, t_s: np.ndarray) -> np.ndarray:
-        """Device seconds since the stream's first sample (what ``t_end_s`` counts from)."""
-        t = np.asarray(t_s, dtype=np.float64)
-        if self._t_origin is None and len(t):
-            self._t_origin = float(t[0])
-        return t - (self._t_origin or 0.0)
-
-    def _layout_channels(self, layout: tuple[str, ...], parts: Sequence[tuple]) -> dict[str, tuple[int, ...]]:
-        # A sensor of the layout missing from this batch feeds the channel group its name says.
-        known = {name: tuple(idx) for name, idx, _t, _v in parts}
-        acc = tuple(i for i, n in enumerate(self.channel_names) if n.startswith("acc"))
-        gyro = tuple(i for i, n in enumerate(self.channel_names) if n.startswith("gyro"))
-        return {n: known.get(n, gyro if n.startswith("gyro") else acc) for n in layout}
-
     def gap(self, reason: str = "gap") -> None:
         """Samples were lost here (sequence gap, reconnect): restart windows and the resampler's grid.
         Predictions the smoother held come out of the next :meth:`push` (or :meth:`flush`)."""
-        self.gaps += 1
+        self.ingest.gap()
         self._restart()
-        if self.resampler is not None:
-            self.resampler.restart()
 
     @property
     def dropped(self) -> int:
         """Samples lost so far: reported by the driver, pending at a window restart, or timed backwards."""
-        return self._lost + (self.resampler.backwards if self.resampler is not None else 0)
+        return self._lost + self.ingest.dropped
 
     def add_dropped(self, n: int) -> None:
         """Count samples the wire or the queue lost (they are part of every later window's ``dropped``)."""
         self._lost += int(n)
 
     # ------------------------------------------------------------------------------------------------
-    def _new_resampler(self, parts: dict[str, tuple[int, ...]]) -> None:
-        if self.resampler is not None:
-            self._restart()
-        self._layout = tuple(parts)
-        self.resampler = Resampler(self.rate_hz, self.channels, parts,
-                                   max_gap_s=self.options.max_gap_periods / self.rate_hz)
-
     def _restart(self) -> None:
         self._lost += self.assembler.reset()
         self._release()  # look-ahead stops at the hole: the held windows are judged from what came before it
         self.restarts += 1
-        if self.calibrator is not None:
-            self.calibrator.gap()
+        self.transform.gap()
+        if self.tap is not None:
+            self.tap(GridChunk(None, np.zeros((0, self.channels)), True))
 
     def pop_messages(self) -> list[str]:
-        """Status lines for the user (the orientation calibration's progress) queued since the last call."""
-        return self.calibrator.pop_messages() if self.calibrator is not None else []
+        """Status lines for the user (ingest notes, the orientation calibration's progress) since the last call."""
+        return self.ingest.pop_messages() + self.transform.pop_messages()
 
     def _chunks(self, chunks: list[GridChunk]) -> None:
         for chunk in chunks:
-            if chunk.restart and self._has_samples():
+            if chunk.restart and self.assembler.samples:
                 self._restart()
             self._push_grid(chunk.t, chunk.values)
-
-    def _has_samples(self) -> bool:
-        """Grid samples arrived before (a restart then has something to cut)."""
-        return bool(self.assembler.samples)
 
     def _push_grid(self, t: np.ndarray | None, values: np.ndarray) -> None:
         if not len(values):
             return
+        if self.tap is not None:
+            self.tap(GridChunk(t, values, False))
         if t is not None:
             self._seg_t0, self._seg_start = float(t[0]), self.assembler.samples
         for index, end, window in self.assembler.push(values):
@@ -278,7 +244,6 @@ class StreamClassifier:
             else:
                 t_end = self._seg_t0 + (end - 1 - self._seg_start) / self.rate_hz
             self._smooth(self._classify(index, end, window, t_end))
-
     def _smooth(self, pred: WindowPrediction) -> None:
         """Hand the window's raw probabilities to the smoother; finish the window its answer is for."""
         self._held.append(pred)
@@ -303,13 +268,7 @@ class StreamClassifier:
         self._ready.append(pred)
 
     def _classify(self, index: int, end: int, window: np.ndarray, t_end: float) -> WindowPrediction:
-        if self.calibrator is not None:
-            window = self.calibrator.push(window)
-        if self._direct:
-            preprocess(window, self.spec, out=self._x[0])
-            x = self._x
-        else:
-            x = np.asarray(preprocess(window, self.spec), dtype=np.float32).reshape(self._x.shape)
+        x = self.transform(window)
         t0 = time.perf_counter_ns()
         head_name = "model"
         if self.head is not None:
@@ -330,16 +289,6 @@ class StreamClassifier:
 
     # ------------------------------------------------------------------------------------------------
     def counters(self) -> dict[str, int]:
-        """Resampler and window counters for the stream summary."""
-        r = self.resampler
-        return {
-            "grid_samples": self.assembler.samples,
-            "windows": self.assembler.windows,
-            "pending": self.assembler.pending,
-            "restarts": self.restarts,
-            "gaps": self.gaps + (r.gaps if r else 0),
-            "gap_samples": r.gap_samples if r else 0,
-            "backwards": r.backwards if r else 0,
-            "clock_resets": r.clock_resets if r else 0,
-            "overflow": r.overflow if r else 0,
-        }
+        """Ingest and window counters for the stream summary."""
+        return {"grid_samples": self.assembler.samples, "windows": self.assembler.windows,
+                "pending": self.assembler.pending, "restarts": self.restarts, **self.ingest.counters()}

@@ -33,7 +33,7 @@ from ..wire.reader import ReaderEvent, ReaderThread
 from ..wire.spec import SourceSpec, open_source
 from .classifier import ClassifierOptions, StreamClassifier, WindowPrediction, parse_smooth
 from .sinks import FanOut, Sink
-from .stream import StreamOptions, StreamSummary, _Feeder
+from .stream import StreamOptions, StreamSummary
 
 __all__ = ["Classifier", "Session", "classify", "open_session", "run_stream"]
 
@@ -60,9 +60,8 @@ def _prepare(bundle_dir: str | os.PathLike[str], opts: StreamOptions,
     if classifier is not None:
         return classifier
     copts = ClassifierOptions(artifact=opts.artifact, backend=opts.backend, threads=opts.threads,
-                              smooth=parse_smooth(opts.smooth), min_confidence=opts.min_confidence,
-                              max_gap_periods=opts.max_gap_periods)
-    return StreamClassifier(bundle, copts)
+                              smooth=parse_smooth(opts.smooth), min_confidence=opts.min_confidence)
+    return StreamClassifier(bundle, copts, ingest=opts.source.ingest(opts.max_gap_periods))
 
 
 class Session:
@@ -89,7 +88,6 @@ class Session:
             self.clf = _prepare(bundle_dir, opts, classifier)
             self.summary = StreamSummary(artifact=self.clf.entry["name"], backend=self.clf.predictor.backend,
                                          port=opts.source.port)
-            self.feeder = _Feeder(self.clf, opts, self.say, self.summary)
             self._say_model()
             self.reader: ReaderThread = open_source(opts.source, self.clf.bundle.channels, max_queue=opts.max_queue)
         except BaseException:
@@ -193,7 +191,7 @@ class Session:
     def _take(self, batch: Any) -> Iterator[WindowPrediction]:
         """Classify a batch and deliver its windows (an error ends the stream)."""
         try:
-            preds = self.feeder.feed(batch)
+            preds = self.clf.feed(batch)
         except WireError as exc:  # e.g. the time unit cannot be told: one line, the stream ends
             self.summary.end_reason, self.summary.message = "error", str(exc)
             return
@@ -202,14 +200,14 @@ class Session:
         yield from self._deliver(preds, batch.received_ns)
 
     def _flush_end(self) -> Iterator[WindowPrediction]:
-        """The stream ended: push the samples still held for the time-unit decision (a very short stream),
+        """The stream ended: classify the samples still held for the time-unit decision (a very short stream),
         then deliver the windows a look-ahead smoother still holds."""
         if self.summary.end_reason == "max_windows":
             return
         preds: list[WindowPrediction] = []
         if self.summary.end_reason != "error":
             try:
-                preds = self.feeder.flush()
+                preds = self.clf.end_of_input()
             except WireError as exc:
                 self.summary.end_reason, self.summary.message = "error", str(exc)
         yield from self._deliver(preds, time.perf_counter_ns())
@@ -218,7 +216,7 @@ class Session:
 
     def _deliver(self, preds: list[WindowPrediction], received_ns: int) -> Iterator[WindowPrediction]:
         """Hand predictions to the sinks and the caller, and time them; ``max_windows`` ends the stream."""
-        for line in self.clf.pop_messages():  # orientation calibration progress, before the windows it affects
+        for line in self.clf.pop_messages():  # ingest notes, calibration progress: before the windows they affect
             self.say(line)
         summary, max_windows = self.summary, self.opts.max_windows
         for p in preds:
@@ -235,14 +233,17 @@ class Session:
 
     def _finish(self) -> None:
         summary, clf, reader = self.summary, self.clf, self.reader
+        for line in clf.pop_messages():
+            self.say(line)
         stats = reader.stats()
         # Losses the reader counted but never attached to a delivered batch (the stream ended first).
-        clf.add_dropped(stats.dropped_wire + stats.dropped_queue - self.feeder.delivered_drops)
+        clf.add_dropped(stats.dropped_wire + stats.dropped_queue - clf.ingest.wire_dropped)
         c = clf.counters()
         summary.samples = clf.device_samples
         summary.grid_samples, summary.pending = c["grid_samples"], c["pending"]
         summary.gaps, summary.gap_samples = c["gaps"], c["gap_samples"]
         summary.backwards, summary.clock_resets = c["backwards"], c["clock_resets"]
+        summary.time_unit, summary.rate_hz = clf.ingest.time_unit, clf.ingest.measured_rate_hz
         summary.bad_lines, summary.bad_frames = stats.bad_lines, stats.bad_frames
         summary.header_lines, summary.seq_gaps = stats.header_lines, stats.seq_gaps
         summary.dropped, summary.dropped_queue = clf.dropped, stats.dropped_queue

@@ -22,7 +22,6 @@ The magnetometer is not in the recording: a constant field (µT) with a little n
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from dataclasses import dataclass
@@ -30,16 +29,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from hartool.sim.signals import STANDARD_GRAVITY, device_clock, sample_at, split_gravity
+from hartool.wire.apps.registry import SCHEMAS
+from hartool.wire.apps.sensorlogger import SENSORS
 
 __all__ = [
-    "SENSOR_LOGGER_SENSORS",
     "Packet",
     "hyperimu_packets",
     "mcu_packets",
     "sensorlogger_packets",
 ]
 
-SENSOR_LOGGER_SENSORS = ("accelerometer", "gravity", "gyroscope")
 _EARTH_FIELD_UT = np.array([22.0, 5.0, -40.0])
 _CLOCK_SKEW_STD = 0.002  # phone sensor clocks differ by a few 0.1 %
 
@@ -91,12 +90,9 @@ def hyperimu_packets(
         rows = np.column_stack([acc, gyro, mag]).tolist()
         text = [f"{s}," + ",".join(f"{v:.5f}" for v in row) + "\n" for s, row in zip(stamps.tolist(), rows, strict=True)]
     else:
-        text = [
-            json.dumps({"op": "hyperimu", "Timestamp": s, "Accelerometer": [round(v, 5) for v in a],
-                        "Gyroscope": [round(v, 5) for v in g], "Magnetometer": [round(v, 3) for v in m]},
-                       separators=(",", ":")) + "\n"
-            for s, a, g, m in zip(stamps.tolist(), acc.tolist(), gyro.tolist(), mag.tolist(), strict=True)
-        ]
+        encode = SCHEMAS["hyperimu"].encode
+        text = [encode(s, a, g, m).decode()
+                for s, a, g, m in zip(stamps.tolist(), acc.tolist(), gyro.tolist(), mag.tolist(), strict=True)]
     k = max(1, int(lines_per_packet))
     return [
         Packet(float(t[min(i + k, len(t)) - 1]), "".join(text[i : i + k]).encode(), len(text[i : i + k]))
@@ -111,7 +107,7 @@ def _sensor_readings(arr: np.ndarray, src_rate_hz: float, rate_hz: float, jitter
     sources = {"accelerometer": linear, "gravity": gravity, "gyroscope": arr[:, 3:]}
     period = 1.0 / rate_hz
     out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    for name in SENSOR_LOGGER_SENSORS:
+    for name in SENSORS:
         t = device_clock(_duration(arr, src_rate_hz), rate_hz, jitter_ms, rng,
                          offset_s=float(rng.uniform(0.0, period)), skew=float(rng.normal(0.0, _CLOCK_SKEW_STD)))
         out[name] = (t, sample_at(sources[name], src_rate_hz, t))
@@ -140,19 +136,20 @@ def sensorlogger_packets(
     epoch0 = time.time_ns() if start_epoch_ns is None else int(start_epoch_ns)
     session = session_id or str(uuid.UUID(int=int(rng.integers(0, 2**63))))
     n_batches = int(_duration(arr, src_rate_hz) // batch_s) + 1
-    per_batch: list[list[dict]] = [[] for _ in range(n_batches)]
+    per_batch: list[list[tuple[str, int, list[float]]]] = [[] for _ in range(n_batches)]
     for name, (t, vals) in readings.items():
         ns = epoch0 + np.round(t * 1e9).astype(np.int64)
         which = np.minimum((t // batch_s).astype(np.int64), n_batches - 1)
-        for b, stamp, (x, y, z) in zip(which.tolist(), ns.tolist(), vals.tolist(), strict=True):
-            per_batch[b].append({"name": name, "time": stamp, "values": {"x": x, "y": y, "z": z}})
+        for b, stamp, xyz in zip(which.tolist(), ns.tolist(), vals.tolist(), strict=True):
+            per_batch[b].append((name, stamp, xyz))
+    encode = SCHEMAS["sensorlogger"].encode
     packets = []
-    for b, payload in enumerate(per_batch):
-        if not payload:
+    for b, readings_b in enumerate(per_batch):
+        if not readings_b:
             continue
-        msg = {"messageId": len(packets), "sessionId": session, "deviceId": device_id, "payload": payload}
+        data = encode(readings_b, message_id=len(packets), session_id=session, device_id=device_id)
         send_t = min((b + 1) * batch_s, _duration(arr, src_rate_hz))
-        packets.append(Packet(send_t, json.dumps(msg, separators=(",", ":")).encode(), len(payload)))
+        packets.append(Packet(send_t, data, len(readings_b)))
     return packets
 
 

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from hartool.wire.codec import (
+from hartool.wire.frames import (
     ACC_SCALE_G,
     BINARY_VERSION,
     FLAG_TIMESTAMP,

@@ -1,6 +1,6 @@
 """MQTT plumbing shared by every MQTT user in hartool: URL parsing, secrets, TLS and a paho-mqtt client factory.
 
-Users: the ``mqtt://`` subscribe Port (wire/listen.py), the publisher sink (runtime/sinks/mqtt.py) and the
+Users: the ``mqtt://`` subscribe Port (wire/mqttsub.py), the publisher sink (runtime/sinks/mqtt.py) and the
 fleet monitor (runtime/monitor.py). They all go through this module so that the URL grammar, the password
 rules and the error lines are the same everywhere.
 

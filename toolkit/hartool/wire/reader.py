@@ -2,211 +2,29 @@
 
 from __future__ import annotations
 
-import collections
-import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 from hartool.core.errors import WireError
-from hartool.wire.codec import BinaryDecoder, ColumnLayout, DecodedBatch, TextDecoder, sniff_protocol
-from hartool.wire.jsoncodec import JsonDecoder
-from hartool.wire.sources import DeviceGone, Port
-
-__all__ = [
-    "PROTOCOLS",
-    "AutoDecoder",
-    "ReaderEvent",
-    "ReaderStats",
-    "ReaderThread",
-    "decoder_counters",
-    "make_decoder",
-]
-
-PROTOCOLS: tuple[str, ...] = ("auto", "text", "binary", "json")
-Decoder = TextDecoder | BinaryDecoder | JsonDecoder
-
-# Decoder counters that are summed over reconnects (each connection gets a fresh decoder).
-_COUNTERS = (
-    "samples",
-    "lines",
-    "bad_lines",
-    "header_lines",
-    "frames",
-    "bad_frames",
-    "dropped",
-    "seq_gaps",
-    "seq_resets",
-    "discarded_bytes",
-    "bad_batches",
-    "unknown_sensors",
+from hartool.wire.autodetect import (
+    PROTOCOLS,
+    AutoDecoder,
+    Decoder,
+    decoder_counters,
+    make_decoder,
+    protocol_of,
 )
+from hartool.wire.batch import ColumnLayout, DecodedBatch
+from hartool.wire.events import ReaderEvent, ReaderStats
+from hartool.wire.handoff import Handoff
+from hartool.wire.port import DeviceGone, Port
 
-_MAX_JSON_SNIFF = 4 << 20
+__all__ = ["BAUD_HINT", "ReaderThread"]
 
 BAUD_HINT = (
     "receiving bytes but no valid {what}: check --baud (device may use 9600/115200/230400) or --protocol"
 )
-
-
-class AutoDecoder:
-    """Buffers the first bytes until :func:`sniff_protocol` names the format, then decodes with that decoder.
-
-    The sniff runs once ``sniff_bytes`` arrived or the buffer holds a few line / frame delimiters, so slow
-    streams are not held up. While the format is unknown the buffer keeps only the newest
-    ``max_sniff_bytes`` (the rest is counted in ``discarded_bytes``).
-    """
-
-    def __init__(
-        self,
-        expected_channels: int | None = None,
-        skip_first_line: bool = True,
-        sniff_bytes: int = 256,
-        max_sniff_bytes: int = 4096,
-        **decoder_kw: object,
-    ) -> None:
-        self.expected_channels = expected_channels
-        self.skip_first_line = skip_first_line
-        self.decoder_kw = decoder_kw
-        self.sniff_bytes = sniff_bytes
-        self.max_sniff_bytes = max_sniff_bytes
-        self.protocol: str | None = None
-        self.inner: Decoder | None = None
-        self.sniff_discarded = 0
-        self._buf = bytearray()
-
-    @property
-    def channels(self) -> int | None:
-        return None if self.inner is None else self.inner.channels
-
-    @property
-    def samples(self) -> int:
-        return 0 if self.inner is None else self.inner.samples
-
-    def feed(self, data: bytes) -> DecodedBatch | None:
-        if self.inner is not None:
-            return self.inner.feed(data)
-        buf = self._buf
-        buf += data
-        if len(buf) < self.sniff_bytes and buf.count(b"\n") < 4 and buf.count(0) < 3:
-            return None
-        if buf.lstrip()[:1] in (b"{", b"[") and b"\n" not in buf and len(buf) < _MAX_JSON_SNIFF:
-            return None  # a JSON document (a Sensor Logger batch can be 100 KB): wait for its end
-        kind = sniff_protocol(bytes(buf))
-        if kind == "unknown":
-            if len(buf) > self.max_sniff_bytes:
-                cut = len(buf) - self.max_sniff_bytes
-                self.sniff_discarded += cut
-                del buf[:cut]
-            return None
-        self.protocol = kind
-        self.inner = make_decoder(kind, self.expected_channels, self.skip_first_line,
-                                  **self.decoder_kw)  # type: ignore[arg-type]
-        pending = bytes(buf)
-        buf.clear()
-        return self.inner.feed(pending)
-
-
-def make_decoder(
-    protocol: str,
-    expected_channels: int | None = None,
-    skip_first_line: bool = True,
-    *,
-    channel_names: Sequence[str] | None = None,
-    columns: ColumnLayout | None = None,
-    time_unit: str | None = None,
-) -> Decoder | AutoDecoder:
-    """The decoder for ``--protocol`` (``auto`` | ``text`` | ``binary`` | ``json``).
-
-    ``skip_first_line=False`` is for sources that start at a line boundary (file replay); a live port may
-    start in the middle of a line, which the text decoder then ignores. ``channel_names`` (the model's, in
-    order) are what JSON fields are matched against; ``columns`` lays out text lines; ``time_unit`` (None:
-    auto) is passed on with text and named-field JSON times.
-    """
-    if channel_names is not None and expected_channels is None:
-        expected_channels = len(channel_names)
-    if protocol == "text":
-        return TextDecoder(expected_channels=expected_channels, skip_first_line=skip_first_line,
-                           columns=columns, time_unit=time_unit)
-    if protocol == "binary":
-        return BinaryDecoder(expected_channels=expected_channels)
-    if protocol == "json":
-        names = channel_names
-        if names is None and expected_channels not in (None, 6):
-            raise WireError("JSON needs the model's channel names")
-        return JsonDecoder(names, skip_first_line=skip_first_line, time_unit=time_unit)
-    if protocol == "auto":
-        return AutoDecoder(expected_channels=expected_channels, skip_first_line=skip_first_line,
-                           channel_names=channel_names, columns=columns, time_unit=time_unit)
-    raise ValueError(f"protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
-
-
-def decoder_counters(decoder: object) -> dict[str, int]:
-    """The integer counters a decoder (text, binary or auto) has, by name; absent ones are left out."""
-    inner = decoder.inner if isinstance(decoder, AutoDecoder) else decoder
-    out = {
-        name: int(getattr(inner, name)) for name in _COUNTERS if inner is not None and hasattr(inner, name)
-    }
-    if isinstance(decoder, AutoDecoder):
-        out["discarded_bytes"] = out.get("discarded_bytes", 0) + decoder.sniff_discarded
-    return out
-
-
-def _protocol_of(decoder: object) -> str | None:
-    if isinstance(decoder, AutoDecoder):
-        return decoder.protocol
-    if isinstance(decoder, BinaryDecoder):
-        return "binary"
-    if isinstance(decoder, TextDecoder):
-        return "text"
-    if isinstance(decoder, JsonDecoder):
-        return "json"
-    return None
-
-
-@dataclass(frozen=True)
-class ReaderEvent:
-    """Something the stream loop may want to tell the user about, queued in order with the batches.
-
-    ``kind``:
-      * ``"protocol"``: auto-detection picked ``text`` or ``binary`` (message says which).
-      * ``"hint"``: bytes arrive but nothing decodes (probably the baud rate or the protocol).
-      * ``"disconnected"``: the device went away; ``final`` unless the reader will reconnect.
-      * ``"reconnected"``: the port is open again; decoding restarts (windows should restart too).
-      * ``"eof"``: a file / stdin source ended (final).
-      * ``"gave_up"``: reconnecting failed ``max_reconnect_attempts`` times (final).
-      * ``"error"``: a fatal error, ``error`` holds it; :meth:`ReaderThread.get` raises it (final).
-    """
-
-    kind: str
-    message: str
-    final: bool = False
-    error: WireError | None = None
-
-
-@dataclass(frozen=True)
-class ReaderStats:
-    """Cumulative counters of a reader (over reconnects)."""
-
-    bytes_read: int
-    samples: int  # decoded (delivered = samples - dropped_queue)
-    batches: int  # put into the queue
-    dropped_queue: int  # decoded, then dropped because the consumer fell behind (queue full)
-    dropped_wire: (
-        int  # lost on the wire as the decoder reports it (binary seq gaps, text bad lines once locked)
-    )
-    lines: int
-    bad_lines: int
-    header_lines: int
-    frames: int
-    bad_frames: int
-    seq_gaps: int
-    discarded_bytes: int
-    disconnects: int
-    reconnects: int
-    protocol: str | None
-    hint: str | None
 
 
 class ReaderThread(threading.Thread):
@@ -250,17 +68,15 @@ class ReaderThread(threading.Thread):
         super().__init__(name=f"hartool-reader {port.name}", daemon=True)
         if protocol not in PROTOCOLS:
             raise ValueError(f"protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
-        if max_queue < 1:
-            raise ValueError("max_queue must be >= 1")
         self.port: Port | None = port
         self.protocol = protocol
         self.expected_channels = expected_channels
         self._decoder_kw = {"channel_names": channel_names, "columns": columns, "time_unit": time_unit}
         self.read_size = read_size
-        self._opener = opener or getattr(port, "reopen", None)
+        self._opener = opener or (port.reopen if port.reopenable else None)
         # Sources that cannot come back (files, stdin) simply end. A listening port (tcp-listen, udp, http,
         # mqtt) always waits for its next client: a phone that drops out is the normal case there.
-        self.listening = bool(getattr(port, "listening", False))
+        self.listening = port.listening
         self.reconnect = (reconnect or self.listening) and not port.is_file and self._opener is not None
         if self.listening and not reconnect:
             max_reconnect_attempts = None
@@ -269,7 +85,6 @@ class ReaderThread(threading.Thread):
         self.backoff_max = backoff_max
         self.hint_bytes = hint_bytes
         self.start_command = start_command
-        self.queue: queue.Queue[DecodedBatch | ReaderEvent] = queue.Queue(maxsize=max_queue)
 
         #: The fatal error that ended the thread (also delivered as an "error" event), or None.
         self.error: WireError | None = None
@@ -280,23 +95,13 @@ class ReaderThread(threading.Thread):
         self.last_reconnect_error: str | None = None
 
         self._stop_event = threading.Event()
+        self.handoff = Handoff(max_queue, self._stop_event)
         self._done = threading.Event()
         self._lock = threading.Lock()  # guards the decoder swap and counter snapshots
-        self._events: collections.deque[ReaderEvent] = collections.deque()
-        self._decoder = self._new_decoder(port)
-        self._announced_protocol = protocol != "auto"
         self._base: dict[str, int] = {}
-        self._bytes = 0
-        self._conn_bytes = 0
-        self._batches = 0
-        self._dropped_queue = 0
-        self._dropped_wire = 0
-        self._pending_drop = 0
-        self._disconnects = 0
-        self._reconnects = 0
-        self._hinted = False
-        self._noted = False
+        self._bytes = self._dropped_wire = self._disconnects = self._reconnects = 0
         self._port_counters: dict[str, int] = {}
+        self._decoder = self._connection(port)
 
     # ----------------------------------------------------------------------------------------------------
     # Consumer side (any thread)
@@ -307,15 +112,7 @@ class ReaderThread(threading.Thread):
         Raises the fatal :class:`WireError` (wrong channel count, ...) when its event is reached, so the
         batches before it are still delivered first.
         """
-        try:
-            item = self.queue.get(timeout=timeout)
-        except queue.Empty:
-            # Events the thread could not queue before it ended (the queue was full): the thread is gone, so
-            # nothing races with this pop.
-            if self._done.is_set() and self._events:
-                item = self._events.popleft()
-            else:
-                return None
+        item = self.handoff.get(timeout, self._done.is_set())
         if isinstance(item, ReaderEvent) and item.kind == "error" and item.error is not None:
             raise item.error
         return item
@@ -323,7 +120,7 @@ class ReaderThread(threading.Thread):
     @property
     def finished(self) -> bool:
         """The thread ended and everything it produced was taken with :meth:`get`."""
-        return self._done.is_set() and self.queue.empty() and not self._events
+        return self._done.is_set() and self.handoff.empty()
 
     def raise_if_failed(self) -> None:
         """Raise the fatal error now (for a consumer that does not wait for its turn in the queue)."""
@@ -354,15 +151,13 @@ class ReaderThread(threading.Thread):
     def stats(self) -> ReaderStats:
         """A consistent snapshot of the counters."""
         with self._lock:
-            c = dict(self._base)
-            for k, v in decoder_counters(self._decoder).items():
-                c[k] = c.get(k, 0) + v
-            protocol = _protocol_of(self._decoder)
+            c = self._totals()
+            protocol = protocol_of(self._decoder)
             return ReaderStats(
                 bytes_read=self._bytes,
                 samples=c.get("samples", 0),
-                batches=self._batches,
-                dropped_queue=self._dropped_queue,
+                batches=self.handoff.batches,
+                dropped_queue=self.handoff.dropped_queue,
                 dropped_wire=self._dropped_wire,
                 lines=c.get("lines", 0),
                 bad_lines=c.get("bad_lines", 0),
@@ -380,15 +175,20 @@ class ReaderThread(threading.Thread):
     def decoder_extra(self) -> dict[str, int]:
         """Counters of the JSON decoder (``bad_batches``, ``unknown_sensors``) summed over connections."""
         with self._lock:
-            c = dict(self._base)
-            for k, v in decoder_counters(self._decoder).items():
-                c[k] = c.get(k, 0) + v
+            c = self._totals()
         return {k: c.get(k, 0) for k in ("bad_batches", "unknown_sensors")}
+
+    def _totals(self) -> dict[str, int]:
+        """Decoder counters over every connection so far (call with the lock held)."""
+        c = dict(self._base)
+        for k, v in decoder_counters(self._decoder).items():
+            c[k] = c.get(k, 0) + v
+        return c
 
     def port_counters(self) -> dict[str, int]:
         """The port's own counters (``counters()`` of listening ports: connections, bad batches, ...)."""
         port = self.port
-        if port is not None and hasattr(port, "counters"):
+        if port is not None:
             try:
                 self._port_counters = dict(port.counters())
             except (OSError, WireError):
@@ -405,9 +205,13 @@ class ReaderThread(threading.Thread):
     # ----------------------------------------------------------------------------------------------------
     # Reader thread
 
-    def _new_decoder(self, port: Port) -> Decoder | AutoDecoder:
+    def _connection(self, port: Port) -> Decoder | AutoDecoder:
+        """Start the per-connection state for ``port``; returns its fresh decoder."""
+        self._conn_bytes = 0
+        self._hinted = self._noted = False
+        self._announced_protocol = self.protocol != "auto"
         # Files and listening sockets start at a line boundary; a serial port may start mid-line.
-        whole = port.is_file or bool(getattr(port, "listening", False))
+        whole = port.is_file or port.listening
         return make_decoder(self.protocol, self.expected_channels, skip_first_line=not whole,
                             **self._decoder_kw)  # type: ignore[arg-type]
 
@@ -421,7 +225,7 @@ class ReaderThread(threading.Thread):
             self._emit(ReaderEvent("error", str(exc), final=True, error=exc))
         finally:
             self._close_port()
-            self._flush_events()
+            self.handoff.flush()
             self._done.set()
 
     def _serve(self) -> str:
@@ -461,7 +265,7 @@ class ReaderThread(threading.Thread):
                 if port.eof:
                     self._emit(ReaderEvent("eof", f"{port.name}: end of data", final=True))
                     return "eof"
-                self._flush_events()
+                self.handoff.flush()
                 continue
             self._bytes += len(data)
             self._conn_bytes += len(data)
@@ -504,59 +308,16 @@ class ReaderThread(threading.Thread):
         if counters.get("header_lines", 0) and not counters.get("bad_lines", 0):
             return  # clean text that is not numeric (a banner or an error message): not a baud problem
         self._hinted = True
-        what = {"text": "lines", "binary": "frames"}.get(_protocol_of(self._decoder) or "", "lines or frames")
+        what = {"text": "lines", "binary": "frames"}.get(protocol_of(self._decoder) or "", "lines or frames")
         self.hint = BAUD_HINT.format(what=what)
         self._emit(ReaderEvent("hint", self.hint))
 
     def _deliver(self, batch: DecodedBatch) -> None:
-        n = batch.samples
         self._dropped_wire += batch.dropped
-        carry = self._pending_drop + batch.dropped
-        if self._pending_drop and 0 not in batch.breaks:
-            batch.breaks = (0, *batch.breaks)  # the queue lost samples just before these
-        batch.dropped = carry
-        if self.port is not None and self.port.is_file:
-            # Replay: wait for the consumer (bounded waits, so stop() still gets through).
-            self._flush_events(block=True)
-            while not self._stop_event.is_set():
-                try:
-                    self.queue.put(batch, timeout=0.1)
-                except queue.Full:
-                    continue
-                self._batches += 1
-                self._pending_drop = 0
-                return
-            return
-        if self._flush_events():
-            try:
-                self.queue.put_nowait(batch)
-            except queue.Full:
-                pass
-            else:
-                self._batches += 1
-                self._pending_drop = 0
-                return
-        self._dropped_queue += n
-        self._pending_drop = carry + n
+        self.handoff.deliver(batch, wait=self.port is not None and self.port.is_file)
 
     def _emit(self, event: ReaderEvent) -> None:
-        self._events.append(event)
-        self._flush_events()
-
-    def _flush_events(self, block: bool = False) -> bool:
-        """Queue waiting events in order; True when none is left waiting."""
-        while self._events:
-            try:
-                if block and not self._stop_event.is_set():
-                    self.queue.put(self._events[0], timeout=0.1)
-                else:
-                    self.queue.put_nowait(self._events[0])
-            except queue.Full:
-                if block and not self._stop_event.is_set():
-                    continue
-                return False
-            self._events.popleft()
-        return True
+        self.handoff.emit(event)
 
     def _close_port(self) -> None:
         if self.port is not None:
@@ -585,12 +346,8 @@ class ReaderThread(threading.Thread):
             with self._lock:
                 for k, v in decoder_counters(self._decoder).items():
                     self._base[k] = self._base.get(k, 0) + v
-                self._decoder = self._new_decoder(port)
+                self._decoder = self._connection(port)
             self.port = port
-            self._conn_bytes = 0
-            self._hinted = False
-            self._noted = False
-            self._announced_protocol = self.protocol != "auto"
             self._reconnects += 1
             self._say_start()
             self._emit(ReaderEvent("reconnected", f"reconnected to {port.name} (attempt {attempts})"))

@@ -11,14 +11,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ..core.ingest import IngestOptions
 from ..core.timebase import channel_scales
-from .codec import parse_columns
+from .batch import parse_columns
 from .reader import ReaderThread
-from .sources import DEFAULT_BAUD, open_port
+from .serialport import DEFAULT_BAUD
+from .sources import open_port
 
 if TYPE_CHECKING:
-    from .codec import ColumnLayout
-    from .sources import Port
+    from .batch import ColumnLayout
+    from .port import Port
 
 __all__ = ["SourceSpec", "open_source"]
 
@@ -55,6 +57,11 @@ class SourceSpec:
         if not self.columns:
             return None
         return parse_columns(self.columns, [c["name"] for c in channels])
+
+    def ingest(self, max_gap_periods: float = 4.0) -> IngestOptions:
+        """The ingest stage's options for this source (units, time unit; holes over ``max_gap_periods``)."""
+        return IngestOptions(acc_unit=self.acc_unit, gyro_unit=self.gyro_unit, acc_lsb=self.acc_lsb,
+                             gyro_lsb=self.gyro_lsb, time_unit=self.time_unit, max_gap_periods=max_gap_periods)
 
     def open_port(self) -> Port:
         """Open the byte source (one-line WireError when it cannot be opened)."""

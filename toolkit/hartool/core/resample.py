@@ -29,11 +29,16 @@ _MAX_BUFFER = 8192  # samples kept per part while another part lags (bounded mem
 
 @dataclass
 class GridChunk:
-    """Consecutive grid samples: times (s), values (n, channels) float64, and whether a hole precedes them."""
+    """Consecutive samples: times (s), values (n, channels), and whether a hole precedes them.
 
-    t: np.ndarray
+    ``t`` is None for a device without timestamps (samples taken as they come, one model period apart).
+    ``tag`` is what the caller passed with the batch these samples came from (the recorder's label).
+    """
+
+    t: np.ndarray | None
     values: np.ndarray
     restart: bool
+    tag: object = None
 
 
 class _Part:
@@ -251,8 +256,8 @@ def _merged(chunks: list[GridChunk]) -> list[GridChunk]:
     """Consecutive chunks as one (when no restart lies between them)."""
     if len(chunks) < 2 or any(c.restart for c in chunks[1:]):
         return chunks
-    return [GridChunk(np.concatenate([c.t for c in chunks]), np.concatenate([c.values for c in chunks]),
-                      chunks[0].restart)]
+    return [GridChunk(np.concatenate([c.t for c in chunks if c.t is not None]),
+                      np.concatenate([c.values for c in chunks]), chunks[0].restart)]
 
 
 def _snapped(w: np.ndarray) -> np.ndarray:

@@ -1,11 +1,11 @@
-"""Causal resampling onto the model's grid (hartool.runtime.resample): exact on known signals, gaps, clocks."""
+"""Causal resampling onto the model's grid (hartool.core.resample): exact on known signals, gaps, clocks."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from hartool.runtime.resample import Resampler
+from hartool.core.resample import Resampler
 
 
 def _run(r: Resampler, feeds: list[tuple[str, np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray, list]:

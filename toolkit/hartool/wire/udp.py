@@ -1,0 +1,100 @@
+"""``udp://HOST:PORT``: datagrams (HyperIMU over UDP), each holding one or more lines.
+
+A ``\\n`` is appended to a datagram that does not end in one. The socket is read directly by the reader
+thread; the kernel's receive buffer (grown to 4 MB where allowed) holds bursts, and datagrams the kernel
+dropped are counted (``overflow``) where Linux tells us.
+"""
+
+from __future__ import annotations
+
+import select
+import socket
+import struct
+import sys
+
+from hartool.wire.net import address_family, bind_error
+from hartool.wire.port import Counters, DeviceGone, Port
+
+__all__ = ["UdpPort"]
+
+_UDP_RCVBUF = 4 * 1024 * 1024
+_SO_RXQ_OVFL = getattr(socket, "SO_RXQ_OVFL", 40)  # Linux: cumulative datagrams dropped by the kernel
+
+
+def _grow_receive_buffer(sock: socket.socket) -> None:
+    """Ask for a 4 MB kernel buffer: a burst of datagrams waits there while the reader is busy.
+
+    SO_RCVBUF is capped by net.core.rmem_max (often 208 KB); SO_RCVBUFFORCE (Linux, needs CAP_NET_ADMIN,
+    e.g. root) is not.
+    """
+    force = getattr(socket, "SO_RCVBUFFORCE", 33 if sys.platform.startswith("linux") else None)
+    if force is not None:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, force, _UDP_RCVBUF)
+            return
+        except OSError:
+            pass  # not privileged: the capped request below still helps
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _UDP_RCVBUF)
+
+
+class UdpPort(Port):
+    """``udp://HOST:PORT``: every datagram's bytes, newline-terminated, read directly from the socket."""
+
+    listening = True
+    _MAX_DATAGRAM = 65535
+
+    def __init__(self, host: str, port: int, timeout: float = 0.05) -> None:
+        spec = f"udp://{host}:{port}"
+        family, _ = address_family(host, socket.SOCK_DGRAM)
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            _grow_receive_buffer(sock)
+            sock.bind((host, port))
+        except OSError as exc:
+            sock.close()
+            raise bind_error(spec, exc) from exc
+        self._track_drops = False
+        if sys.platform.startswith("linux"):
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, _SO_RXQ_OVFL, 1)
+                self._track_drops = True
+            except OSError:
+                pass  # not supported here: drops stay uncounted
+        sock.setblocking(False)
+        self._sock = sock
+        self.address = (host, int(sock.getsockname()[1]))
+        super().__init__(f"udp://{host}:{self.address[1]}", timeout, Counters("datagrams", "overflow"))
+        self._pending = bytearray()
+
+    def read(self, n: int) -> bytes:
+        if self._sock.fileno() < 0:
+            raise DeviceGone(f"{self.name}: closed")
+        if not self._pending:
+            ready, _, _ = select.select([self._sock], [], [], self.timeout)
+            if not ready:
+                return b""
+        while len(self._pending) < n and self._recv_one():
+            pass
+        data = bytes(self._pending[:n])
+        del self._pending[:n]
+        return data
+
+    def _recv_one(self) -> bool:
+        """Append one waiting datagram to the pending bytes; False when none is waiting."""
+        try:
+            data, anc, _, _ = self._sock.recvmsg(self._MAX_DATAGRAM, socket.CMSG_SPACE(4))
+        except (BlockingIOError, InterruptedError):
+            return False
+        except OSError as exc:
+            raise DeviceGone(f"{self.name}: receive failed ({exc})") from exc
+        for level, kind, value in anc:
+            if level == socket.SOL_SOCKET and kind == _SO_RXQ_OVFL and len(value) >= 4:
+                self.tally.set("overflow", struct.unpack("=I", value[:4])[0])  # cumulative, from the kernel
+        self.tally.add("datagrams")
+        self._pending += data
+        if data and not data.endswith(b"\n"):
+            self._pending += b"\n"
+        return True
+
+    def close(self) -> None:
+        self._sock.close()
