@@ -282,14 +282,15 @@ def sink_cost(labels: list[str], n: int = 600) -> dict[str, Any]:
     import numpy as np
 
     from hartool.runtime.classifier import WindowPrediction
-    from hartool.runtime.sinks.build import OutputOptions, open_outputs
+    from hartool.runtime.sinks import SinkContext, open_sinks
+    from hartool.runtime.sinks.build import MQTT, PAGE
     from hartool.runtime.sinks.page import LivePageSink
 
     broker = Broker().start()
     sse = None
     try:
-        fan = open_outputs(OutputOptions(publish=f"mqtt://127.0.0.1:{broker.port}/cost", device_name="bench",
-                                         serve="127.0.0.1:0"), labels)
+        fan = open_sinks({"publish": f"mqtt://127.0.0.1:{broker.port}/cost", "device_name": "bench",
+                          "serve": "127.0.0.1:0"}, SinkContext(labels, out=sys.stdout), types=(MQTT, PAGE))
         page = next(s for s in fan.sinks if isinstance(s, LivePageSink))
         sse = urllib.request.urlopen(page.url + "events", timeout=30)  # noqa: SIM115 - closed below
         body = sse

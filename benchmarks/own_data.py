@@ -27,7 +27,8 @@ from pathlib import Path
 from _common import md_table, save, stamp
 
 from hartool.core.atomic import atomic_write_text
-from hartool.core.csvformat import STANDARD_GRAVITY, format_header, format_row
+from hartool.core.csvformat import format_header, format_row
+from hartool.core.timebase import STANDARD_GRAVITY
 from hartool.data import BASIC_ACTIVITIES, HAPT_LABEL_NAMES, UCI_HAR_TEST_SUBJECTS, load_dataset, make_windows
 
 VAL_SUBJECTS = (17, 21, 26)

@@ -41,8 +41,10 @@ from _common import md_table, save, stamp
 from hartool.core.bundle import Bundle
 from hartool.data import load_dataset
 from hartool.demo import window_truth
-from hartool.runtime.stream import StreamOptions, StreamSummary, WindowPrediction, run_stream
+from hartool.runtime.session import run_stream
+from hartool.runtime.stream import StreamOptions, StreamSummary, WindowPrediction
 from hartool.sim.play import app_packets, play_app
+from hartool.wire.spec import SourceSpec
 
 TEST_SUBJECTS = (2, 4, 9, 10, 12, 13, 18, 20, 24)
 SOURCES = ("replay", "hyperimu-tcp", "hyperimu-udp", "sensorlogger-http", "sensorlogger-mqtt", "mcu-tcp")
@@ -85,7 +87,7 @@ class Mosquitto:
 
 
 def _port_and_options(kind: str, values: np.ndarray, tmp: Path, broker: Mosquitto | None) -> tuple[str, dict, str]:
-    """(the --port the host listens on, extra StreamOptions, where the sender sends)."""
+    """(the --port the host listens on, extra SourceSpec fields, where the sender sends)."""
     if kind == "replay":
         path = tmp / "replay.txt"
         np.savetxt(path, values, fmt="%.6f", delimiter=",")
@@ -109,7 +111,7 @@ def run_source(kind: str, bundle: Path, values: np.ndarray, speed: float, tmp: P
                broker: Mosquitto | None, seed: int) -> tuple[list[WindowPrediction], StreamSummary, float]:
     """Stream one recording from ``kind``; returns the windows, the summary and the wall time."""
     spec, extra, to = _port_and_options(kind, values, tmp, broker)
-    opts = StreamOptions(port=spec, artifact=None, smooth="none", duration_s=3600, **extra)
+    opts = StreamOptions(SourceSpec(spec, **extra), artifact=None, smooth="none", duration_s=3600)
     rows: list[WindowPrediction] = []
     last = [time.monotonic()]
     stop = threading.Event()
@@ -199,7 +201,7 @@ def bench_ingest(bundle_dir: Path, seconds: float = 2400.0) -> dict[str, Any]:
         path = Path(tmp) / "imu200.txt"
         np.savetxt(path, np.column_stack([t_us, vals]), fmt=["%d"] + ["%.4f"] * 6, delimiter=",")
         rows: list[WindowPrediction] = []
-        s = run_stream(bundle_dir, StreamOptions(port=str(path), smooth="none"), rows.append)
+        s = run_stream(bundle_dir, StreamOptions(SourceSpec(str(path)), smooth="none"), rows.append)
     return {"samples": s.samples, "grid_samples": s.grid_samples, "windows": s.windows, "duration_s": s.duration_s,
             "samples_per_s": s.samples / s.duration_s, "time_unit": s.time_unit, "gaps": s.gaps,
             "backwards": s.backwards, "inference_us": s.inference_us}
@@ -214,7 +216,7 @@ def bench_e2e(bundle_dir: Path, subject: int = 9, speed: float = 20.0) -> dict[s
     rows: list[WindowPrediction] = []
     with VirtualDevice(values, speed=speed, paused=True, faults=FaultSpec(disconnect_after=len(values))) as dev:
         dev.start()
-        s = run_stream(bundle_dir, StreamOptions(port=dev.port_path, smooth="none"), rows.append)
+        s = run_stream(bundle_dir, StreamOptions(SourceSpec(dev.port_path), smooth="none"), rows.append)
     return {"speed": speed, "windows": s.windows, "samples": s.samples, "e2e_us": s.e2e_us,
             "inference_us": s.inference_us, "time_unit": s.time_unit, "dropped": s.dropped}
 

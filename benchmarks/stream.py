@@ -28,7 +28,7 @@ from hartool.core.bundle import Bundle
 from hartool.data import load_dataset, recording_for_subject
 from hartool.data.evalset import bundle_eval_set
 from hartool.demo import window_truth
-from hartool.runtime.stream import load_bundle_predictor
+from hartool.runtime.artifacts import load_bundle_predictor
 
 
 def run_pair(bundle: Path, artifact: str, subject: int, speed: float, protocol: str, max_windows: int,

@@ -65,8 +65,8 @@ from hartool.data import (
     recording_for_subject,
     split_by_subject,
 )
+from hartool.runtime.artifacts import load_bundle_predictor
 from hartool.runtime.smoothing import smooth_sequence
-from hartool.runtime.stream import load_bundle_predictor
 
 # The goal allows 0.5 pp on test; on the non-test subjects (which the model mostly trained on) a setting
 # may cost nothing, which leaves the 0.5 pp as headroom for the lag that unseen subjects show. Selected on

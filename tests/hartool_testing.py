@@ -1,16 +1,33 @@
-"""Test helpers shared across rooms: run the real CLI, and build a tiny trained/quantized bundle once."""
+"""Test helpers shared across rooms: run the real CLI, wait for a condition, build a tiny bundle once."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
+SAFETY_S = 60.0  # every wait ends at the latest after this; never an assertion on speed
 
 # Each fixture run trains on few windows for one epoch: numbers are checked by floors, never by speed.
 TINY_TRAIN = ["--epochs", "2", "--max-windows", "600", "--train-stride", "32", "--quiet", "--seed", "0"]
+
+
+def wait_until(cond: Callable[[], Any], what: str = "condition", timeout: float = SAFETY_S,
+               interval: float = 0.02) -> Any:
+    """Poll ``cond`` until truthy and return its value; AssertionError after ``timeout`` s (a hang guard only)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = cond()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(interval)
 
 
 def hartool(*args: str, check: bool = True, env: dict[str, str] | None = None,

@@ -4,26 +4,11 @@ from __future__ import annotations
 
 import json
 import threading
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from hartool.wire.mqtt import MqttUrl, connect, disconnect, make_client
-
-SAFETY_S = 60.0  # every wait ends at the latest after this; never an assertion on speed
-
-
-def wait_until(cond: Callable[[], Any], timeout: float = SAFETY_S, what: str = "condition") -> Any:
-    """Poll ``cond`` until truthy; AssertionError after ``timeout`` s (a hang guard only)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
+from hartool_testing import SAFETY_S, wait_until
 
 
 @dataclass

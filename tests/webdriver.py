@@ -19,6 +19,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from hartool_testing import wait_until
+
 __all__ = ["Browser", "browser_available"]
 
 CHROMIUM = "/usr/bin/chromium"
@@ -77,15 +79,9 @@ class Browser:
         return self._call("POST", f"/session/{self.session}/execute/sync", {"script": script, "args": list(args)})
 
     def wait_for(self, script: str, *args: Any, timeout: float = 60.0, interval: float = 0.2) -> Any:
-        """Poll ``script`` until it returns something truthy; RuntimeError after ``timeout`` (a safety net)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            value = self.js(script, *args)
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"page condition not met within {timeout:g} s: {script}")
-            time.sleep(interval)
+        """Poll ``script`` until it returns something truthy; AssertionError after ``timeout`` (a safety net)."""
+        return wait_until(lambda: self.js(script, *args), what=f"page condition {script}", timeout=timeout,
+                          interval=interval)
 
     def screenshot(self, path: str | Path) -> Path:
         png = base64.b64decode(self._call("GET", f"/session/{self.session}/screenshot"))

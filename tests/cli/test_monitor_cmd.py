@@ -16,8 +16,8 @@ import pytest
 from hartool.runtime.monitor import FleetMonitor
 from hartool.runtime.sinks.mqtt import MqttPublisher
 from hartool.wire.mqtt import connect, disconnect, make_client, parse_mqtt_url
-from hartool_testing import hartool
-from mqtt_testing import Win, wait_until
+from hartool_testing import hartool, wait_until
+from mqtt_testing import Win
 from webdriver import Browser, browser_available
 
 MALFORMED = [("x/window", b"not json"), ("a/b/c", b"1"), ("y/status", b"maybe"), ("z/window", b'{"label": 3}'),

@@ -9,8 +9,6 @@ import subprocess
 import sys
 import termios
 import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +19,7 @@ from hartool.cli import cli
 from hartool.cli.keys import KeyReader, key_help, label_for_key, pump_keys
 from hartool.core.csvformat import read_csv_session
 from hartool.sim.device import VirtualDevice
+from hartool_testing import wait_until
 
 LABELS = ["WALKING", "SITTING", "STANDING"]
 
@@ -68,15 +67,6 @@ def test_key_source_that_closes_ends_only_the_key_thread() -> None:
     assert events.get_nowait() == "SITTING" and not stop.is_set()
 
 
-def _wait(predicate: Callable[[], bool], what: str, timeout: float = 60) -> None:
-    """A safety net, not a measurement: conditions are polled until true."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
 def _labels_in(path: Path) -> list[str]:
     if not path.exists():
         return []
@@ -97,13 +87,13 @@ def test_record_switches_labels_live_from_a_pty_key_source(tmp_path: Path) -> No
              "--subject", "alice", "--rate", "50", "--out", str(out), "--keys", os.ttyname(key_slave)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
         try:
-            _wait(lambda: _labels_in(part).count("") > 20, "unlabelled rows")
+            wait_until(lambda: _labels_in(part).count("") > 20, "unlabelled rows")
             os.write(key_master, b"1")
-            _wait(lambda: _labels_in(part).count("WALKING") > 20, "WALKING rows")
+            wait_until(lambda: _labels_in(part).count("WALKING") > 20, "WALKING rows")
             os.write(key_master, b"3")
-            _wait(lambda: _labels_in(part).count("STANDING") > 20, "STANDING rows")
+            wait_until(lambda: _labels_in(part).count("STANDING") > 20, "STANDING rows")
             os.write(key_master, b"0")
-            _wait(lambda: _labels_in(part)[-1:] == [""] and _labels_in(part).count("STANDING") > 0
+            wait_until(lambda: _labels_in(part)[-1:] == [""] and _labels_in(part).count("STANDING") > 0
                   and _labels_in(part)[-20:] == [""] * 20, "unlabelled rows again")
             os.write(key_master, b"q")
             stdout, stderr = proc.communicate(timeout=60)
@@ -179,7 +169,7 @@ def test_record_reads_a_phone_app_over_tcp_listen_across_wifi_drops(tmp_path: Pa
     try:
         sender.start()
         sent = sender.result(60)
-        _wait(lambda: len(_labels_in(part)) >= sent.samples, "every line on disk")
+        wait_until(lambda: len(_labels_in(part)) >= sent.samples, "every line on disk")
         proc.send_signal(2)
         stdout, stderr = proc.communicate(timeout=60)
     finally:
@@ -220,7 +210,7 @@ def test_record_aligns_sensor_logger_clocks_from_http_push(tmp_path: Path) -> No
         sender.start()
         sender.result(60)
         # 6 s of data: stop once the grid has reached its last second (the part file is flushed each second).
-        _wait(lambda: len(_labels_in(part)) >= 250, "aligned rows")
+        wait_until(lambda: len(_labels_in(part)) >= 250, "aligned rows")
         proc.send_signal(2)  # Ctrl-C: ends the session like q, keeping every row
         stdout, stderr = proc.communicate(timeout=60)
     finally:

@@ -14,8 +14,10 @@ import pytest
 from hartool_fw_support import micropython_modules
 
 from hartool.data import load_dataset, recording_for_subject
-from hartool.runtime.stream import StreamOptions, WindowPrediction, run_stream
+from hartool.runtime.session import run_stream
+from hartool.runtime.stream import StreamOptions, WindowPrediction
 from hartool.sim.device import VirtualDevice
+from hartool.wire.spec import SourceSpec
 
 N = 1500
 WINDOWS = (N - 128) // 64 + 1
@@ -60,7 +62,7 @@ def _serve_pty(payload: bytes) -> tuple[str, threading.Thread, list[int]]:
 
 def _stream(bundle: Path, port: str, protocol: str) -> list[WindowPrediction]:
     rows: list[WindowPrediction] = []
-    run_stream(bundle, StreamOptions(port=port, protocol=protocol, artifact="tflite-int8", max_windows=WINDOWS,
+    run_stream(bundle, StreamOptions(SourceSpec(port, protocol=protocol), artifact="tflite-int8", max_windows=WINDOWS,
                                      duration_s=30), rows.append)
     return rows
 

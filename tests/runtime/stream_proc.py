@@ -14,7 +14,7 @@ import numpy as np
 from hartool.data import load_dataset, recording_for_subject
 from hartool.runtime.smoothing import CAUSAL_SMOOTHING
 from hartool.wire.text import encode_text_line
-from mqtt_testing import wait_until
+from hartool_testing import wait_until
 
 
 def subject_recording(subject: int = 9) -> tuple[np.ndarray, np.ndarray]:

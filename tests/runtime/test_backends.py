@@ -11,9 +11,9 @@ from click.testing import CliRunner
 
 from hartool.cli import cli
 from hartool.core.errors import ModelError
+from hartool.core.timebase import channel_scales
 from hartool.runtime.backends import load_predictor
 from hartool.runtime.smoothing import ProbabilitySmoother
-from hartool.runtime.units import channel_scales
 from hartool.runtime.window import WindowAssembler
 
 

@@ -10,9 +10,9 @@ import pytest
 from hartool.core.bundle import Bundle
 from hartool.core.preprocess import preprocess
 from hartool.data import load_dataset, recording_for_subject
+from hartool.runtime.artifacts import load_bundle_predictor
 from hartool.runtime.classifier import ClassifierOptions, StreamClassifier, parse_smooth
 from hartool.runtime.smoothing import smooth_sequence
-from hartool.runtime.stream import load_bundle_predictor
 
 N = 1000
 

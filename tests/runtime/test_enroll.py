@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from hartool.wire.spec import SourceSpec
 from hartool_testing import hartool
 
 NEW = "BRUSHING_TEETH"
@@ -223,7 +224,7 @@ def test_failed_commit_keeps_the_old_head(bundle: Path, recordings: dict[str, Pa
     from hartool.core.bundle import Bundle
     from hartool.runtime import enroll as lib
 
-    lib.enroll(bundle, lib.EnrollOptions(label=NEW, port=str(recordings["brushing"])))
+    lib.enroll(bundle, lib.EnrollOptions(SourceSpec(str(recordings["brushing"])), label=NEW))
     manifest_before = (bundle / "manifest.json").read_bytes()
     files_before = sorted(p.name for p in bundle.iterdir())
 
@@ -232,7 +233,7 @@ def test_failed_commit_keeps_the_old_head(bundle: Path, recordings: dict[str, Pa
 
     monkeypatch.setattr(Bundle, "save", broken_save)
     with pytest.raises(OSError):
-        lib.enroll(bundle, lib.EnrollOptions(label=NEW, port=str(recordings["brushing"]), replace=True))
+        lib.enroll(bundle, lib.EnrollOptions(SourceSpec(str(recordings["brushing"])), label=NEW, replace=True))
     assert (bundle / "manifest.json").read_bytes() == manifest_before
     assert sorted(p.name for p in bundle.iterdir()) == files_before
 
@@ -312,7 +313,7 @@ def test_enroll_from_a_100_hz_phone_app_resamples_like_the_stream(bundle: Path, 
     packets = sensorlogger_packets(played, RATE, 100.0, 2.0, batch_s=0.5, start_epoch_ns=1_700_000_000_000_000_000)
     replay = tmp_path / "sensorlogger.jsonl"
     replay.write_text("".join(p.data.decode() + "\n" for p in packets))
-    segments = read_samples(str(replay), Bundle.load(bundle), 30.0, EnrollOptions(port=str(replay)))
+    segments = read_samples(SourceSpec(str(replay)), Bundle.load(bundle), 30.0, EnrollOptions(SourceSpec(str(replay))))
     assert len(segments) == 1 and segments[0].shape == (1500, 6)
     # The simulated clocks are offset by up to 10 ms (+-2 ms jitter), which on a 4 Hz motion is a visible
     # but small error; unconverted m/s2 (x9.8) or unresampled 100 Hz samples (half the period) are not.
@@ -367,8 +368,8 @@ def test_free_orientation_bundle_enrolls_windows_calibrated_like_the_stream(bund
     tilt = rotation_between((0.3, 0.8, 0.5), (1.0, 0.0, 0.0))
     played = rotate(np.concatenate([still, _brushing(32.0, seed=4)]), tilt)
     path = _write_csv(tmp_path / "tilted.csv", played)
-    samples = read_samples(str(path), b, 30.0, EnrollOptions(port=str(path)))[0]
-    enroll(bundle, EnrollOptions(label=NEW, port=str(path), seconds=30.0))
+    samples = read_samples(SourceSpec(str(path)), b, 30.0, EnrollOptions(SourceSpec(str(path))))[0]
+    enroll(bundle, EnrollOptions(SourceSpec(str(path)), label=NEW, seconds=30.0))
 
     stored = _load_store(Bundle.load(bundle)).x  # windows 16 samples apart
     transform = InputTransform(b.manifest)

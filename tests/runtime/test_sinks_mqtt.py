@@ -16,7 +16,8 @@ import pytest
 from hartool.core.errors import WireError
 from hartool.runtime.sinks.mqtt import MqttPublisher, _slug, discovery_messages
 from hartool.wire.mqtt import PASSWORD_ENV, parse_mqtt_url, read_password
-from mqtt_testing import Recorder, Win, wait_until
+from hartool_testing import wait_until
+from mqtt_testing import Recorder, Win
 
 
 @pytest.mark.parametrize(("url", "host", "port", "prefix", "user", "tls"), [

@@ -12,8 +12,8 @@ from stream_proc import StreamProc, subject_recording, text_lines
 
 from hartool.core.bundle import Bundle
 from hartool.core.preprocess import preprocess
-from hartool.runtime.stream import load_bundle_predictor
-from mqtt_testing import wait_until
+from hartool.runtime.artifacts import load_bundle_predictor
+from hartool_testing import wait_until
 from webdriver import Browser, browser_available
 
 SEG = 512  # samples per segment: 7 windows of 128 / 64 for the first, 8 more for the second

@@ -17,8 +17,8 @@ import pytest
 from stream_proc import StreamProc, subject_recording, text_lines
 
 from hartool.wire.mqtt import parse_mqtt_url
-from hartool_testing import hartool
-from mqtt_testing import Recorder, wait_until
+from hartool_testing import hartool, wait_until
+from mqtt_testing import Recorder
 
 N = 1600  # 24 windows of 128 / 64
 

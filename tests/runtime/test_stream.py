@@ -19,9 +19,12 @@ from hartool.cli import cli
 from hartool.core.bundle import Bundle
 from hartool.core.preprocess import preprocess
 from hartool.data import load_dataset, recording_for_subject
+from hartool.runtime.artifacts import load_bundle_predictor
+from hartool.runtime.session import run_stream
 from hartool.runtime.smoothing import smooth_sequence
-from hartool.runtime.stream import StreamOptions, WindowPrediction, load_bundle_predictor, run_stream
+from hartool.runtime.stream import StreamOptions, WindowPrediction
 from hartool.sim.device import DEFAULT_SCALES, FaultSpec, VirtualDevice
+from hartool.wire.spec import SourceSpec
 from hartool.wire.text import encode_text_line
 
 N = 2000  # samples streamed per test: 30 windows of 128 / 64
@@ -37,7 +40,9 @@ def subject_values() -> np.ndarray:
 def _stream(bundle: Path, device: VirtualDevice, **kw: object) -> tuple[list[WindowPrediction], object, list[str]]:
     rows: list[WindowPrediction] = []
     msgs: list[str] = []
-    opts = StreamOptions(port=device.port_path, **{"duration_s": 30.0, **kw})  # type: ignore[arg-type]
+    source = {k: kw.pop(k) for k in [*kw] if k in SourceSpec.__dataclass_fields__}
+    # Unsmoothed: the tests compare with offline predictions window by window.
+    opts = StreamOptions(SourceSpec(device.port_path, **source), **{"duration_s": 30.0, "smooth": "none", **kw})  # type: ignore[arg-type]
     summary = run_stream(bundle, opts, rows.append, on_status=msgs.append)
     return rows, summary, msgs
 
@@ -96,13 +101,15 @@ def test_binary_drops_are_counted(quantized_bundle: Path, subject_values: np.nda
 
 
 def test_garbage_truncation_and_nan_are_bad_lines(quantized_bundle: Path, subject_values: np.ndarray) -> None:
-    faults = FaultSpec(garbage_prob=0.01, truncate_prob=0.01, nan_prob=0.01, clean_start=20)
+    # The device unplugs itself after the last sample (once the host has read everything): the stream ends
+    # at the end of the data, not by a clock, so every sample sent is seen however loaded the machine is.
+    faults = FaultSpec(garbage_prob=0.01, truncate_prob=0.01, nan_prob=0.01, clean_start=20, disconnect_after=N)
     with VirtualDevice(subject_values, speed=0, faults=faults, paused=True, seed=1) as dev:
         dev.start()
-        dev.wait(20)
-        rows, summary, _ = _stream(quantized_bundle, dev, duration_s=3.0)
+        rows, summary, _ = _stream(quantized_bundle, dev, duration_s=300.0)  # a hang guard only
         injected = dev.garbage_bursts + dev.truncated + dev.nan_injected
         sent = dev.samples_sent
+    assert summary.end_reason == "disconnected"
     assert injected > 20
     assert summary.bad_lines == injected
     assert summary.samples == sent
@@ -181,7 +188,7 @@ def test_reconnect_keeps_streaming(quantized_bundle: Path, subject_values: np.nd
     thread.start()
     rows: list[WindowPrediction] = []
     msgs: list[str] = []
-    opts = StreamOptions(port=f"socket://127.0.0.1:{port}", reconnect=True, max_windows=18, duration_s=20,
+    opts = StreamOptions(SourceSpec(f"socket://127.0.0.1:{port}", reconnect=True), max_windows=18, duration_s=20,
                          smooth=smooth)
     summary = run_stream(quantized_bundle, opts, rows.append, on_status=msgs.append)
     thread.join(5)
@@ -220,7 +227,7 @@ def test_a_quiet_sender_gets_its_last_windows(quantized_bundle: Path, subject_va
 
     with VirtualDevice(subject_values[:128 + 19 * 64 + 10], speed=0, paused=True) as dev:
         dev.start()
-        summary = run_stream(quantized_bundle, StreamOptions(port=dev.port_path, smooth=method, duration_s=60.0),
+        summary = run_stream(quantized_bundle, StreamOptions(SourceSpec(dev.port_path), smooth=method, duration_s=60.0),
                              on_window, stop=stop)
     assert summary.end_reason == "stopped" and summary.windows == 20
     assert [r.window for r in rows] == list(range(20)) and [r.lag for r in rows] == [3] * 17 + [2, 1, 0]
@@ -247,7 +254,7 @@ def test_noise_gives_baud_hint(quantized_bundle: Path) -> None:
 
     threading.Thread(target=noise, daemon=True).start()
     msgs: list[str] = []
-    summary = run_stream(quantized_bundle, StreamOptions(port=path, protocol="text", duration_s=2.0),
+    summary = run_stream(quantized_bundle, StreamOptions(SourceSpec(path, protocol="text"), duration_s=2.0),
                          lambda _r: None, on_status=msgs.append)
     os.close(master)
     os.close(slave)

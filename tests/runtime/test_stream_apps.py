@@ -16,9 +16,11 @@ from click.testing import CliRunner
 
 from hartool.cli import cli
 from hartool.data import load_dataset, recording_for_subject
-from hartool.runtime.stream import StreamOptions, WindowPrediction, run_stream
+from hartool.runtime.session import run_stream
+from hartool.runtime.stream import StreamOptions, WindowPrediction
 from hartool.sim.apps import hyperimu_packets, mcu_packets, sensorlogger_packets
 from hartool.sim.senders import send_tcp
+from hartool.wire.spec import SourceSpec
 
 N = 1300  # 26 s of the recording at 50 Hz
 
@@ -88,7 +90,7 @@ def test_sensor_logger_json_replay_aligns_three_clocks(quantized_bundle: Path, v
     replay.write_text("\n".join(lines) + "\n")
     rows: list[WindowPrediction] = []
     msgs: list[str] = []
-    summary = run_stream(quantized_bundle, StreamOptions(port=str(replay), duration_s=120), rows.append, msgs.append)
+    summary = run_stream(quantized_bundle, StreamOptions(SourceSpec(str(replay)), duration_s=120), rows.append, msgs.append)
     assert summary.end_reason == "eof" and summary.protocol == "json" and summary.time_unit == "ns"
     assert any("aligning 3 sensor clocks (accelerometer, gravity, gyroscope)" in m for m in msgs), msgs
     assert summary.unknown_sensors == len(packets) // 2 and summary.bad_batches == 1
@@ -118,8 +120,9 @@ def test_hyperimu_csv_over_tcp_listen_with_columns(quantized_bundle: Path, value
     sender.start()
     expected = _windows((N - 1) / 50.0) - 1
     rows: list[WindowPrediction] = []
-    opts = StreamOptions(port=f"tcp-listen://127.0.0.1:{port}", columns="t,acc_x,acc_y,acc_z,gyro_x,gyro_y,gyro_z",
-                         acc_unit="m/s2", time_unit="ms", max_windows=expected, duration_s=120)
+    source = SourceSpec(f"tcp-listen://127.0.0.1:{port}", columns="t,acc_x,acc_y,acc_z,gyro_x,gyro_y,gyro_z",
+                        acc_unit="m/s2", time_unit="ms")
+    opts = StreamOptions(source, max_windows=expected, duration_s=120)
     summary = run_stream(quantized_bundle, opts, rows.append)
     sender.join(10)
     assert summary.end_reason == "max_windows" and len(rows) == expected
@@ -172,7 +175,7 @@ def test_hyperimu_csv_without_options_is_read_and_the_unit_slip_is_named(quantiz
     replay.write_bytes(b"".join(p.data for p in hyperimu_packets(values, 50.0, start_epoch_ms=1_700_000_000_000)))
     rows: list[WindowPrediction] = []
     msgs: list[str] = []
-    summary = run_stream(quantized_bundle, StreamOptions(port=str(replay)), rows.append, msgs.append)
+    summary = run_stream(quantized_bundle, StreamOptions(SourceSpec(str(replay))), rows.append, msgs.append)
     assert any("3 more fields per line ignored" in m for m in msgs), msgs
     assert any(m.startswith("device timestamps are in ms") for m in msgs), msgs
     assert any(m.startswith("warning: acceleration magnitude is about 9.") and "--acc-unit m/s2" in m for m in msgs)
@@ -199,7 +202,7 @@ def test_m_s2_sent_as_g_is_named_when_lines_come_one_by_one(quantized_bundle: Pa
     rows: list[WindowPrediction] = []
     msgs: list[str] = []
     try:
-        summary = run_stream(quantized_bundle, StreamOptions(port=f"udp://127.0.0.1:{port}", max_windows=2,
+        summary = run_stream(quantized_bundle, StreamOptions(SourceSpec(f"udp://127.0.0.1:{port}"), max_windows=2,
                                                              duration_s=120, smooth="none"), rows.append, msgs.append)
     finally:
         done.set()

@@ -16,6 +16,7 @@ from hartool.wire.reader import ReaderThread
 from hartool.wire.serialport import SerialPort
 from hartool.wire.sources import open_port
 from hartool.wire.text import encode_text_line
+from hartool_testing import wait_until
 
 DEADLOCK_GUARD_S = 20.0
 
@@ -29,13 +30,6 @@ def text_bytes(vals: np.ndarray, first_index: int = 0) -> bytes:
     """A banner line (a live decoder ignores its first line) and one timestamped line per sample."""
     lines = [encode_text_line(v, t_ms=(first_index + i) * 20) for i, v in enumerate(vals.tolist())]
     return b"hartool test server\r\n" + b"".join(lines)
-
-
-def wait_for(predicate, what: str) -> None:  # noqa: ANN001 - a small test helper
-    deadline = time.monotonic() + DEADLOCK_GUARD_S
-    while not predicate():
-        assert time.monotonic() < deadline, f"deadlock guard hit waiting for {what}"
-        time.sleep(0.01)
 
 
 def drain(reader: ReaderThread, stop_at_final: bool = True) -> tuple[list, list[ReaderEvent]]:
@@ -64,7 +58,7 @@ def test_full_queue_drops_are_counted_and_reported_as_gaps() -> None:
         reader.start()
         dev.start()
         # Nobody consumes: the read loop must keep going (not block) and count what it cannot queue.
-        wait_for(lambda: reader.stats().samples == len(vals), "all samples decoded")
+        wait_until(lambda: reader.stats().samples == len(vals), "all samples decoded")
         batches, _ = drain(reader, stop_at_final=False)
         reader.stop()
     stats = reader.stats()
@@ -192,7 +186,7 @@ def test_garbage_at_the_wrong_baud_gives_a_hint() -> None:
     reader = ReaderThread(open_port("loop://"), protocol="text", hint_bytes=4096)
     reader.start()
     assert reader.send(noise)
-    wait_for(lambda: reader.hint is not None, "the hint")
+    wait_until(lambda: reader.hint is not None, "the hint")
     _, events = drain(reader, stop_at_final=False)
     assert reader.stop()
     assert [e.kind for e in events] == ["hint"]

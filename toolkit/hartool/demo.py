@@ -146,14 +146,16 @@ def _stream_values(bundle_dir: Path, values: np.ndarray, rate_hz: float, speed: 
                    protocol: str = "text") -> Any:
     """Replay ``values`` through a virtual serial device into the streaming runtime; returns its summary."""
     from .core.bundle import Bundle
-    from .runtime.stream import StreamOptions, run_stream
+    from .runtime.session import run_stream
+    from .runtime.stream import StreamOptions
     from .sim.device import VirtualDevice
+    from .wire.spec import SourceSpec
 
     bundle = Bundle.load(bundle_dir)
     expected = (len(values) - bundle.window) // bundle.stride + 1
     with VirtualDevice(values, rate_hz=rate_hz, speed=speed, protocol=protocol, paused=True) as device:
         device.start()  # paused until the stream's reader sends 's', so no sample is sent before it listens
-        sopts = StreamOptions(port=device.port_path, artifact=artifact, max_windows=expected, smooth=smoothing,
+        sopts = StreamOptions(SourceSpec(device.port_path), artifact=artifact, max_windows=expected, smooth=smoothing,
                               duration_s=len(values) / rate_hz / (speed or 1e9) + 15.0 + expected * 0.05)
         return run_stream(bundle_dir, sopts, on_window, on_status=lambda m: say(f"      {m}"))
 
@@ -186,8 +188,7 @@ def stream_timeline(bundle_dir: Path, opts: DemoOptions, say: Say, artifact: str
         i, off = divmod(p.end_sample - bundle.window, bundle.stride)
         if off == 0 and 0 <= i < len(pred):
             pred[i] = bundle.labels.index(p.label)
-            raw_probs = getattr(p, "raw_probs", None)  # the unsmoothed probabilities, when the runtime keeps them
-            raw[i] = int(np.argmax(raw_probs)) if raw_probs is not None and len(raw_probs) else -1
+            raw[i] = int(np.argmax(p.raw_probs)) if len(p.raw_probs) else -1  # the unsmoothed label
 
     t0 = time.perf_counter()
     summary = _stream_values(bundle_dir, values, ds.sample_rate_hz, 0.0, opts.smoothing, on_window, say, artifact)

@@ -58,10 +58,10 @@ class _Bar:
 @click.argument("bundle", type=click.Path(path_type=Path))
 @click.option("--artifacts", default="",
               help="Comma list of artifact names, or 'default' for the one `stream` runs (default: all in the bundle).")
-@click.option("--runs", type=int, default=1000, show_default=True,
+@click.option("--runs", type=click.IntRange(min=1), default=1000, show_default=True,
               help="Timed runs per artifact, backend and thread count, after warm-up "
                    "(percentiles need >= 1000).")
-@click.option("--warmup", type=int, default=50, show_default=True,
+@click.option("--warmup", type=click.IntRange(min=0), default=50, show_default=True,
               help="Untimed runs after the first inference.")
 @click.option("--threads", default="1", show_default=True,
               help="Comma list of interpreter thread counts, e.g. 1,2,4.")
@@ -69,18 +69,18 @@ class _Bar:
               help="Comma list: all, litert, litert-noxnnpack, tflite-runtime, tflite-runtime-noxnnpack, tf, "
                    "tf-noxnnpack, onnxruntime. 'all' = every installed runtime, TFLite with and without "
                    "XNNPACK.")
-@click.option("--batch", type=int, default=1, show_default=True, help="Windows per inference call.")
+@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True, help="Windows per inference call.")
 @click.option("--baseline", type=click.Choice(["keras"]), default=None,
               help="Also time model.predict(x) and model(x) on one window (needs TensorFlow).")
-@click.option("--keras-predict-runs", type=int, default=200, show_default=True,
+@click.option("--keras-predict-runs", type=click.IntRange(min=1), default=200, show_default=True,
               help="Timed runs for model.predict (tens of ms each); model(x) gets --runs.")
-@click.option("--keras-budget", "keras_budget_s", type=float, default=60, show_default=True,
+@click.option("--keras-budget", "keras_budget_s", type=click.FloatRange(min=0, min_open=True), default=60, show_default=True,
               help="Seconds of timed runs per Keras method at most (an eager LSTM call can take a second).")
 @click.option("--recompute-accuracy", is_flag=True,
               help="Re-evaluate each artifact on the bundle's test windows (needs the dataset) instead of "
                    "reading accuracy from the manifest.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seeds the random input windows.")
-@click.option("--timeout", "timeout_s", type=float, default=600, show_default=True,
+@click.option("--timeout", "timeout_s", type=click.FloatRange(min=0, min_open=True), default=600, show_default=True,
               help="Seconds allowed per measured model (each runs in its own process).")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Write the result JSON here.")
 @click.option("--csv", "csv_path", type=click.Path(path_type=Path), default=None,
@@ -103,16 +103,7 @@ def benchmark(bundle: Path, artifacts: str, runs: int, warmup: int, threads: str
       hartool benchmark bundles/cnn --artifacts tflite-int8 --threads 1,2,4 --baseline keras
       hartool compare results/laptop.json results/pi.json --plot pareto.png
     """
-    from ..bench.machine import machine_info, machine_summary
-    from ..bench.run import (
-        BenchmarkOptions,
-        execute_plan,
-        parse_threads,
-        plan_benchmark,
-        raise_if_nothing_measured,
-    )
-    from ..bench.schema import write_csv
-    from ..core.atomic import atomic_write_json
+    from ..bench.run import BenchmarkOptions, parse_threads, raise_if_nothing_measured
 
     if plot_path is not None:
         from ..bench.plots import require_matplotlib
@@ -124,10 +115,24 @@ def benchmark(bundle: Path, artifacts: str, runs: int, warmup: int, threads: str
                             baseline=baseline, keras_predict_runs=keras_predict_runs,
                             keras_budget_s=keras_budget_s, recompute_accuracy=recompute_accuracy, seed=seed,
                             timeout_s=timeout_s)
-    plan = plan_benchmark(bundle, opts)  # every input error surfaces here, before any output
+    doc = _measure(bundle, opts)
+    _write_outputs(doc, out, csv_path, plot_path)
+    if as_json:
+        emit_json(doc)
+    else:
+        click.echo(benchmark_table(doc))
+    raise_if_nothing_measured(doc)
+
+
+def _measure(bundle: Path, opts: Any) -> dict[str, Any]:
+    """Plan (every input error surfaces here, before any output), run with a progress bar, return the result."""
+    from ..bench.machine import machine_info, machine_summary
+    from ..bench.run import execute_plan, plan_benchmark
+
+    plan = plan_benchmark(bundle, opts)
     status(f"machine: {machine_summary(machine_info())}")
-    status(f"benchmarking {bundle}: {len(plan.jobs)} measurements, {runs} timed runs each after {warmup} "
-           f"warm-up, batch {batch}")
+    status(f"benchmarking {bundle}: {len(plan.jobs)} measurements, {opts.runs} timed runs each after "
+           f"{opts.warmup} warm-up, batch {opts.batch}")
     with click.progressbar(length=plan.total_calls, label="measuring", file=sys.stderr, show_pos=False,
                            item_show_func=lambda item: item) as bar:
         doc = execute_plan(plan, progress=_Bar(bar))
@@ -137,6 +142,13 @@ def benchmark(bundle: Path, artifacts: str, runs: int, warmup: int, threads: str
     default = doc["bundles"][0].get("default_artifact")
     if default:
         status(f"default artifact (what stream runs): {default['name']}: {default['reason']}")
+    return doc
+
+
+def _write_outputs(doc: dict[str, Any], out: Path | None, csv_path: Path | None, plot_path: Path | None) -> None:
+    from ..bench.schema import write_csv
+    from ..core.atomic import atomic_write_json
+
     if out is not None:
         atomic_write_json(out, doc)
         status(f"wrote {out}")
@@ -148,11 +160,6 @@ def benchmark(bundle: Path, artifacts: str, runs: int, warmup: int, threads: str
 
         pareto_plot([(doc["bundles"][0]["name"], doc)], plot_path)
         status(f"wrote {plot_path}")
-    if as_json:
-        emit_json(doc)
-    else:
-        click.echo(benchmark_table(doc))
-    raise_if_nothing_measured(doc)
 
 
 def compare_table(comparison: dict[str, Any]) -> str:

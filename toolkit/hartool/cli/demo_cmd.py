@@ -11,18 +11,19 @@ from typing import Any
 import click
 
 from .common import pct, status, table
+from .options import SmoothType
 
 
 @click.command()
 @click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), default=Path("demo-out"),
               show_default=True, help="Folder for bundles, benchmark JSON, plots and summary.json.")
 @click.option("--fast", is_flag=True, help="Few epochs and runs: a few minutes instead of ~20.")
-@click.option("--subject", type=int, default=9, show_default=True, help="Held-out test subject to stream.")
-@click.option("--stream-seconds", type=float, default=30.0, show_default=True,
+@click.option("--subject", type=click.IntRange(min=1), default=9, show_default=True, help="Held-out test subject to stream.")
+@click.option("--stream-seconds", type=click.FloatRange(min=0, min_open=True), default=30.0, show_default=True,
               help="Seconds of the live-pace excerpt.")
-@click.option("--speed", type=float, default=1.0, show_default=True,
+@click.option("--speed", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
               help="Play the excerpt at real time x SPEED (the whole subject always streams as fast as possible).")
-@click.option("--smooth", "smoothing", default=None, metavar="METHOD",
+@click.option("--smooth", "smoothing", type=SmoothType(), default=None,
               help="Smoothing of the streamed labels (default: the stream's default; see hartool stream --help).")
 @click.option("--epochs", type=int, default=None, hidden=True)
 @click.option("--max-windows", type=int, default=None, hidden=True)
@@ -37,67 +38,71 @@ def demo(out: Path, fast: bool, subject: int, stream_seconds: float, speed: floa
       hartool demo --fast --speed 5
     """
     from ..demo import DemoOptions, run_demo
-    from ..runtime.smoothing import make_smoother
 
-    if smoothing is not None:
-        try:
-            make_smoother(smoothing, 2)
-        except ValueError as exc:
-            raise click.BadParameter(str(exc), param_hint="--smooth") from exc
     opts = DemoOptions(out=out, fast=fast, subject=subject, stream_seconds=stream_seconds, speed=speed,
                        epochs=epochs, max_windows=max_windows, bench_runs=bench_runs,
                        **({"smoothing": smoothing} if smoothing is not None else {}))
     started = time.perf_counter()
-
-    def live(row: dict[str, Any]) -> None:
-        mark = "" if row["truth"] is None else ("  ok" if row["truth"] == row["label"] else "  MISS")
-        status(f"      t={row['t']:6.1f}s #{row['window']:<4d} predicted {row['label']:<19s} {row['confidence']:6.1%}"
-               f"   true {row['truth'] or '(mixed/unlabeled)':<19s}{mark}")
-
     with contextlib.redirect_stdout(sys.stderr):  # Keras progress output is status, not data
-        result = run_demo(opts, status, live)
-    total = time.perf_counter() - started
+        result = run_demo(opts, status, _live)
     click.echo(f"\nhartool demo: everything is in {out.resolve()}")
-    click.echo("\ntraining (test subjects)")
-    click.echo(table(["arch", "accuracy", "macro-F1", "epochs", "train s", "params"],
-                     [[a, pct(t["accuracy"]), pct(t["macro_f1"]), t["epochs"], t["train_time_s"], f"{t['params']:,}"]
-                      for a, t in result.training.items()]))
-    click.echo("\nartifacts (accuracy through LiteRT / onnxruntime)")
-    rows, failures = [], []
-    for arch, arts in result.artifacts.items():
-        for r in arts:
-            if r["status"] != "ok":
-                rows.append([arch, r["name"], "-", "FAILED", "-", "-"])
-                failures.append(f"  {arch} {r['name']}: {r['error']}")
-            else:
-                rows.append([arch, r["name"], f"{r['bytes']:,}", pct(r["accuracy"]),
-                             f"{r['delta_pp']:+.2f} pp", pct(r["agreement"])])
-    click.echo(table(["arch", "artifact", "bytes", "accuracy", "Δ vs keras", "agreement"], rows))
-    for line in failures:
+    for title, headers, rows in report_tables(result):
+        click.echo(f"\n{title}")
+        click.echo(table(headers, rows))
+    for line in report_lines(result, time.perf_counter() - started):
         click.echo(line)
-    click.echo("\nlatency, 1 thread, per window (p50 / p99 us)")
-    def ratio(r: dict[str, Any], name: str) -> str:
-        if r["artifact"] == name:
-            return "1x"
-        value = (r.get("vs_keras") or {}).get(name)
-        return "-" if value is None else f"{value:,.1f}x"
 
-    brows = [[r["bundle"], r["artifact"], r["backend"], f"{r['latency_us']['p50']:.1f}", f"{r['latency_us']['p99']:.1f}",
-              ratio(r, "keras-predict"), ratio(r, "keras-tf-function")]
-             for r in [*result.benchmark, *(b for b in result.keras_baseline if b["status"] == "ok")]]
-    click.echo(table(["bundle", "artifact", "backend", "p50 us", "p99 us", "vs Keras predict", "vs tf.function"],
-                     brows))
+
+def _live(row: dict[str, Any]) -> None:
+    mark = "" if row["truth"] is None else ("  ok" if row["truth"] == row["label"] else "  MISS")
+    status(f"      t={row['t']:6.1f}s #{row['window']:<4d} predicted {row['label']:<19s} {row['confidence']:6.1%}"
+           f"   true {row['truth'] or '(mixed/unlabeled)':<19s}{mark}")
+
+
+def report_tables(result: Any) -> list[tuple[str, list[str], list[list[Any]]]]:
+    """The demo's summary tables as (title, headers, rows): training, artifacts, latency."""
+    training = [[a, pct(t["accuracy"]), pct(t["macro_f1"]), t["epochs"], t["train_time_s"], f"{t['params']:,}"]
+                for a, t in result.training.items()]
+    artifacts = [[arch, r["name"], "-", "FAILED", "-", "-"] if r["status"] != "ok" else
+                 [arch, r["name"], f"{r['bytes']:,}", pct(r["accuracy"]), f"{r['delta_pp']:+.2f} pp",
+                  pct(r["agreement"])]
+                 for arch, arts in result.artifacts.items() for r in arts]
+    latency = [[r["bundle"], r["artifact"], r["backend"], f"{r['latency_us']['p50']:.1f}",
+                f"{r['latency_us']['p99']:.1f}", _vs(r, "keras-predict"), _vs(r, "keras-tf-function")]
+               for r in [*result.benchmark, *(b for b in result.keras_baseline if b["status"] == "ok")]]
+    return [
+        ("training (test subjects)", ["arch", "accuracy", "macro-F1", "epochs", "train s", "params"], training),
+        ("artifacts (accuracy through LiteRT / onnxruntime)",
+         ["arch", "artifact", "bytes", "accuracy", "Δ vs keras", "agreement"], artifacts),
+        ("latency, 1 thread, per window (p50 / p99 us)",
+         ["bundle", "artifact", "backend", "p50 us", "p99 us", "vs Keras predict", "vs tf.function"], latency),
+    ]
+
+
+def _vs(r: dict[str, Any], name: str) -> str:
+    """A benchmark row's speed-up over the Keras baseline ``name``."""
+    if r["artifact"] == name:
+        return "1x"
+    value = (r.get("vs_keras") or {}).get(name)
+    return "-" if value is None else f"{value:,.1f}x"
+
+
+def report_lines(result: Any, total_s: float) -> list[str]:
+    """The lines after the tables: failed artifacts, the live stream, stage times, the whole-recording timeline."""
+    lines = [f"  {arch} {r['name']}: {r['error']}" for arch, arts in result.artifacts.items() for r in arts
+             if r["status"] != "ok"]
     s = result.stream
     if s:
-        click.echo(f"\nstream: subject {s['subject']}, {s['artifact']}: {s['windows']} windows, accuracy "
-                   f"{pct(s['accuracy'])} (unsmoothed {pct(s.get('raw_accuracy'))}) on {s['scored_windows']} "
-                   f"single-activity windows, dropped {s['dropped']}, "
-                   f"inference p99 {s['inference_us'].get('p99', 0):.0f} us, end-to-end p99 "
-                   f"{s['e2e_us'].get('p99', 0):.0f} us")
-    click.echo("\nstage times: " + ", ".join(f"{k} {v:.0f} s" for k, v in result.stages_s.items())
-               + f"; total {total:.0f} s")
+        lines.append(f"\nstream: subject {s['subject']}, {s['artifact']}: {s['windows']} windows, accuracy "
+                     f"{pct(s['accuracy'])} (unsmoothed {pct(s.get('raw_accuracy'))}) on {s['scored_windows']} "
+                     f"single-activity windows, dropped {s['dropped']}, "
+                     f"inference p99 {s['inference_us'].get('p99', 0):.0f} us, end-to-end p99 "
+                     f"{s['e2e_us'].get('p99', 0):.0f} us")
+    lines.append("\nstage times: " + ", ".join(f"{k} {v:.0f} s" for k, v in result.stages_s.items())
+                 + f"; total {total_s:.0f} s")
     if result.timeline:
-        click.echo("\n" + timeline_line(result.timeline))
+        lines.append("\n" + timeline_line(result.timeline))
+    return lines
 
 
 def timeline_line(t: dict[str, Any]) -> str:

@@ -3,25 +3,28 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
-
-import click
-
-from .common import emit_json, pct, status, table
 
 # The head's small matrix products gain nothing from BLAS threads, and on a busy 2-core machine those
 # threads spin: one enrollment measured 29 s of CPU (269 s wall) with OpenBLAS's default threads against
-# 0.9 s (19 s) with one. numpy is not loaded yet when click imports this module, so this takes effect.
+# 0.9 s (19 s) with one. The CLI imports this module before numpy (commands load lazily), so setting it
+# first takes effect.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+from pathlib import Path  # noqa: E402  (after the setting above: the source options load numpy)
+
+import click  # noqa: E402
+
+from ..wire.spec import SourceSpec  # noqa: E402
+from .common import emit_json, pct, status, table  # noqa: E402
+from .options import source_options  # noqa: E402
 
 
 @click.command()
 @click.argument("bundle", type=click.Path(path_type=Path))
 @click.option("--label", default=None, help="The activity to teach, e.g. BRUSHING_TEETH (or, with --personalize "
                                             "and a live source, the activity being recorded).")
-@click.option("--port", default=None,
-              help="Any source 'stream' reads: device path, socket/listener URL, '-' or a recorded CSV file "
-                   "(with --personalize: a labelled CSV recording or a folder of them).")
+@source_options("Any source 'stream' reads: device path, socket/listener URL, '-' or a recorded CSV file "
+                "(with --personalize: a labelled CSV recording or a folder of them).", required=False)
 @click.option("--seconds", type=click.FloatRange(1.0, 3600.0), default=30.0, show_default=True,
               help="How much of the activity to record (a file: its first SECONDS).")
 @click.option("--personalize", is_flag=True,
@@ -31,21 +34,12 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 @click.option("--list", "list_", is_flag=True, help="Show what was taught, by whom and when.")
 @click.option("--artifact", default=None, help="Artifact to compute embeddings with (default: the one stream runs).")
 @click.option("--by", default=None, help="Who enrolls (default: the login name).")
-@click.option("--baud", type=int, default=115200, show_default=True)
-@click.option("--protocol", type=click.Choice(["auto", "text", "binary", "json"]), default="auto", show_default=True)
-@click.option("--columns", default=None, metavar="t,acc_x,...",
-              help="Text lines: name each field in order ('t', a model channel, or '-'), as for 'stream'.")
-@click.option("--time-unit", type=click.Choice(["auto", "s", "ms", "us", "ns"]), default="auto", show_default=True,
-              help="Unit of the device's timestamps; timestamped samples are resampled to the model's rate.")
-@click.option("--acc-unit", type=click.Choice(["g", "m/s2"]), default="g", show_default=True)
-@click.option("--gyro-unit", type=click.Choice(["rad/s", "deg/s"]), default="rad/s", show_default=True)
 @click.option("--min-seconds", type=click.FloatRange(0.0, 600.0), default=10.0, show_default=True,
               help="Shorter recordings are refused.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
-def enroll(bundle: Path, label: str | None, port: str | None, seconds: float, personalize: bool, replace: bool,
-           remove_label: str | None, list_: bool, artifact: str | None, by: str | None, baud: int, protocol: str,
-           columns: str | None, time_unit: str, acc_unit: str, gyro_unit: str, min_seconds: float,
-           as_json: bool) -> None:
+def enroll(bundle: Path, label: str | None, source: SourceSpec | None, seconds: float, personalize: bool,
+           replace: bool, remove_label: str | None, list_: bool, artifact: str | None, by: str | None,
+           min_seconds: float, as_json: bool) -> None:
     """Teach BUNDLE a new activity from SECONDS of the wearer doing it; numpy and the interpreter only.
 
     The bundle keeps the fitted head (head-*.npz), the wearer's windows (enroll-*.npz) and, in its
@@ -71,14 +65,13 @@ def enroll(bundle: Path, label: str | None, port: str | None, seconds: float, pe
         if as_json:
             emit_json(_result_json(result))
         return
-    if not port:
+    if source is None:
         raise click.UsageError("give --port SRC to record from (or --list / --remove LABEL)")
     if not personalize and not label:
         raise click.UsageError("give --label NAME for the new activity (or --personalize)")
-    opts = lib.EnrollOptions(label=label, port=port, seconds=seconds, personalize=personalize, replace=replace,
-                             artifact=artifact, by=by, baud=baud, protocol=protocol, acc_unit=acc_unit,
-                             gyro_unit=gyro_unit, columns=columns, time_unit=time_unit, min_seconds=min_seconds)
-    status(f"{'personalizing' if personalize else 'enrolling ' + str(label)} from {port}")
+    opts = lib.EnrollOptions(source, label=label, seconds=seconds, personalize=personalize, replace=replace,
+                             artifact=artifact, by=by, min_seconds=min_seconds)
+    status(f"{'personalizing' if personalize else 'enrolling ' + str(label)} from {source.port}")
     result = lib.enroll(bundle, opts, on_status=status)
     for line in result.warnings:
         status(line)

@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING
 
 import click
 
+from ..wire.spec import SourceSpec
 from .common import emit_json, status, table
+from .options import source_options
 
 if TYPE_CHECKING:
     from ..wire.recorder import RecordStats
-
-TIME_UNITS = ("auto", "s", "ms", "us", "ns")
 
 
 def _label_list(text: str | None) -> list[str]:
@@ -55,9 +55,9 @@ def _key_source(keys: str | None, port: str) -> Iterator[int]:
 
 
 @click.command()
-@click.option("--port", required=True,
-              help="Any source `stream` reads: device path, socket://, tcp-listen://, udp://, http://, mqtt://, "
-                   "a file, or '-' (stdin).")
+@source_options("Any source `stream` reads: device path, socket://, tcp-listen://, udp://, http://, mqtt://, "
+                "a file, or '-' (stdin). The file is always in g and rad/s; t_s is always seconds.",
+                reconnect=False)
 @click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="CSV file to write (csv:DIR dataset format).")
 @click.option("--label", default=None, help="Label of every row (or the first label, with --labels).")
@@ -66,33 +66,14 @@ def _key_source(keys: str | None, port: str) -> Iterator[int]:
 @click.option("--subject", default=None, help="Subject name or number written into the header ('# subject:').")
 @click.option("--duration", "duration_s", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Stop after S seconds (default: q or Ctrl-C).")
-@click.option("--baud", type=click.IntRange(min=1), default=115200, show_default=True)
-@click.option("--protocol", type=click.Choice(["auto", "text", "binary", "json"]), default="auto",
-              show_default=True)
-@click.option("--columns", default=None, metavar="t,acc_x,...",
-              help="Text lines: what each field is (t, acc_x..gyro_z, '-' to skip), e.g. HyperIMU's "
-                   "'t,acc_x,acc_y,acc_z,gyro_x,gyro_y,gyro_z'.")
-@click.option("--time-unit", type=click.Choice(TIME_UNITS), default="auto", show_default=True,
-              help="Unit of the device's timestamps (auto: detected from their spacing); t_s is always seconds.")
 @click.option("--rate", "rate_hz", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Nominal sample rate for the header; also the rate that sensors on separate clocks "
                    "(Sensor Logger) are resampled to [default: 50].")
-@click.option("--acc-unit", type=click.Choice(["g", "m/s2", "raw"]), default="g", show_default=True,
-              help="Unit the device sends acceleration in; the file is always in g.")
-@click.option("--gyro-unit", type=click.Choice(["rad/s", "deg/s", "raw"]), default="rad/s", show_default=True,
-              help="Unit the device sends angular rate in; the file is always in rad/s.")
-@click.option("--acc-lsb", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="g per count, with --acc-unit raw (MPU6050 ±2 g: 6.1035e-5).")
-@click.option("--gyro-lsb", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="deg/s per count, with --gyro-unit raw (MPU6050 ±250 dps: 0.0076336).")
 @click.option("--keys", default=None, metavar="TTY",
               help="Terminal to read label keys from (default: this one; /dev/tty when --port is '-').")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
-def record(port: str, out: Path, label: str | None, labels_text: str | None, subject: str | None,
-           duration_s: float | None, baud: int, protocol: str, columns: str | None, time_unit: str,
-           rate_hz: float | None,
-           acc_unit: str, gyro_unit: str, acc_lsb: float | None, gyro_lsb: float | None, keys: str | None,
-           as_json: bool) -> None:
+def record(source: SourceSpec, out: Path, label: str | None, labels_text: str | None, subject: str | None,
+           duration_s: float | None, rate_hz: float | None, keys: str | None, as_json: bool) -> None:
     """Record a labelled session into a CSV that `--dataset csv:DIR` trains on.
 
     With --labels, press 1..9 to switch to that label and 0 for none, without restarting; q (or Ctrl-C,
@@ -120,35 +101,28 @@ def record(port: str, out: Path, label: str | None, labels_text: str | None, sub
         meta["labels"] = ",".join(labels)
     elif first:
         meta["label"] = first
-    stats = _run(port, out, first, labels, meta, duration_s, baud, (protocol, columns, rate_hz or 50.0), time_unit,
-                 (acc_unit, gyro_unit, acc_lsb, gyro_lsb), keys)
+    stats = _run(source, out, first, labels, meta, duration_s, rate_hz or 50.0, keys)
     _report(stats, as_json)
 
 
-def _run(port: str, out: Path, first: str, labels: list[str], meta: dict[str, object], duration_s: float | None,
-         baud: int, decoding: tuple[str, str | None, float], time_unit: str, units: tuple,
-         keys: str | None) -> RecordStats:
+def _run(spec: SourceSpec, out: Path, first: str, labels: list[str], meta: dict[str, object],
+         duration_s: float | None, grid_hz: float, keys: str | None) -> RecordStats:
     """Open the source (and the key source with --labels) and record until the end of the session."""
-    from ..core.csvformat import VALUE_COLUMNS
-    from ..core.timebase import channel_scales
-    from ..wire.batch import parse_columns
     from ..wire.recorder import RecordOptions, record_channels
     from ..wire.recorder import record as run_record
-    from ..wire.sources import open_port
     from .keys import KeyReader, key_help, start_key_thread
 
-    channel_scales(record_channels(), *units)  # --acc-lsb without raw etc.: one line, before opening anything
-    protocol, columns, grid_hz = decoding
-    options = RecordOptions(label=first, duration_s=duration_s, meta=meta, protocol=protocol,
-                            columns=parse_columns(columns, VALUE_COLUMNS) if columns else None, time_unit=time_unit,
-                            acc_unit=units[0], gyro_unit=units[1], acc_lsb=units[2], gyro_lsb=units[3], grid_hz=grid_hz)
-    source = open_port(port, baud=baud)
+    layout = spec.check(record_channels())  # --acc-lsb without raw etc.: one line, before opening anything
+    options = RecordOptions(label=first, duration_s=duration_s, meta=meta, protocol=spec.protocol, columns=layout,
+                            time_unit=spec.time_unit, acc_unit=spec.acc_unit, gyro_unit=spec.gyro_unit,
+                            acc_lsb=spec.acc_lsb, gyro_lsb=spec.gyro_lsb, grid_hz=grid_hz)
+    source = spec.open_port()
     events: queue.Queue[str] = queue.Queue()
     stop = threading.Event()
     with contextlib.ExitStack() as stack:
         stack.callback(source.close)
         if labels:
-            fd = stack.enter_context(_key_source(keys, port))
+            fd = stack.enter_context(_key_source(keys, spec.port))
             reader = stack.enter_context(KeyReader(fd))
             start_key_thread(reader, labels, events, stop, on_switch=lambda lab: status(f"label: {lab or '(none)'}"))
             status(f"keys: {key_help(labels)}")

@@ -5,10 +5,14 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from .common import status
+
+if TYPE_CHECKING:
+    from ..sim.device import DeviceOptions
 
 _KINDS = ("serial", "hyperimu-tcp", "hyperimu-udp", "sensorlogger-http", "sensorlogger-mqtt", "mcu-tcp")
 _PROB = click.FloatRange(0.0, 1.0)
@@ -80,9 +84,13 @@ def simulate(kind: str, to: str | None, subject: int, dataset: str, csv_file: Pa
     if kind == "serial":
         if to is not None:
             raise click.BadParameter("a serial device has no --to: it prints its own port path", param_hint="--to")
-        _play_serial(values, rate_hz or src_rate, speed, protocol, samples_per_frame, loop, no_wait, exit_when_done,
-                     seed, dict(garbage_prob=garbage, drop_prob=drop, truncate_prob=truncate, nan_prob=nan_prob,
-                                noise_std=noise, disconnect_after=disconnect_after))
+        from ..sim.device import DeviceOptions, FaultSpec
+
+        faults = FaultSpec(garbage_prob=garbage, drop_prob=drop, truncate_prob=truncate, nan_prob=nan_prob,
+                           noise_std=noise, disconnect_after=disconnect_after)
+        _play_serial(values, DeviceOptions(rate_hz=rate_hz or src_rate, speed=speed, protocol=protocol, faults=faults,
+                                           seed=seed, samples_per_frame=samples_per_frame, loop=loop,
+                                           paused=not no_wait), exit_when_done)
         return
     if to is None:
         raise click.BadParameter(f"--as {kind} needs --to (where the host listens)", param_hint="--to")
@@ -119,16 +127,14 @@ def _play_app(kind: str, to: str, values, src_rate: float, rate_hz: float | None
                f"{stats.connections} connection(s)" + (f"; HTTP answers {answers}" if answers else ""))
 
 
-def _play_serial(values, rate_hz: float, speed: float, protocol: str, samples_per_frame: int,  # type: ignore[no-untyped-def]
-                 loop: bool, no_wait: bool, exit_when_done: bool, seed: int, fault_args: dict) -> None:
-    from ..sim.device import FaultSpec, VirtualDevice
+def _play_serial(values, opts: DeviceOptions, exit_when_done: bool) -> None:  # type: ignore[no-untyped-def]
+    from ..sim.device import VirtualDevice
 
-    device = VirtualDevice(values, rate_hz=rate_hz, speed=speed, protocol=protocol, faults=FaultSpec(**fault_args),
-                           seed=seed, samples_per_frame=samples_per_frame, loop=loop, paused=not no_wait)
+    device = VirtualDevice(values, opts)
     click.echo(device.port_path)
     sys.stdout.flush()
-    status(f"virtual device on {device.port_path}: {len(values)} samples at {rate_hz:g} Hz x {speed:g} "
-           f"({protocol}){'' if no_wait else '; waiting for the host'}")
+    status(f"virtual device on {device.port_path}: {len(values)} samples at {opts.rate_hz:g} Hz x {opts.speed:g} "
+           f"({opts.protocol}){'; waiting for the host' if opts.paused else ''}")
     with device:
         device.start()
         try:

@@ -2,52 +2,16 @@
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
+from ..runtime.smoothing import DEFAULT_SMOOTHING
+from ..wire.spec import SourceSpec
 from .common import status
-from .outputs import open_stream_outputs, output_options, summary_lines
-
-UNIT_OPTIONS = [
-    click.option("--acc-unit", type=click.Choice(["g", "m/s2", "raw"]), default="g", show_default=True,
-                 help="Unit the device sends acceleration in (phones often use m/s2)."),
-    click.option("--gyro-unit", type=click.Choice(["rad/s", "deg/s", "raw"]), default="rad/s", show_default=True,
-                 help="Unit the device sends angular rate in (Arduino sketches often use deg/s)."),
-    click.option("--acc-lsb", type=click.FloatRange(min=0, min_open=True), default=None,
-                 help="g per count, with --acc-unit raw (MPU6050 ±2 g: 6.1035e-5)."),
-    click.option("--gyro-lsb", type=click.FloatRange(min=0, min_open=True), default=None,
-                 help="deg/s per count, with --gyro-unit raw (MPU6050 ±250 dps: 0.0076336)."),
-]
-
-
-class SmoothType(click.ParamType):
-    """``--smooth METHOD`` (none, mean:K, vote:K, hysteresis, hmm, with parameters) or an integer K = mean:K."""
-
-    name = "METHOD"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
-        from ..runtime.classifier import parse_smooth
-
-        try:
-            return parse_smooth(value)
-        except (ValueError, TypeError) as exc:
-            self.fail(str(exc), param, ctx)
-
-
-def _default_smoothing() -> str:
-    from ..runtime import smoothing
-
-    return str(getattr(smoothing, "DEFAULT_SMOOTHING", "none"))
-
-
-def unit_options(fn):  # type: ignore[no-untyped-def]
-    for option in reversed(UNIT_OPTIONS):
-        fn = option(fn)
-    return fn
+from .options import SmoothType, source_options
+from .outputs import open_stream_outputs, output_options
 
 
 def _fmt_us(values: dict[str, float], key: str) -> str:
@@ -74,42 +38,26 @@ def _summary_text(summary: Any) -> list[str]:
 
 @click.command()
 @click.argument("bundle", type=click.Path(path_type=Path))
-@click.option("--port", required=True,
-              help="Device path (/dev/ttyACM0, /dev/rfcomm0), pyserial URL (socket://HOST:PORT), a listening "
-                   "source for phones (tcp-listen://HOST:PORT, udp://HOST:PORT, http://HOST:PORT/PATH, "
-                   "mqtt://BROKER:PORT/TOPIC), '-' (stdin) or a recorded file to replay.")
-@click.option("--baud", type=click.IntRange(min=1), default=115200, show_default=True)
-@click.option("--protocol", type=click.Choice(["auto", "text", "binary", "json"]), default="auto", show_default=True,
-              help="Wire format; auto detects text, binary frames and JSON (Sensor Logger, HyperIMU, named fields).")
-@click.option("--columns", default=None, metavar="t,acc_x,...",
-              help="Text lines: name each field in order: 't' (timestamp), a model channel, or '-' (ignored); "
-                   "fields past the list are ignored. HyperIMU: t,acc_x,acc_y,acc_z,gyro_x,gyro_y,gyro_z")
-@click.option("--time-unit", type=click.Choice(["auto", "s", "ms", "us", "ns"]), default="auto", show_default=True,
-              help="Unit of the device's timestamps (auto: from their spacing; Arduino micros() is us). "
-                   "Timestamped samples are resampled to the model's rate.")
+@source_options()
 @click.option("--artifact", default=None, help="Artifact name from the manifest (default: tflite-int8 if present).")
 @click.option("--backend", type=click.Choice(["auto", "litert", "tflite-runtime", "tf", "onnxruntime"]),
               default="auto", show_default=True)
 @click.option("--threads", type=click.IntRange(1, 64), default=1, show_default=True, help="Interpreter threads.")
-@click.option("--smooth", type=SmoothType(), default=_default_smoothing, show_default=_default_smoothing(),
+@click.option("--smooth", type=SmoothType(), default=DEFAULT_SMOOTHING, show_default=True,
               help="Smoothing of window probabilities: none, mean:K, vote:K, hysteresis, hmm (with parameters, "
                    "e.g. hmm:switch=0.01); an integer K means mean:K. hmm:...,lag=L looks L windows ahead: "
                    "steadier labels, each shown L strides late (the default: 3.8 s at 50 Hz / stride 64).")
 @click.option("--min-confidence", type=click.FloatRange(0.0, 1.0), default=0.0, show_default=True,
               help="Mark predictions below this probability as uncertain.")
-@click.option("--jsonl", is_flag=True, help="One JSON object per window on stdout, nothing else.")
-@click.option("--reconnect", is_flag=True, help="Reopen the device with backoff when it disappears.")
 @click.option("--duration", "duration_s", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Stop after S seconds.")
 @click.option("--max-windows", type=click.IntRange(min=1), default=None, help="Stop after N windows.")
 @click.option("--summary-json", type=click.Path(path_type=Path), default=None,
               help="Also write the final summary as JSON to this file.")
-@unit_options
 @output_options
-def stream(bundle: Path, port: str, baud: int, protocol: str, columns: str | None, time_unit: str,
-           artifact: str | None, backend: str, threads: int, smooth: str, min_confidence: float, jsonl: bool, reconnect: bool, duration_s: float | None,
-           max_windows: int | None, summary_json: Path | None, acc_unit: str, gyro_unit: str,
-           acc_lsb: float | None, gyro_lsb: float | None, **outputs_kw: Any) -> None:
+def stream(bundle: Path, source: SourceSpec, artifact: str | None, backend: str, threads: int, smooth: str,
+           min_confidence: float, duration_s: float | None, max_windows: int | None,
+           summary_json: Path | None, **outputs_kw: Any) -> None:
     """Classify live IMU samples from a board, a phone app or a file, one line per window.
 
     Data goes to stdout (text lines, or JSONL with --jsonl); status, warnings and the final summary go
@@ -125,30 +73,16 @@ def stream(bundle: Path, port: str, baud: int, protocol: str, columns: str | Non
           --columns t,acc_x,acc_y,acc_z,gyro_x,gyro_y,gyro_z          # HyperIMU CSV over TCP
       hartool stream bundles/cnn --port http://0.0.0.0:8000/data     # Sensor Logger HTTP push
     """
-    from ..runtime.stream import StreamOptions, WindowPrediction, run_stream
+    from ..runtime.session import run_stream
+    from ..runtime.sinks import summary_lines
+    from ..runtime.stream import StreamOptions
 
-    opts = StreamOptions(port=port, artifact=artifact, backend=backend, threads=threads, baud=baud,
-                         protocol=protocol, smooth=smooth, min_confidence=min_confidence, reconnect=reconnect,
-                         duration_s=duration_s, max_windows=max_windows, acc_unit=acc_unit, gyro_unit=gyro_unit,
-                         acc_lsb=acc_lsb, gyro_lsb=gyro_lsb, columns=columns, time_unit=time_unit)
-    out = sys.stdout
-
-    def emit(p: WindowPrediction) -> None:
-        if jsonl:
-            out.write(json.dumps(p.to_json()) + "\n")
-        else:
-            flag = " (uncertain)" if p.uncertain else ""
-            out.write(f"{p.t_s:8.2f}s  #{p.window:<5d} {p.label:<20s} {p.confidence:6.1%}{flag}\n")
-        out.flush()  # a pipe reader sees each window as it happens
-
-    sinks = open_stream_outputs(bundle, outputs_kw, reconnect=reconnect)  # fatal problems fail before reading
-    summary = None
-    try:
-        summary = run_stream(bundle, opts, sinks.fan_out(emit), on_status=status)
-    finally:
-        sink_counters = sinks.close(summary)
-    lines = _summary_text(summary)
-    for line in lines + summary_lines(sink_counters):
+    opts = StreamOptions(source, artifact=artifact, backend=backend, threads=threads, smooth=smooth,
+                         min_confidence=min_confidence, duration_s=duration_s, max_windows=max_windows)
+    fan = open_stream_outputs(bundle, outputs_kw, reconnect=source.reconnect)  # fatal problems fail before reading
+    summary = run_stream(bundle, opts, lambda _p: None, on_status=status, sinks=fan)  # the session closes the sinks
+    sink_counters = fan.close(summary)  # their final counters (closing twice returns them again)
+    for line in _summary_text(summary) + summary_lines(sink_counters):
         status(line)
     if summary_json:
         from dataclasses import asdict

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from hartool.core.errors import DataError
-from hartool.core.timebase import ACC_UNIT_FACTORS, GYRO_UNIT_FACTORS, STANDARD_GRAVITY  # noqa: F401 (re-export)
+from hartool.core.timebase import ACC_UNIT_FACTORS, GYRO_UNIT_FACTORS
 
 CSV_COLUMNS: tuple[str, ...] = ("t_s", "acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z", "label")
 VALUE_COLUMNS: tuple[str, ...] = CSV_COLUMNS[1:7]

@@ -8,14 +8,7 @@ from typing import Any
 import numpy as np
 
 from ..core.transform import InputTransform
-
-
-def cap_windows(windows: Any, limit: int | None, seed: int) -> Any:
-    """A seeded, order-preserving subset of at most ``limit`` windows (smoke tests train on few windows)."""
-    if limit is None or len(windows.y) <= limit:
-        return windows
-    rng = np.random.default_rng(seed)
-    return windows.subset(np.sort(rng.choice(len(windows.y), size=limit, replace=False)))
+from .splits import cap_windows, resolve_subjects
 
 
 @dataclass(frozen=True)
@@ -30,8 +23,6 @@ class EvalSet:
 
 def _subjects_of(ds: Any, dataset: dict[str, Any], key: str) -> list[int]:
     """A split's subject ids: by name when the manifest has names (stable for csv:DIR), else the stored ids."""
-    from .splits import resolve_subjects
-
     names = dataset.get(f"{key}_subject_names")
     if names is not None:
         return resolve_subjects(ds, names, f"manifest {key} subjects")

@@ -23,7 +23,6 @@ from typing import Any
 import numpy as np
 
 from hartool.core.errors import DataError
-from hartool.data.evalset import cap_windows
 from hartool.data.recordings import Dataset
 from hartool.data.windows import Split, Windows, make_windows
 
@@ -33,6 +32,14 @@ DEFAULT_TEST_FRACTION = 0.3
 _CHOICE_TRIES = 64
 # Share of the training windows used to watch training when there is no validation subject.
 FALLBACK_VAL_FRACTION = 0.15
+
+
+def cap_windows(windows: Windows, limit: int | None, seed: int) -> Windows:
+    """A seeded, order-preserving subset of at most ``limit`` windows (smoke tests train on few windows)."""
+    if limit is None or len(windows.y) <= limit:
+        return windows
+    rng = np.random.default_rng(seed)
+    return windows.subset(np.sort(rng.choice(len(windows.y), size=limit, replace=False)))
 
 
 def _listing(ds: Dataset, ids: Sequence[int]) -> str:

@@ -1,6 +1,6 @@
 """On-device enrollment: teach a bundle a new activity, or adapt it to its wearer, with numpy and the interpreter only.
 
-``enroll(bundle, EnrollOptions(label=..., port=...))`` reads ``seconds`` of samples from any source
+``enroll(bundle, EnrollOptions(SourceSpec(port), label=...))`` reads ``seconds`` of samples from any source
 ``stream`` reads (device, listener, recorded CSV), cuts them into densely overlapping windows, embeds
 them with the bundle's artifact (its second output), and refits the bundle's head
 (:mod:`hartool.runtime.heads`) on the stored reference windows plus everything the wearer taught so far.
@@ -168,9 +168,9 @@ def _check_new_label(bundle: Bundle, label: str, opts: EnrollOptions, store: _St
 
 def _new_class_windows(bundle: Bundle, label: str, opts: EnrollOptions, loaded: tuple[dict[str, Any], Predictor],
                        on_status: Callable[[str], None] | None) -> tuple[np.ndarray, float]:
-    segments = read_samples(str(opts.port), bundle, opts.seconds, opts, loaded, on_status)
+    segments = read_samples(opts.source, bundle, opts.seconds, opts, loaded, on_status)
     n = sum(len(seg) for seg in segments)
-    _check_length(n, bundle, str(opts.port), opts.min_seconds, label)
+    _check_length(n, bundle, opts.source.port, opts.min_seconds, label)
     return _windows_of(segments, bundle), n / bundle.sample_rate_hz
 
 
@@ -183,34 +183,34 @@ def _windows_of(segments: list[np.ndarray], bundle: Bundle) -> np.ndarray:
 def _personal_windows(bundle: Bundle, opts: EnrollOptions, loaded: tuple[dict[str, Any], Predictor],
                       on_status: Callable[[str], None] | None) -> dict[str, tuple[np.ndarray, float]]:
     """label -> (windows, seconds) from a labelled CSV (file or folder), or the whole recording as --label."""
-    source = Path(str(opts.port))
+    source = Path(opts.source.port)
     wanted = canonical_label(opts.label) if opts.label else None
     if source.exists() and (source.is_dir() or source.suffix.lower() == ".csv"):
         runs = read_labelled(source, bundle)
         if wanted:
             runs = [(lab, s) for lab, s in runs if lab == wanted]
     elif wanted:
-        runs = [(wanted, seg) for seg in read_samples(str(opts.port), bundle, opts.seconds, opts, loaded, on_status)]
+        runs = [(wanted, seg) for seg in read_samples(opts.source, bundle, opts.seconds, opts, loaded, on_status)]
     else:
         raise HartoolError("--personalize needs a labelled CSV recording (or folder), or --label for a live source")
     unknown = sorted({lab for lab, _ in runs} - set(bundle.labels))
     if unknown:
-        raise HartoolError(f"{opts.port}: labels {', '.join(unknown)} are not activities of this bundle "
+        raise HartoolError(f"{opts.source.port}: labels {', '.join(unknown)} are not activities of this bundle "
                            f"({', '.join(bundle.labels)}); enroll new ones without --personalize")
     out: dict[str, tuple[np.ndarray, float]] = {}
     for lab in dict.fromkeys(lab for lab, _ in runs):
         parts = [cut_windows(s, bundle) for name, s in runs if name == lab]
         n = sum(len(s) for name, s in runs if name == lab)
-        _check_length(n, bundle, str(opts.port), opts.min_seconds, lab)
+        _check_length(n, bundle, opts.source.port, opts.min_seconds, lab)
         out[lab] = (np.concatenate(parts), n / bundle.sample_rate_hz)
     if not out:
-        raise DataError(f"{opts.port}: no labelled samples to personalize with (empty recording)")
+        raise DataError(f"{opts.source.port}: no labelled samples to personalize with (empty recording)")
     return out
 
 
 def enroll(bundle_dir: str | os.PathLike[str], opts: EnrollOptions,
            on_status: Callable[[str], None] | None = None) -> EnrollResult:
-    """Enroll ``opts.label`` from ``opts.port`` (or personalize), refit the head and commit it to the bundle.
+    """Enroll ``opts.label`` from ``opts.source`` (or personalize), refit the head and commit it to the bundle.
 
     ``on_status`` receives the live source's status lines (format, time unit, warnings), as `stream` shows them."""
     started, cpu = time.perf_counter(), time.process_time()
@@ -228,7 +228,7 @@ def enroll(bundle_dir: str | os.PathLike[str], opts: EnrollOptions,
         for lab, (windows, _) in got.items():
             store = store.without(lab, KIND_PERSONAL).plus(windows, lab, KIND_PERSONAL)
         personal = _history(old, "personalization", set(got)) + [
-            {"label": lab, "by": who, "at": when, "source": str(opts.port), "seconds": round(sec, 1),
+            {"label": lab, "by": who, "at": when, "source": opts.source.port, "seconds": round(sec, 1),
              "windows": len(w)} for lab, (w, sec) in got.items()]
         enrolled, added = old.get("enrolled", []), list(got)
     else:
@@ -237,7 +237,7 @@ def enroll(bundle_dir: str | os.PathLike[str], opts: EnrollOptions,
         store = store.without(label, KIND_NEW).plus(windows, label, KIND_NEW)
         got = {label: (windows, seconds)}
         enrolled = _history(old, "enrolled", {label}) + [
-            {"label": label, "by": who, "at": when, "source": str(opts.port), "seconds": round(seconds, 1),
+            {"label": label, "by": who, "at": when, "source": opts.source.port, "seconds": round(seconds, 1),
              "windows": len(windows)}]
         personal, added = old.get("personalization", []), [label]
     head, store_probs, heldout, ref = _refit(bundle, pred, store, opts.params)

@@ -17,14 +17,16 @@ import numpy as np
 
 from ..core.bundle import Bundle
 from ..core.errors import BundleError, DataError
-from ..core.ingest import IngestOptions, IngestStage
+from ..core.ingest import IngestStage
 from ..core.resample import GridChunk
 from ..core.transform import InputTransform
+from ..wire.spec import SourceSpec
 from .artifacts import load_bundle_predictor
 from .backends import Predictor
 from .classifier import ClassifierOptions, StreamClassifier
 from .heads import FitParams
-from .stream import StreamOptions, run_stream
+from .session import run_stream
+from .stream import StreamOptions
 
 MIN_SECONDS = 10.0
 # Enrollment windows overlap by 7/8: 30 s at 50 Hz give ~180 windows instead of ~22.
@@ -37,26 +39,20 @@ _RATE_SLACK = 0.01
 class EnrollOptions:
     """What `hartool enroll` takes besides the bundle."""
 
+    source: SourceSpec
     label: str | None = None
-    port: str | None = None
     seconds: float = 30.0
     personalize: bool = False
     replace: bool = False
     artifact: str | None = None
     by: str | None = None
-    baud: int = 115200
-    protocol: str = "auto"
-    acc_unit: str = "g"
-    gyro_unit: str = "rad/s"
-    columns: str | None = None
-    time_unit: str = "auto"
     min_seconds: float = MIN_SECONDS
     # Live sources: give up after this long without enough samples.
     timeout_s: float | None = None
     params: FitParams = field(default_factory=FitParams)
 
 
-def read_samples(port_spec: str, bundle: Bundle, seconds: float, opts: EnrollOptions,
+def read_samples(source: SourceSpec, bundle: Bundle, seconds: float, opts: EnrollOptions,
                  loaded: tuple[dict[str, Any], Predictor] | None = None,
                  on_status: Callable[[str], None] | None = None) -> list[np.ndarray]:
     """Up to ``seconds`` of samples on the model's rate grid, in the bundle's units, from any source `stream`
@@ -68,17 +64,15 @@ def read_samples(port_spec: str, bundle: Bundle, seconds: float, opts: EnrollOpt
     (entry, predictor) already loaded by the caller; ``on_status`` gets the stream's status lines.
     """
     entry, pred = loaded or require_embedding(bundle, opts.artifact)
-    iopts = IngestOptions(acc_unit=opts.acc_unit, gyro_unit=opts.gyro_unit, time_unit=opts.time_unit)
-    clf = StreamClassifier(bundle, ClassifierOptions(use_head=False), predictor=pred, entry=entry, ingest=iopts)
+    clf = StreamClassifier(bundle, ClassifierOptions(use_head=False), predictor=pred, entry=entry,
+                           ingest=source.ingest())
     collector = _GridCollector(int(round(seconds * bundle.sample_rate_hz)))
     clf.tap = collector.take
     # A live source gets the recording time plus a margin; a file ends by itself.
-    sopts = StreamOptions(port=port_spec, baud=opts.baud, protocol=opts.protocol, acc_unit=opts.acc_unit,
-                          gyro_unit=opts.gyro_unit, columns=opts.columns, time_unit=opts.time_unit,
-                          duration_s=opts.timeout_s if opts.timeout_s else 3.0 * seconds + 30.0)
+    sopts = StreamOptions(source, duration_s=opts.timeout_s if opts.timeout_s else 3.0 * seconds + 30.0)
     summary = run_stream(bundle.path, sopts, lambda _p: None, on_status, stop=collector.stop, classifier=clf)
     if summary.end_reason == "error":
-        raise DataError(f"{port_spec}: {summary.message}")
+        raise DataError(f"{source.port}: {summary.message}")
     return collector.segments()
 
 

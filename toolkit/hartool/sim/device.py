@@ -24,7 +24,8 @@ import termios
 import threading
 import time
 import tty
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -38,7 +39,7 @@ from hartool.wire.frames import (
     quantize,
 )
 
-__all__ = ["DEFAULT_SCALES", "FaultSpec", "VirtualDevice"]
+__all__ = ["DEFAULT_SCALES", "DeviceOptions", "FaultSpec", "VirtualDevice"]
 
 #: Binary scales of the 6 channels, as the firmware sends them (acc in g, gyro in rad/s per count).
 DEFAULT_SCALES: tuple[float, ...] = (ACC_SCALE_G,) * 3 + (GYRO_SCALE_RAD_S,) * 3
@@ -93,6 +94,42 @@ class FaultSpec:
             raise ValueError("FaultSpec.clean_start must be >= 0")
 
 
+@dataclass(frozen=True)
+class DeviceOptions:
+    """How a :class:`VirtualDevice` streams.
+
+    ``speed``: real time x speed (0 or inf: as fast as the host reads). ``protocol``: ``text`` or ``binary``
+    (the host may switch it). ``timestamps``: send the device clock (ms). ``samples_per_frame``: binary
+    samples per frame. ``loop``: start over at the end. ``decimals``: text precision. ``scales``: binary
+    scale per channel. ``banner``: a first line/0x00 the host may cut. ``log_sent``: keep the indices of
+    the samples sent intact (``sent_indices``). ``paused``: wait for the host's ``s``.
+    """
+
+    rate_hz: float = 50.0
+    speed: float = 1.0
+    protocol: str = "text"
+    timestamps: bool = True
+    faults: FaultSpec = field(default_factory=FaultSpec)
+    seed: int = 0
+    samples_per_frame: int = 1
+    loop: bool = False
+    decimals: int = 4
+    scales: tuple[float, ...] | np.ndarray = DEFAULT_SCALES
+    banner: bool = True
+    log_sent: bool = False
+    paused: bool = False
+
+    def __post_init__(self) -> None:
+        if self.protocol not in ("text", "binary"):
+            raise ValueError(f"protocol must be 'text' or 'binary', got {self.protocol!r}")
+        if not self.rate_hz > 0 or not math.isfinite(self.rate_hz):
+            raise ValueError(f"rate_hz must be a positive number, got {self.rate_hz}")
+        if not 1 <= self.samples_per_frame <= 255:
+            raise ValueError("samples_per_frame must be in 1..255")
+        if self.speed < 0 or math.isnan(self.speed):
+            raise ValueError("speed must be >= 0 (0 or inf: as fast as possible)")
+
+
 @dataclass
 class _Pass:
     """Fault decisions for one pass over the input (drawn up front, so they never depend on timing)."""
@@ -113,50 +150,24 @@ class VirtualDevice:
     binary mode so the first frame decodes.
     """
 
-    def __init__(
-        self,
-        values: np.ndarray,
-        rate_hz: float = 50.0,
-        speed: float = 1.0,
-        protocol: str = "text",
-        timestamps: bool = True,
-        faults: FaultSpec | None = None,
-        seed: int = 0,
-        samples_per_frame: int = 1,
-        loop: bool = False,
-        *,
-        decimals: int = 4,
-        scales: tuple[float, ...] | np.ndarray = DEFAULT_SCALES,
-        banner: bool = True,
-        log_sent: bool = False,
-        paused: bool = False,
-    ) -> None:
+    def __init__(self, values: np.ndarray, options: DeviceOptions | None = None, **kw: Any) -> None:
+        """``options`` (or its fields as keywords, e.g. ``VirtualDevice(values, speed=0, paused=True)``)."""
+        opts = options if options is not None else DeviceOptions(**kw)
         arr = np.asarray(values, dtype=np.float64)
         if arr.ndim != 2 or arr.shape[0] == 0 or arr.shape[1] == 0:
             raise ValueError(f"values must be a non-empty (n, channels) array, got shape {arr.shape}")
-        if protocol not in ("text", "binary"):
-            raise ValueError(f"protocol must be 'text' or 'binary', got {protocol!r}")
-        if not rate_hz > 0 or not math.isfinite(rate_hz):
-            raise ValueError(f"rate_hz must be a positive number, got {rate_hz}")
-        if not 1 <= samples_per_frame <= 255:
-            raise ValueError("samples_per_frame must be in 1..255")
-        if speed < 0 or math.isnan(speed):
-            raise ValueError("speed must be >= 0 (0 or inf: as fast as possible)")
+        self.options = opts
         self.values = arr
-        self.rate_hz = float(rate_hz)
-        self.speed = float(speed)
-        self.protocol = protocol
-        self.timestamps = timestamps
-        self.faults = faults or FaultSpec()
-        self.samples_per_frame = int(samples_per_frame)
-        self.loop = loop
-        self.decimals = int(decimals)
-        self._scales = np.asarray(scales, dtype=np.float32).reshape(-1)
+        self.rate_hz, self.speed = float(opts.rate_hz), float(opts.speed)
+        self.protocol = opts.protocol  # switched by the host's 't' / 'b'
+        self.timestamps, self.faults, self.loop = opts.timestamps, opts.faults, opts.loop
+        self.samples_per_frame, self.decimals = int(opts.samples_per_frame), int(opts.decimals)
+        self._scales = np.asarray(opts.scales, dtype=np.float32).reshape(-1)
         if self._scales.size != arr.shape[1]:
             raise ValueError(f"{self._scales.size} scales for {arr.shape[1]} channels")
         self._scale_bytes = self._scales.astype("<f4").tobytes()
-        self._banner_pending = banner
-        self._rng = np.random.default_rng(seed)
+        self._banner_pending = opts.banner
+        self._rng = np.random.default_rng(opts.seed)
         self._pass: _Pass | None = None
         self._pass_no = -1
 
@@ -172,18 +183,20 @@ class VirtualDevice:
         self.commands_received = 0
         self.disconnected = False
         #: Global indices (sample k of pass p = p * n + k) of the samples sent intact, if ``log_sent``.
-        self.sent_indices: list[int] | None = [] if log_sent else None
+        self.sent_indices: list[int] | None = [] if opts.log_sent else None
         #: An OSError that ended the device thread, if any.
         self.error: OSError | None = None
 
         self._cursor = 0  # next global sample index
-        self._running = not paused  # 's' / 'p'
+        self._running = not opts.paused  # 's' / 'p'
         self._stop = threading.Event()
         self._done = threading.Event()
         self._thread: threading.Thread | None = None
         self._closed = False
         self._lock = threading.Lock()
+        self._open_pty()
 
+    def _open_pty(self) -> None:
         master, slave = os.openpty()
         # Raw on both ends: no echo of host commands, no CR/LF translation of binary frames.
         tty.setraw(master)
@@ -246,11 +259,6 @@ class VirtualDevice:
     def running(self) -> bool:
         """False while paused by a host 'p' command."""
         return self._running
-
-    @property
-    def samples_processed(self) -> int:
-        """Samples that went through the schedule: sent + dropped + truncated + NaN-injected."""
-        return self._cursor
 
     # ----------------------------------------------------------------------------------------------------
     # Fault plan
@@ -336,27 +344,30 @@ class VirtualDevice:
             i = i0 + off
             flush_run(run_start, i)
             run_start = i + 1
-            g = start + off
-            if i in plan.garbage:
-                parts.append(self._garbage(plan.garbage[i], binary=False))
-            if plan.drop[i]:
-                self.samples_dropped_injected += 1
-                continue
-            row = plan.values[i].copy()
-            if plan.nan_col[i] >= 0:
-                row[plan.nan_col[i]] = np.nan
-            line = (fmt_line % tuple(([self._t_ms(g)] if self.timestamps else []) + row.tolist())).encode()
-            if plan.truncate[i]:
-                self.truncated += 1
-                parts.append(line[: max(1, (len(line) - 2) // 2)] + b"\r\n")
-            elif plan.nan_col[i] >= 0:
-                self.nan_injected += 1
-                parts.append(line)
-            else:
-                parts.append(line)
-                intact.append(g)
+            data, ok = self._text_fault(plan, fmt_line, i, start + off)
+            parts.append(data)
+            if ok:
+                intact.append(start + off)
         flush_run(run_start, i1)
         return b"".join(parts), intact
+
+    def _text_fault(self, plan: _Pass, fmt_line: str, i: int, g: int) -> tuple[bytes, bool]:
+        """Sample ``i`` of the pass (global index ``g``) with its faults: (bytes to send, sent intact)."""
+        head = self._garbage(plan.garbage[i], binary=False) if i in plan.garbage else b""
+        if plan.drop[i]:
+            self.samples_dropped_injected += 1
+            return head, False
+        row = plan.values[i].copy()
+        if plan.nan_col[i] >= 0:
+            row[plan.nan_col[i]] = np.nan
+        line = (fmt_line % tuple(([self._t_ms(g)] if self.timestamps else []) + row.tolist())).encode()
+        if plan.truncate[i]:
+            self.truncated += 1
+            return head + line[: max(1, (len(line) - 2) // 2)] + b"\r\n", False
+        if plan.nan_col[i] >= 0:
+            self.nan_injected += 1
+            return head + line, False
+        return head + line, True
 
     def _encode_binary(self, start: int, stop: int) -> tuple[bytes, list[int]]:
         """Whole frames for samples [start, stop) (one pass); returns bytes and intact indices."""
@@ -498,36 +509,10 @@ class VirtualDevice:
             if not self._running:
                 select.select([self._master], [], [], _POLL_S)
                 continue
-            if self._banner_pending:
-                # Sent when streaming first starts (after the host's 's' for a paused device), so the host
-                # has the port open and its decoder spends its "maybe cut" first line on the banner.
-                self._banner_pending = False
-                head = (
-                    b"\x00"
-                    if self.protocol == "binary"
-                    else f"hartool virtual imu {self.rate_hz:g} Hz {self.values.shape[1]} channels\r\n".encode()
-                )
-                if not self._write_all(head):
-                    break
+            if self._banner_pending and not self._send_banner():
+                break
             spf = self.samples_per_frame if self.protocol == "binary" else 1
-            if fast:
-                due = self._cursor + _MAX_BATCH_SAMPLES
-            else:
-                due = self._base + int((time.monotonic() - self._t0) * rate) + 1
-                if due - self._cursor > max(rate, _MAX_BATCH_SAMPLES):
-                    # Over a second behind (nobody reading, or a slow host): like a stalled board, carry on
-                    # from now instead of bursting the whole backlog out once the host catches up.
-                    self._anchor()
-                    due = self._cursor + 1
-            end = due if total is None else min(due, total)
-            end = min(end, self._cursor + _MAX_BATCH_SAMPLES, (self._cursor // n + 1) * n)  # one pass
-            if spf > 1:
-                # Only whole frames leave the device, except the last one of the data.
-                whole = self._cursor + (end - self._cursor) // spf * spf
-                if whole > self._cursor:
-                    end = whole
-                elif end != total and end % n != 0:
-                    end = self._cursor  # the next frame is not complete yet
+            end = self._batch_end(total, fast, rate, spf)
             if end <= self._cursor:
                 next_due = self._t0 + (self._cursor + spf - 1 - self._base) / rate
                 wait = min(max(next_due - time.monotonic(), 0.0), _POLL_S)
@@ -546,3 +531,34 @@ class VirtualDevice:
                 self.sent_indices.extend(intact)
         if limit is not None and self._cursor >= limit and not self._stop.is_set():
             self._disconnect()
+
+    def _send_banner(self) -> bool:
+        """Sent when streaming first starts (after the host's 's' for a paused device), so the host has the
+        port open and its decoder spends its "maybe cut" first line on the banner; False when stopped."""
+        self._banner_pending = False
+        if self.protocol == "binary":
+            return self._write_all(b"\x00")
+        return self._write_all(f"hartool virtual imu {self.rate_hz:g} Hz {self.values.shape[1]} channels\r\n".encode())
+
+    def _batch_end(self, total: int | None, fast: bool, rate: float, spf: int) -> int:
+        """The global index the next write goes up to (== the cursor: nothing is due yet)."""
+        n = len(self.values)
+        if fast:
+            due = self._cursor + _MAX_BATCH_SAMPLES
+        else:
+            due = self._base + int((time.monotonic() - self._t0) * rate) + 1
+            if due - self._cursor > max(rate, _MAX_BATCH_SAMPLES):
+                # Over a second behind (nobody reading, or a slow host): like a stalled board, carry on
+                # from now instead of bursting the whole backlog out once the host catches up.
+                self._anchor()
+                due = self._cursor + 1
+        end = due if total is None else min(due, total)
+        end = min(end, self._cursor + _MAX_BATCH_SAMPLES, (self._cursor // n + 1) * n)  # one pass
+        if spf > 1:
+            # Only whole frames leave the device, except the last one of the data.
+            whole = self._cursor + (end - self._cursor) // spf * spf
+            if whole > self._cursor:
+                end = whole
+            elif end != total and end % n != 0:
+                end = self._cursor  # the next frame is not complete yet
+        return end

@@ -1,39 +1,18 @@
-"""Build the sinks `hartool stream` was asked for (``--publish``, ``--serve``) into one :class:`FanOut`.
+"""The network sinks' types: ``--publish`` (MQTT, :mod:`.mqtt`) and ``--serve`` (the live page, :mod:`.page`).
 
 Everything that can fail fatally (bad URL, unreadable password/CA file, unreachable broker without
-``--reconnect``, a taken ``--serve`` port) fails here, before the stream opens its source.
+``--reconnect``, a taken ``--serve`` port) fails when the sink opens, before the stream opens its source.
 """
 
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from ... import __version__
-from . import FanOut, Sink
+from . import Sink, SinkContext, SinkOption, SinkType
 
-__all__ = ["OutputOptions", "default_device_name", "open_outputs"]
-
-
-@dataclass(frozen=True)
-class OutputOptions:
-    """The outputs of one stream besides stdout."""
-
-    publish: str | None = None
-    device_name: str | None = None
-    tls: bool = False
-    tls_ca: str | None = None
-    password_file: str | None = None
-    ha_discovery: bool = False
-    queue_size: int = 2000
-    serve: str | None = None
-    wait_for_broker: bool = True  # False with --reconnect: start without a broker and keep trying
-
-    @property
-    def any(self) -> bool:
-        return bool(self.publish or self.serve)
+__all__ = ["MQTT", "PAGE", "default_device_name"]
 
 
 def default_device_name() -> str:
@@ -42,60 +21,75 @@ def default_device_name() -> str:
     return "".join(c if c.isalnum() or c in "_-" else "-" for c in name)
 
 
-def open_outputs(opts: OutputOptions, labels: Sequence[str], *, title: str = "hartool", model: str = "",
-                 on_status: Callable[[str], None] | None = None) -> FanOut:
-    """Start the requested sinks and return them as a fan-out (call it per window; ``close(summary)`` at the end).
-
-    A stream driver that calls ``fan.attach_live_counters(reader.stats)`` adds its running counters (bad
-    lines, reconnects) to the page. Raises :class:`hartool.core.errors.WireError` with one line for anything fatal; sinks already started
-    are closed again before raising.
-    """
-    say = on_status or (lambda _m: None)
-    sinks: list[Sink] = []
-    fan = FanOut(sinks)
-    try:
-        publisher = _open_publisher(opts, model, say) if opts.publish else None
-        if publisher is not None:
-            sinks.append(publisher)
-        if opts.serve:
-            sinks.append(_open_page(opts.serve, labels, title, publisher, fan.live_counters, say))
-    except BaseException:
-        for sink in reversed(sinks):
-            sink.close(None)
-        raise
-    fan.sinks = sinks
-    return fan
-
-
-def _open_publisher(opts: OutputOptions, model: str, say: Callable[[str], None]) -> Sink:
+def _open_publisher(values: dict[str, Any], ctx: SinkContext) -> Sink | None:
+    if not values.get("publish"):
+        return None
     from ...wire.mqtt import parse_mqtt_url, read_password
     from .mqtt import MqttPublisher
 
-    url = parse_mqtt_url(opts.publish or "", tls=opts.tls or opts.tls_ca is not None)
-    name = opts.device_name or default_device_name()
-    publisher = MqttPublisher(url, name, password=read_password(opts.password_file), ca_file=opts.tls_ca,
-                              ha_discovery=opts.ha_discovery, queue_size=opts.queue_size,
-                              wait_for_broker=opts.wait_for_broker, on_status=say, version=__version__,
-                              model=model)
+    tls_ca = values.get("tls_ca")
+    url = parse_mqtt_url(values["publish"], tls=bool(values.get("tls")) or tls_ca is not None)
+    name = values.get("device_name") or default_device_name()
+    discovery = bool(values.get("ha_discovery"))
+    publisher = MqttPublisher(url, name, password=read_password(values.get("mqtt_password_file")), ca_file=tls_ca,
+                              ha_discovery=discovery, queue_size=int(values.get("mqtt_queue") or 2000),
+                              wait_for_broker=not ctx.reconnect, on_status=ctx.on_status, version=__version__,
+                              model=ctx.model)
     publisher.start()
-    say(f"publishing to {url.display()} as {name} ({url.topic(name, 'window')}"
-        f"{', Home Assistant discovery' if opts.ha_discovery else ''})")
+    ctx.on_status(f"publishing to {url.display()} as {name} ({url.topic(name, 'window')}"
+                  f"{', Home Assistant discovery' if discovery else ''})")
     return publisher
 
 
-def _open_page(serve: str, labels: Sequence[str], title: str, publisher: Sink | None,
-               live_counters: Callable[[], dict[str, Any]], say: Callable[[str], None]) -> Sink:
+def _mqtt_summary(c: dict[str, Any]) -> list[str]:
+    if "mqtt_windows" not in c:
+        return []
+    return [f"  mqtt: {c['mqtt_windows']} windows, delivered {c['mqtt_delivered']}, overflowed {c['mqtt_overflow']}, "
+            f"undelivered at exit {c['mqtt_undelivered']}; reconnects {c['mqtt_reconnects']}, "
+            f"offline {c['mqtt_offline_s']:.1f} s, refused {c.get('mqtt_refusals', 0)}, "
+            f"unreachable {c.get('mqtt_connect_failures', 0)}"]
+
+
+MQTT = SinkType("mqtt", (
+    SinkOption("--publish", "Publish windows to MQTT: mqtt://[USER@]BROKER[:PORT]/PREFIX (mqtts:// for TLS). "
+                            "Password from $HARTOOL_MQTT_PASSWORD or --mqtt-password-file.", metavar="URL"),
+    SinkOption("--device-name", "Topic level for this device (PREFIX/NAME/...); default: the host name.",
+               metavar="NAME"),
+    SinkOption("--ha-discovery", "Also publish Home Assistant MQTT discovery config.", "flag", needs="publish"),
+    SinkOption("--tls", "Use TLS with mqtt:// (port 8883 by default).", "flag", needs="publish"),
+    SinkOption("--tls-ca", "CA certificate file for the broker's TLS certificate (implies --tls).", "file",
+               needs="publish"),
+    SinkOption("--mqtt-password-file", "File whose first line is the broker password.", "file", needs="publish"),
+    SinkOption("--mqtt-queue", "Windows held while the broker is away; older ones overflow (counted).", "int",
+               default=2000, minimum=1, maximum=1_000_000),
+), _open_publisher, _mqtt_summary)
+
+
+def _open_page(values: dict[str, Any], ctx: SinkContext) -> Sink | None:
+    if not values.get("serve"):
+        return None
     from .page import LivePageSink, parse_host_port
 
-    host, port = parse_host_port(serve)
+    host, port = parse_host_port(values["serve"])
+    others = list(ctx.opened)  # the sinks opened before the page (the publisher): their counters show on it
 
     def counters() -> dict[str, Any]:
-        out = live_counters()
-        if publisher is not None:
-            out.update({k: v for k, v in publisher.counters().items() if k != "mqtt_connected"})
+        out = ctx.live_counters()
+        for sink in others:
+            out.update({k: v for k, v in sink.counters().items() if k != "mqtt_connected"})
         return out
 
-    page = LivePageSink(host, port, labels, title=title, counters=counters)
+    page = LivePageSink(host, port, ctx.labels, title=ctx.title, counters=counters)
     page.start()
-    say(f"live page on {page.url}")
+    ctx.on_status(f"live page on {page.url}")
     return page
+
+
+def _page_summary(c: dict[str, Any]) -> list[str]:
+    return [f"  live page: {c['page_windows']} windows shown"] if "page_windows" in c else []
+
+
+PAGE = SinkType("page", (
+    SinkOption("--serve", "Serve a live page (current activity, timeline, probabilities, counters) here.",
+               metavar="HOST:PORT"),
+), _open_page, _page_summary)

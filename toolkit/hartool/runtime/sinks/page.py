@@ -333,11 +333,11 @@ class LiveServer:
 
 def window_event(p: Any, received: float) -> dict[str, Any]:
     """The page's view of one window: label, confidence, smoothed and raw probabilities, times."""
-    raw = getattr(p, "raw_probs", None)
+    raw = p.raw_probs
     return {"window": p.window, "label": safe_text(p.label, MAX_LABEL), "confidence": round(float(p.confidence), 4),
             "probs": [round(float(x), 4) for x in p.probs],
             "raw_probs": None if raw is None else [round(float(x), 4) for x in raw],
-            "t_end_s": getattr(p, "t_end_s", None), "dropped": p.dropped, "uncertain": bool(p.uncertain),
+            "t_end_s": p.t_end_s, "dropped": p.dropped, "uncertain": bool(p.uncertain),
             "received": round(received, 3)}
 
 
