@@ -76,6 +76,7 @@ def conv_2d(sink: Sink, op: Operator) -> str:
         pad_h=_padding(o["padding"], sh, dh, ih, w.shape[1], oh), pad_w=_padding(o["padding"], sw, dw, iw, w.shape[2], ow),
         in_offset=-x.zero_point, out_offset=y.zero_point, act_min=lo, act_max=hi,
         filter=sink.ptr(op.inputs[1]), bias=sink.ptr(bias) if bias >= 0 else "0",
+        filter_sums=sink.array("int32_t", w.data.reshape(oc, -1).astype(np.int64).sum(axis=1)),
         multiplier=sink.array("int32_t", mult), shift=sink.array("int8_t", shift)))
     return f"hk_conv2d(&{p}, {sink.ptr(op.inputs[0])}, {sink.ptr(op.outputs[0])});"
 

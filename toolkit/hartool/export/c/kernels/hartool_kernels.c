@@ -19,7 +19,9 @@ int32_t hk_srdhm(int32_t a, int32_t b) {
   if (a == b && a == INT32_MIN) return INT32_MAX;
   ab = (int64_t)a * (int64_t)b;
   nudge = ab >= 0 ? (1 << 30) : (1 - (1 << 30));
-  return (int32_t)((ab + nudge) / ((int64_t)1 << 31));
+  ab += nudge;
+  /* ab / 2^31 rounding toward zero, with shifts: a 64-bit division is a library call on 32-bit cores */
+  return (int32_t)(ab >= 0 ? ab >> 31 : -((-ab) >> 31));
 }
 
 int32_t hk_rdbpot(int32_t x, int exponent) {
@@ -56,25 +58,74 @@ void hk_dequantize(const int8_t *in, float *out, int n, double scale, int32_t ze
   for (i = 0; i < n; ++i) out[i] = (float)(scale * (double)((int32_t)in[i] - zero_point));
 }
 
+/* Dot product of two int8 vectors. On Cortex-M cores with the DSP extension (M4, M7, M33) four products take
+ * two word loads, four SXTB16 and two SMLAD; elsewhere plain C. Integer sums are exact either way. */
+#if defined(__ARM_FEATURE_DSP)
+static uint32_t hk_sxtb16(uint32_t x) { uint32_t r; __asm("sxtb16 %0, %1" : "=r"(r) : "r"(x)); return r; }
+static uint32_t hk_sxtb16_ror8(uint32_t x) {
+  uint32_t r; __asm("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(x)); return r;
+}
+static int32_t hk_smlad(uint32_t a, uint32_t b, int32_t acc) {
+  int32_t r; __asm("smlad %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(acc)); return r;
+}
+#endif
+
+static int32_t hk_dot(const int8_t *a, const int8_t *b, int n) {
+  int32_t acc = 0;
+  int i = 0;
+#if defined(__ARM_FEATURE_DSP)
+  for (; i + 4 <= n; i += 4) {
+    uint32_t x, y;
+    memcpy(&x, a + i, 4);  /* one unaligned word load on these cores */
+    memcpy(&y, b + i, 4);
+    acc = hk_smlad(hk_sxtb16(x), hk_sxtb16(y), acc);
+    acc = hk_smlad(hk_sxtb16_ror8(x), hk_sxtb16_ror8(y), acc);
+  }
+#else
+  for (; i + 4 <= n; i += 4)
+    acc += a[i] * b[i] + a[i + 1] * b[i + 1] + a[i + 2] * b[i + 2] + a[i + 3] * b[i + 3];
+#endif
+  for (; i < n; ++i) acc += a[i] * b[i];
+  return acc;
+}
+
+static int32_t hk_sum(const int8_t *a, int n) {
+  int32_t s = 0;
+  int i;
+  for (i = 0; i < n; ++i) s += a[i];
+  return s;
+}
+
+/* sum over taps of w * (x + in_offset) = sum(w * x) + in_offset * sum(w): the filter sums over all taps are
+ * fixed at export, so only windows cut by the padding (skipped taps add nothing, as in TFLite) sum at run time. */
 void hk_conv2d(const hk_conv_params *p, const int8_t *in, int8_t *out) {
-  int oy, ox, oc, ky, kx, ic;
+  int oy, ox, oc, ky, kx;
   for (oy = 0; oy < p->out_h; ++oy) {
     for (ox = 0; ox < p->out_w; ++ox) {
       const int y0 = oy * p->stride_h - p->pad_h, x0 = ox * p->stride_w - p->pad_w;
+      int kx0 = 0, kx1 = p->k_w, ky0 = 0, ky1 = p->k_h, full;
+      while (kx0 < kx1 && x0 + kx0 * p->dil_w < 0) ++kx0;
+      while (kx1 > kx0 && x0 + (kx1 - 1) * p->dil_w >= p->in_w) --kx1;
+      while (ky0 < ky1 && y0 + ky0 * p->dil_h < 0) ++ky0;
+      while (ky1 > ky0 && y0 + (ky1 - 1) * p->dil_h >= p->in_h) --ky1;
+      full = kx0 == 0 && kx1 == p->k_w && ky0 == 0 && ky1 == p->k_h;
       for (oc = 0; oc < p->out_c; ++oc) {
-        int32_t acc = 0, v;
-        for (ky = 0; ky < p->k_h; ++ky) {
-          const int iy = y0 + ky * p->dil_h;
-          if (iy < 0 || iy >= p->in_h) continue;   /* padding adds nothing: TFLite skips it */
-          for (kx = 0; kx < p->k_w; ++kx) {
-            const int ix = x0 + kx * p->dil_w;
-            const int8_t *src, *w;
-            if (ix < 0 || ix >= p->in_w) continue;
-            src = in + (iy * p->in_w + ix) * p->in_c;
-            w = p->filter + ((oc * p->k_h + ky) * p->k_w + kx) * p->in_c;
-            for (ic = 0; ic < p->in_c; ++ic) acc += (int32_t)w[ic] * ((int32_t)src[ic] + p->in_offset);
+        int32_t acc = 0, wsum = 0, v;
+        for (ky = ky0; ky < ky1; ++ky) {
+          const int8_t *src = in + ((y0 + ky * p->dil_h) * p->in_w + x0) * p->in_c;
+          const int8_t *w = p->filter + (oc * p->k_h + ky) * p->k_w * p->in_c;
+          if (p->dil_w == 1) {  /* the taps of one filter row are contiguous in both tensors */
+            const int n = (kx1 - kx0) * p->in_c;
+            acc += hk_dot(src + kx0 * p->in_c, w + kx0 * p->in_c, n);
+            if (!full) wsum += hk_sum(w + kx0 * p->in_c, n);
+          } else {
+            for (kx = kx0; kx < kx1; ++kx) {
+              acc += hk_dot(src + kx * p->dil_w * p->in_c, w + kx * p->in_c, p->in_c);
+              if (!full) wsum += hk_sum(w + kx * p->in_c, p->in_c);
+            }
           }
         }
+        acc += p->in_offset * (full ? p->filter_sums[oc] : wsum);
         if (p->bias) acc += p->bias[oc];
         v = hk_requant(acc, p->multiplier[oc], p->shift[oc]) + p->out_offset;
         out[(oy * p->out_w + ox) * p->out_c + oc] = (int8_t)HK_CLAMP(v, p->act_min, p->act_max);

@@ -20,6 +20,7 @@ typedef struct {
   int32_t in_offset, out_offset, act_min, act_max;
   const int8_t *filter;       /* OHWI */
   const int32_t *bias;        /* out_c values or NULL */
+  const int32_t *filter_sums; /* per output channel: the sum of its weights over all taps */
   const int32_t *multiplier;  /* per output channel */
   const int8_t *shift;        /* per output channel */
 } hk_conv_params;
