@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from c_testing import CFLAGS, need_gcc, tflm
+
 from hartool.bench.mcu import run_host
 from hartool.core.bundle import Bundle
 from hartool.core.errors import ExportError

@@ -7,10 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from c_testing import OneOp, T, build_graph_c, build_tflite, need_gcc, options, run_c, run_tflm, tflm
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from c_testing import T, OneOp, build_graph_c, build_tflite, need_gcc, options, run_c, run_tflm, tflm
 
 pytestmark = pytest.mark.usefixtures("_oracle")
 SETTINGS = settings(max_examples=4, deadline=None, derandomize=True,

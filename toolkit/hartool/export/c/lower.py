@@ -150,9 +150,9 @@ def _broadcast(a: Tensor, b: Tensor, out: Tensor, op: Operator) -> dict[str, lis
 
     def strides(t: Tensor) -> list[int]:
         shape = [1] * (4 - len(t.shape)) + list(t.shape)
-        _require(all(s in (1, d) for s, d in zip(shape, dims)), op, f"broadcast {list(t.shape)} -> {list(out.shape)}")
+        _require(all(s in (1, d) for s, d in zip(shape, dims, strict=True)), op, f"broadcast {list(t.shape)} -> {list(out.shape)}")
         dense = [int(np.prod(shape[i + 1:], dtype=np.int64)) for i in range(4)]
-        return [0 if s == 1 else st for s, st in zip(shape, dense)]
+        return [0 if s == 1 else st for s, st in zip(shape, dense, strict=True)]
     return {"dims": dims, "stride1": strides(a), "stride2": strides(b)}
 
 
