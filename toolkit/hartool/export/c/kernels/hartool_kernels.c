@@ -89,6 +89,34 @@ static int32_t hk_dot(const int8_t *a, const int8_t *b, int n) {
   return acc;
 }
 
+/* acc[j] += dot(x, w + j * w_stride) for j < 4: the input is loaded (and on DSP cores unpacked) once for
+ * four output channels. */
+static void hk_dot4(const int8_t *x, const int8_t *w, int w_stride, int n, int32_t acc[4]) {
+  int i = 0, j;
+#if defined(__ARM_FEATURE_DSP)
+  int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
+  const int8_t *w1 = w + w_stride, *w2 = w1 + w_stride, *w3 = w2 + w_stride;
+  for (; i + 4 <= n; i += 4) {
+    uint32_t v, y;
+    uint32_t lo, hi;
+    memcpy(&v, x + i, 4);
+    lo = hk_sxtb16(v);
+    hi = hk_sxtb16_ror8(v);
+    memcpy(&y, w + i, 4);
+    a0 = hk_smlad(hi, hk_sxtb16_ror8(y), hk_smlad(lo, hk_sxtb16(y), a0));
+    memcpy(&y, w1 + i, 4);
+    a1 = hk_smlad(hi, hk_sxtb16_ror8(y), hk_smlad(lo, hk_sxtb16(y), a1));
+    memcpy(&y, w2 + i, 4);
+    a2 = hk_smlad(hi, hk_sxtb16_ror8(y), hk_smlad(lo, hk_sxtb16(y), a2));
+    memcpy(&y, w3 + i, 4);
+    a3 = hk_smlad(hi, hk_sxtb16_ror8(y), hk_smlad(lo, hk_sxtb16(y), a3));
+  }
+  acc[0] = a0; acc[1] = a1; acc[2] = a2; acc[3] = a3;
+#endif
+  if (i < n)
+    for (j = 0; j < 4; ++j) acc[j] += hk_dot(x + i, w + j * w_stride + i, n - i);
+}
+
 static int32_t hk_sum(const int8_t *a, int n) {
   int32_t s = 0;
   int i;
@@ -96,39 +124,58 @@ static int32_t hk_sum(const int8_t *a, int n) {
   return s;
 }
 
+/* Accumulates sum(w * x) over the taps inside the input for output channels oc..oc+nb-1 (nb <= 4). */
+static void hk_conv_taps(const hk_conv_params *p, const int8_t *in, int y0, int x0, const int k[4], int oc, int nb,
+                         int32_t acc[4]) {
+  const int filter_stride = p->k_h * p->k_w * p->in_c;
+  int ky, kx, j;
+  for (ky = k[2]; ky < k[3]; ++ky) {
+    const int8_t *src = in + ((y0 + ky * p->dil_h) * p->in_w + x0) * p->in_c;
+    const int8_t *w = p->filter + (oc * p->k_h + ky) * p->k_w * p->in_c;
+    /* with dil_w == 1 the taps of one filter row are contiguous in both tensors: one dot product */
+    const int step = p->dil_w == 1 ? k[1] - k[0] : 1;
+    for (kx = k[0]; kx < k[1]; kx += step) {
+      const int8_t *xs = src + kx * p->dil_w * p->in_c, *ws = w + kx * p->in_c;
+      if (nb == 4) {
+        hk_dot4(xs, ws, filter_stride, step * p->in_c, acc);
+      } else {
+        for (j = 0; j < nb; ++j) acc[j] += hk_dot(xs, ws + j * filter_stride, step * p->in_c);
+      }
+    }
+  }
+}
+
 /* sum over taps of w * (x + in_offset) = sum(w * x) + in_offset * sum(w): the filter sums over all taps are
  * fixed at export, so only windows cut by the padding (skipped taps add nothing, as in TFLite) sum at run time. */
 void hk_conv2d(const hk_conv_params *p, const int8_t *in, int8_t *out) {
-  int oy, ox, oc, ky, kx;
+  int oy, ox, oc, ky, kx, j;
   for (oy = 0; oy < p->out_h; ++oy) {
     for (ox = 0; ox < p->out_w; ++ox) {
       const int y0 = oy * p->stride_h - p->pad_h, x0 = ox * p->stride_w - p->pad_w;
-      int kx0 = 0, kx1 = p->k_w, ky0 = 0, ky1 = p->k_h, full;
-      while (kx0 < kx1 && x0 + kx0 * p->dil_w < 0) ++kx0;
-      while (kx1 > kx0 && x0 + (kx1 - 1) * p->dil_w >= p->in_w) --kx1;
-      while (ky0 < ky1 && y0 + ky0 * p->dil_h < 0) ++ky0;
-      while (ky1 > ky0 && y0 + (ky1 - 1) * p->dil_h >= p->in_h) --ky1;
-      full = kx0 == 0 && kx1 == p->k_w && ky0 == 0 && ky1 == p->k_h;
-      for (oc = 0; oc < p->out_c; ++oc) {
-        int32_t acc = 0, wsum = 0, v;
-        for (ky = ky0; ky < ky1; ++ky) {
-          const int8_t *src = in + ((y0 + ky * p->dil_h) * p->in_w + x0) * p->in_c;
-          const int8_t *w = p->filter + (oc * p->k_h + ky) * p->k_w * p->in_c;
-          if (p->dil_w == 1) {  /* the taps of one filter row are contiguous in both tensors */
-            const int n = (kx1 - kx0) * p->in_c;
-            acc += hk_dot(src + kx0 * p->in_c, w + kx0 * p->in_c, n);
-            if (!full) wsum += hk_sum(w + kx0 * p->in_c, n);
+      int k[4] = {0, p->k_w, 0, p->k_h};  /* valid taps: kx in [k0, k1), ky in [k2, k3) */
+      int full;
+      while (k[0] < k[1] && x0 + k[0] * p->dil_w < 0) ++k[0];
+      while (k[1] > k[0] && x0 + (k[1] - 1) * p->dil_w >= p->in_w) --k[1];
+      while (k[2] < k[3] && y0 + k[2] * p->dil_h < 0) ++k[2];
+      while (k[3] > k[2] && y0 + (k[3] - 1) * p->dil_h >= p->in_h) --k[3];
+      full = k[0] == 0 && k[1] == p->k_w && k[2] == 0 && k[3] == p->k_h;
+      for (oc = 0; oc < p->out_c; oc += 4) {
+        const int nb = p->out_c - oc < 4 ? p->out_c - oc : 4;
+        int32_t acc[4] = {0, 0, 0, 0};
+        hk_conv_taps(p, in, y0, x0, k, oc, nb, acc);
+        for (j = 0; j < nb; ++j) {
+          int32_t wsum = 0, v;
+          if (full) {
+            wsum = p->filter_sums[oc + j];
           } else {
-            for (kx = kx0; kx < kx1; ++kx) {
-              acc += hk_dot(src + kx * p->dil_w * p->in_c, w + kx * p->in_c, p->in_c);
-              if (!full) wsum += hk_sum(w + kx * p->in_c, p->in_c);
-            }
+            for (ky = k[2]; ky < k[3]; ++ky)
+              for (kx = k[0]; kx < k[1]; ++kx)
+                wsum += hk_sum(p->filter + (((oc + j) * p->k_h + ky) * p->k_w + kx) * p->in_c, p->in_c);
           }
+          v = acc[j] + p->in_offset * wsum + (p->bias ? p->bias[oc + j] : 0);
+          v = hk_requant(v, p->multiplier[oc + j], p->shift[oc + j]) + p->out_offset;
+          out[(oy * p->out_w + ox) * p->out_c + oc + j] = (int8_t)HK_CLAMP(v, p->act_min, p->act_max);
         }
-        acc += p->in_offset * (full ? p->filter_sums[oc] : wsum);
-        if (p->bias) acc += p->bias[oc];
-        v = hk_requant(acc, p->multiplier[oc], p->shift[oc]) + p->out_offset;
-        out[(oy * p->out_w + ox) * p->out_c + oc] = (int8_t)HK_CLAMP(v, p->act_min, p->act_max);
       }
     }
   }
