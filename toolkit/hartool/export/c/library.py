@@ -35,8 +35,9 @@ def _check_bundle(bundle: Bundle) -> Path:
                           "orientation calibration yet; export a --orientation fixed bundle")
     prep = bundle.preprocessing.get("type")
     if prep != "standardize":
-        raise ExportError(f"preprocessing {prep!r} has no C implementation (the --arch features extractor is "
-                          "not ported); supported: standardize (the cnn bundles)")
+        raise ExportError(f"preprocessing {prep!r} has no C implementation (the --arch features extractor, "
+                          "per-channel statistics and FFT band powers, is not ported); supported: standardize "
+                          "(the cnn bundles)")
     if m.get("arch") in RECURRENT:
         raise ExportError(f"--arch {m.get('arch')} bundles are not supported: their LSTM layers do not quantize "
                           "to full int8; export a --arch cnn bundle")
