@@ -146,3 +146,13 @@ def test_cli_refusal_is_one_line(bundle_copy: Path, tmp_path: Path) -> None:
     assert [ln for ln in res.stderr.splitlines() if ln.startswith("Error:")] == [
         "Error: bundle was trained with --orientation free: the C library has no on-device orientation "
         "calibration yet; export a --orientation fixed bundle"]
+
+
+def test_hostile_label_text_becomes_an_inert_c_string(tmp_path: Path) -> None:
+    """Labels come from the manifest: quotes, backslashes, trigraphs, newlines and UTF-8 survive as data."""
+    from hartool.export.c.library import _c_string
+
+    label = 'WALK"ING??/\\ */ é\n#include <x>'
+    (tmp_path / "s.c").write_text('#include <stdio.h>\nint main(void) { fputs(' + _c_string(label) + ', stdout); return 0; }\n')
+    subprocess.run([need_gcc(), *CFLAGS, "-o", str(tmp_path / "s"), str(tmp_path / "s.c")], check=True, timeout=60)
+    assert subprocess.run([str(tmp_path / "s")], capture_output=True, check=True).stdout == label.encode("utf-8")

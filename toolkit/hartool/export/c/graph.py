@@ -5,6 +5,7 @@ Read with TensorFlow's generated schema (as `export.tflite_ops` does); nothing h
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ import numpy as np
 from ...core.errors import ExportError
 
 # TFLite TensorType codes -> numpy dtypes the generator handles.
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.:;/+=-]")
 DTYPES = {0: np.dtype(np.float32), 2: np.dtype(np.int32), 9: np.dtype(np.int8), 4: np.dtype(np.int64)}
 
 
@@ -64,9 +66,15 @@ class Graph:
     outputs: list[int]
 
 
+def safe_name(raw: bytes | None, default: str) -> str:
+    """A name from the (untrusted) model file, reduced to characters safe in messages and C comments."""
+    text = raw.decode("utf-8", "replace") if raw else default
+    return _UNSAFE.sub("_", text)[:80]
+
+
 def _tensor(i: int, t: Any, buffers: list[Any]) -> Tensor:
     dtype = DTYPES.get(t.type)
-    name = t.name.decode("utf-8", "replace") if t.name else f"t{i}"
+    name = safe_name(t.name, f"t{i}")
     if dtype is None:
         raise ExportError(f"tensor {name!r} has TFLite type {t.type}; supported: float32, int8, int32")
     shape = tuple(int(d) for d in (t.shape if t.shape is not None else []))
@@ -102,7 +110,7 @@ def read_graph(path: str | Path) -> Graph:
         code = model.operatorCodes[o.opcodeIndex]
         builtin = max(code.builtinCode, code.deprecatedBuiltinCode)
         name = names.get(builtin, str(builtin)) if builtin != schema.BuiltinOperator.CUSTOM else \
-            f"CUSTOM:{(code.customCode or b'').decode('utf-8', 'replace')}"
+            f"CUSTOM:{safe_name(code.customCode, '')}"
         opts = {k: v for k, v in vars(o.builtinOptions).items()} if o.builtinOptions is not None else {}
         ops.append(Operator(name, int(code.version), [int(i) for i in o.inputs], [int(i) for i in o.outputs], opts))
     return Graph(tensors, ops, [int(i) for i in sub.inputs], [int(i) for i in sub.outputs])

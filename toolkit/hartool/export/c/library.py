@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ from ...core.atomic import atomic_write_text
 from ...core.bundle import Bundle
 from ...core.errors import ExportError
 from .emit import GraphEmitter
-from .graph import Graph, read_graph
+from .graph import Graph, read_graph, safe_name
 
 ARTIFACT = "tflite-int8"
 KERNEL_FILES = ("hartool_kernels.h", "hartool_kernels.c")
@@ -69,7 +68,14 @@ def _check_io(graph: Graph, bundle: Bundle) -> None:
 
 
 def _c_string(s: str) -> str:
-    return json.dumps(s, ensure_ascii=True)  # a JSON string with ASCII escapes is a valid C string literal
+    """A C string literal for untrusted text: printable ASCII as is, every other byte (and the quote, the
+    backslash and '?', which starts trigraphs in C99) as an octal escape."""
+    return '"' + "".join(chr(b) if 32 <= b < 127 and chr(b) not in '"\\?' else f"\\{b:03o}"
+                         for b in s.encode("utf-8")) + '"'
+
+
+def _comment(s: str) -> str:
+    return safe_name(s.encode("utf-8"), "")
 
 
 def _c_floats(values: list[float]) -> str:
@@ -91,7 +97,7 @@ extern "C" {{
 #define HARTOOL_CHANNELS {len(bundle.channels)}
 #define HARTOOL_CLASSES {len(bundle.labels)}
 #define HARTOOL_SAMPLE_RATE_HZ {int(rate) if rate.is_integer() else repr(rate)}
-/* channel order and units: {", ".join(f"{c['name']} [{c['unit']}]" for c in bundle.channels)} */
+/* channel order and units: {", ".join(f"{_comment(c['name'])} [{_comment(c['unit'])}]" for c in bundle.channels)} */
 extern const char *const hartool_labels[HARTOOL_CLASSES];
 
 /* one window, row-major [HARTOOL_WINDOW][HARTOOL_CHANNELS], in the bundle's channel order and units;
@@ -129,7 +135,7 @@ def model_source(bundle: Bundle, probs_output: int) -> str:
 
 
 def library_properties(bundle: Bundle) -> str:
-    arch = bundle.manifest.get("arch", "model")
+    arch = _comment(str(bundle.manifest.get("arch", "model")))
     return (f"name={LIBRARY}\nversion={__version__}\nauthor=hartool export c\nmaintainer=hartool\n"
             f"sentence=Human activity recognition ({arch}, {len(bundle.labels)} classes) as int8 C99, no malloc.\n"
             f"paragraph=Generated from a hartool bundle; classifies windows of {bundle.window} IMU samples.\n"
