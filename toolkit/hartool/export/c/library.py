@@ -139,7 +139,7 @@ def library_properties(bundle: Bundle) -> str:
     return (f"name={LIBRARY}\nversion={__version__}\nauthor=hartool export c\nmaintainer=hartool\n"
             f"sentence=Human activity recognition ({arch}, {len(bundle.labels)} classes) as int8 C99, no malloc.\n"
             f"paragraph=Generated from a hartool bundle; classifies windows of {bundle.window} IMU samples.\n"
-            f"category=Data Processing\nurl=https://pypi.org/project/hartool/\narchitectures=*\n"
+            f"category=Data Processing\narchitectures=*\n"
             f"includes={LIBRARY}.h\n")
 
 
