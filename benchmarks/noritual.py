@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from hartool.core.bundle import Bundle
-from hartool.core.orientation import REFERENCE_GRAVITY, angle_deg, calibrator_for, rotate
+from hartool.core.orientation import REFERENCE_GRAVITY, angle_deg, rotate, worn_rotations
 from hartool.data import load_dataset
 from hartool.data.recordings import UCI_HAR_TEST_SUBJECTS
 from hartool.runtime.classifier import ClassifierOptions, StreamClassifier
@@ -64,15 +64,12 @@ def subjects_of(bundle: Bundle, which: str) -> list[int]:
     return [int(s) for s in bundle.manifest["dataset"]["val_subjects"]]
 
 
-def final_upright(bundle: Bundle, values: np.ndarray) -> np.ndarray:
-    """The device-frame direction the as-worn recording's final calibration takes to the reference (its upright)."""
-    cal = calibrator_for(bundle.manifest)
-    if cal is None:
-        return np.asarray(REFERENCE_GRAVITY)
-    window, hop = cal.window, cal.hop
-    for start in range(0, len(values) - window + 1, hop):
-        cal.push(values[start:start + window])
-    return cal.rotation.T @ np.asarray(REFERENCE_GRAVITY)
+def worn_upright(bundle: Bundle, values: np.ndarray) -> np.ndarray:
+    """The device-frame upright of the as-worn recording: where the rotation its stream holds at the end of the
+    first attachment (before HAPT's phone comes off the waist) takes the reference from."""
+    m = bundle.manifest
+    _starts, _att, final = worn_rotations(values, float(m["sample_rate_hz"]), int(m["window"]), int(m["stride"]))
+    return final[0].T @ np.asarray(REFERENCE_GRAVITY) if final else np.asarray(REFERENCE_GRAVITY)
 
 
 def stream(bundle: Bundle, artifact: str | None, values: np.ndarray, labels: np.ndarray,
@@ -148,7 +145,7 @@ def evaluate(bundle_dir: str, artifact: str | None, which: str, seed: int, reloc
     for r in recs:
         start = start_sample(r.labels, rng)
         values, labels = r.values[start:], r.labels[start:]
-        upright = final_upright(bundle, values)
+        upright = worn_upright(bundle, values)
         halfway = len(values) // 2
         turns = {"as_worn": (np.eye(3), np.eye(3))}
         one = random_rotation(rng)

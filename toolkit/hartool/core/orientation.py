@@ -122,15 +122,13 @@ def is_walking(acc_norm: np.ndarray, sample_rate_hz: float) -> bool:
     return peak > WALK_AC
 
 
-def _jump(acc: np.ndarray, gyro: np.ndarray, sample_rate_hz: float, first: int) -> tuple[np.ndarray, np.ndarray] | None:
-    """A re-attach inside one window: (gravity before, gravity after) when the mean acceleration turns by more
-    than JUMP_DEG (JUMP_MOVING_DEG if either side moves) at a split sample >= ``first`` while the gyro's net turn
-    over the window explains less than JUMP_GYRO_SHARE of it, else None."""
+def _jump(acc: np.ndarray, gyro: np.ndarray, sample_rate_hz: float) -> tuple[int, np.ndarray, np.ndarray] | None:
+    """A re-attach inside one window: (split sample, gravity before, gravity after) when the mean acceleration
+    turns by more than JUMP_DEG (JUMP_MOVING_DEG if either side moves) while the gyro's net tilting turn over the
+    window explains less than JUMP_GYRO_SHARE of it, else None."""
     n = len(acc)
     edge = n // 8
-    splits = np.arange(max(first, edge), n - edge + 1, 4)
-    if not len(splits):
-        return None
+    splits = np.arange(edge, n - edge + 1, 4)
     csum = np.cumsum(np.vstack([np.zeros((1, 3)), acc]), axis=0)
     before = csum[splits] / splits[:, None]
     after = (csum[-1] - csum[splits]) / (n - splits)[:, None]
@@ -140,14 +138,16 @@ def _jump(acc: np.ndarray, gyro: np.ndarray, sample_rate_hz: float, first: int) 
     turn = float(np.arccos(np.clip(cos[i], -1.0, 1.0)))
     p = int(splits[i])
     mag = np.linalg.norm(acc, axis=1)
-    quiet = mag[:p].std() < QUIET_SD_G and mag[p:].std() < QUIET_SD_G
-    if quiet:
+    if mag[:p].std() < QUIET_SD_G and mag[p:].std() < QUIET_SD_G:
         big = np.degrees(turn) > JUMP_DEG
     else:  # walking's own sway tilts short stretches' means: longer sides, a larger turn
         big = np.degrees(turn) > JUMP_MOVING_DEG and n // 4 <= p <= n - n // 4
-    # The gyro's net turn (small-angle sum): an oscillation (a stride) cancels, a posture change does not.
-    seen = float(np.linalg.norm(gyro.sum(axis=0))) / sample_rate_hz
-    return (before[i], after[i]) if big and seen < JUMP_GYRO_SHARE * turn else None
+    # The gyro's net turn (small-angle sum; a stride's oscillation cancels) about axes that tilt gravity: a turn
+    # of heading (about gravity) leaves it where it is, a posture change moves it as far as the device turned.
+    net = gyro.sum(axis=0) / sample_rate_hz
+    down = before[i] / np.linalg.norm(before[i])
+    tilt_seen = float(np.linalg.norm(net - np.dot(net, down) * down))
+    return (p, before[i], after[i]) if big and tilt_seen < JUMP_GYRO_SHARE * turn else None
 
 
 @dataclasses.dataclass
@@ -183,7 +183,7 @@ class OrientationCalibrator:
         self.source = "provisional"
         self.attachment = 0  # counts the re-attaches seen (each starts a new device frame)
         self._windows = 0
-        self._fresh = True  # the next window follows no other (start, gap): a jump may lie anywhere in it
+        self._last_jump: int | None = None  # stream sample (window count x hop) of the last jump carried
         self._recent = np.zeros(3)  # exponential mean of the window mean accelerations (provisional guess)
         self._walk_run: list[np.ndarray] = []
         self._walk_total = np.zeros(3)
@@ -197,9 +197,9 @@ class OrientationCalibrator:
         return rotate(window, self.rotation)
 
     def gap(self) -> None:
-        """The next window does not follow this one: runs of walking and jump checks start again."""
+        """The next window does not follow this one: runs of walking start again."""
         self._walk_run.clear()
-        self._fresh = True
+        self._last_jump = None
 
     def pop_messages(self) -> list[str]:
         """Status lines queued since the last call (for stderr)."""
@@ -223,12 +223,14 @@ class OrientationCalibrator:
         g = acc.mean(axis=0)
         mag = np.linalg.norm(acc, axis=1)
         self._windows += 1
-        first = 0 if self._fresh else self.window - self.hop - self.window // 8
-        self._fresh = False
-        jump = _jump(acc, gyro, self.sample_rate_hz, first)
+        jump = _jump(acc, gyro, self.sample_rate_hz)
         if jump is not None:
-            self._carry(*jump)
-            g = jump[1]
+            at = (self._windows - 1) * self.hop + jump[0]
+            # Windows overlap: the jump one window carried shows again in the next (in raw samples).
+            if self._last_jump is None or abs(at - self._last_jump) > self.window // 8:
+                self._carry(jump[1], jump[2])
+                g = jump[2]
+            self._last_jump = at
         self._recent = g if self._windows == 1 else 0.7 * self._recent + 0.3 * g
         if is_walking(mag, self.sample_rate_hz):
             self._on_walk(g)
@@ -359,10 +361,10 @@ def manifest_section(mode: str) -> dict[str, Any]:
                            "about the vertical learned by augmentation"}
 
 
-def calibrate_recording(values: np.ndarray, sample_rate_hz: float, window: int, hop: int) -> np.ndarray:
-    """A whole recording turned as its stream would be, with hindsight: each stretch worn one way (between the
-    re-attaches the calibrator sees) by the rotation its stream holds at the stretch's end (the most evidence).
-    The training-time twin of the stream (HAPT's recordings end with the phone taken off the waist)."""
+def worn_rotations(values: np.ndarray, sample_rate_hz: float, window: int,
+                   hop: int) -> tuple[list[int], list[int], dict[int, np.ndarray]]:
+    """A recording's stream with hindsight: the window starts, the attachment (device frame between the
+    re-attaches the calibrator sees) of each, and the rotation the stream holds at the end of each attachment."""
     cal = OrientationCalibrator(sample_rate_hz, window, hop)
     starts = list(range(0, values.shape[0] - window + 1, hop))
     attachment, final = [], {}
@@ -370,6 +372,14 @@ def calibrate_recording(values: np.ndarray, sample_rate_hz: float, window: int, 
         cal.push(values[start:start + window])
         attachment.append(cal.attachment)
         final[cal.attachment] = cal.rotation
+    return starts, attachment, final
+
+
+def calibrate_recording(values: np.ndarray, sample_rate_hz: float, window: int, hop: int) -> np.ndarray:
+    """A whole recording turned as its stream would be, with hindsight: each stretch worn one way by the rotation
+    its stream holds at the stretch's end (the most evidence). The training-time twin of the stream (HAPT's
+    recordings end with the phone taken off the waist: a stretch of its own)."""
+    starts, attachment, final = worn_rotations(values, sample_rate_hz, window, hop)
     out = np.array(values, dtype=np.float32, copy=True)
     for i, start in enumerate(starts):
         end = starts[i + 1] if i + 1 < len(starts) else values.shape[0]
