@@ -20,10 +20,11 @@ people do anyway; a still period is never assumed to be standing:
   or a still posture upside down, means the reference no longer holds: walking re-locks at once, the other
   drops back to provisional.
 
-Until the first reference (``calibrated`` False) the rotation is provisional: none while the still gravity
-lies within ``WORN_AS_TRAINED_DEG`` of the reference (the device looks worn as in training), else the one that
-takes the current gravity to the reference (the wearer taken as upright: right for standing and sitting,
-wrong for lying). Status changes are queued as one-line messages (:meth:`OrientationCalibrator.pop_messages`).
+Until the first reference (``calibrated`` False) the rotation is provisional: none while the recent gravity
+is one a trained posture gives a device worn as in training (within ``WORN_AS_TRAINED_DEG`` of the reference:
+upright or sitting; or ``LYING_BAND_DEG`` from it: lying), else the one that takes the recent gravity to the
+reference (the wearer taken as upright). A device worn as in training is then classified as well as a fixed
+model would; a turned one is a guess until the first reference. Status changes are queued as one-line messages (:meth:`OrientationCalibrator.pop_messages`).
 """
 
 from __future__ import annotations
@@ -72,6 +73,7 @@ QUIET_SD_G = 0.05
 UPSIDE_DOWN_DEG = 135.0  # calibrated still gravity this far from upright: not a posture
 UPSIDE_DOWN_WINDOWS = 3
 WORN_AS_TRAINED_DEG = 40.0
+LYING_BAND_DEG = (60.0, 120.0)
 
 
 def rotation_between(a: Sequence[float], b: Sequence[float]) -> np.ndarray:
@@ -330,8 +332,9 @@ class OrientationCalibrator:
                   f"further from lying, swaying most; device tilt {_turn_deg(self.rotation):.0f} deg)")
 
     def _provisional(self) -> None:
-        """Before any reference: as trained when gravity looks it, else the current gravity taken as upright."""
-        if angle_deg(self._recent, self.reference) < WORN_AS_TRAINED_DEG:
+        """Before any reference: as trained when gravity looks it, else the recent gravity taken as upright."""
+        tilt = angle_deg(self._recent, self.reference)
+        if tilt < WORN_AS_TRAINED_DEG or LYING_BAND_DEG[0] <= tilt <= LYING_BAND_DEG[1]:
             self.rotation = np.eye(3)
         else:
             self.rotation = rotation_between(self._recent, self.reference)
