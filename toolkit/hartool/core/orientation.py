@@ -303,12 +303,11 @@ class OrientationCalibrator:
             near.total, near.sway, near.windows = near.total + d, near.sway + sway, near.windows + 1
         else:
             self._postures = sorted(self._postures, key=lambda p: -p.windows)[:11] + [_Posture(d, sway)]
-        if not self.calibrated:
-            self._posture_lock()
+        self._posture_lock()
 
-    def _posture_lock(self) -> None:
-        """Standing from the geometry of the postures: of an upright pair, the one further from lying, which
-        also sways more than the other two (balance)."""
+    def _standing(self) -> tuple[float, np.ndarray] | None:
+        """Standing from the geometry of the postures seen: of an upright pair, the one further from lying, which
+        also sways more than the other two (balance); (its margin over sitting in degrees, its direction)."""
         seen = [p for p in self._postures if p.windows >= POSTURE_WINDOWS]
         held = sorted(p.windows for p in seen)[-2:]
         best: tuple[float, np.ndarray] | None = None
@@ -324,11 +323,27 @@ class OrientationCalibrator:
                             and stand.windows >= max(STANDING_WINDOWS, held[0])
                             and (best is None or abs(da - db) > best[0])):
                         best = (abs(da - db), stand.direction)
-        if best is None:
+        return best
+
+    def _posture_lock(self) -> None:
+        """Lock on standing from the postures; once calibrated, re-lock when their standing lies far off."""
+        found = self._standing()
+        if found is None:
             return
-        self.rotation = rotation_between(best[1], self.reference)
+        margin, standing = found
+        if self.calibrated:
+            off = angle_deg(self.rotation @ standing, self.reference)
+            if off <= RELOCK_DEG:
+                return
+            # Turned on the body with the gyro watching (a handled re-attach): the walk evidence is another frame's.
+            self._walk_run.clear()
+            self._walk_total = np.zeros(3)
+            self.attachment += 1
+            self._say(f"standing (from the postures) lies {off:.0f} deg off the calibrated upright: the device was "
+                      "turned on the body")
+        self.rotation = rotation_between(standing, self.reference)
         self.calibrated, self.source = True, "postures"
-        self._say(f"calibration locked from the postures seen (standing = the upright posture {best[0]:.0f} deg "
+        self._say(f"calibration locked from the postures seen (standing = the upright posture {margin:.0f} deg "
                   f"further from lying, swaying most; device tilt {_turn_deg(self.rotation):.0f} deg)")
 
     def _provisional(self) -> None:
