@@ -30,6 +30,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+from orientation import random_rotation  # benchmarks/orientation.py: one seeded uniform 3-D rotation
 
 from hartool.core.bundle import Bundle
 from hartool.core.orientation import REFERENCE_GRAVITY, angle_deg, rotate, worn_rotations
@@ -39,15 +40,6 @@ from hartool.runtime.classifier import ClassifierOptions, StreamClassifier
 
 START_LABELS = (1, 4, 6)  # WALKING, SITTING, LAYING: how users start a stream (HAPT label ids)
 CASES = ("as_worn", "turned", "reattached")
-
-
-def random_rotation(rng: np.random.Generator) -> np.ndarray:
-    """A uniformly random 3-D rotation (QR of a Gaussian matrix, sign-fixed)."""
-    q, r = np.linalg.qr(rng.normal(size=(3, 3)))
-    q = q * np.sign(np.diag(r))
-    if np.linalg.det(q) < 0:
-        q[:, 0] = -q[:, 0]
-    return q
 
 
 def start_sample(labels: np.ndarray, rng: np.random.Generator) -> int:
@@ -98,7 +90,7 @@ def stream(bundle: Bundle, artifact: str | None, values: np.ndarray, labels: np.
     return rows
 
 
-def summarise(rows: list[dict], relock_deg: float) -> dict:
+def summarise(rows: list[dict]) -> dict:
     """Accuracy of calibrated / uncalibrated / all scored windows, coverage, seconds to lock and re-lock."""
     scored = [r for r in rows if r["scored"]]
     cal = [r for r in scored if r["calibrated"]]
@@ -155,7 +147,7 @@ def evaluate(bundle_dir: str, artifact: str | None, which: str, seed: int, reloc
             a, b = turns[case]
             turned = np.concatenate([rotate(values[:halfway], a), rotate(values[halfway:], b)])
             rows = stream(bundle, artifact, turned, labels, turns[case], halfway, upright)
-            per_case[case].append(summarise(rows, relock_deg))
+            per_case[case].append(summarise(rows))
             if case == "reattached":
                 lock, relock = lock_times(rows, halfway / rate, relock_deg)
                 times["lock_s"].append(lock)
