@@ -79,7 +79,8 @@ from hartool.runtime.stream import load_bundle_predictor
 ACC_BUDGET_PP = {"non-test": 0.0, "val": 0.5}
 RATIO_GOAL = 1.5
 LAGS = (1, 2, 3)  # windows of look-ahead tried for the HMM
-FAMILIES = ("none", "mean", "vote", "hysteresis", "hmm", "hmm-lag")
+FAMILIES = ("none", "mean", "vote", "hysteresis", "hmm", "hmm-lag", "hmm-keep")
+KEEPS = (0.9, 0.97, 0.99)  # confidence-aware HMM: windows at least this sure show their own label
 
 
 def grid() -> list[str]:
@@ -92,11 +93,16 @@ def grid() -> list[str]:
     hmm = [f"hmm:switch={s},floor={f}" for s, f in itertools.product(
         (0.05, 0.02, 0.01, 0.005, 0.002, 0.001, 0.0003, 0.0001, 0.00003), (0.005, 0.02, 0.05, 0.1, 0.2))]
     specs += hmm + [f"{h},lag={lag}" for lag, h in itertools.product(LAGS, hmm)]
+    sticky = [f"hmm:switch={s},floor={f}" for s, f in itertools.product((0.005, 0.002, 0.001, 0.0003, 0.0001),
+                                                                          (0.05, 0.2))]
+    specs += [f"{h},lag={lag},keep={k}" for lag, h, k in itertools.product(LAGS, sticky, KEEPS)]
     return specs
 
 
 def family(spec: str) -> str:
-    """The method a setting belongs to; the look-ahead HMM is reported apart from the causal one."""
+    """The method a setting belongs to; the look-ahead HMM (and its confidence-aware variant) apart."""
+    if ",keep=" in spec:
+        return "hmm-keep"
     return "hmm-lag" if ",lag=" in spec else spec.split(":")[0]
 
 
