@@ -398,7 +398,7 @@ fi
 stage "hartool stream replay (host + root)"
 
 # Two artifacts stream the same bytes on both machines (stdout is JSONL only):
-#   tflite-int8 (what a Pi runs): labels identical, except near ties (see --strict / --quant-tol);
+#   tflite-int8 (what a Pi runs): labels identical, except near ties (see --strict / --near-tie);
 #   tflite-fp32: labels identical, no exception: proves parsing, windowing and preprocessing match.
 stream_one() {  # stream_one ARTIFACT [compare-stream options...]
     local art=$1; shift
