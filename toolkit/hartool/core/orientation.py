@@ -5,28 +5,29 @@ A model trained with ``--orientation free`` sees every window turned into the re
 which the mean acceleration while the wearer walks points along ``REFERENCE_GRAVITY`` (numerically the HAPT
 waist phone's standing direction; standing lands within a few degrees of it, sitting some 25 degrees off). The
 remaining freedom (a turn about that vertical) is what training covers by turning windows about it at random:
-a rotation that only brings one direction onto another leaves that turn unknown, in training as on a device. :class:`OrientationCalibrator` finds the rotation causally from what
-people do anyway; a still period is never assumed to be standing:
+a rotation that only brings one direction onto another leaves that turn unknown, in training as on a device.
+:class:`OrientationCalibrator` finds the rotation causally from what people do anyway; a still period is never
+assumed to be standing:
 
 - **walking** (recognised in any orientation by the rhythm of |acc| at step frequency, 1.4-2.8 Hz): the mean
   acceleration over a few strides is the upright trunk's gravity, which lands on ``REFERENCE_GRAVITY``.
   Every later walk refines it.
 - **the geometry of the postures seen so far**: of two upright still postures a few tens of degrees apart
   (sitting, standing) and a lying one far from both, standing is the one further from lying (a waist device
-  tilts back when sitting: 40 of 42 HAPT training recordings, the other two tie).
+  tilts back when sitting: 40 of 42 HAPT training recordings, the other two tie) that also sways most.
 - **a re-attach** (the device turned on the body): a sudden change of the gravity direction within a window
   that the gyro did not see turning is carried across (the reference rotates by the jump, estimated from the
-  gravity before and after, the activity being the same); a walk whose gravity lies far from the reference,
-  or a still posture upside down, means the reference no longer holds: walking re-locks at once, the other
-  drops back to provisional.
+  gravity before and after, the activity being the same). A walk whose gravity lies far from the reference,
+  or standing (from the postures seen since) far from the calibrated upright, re-locks from that evidence; a
+  still posture upside down drops the calibration back to provisional.
 
 Until the first reference (``calibrated`` False) the rotation is provisional: none while the recent gravity
 is one a trained posture gives a device worn as in training (within ``WORN_AS_TRAINED_DEG`` of the reference:
 upright or sitting; or ``LYING_BAND_DEG`` from it: lying), else the one that takes the recent gravity to the
 reference (the wearer taken as upright). A device worn as in training is then classified as well as a fixed
-model would; a turned one is a guess until the first reference. Status changes are queued as one-line messages (:meth:`OrientationCalibrator.pop_messages`).
+model would; a turned one is a guess until the first reference. Status changes are queued as one-line
+messages (:meth:`OrientationCalibrator.pop_messages`).
 """
-
 from __future__ import annotations
 
 import dataclasses
