@@ -237,8 +237,6 @@ def main() -> int:
             "test": {m: evaluate(spec, st["test"], st["stride_s"]) for m, spec in chosen.items()},
             "test_per_subject": {str(s): {m: evaluate(chosen[m], {s: st["test"][s]}, st["stride_s"])
                                           for m in ("none", family(default))} for s in st["test_ids"]},
-            "default_on_test": {"none": evaluate("none", st["test"], st["stride_s"]),
-                                "default": evaluate(default, st["test"], st["stride_s"])},
         }
     if args.check_subject is not None:
         st = streams[0]
