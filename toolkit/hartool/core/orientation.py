@@ -31,6 +31,7 @@ messages (:meth:`OrientationCalibrator.pop_messages`).
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -120,9 +121,10 @@ def is_walking(acc_norm: np.ndarray, sample_rate_hz: float) -> bool:
     lo, hi = int(sample_rate_hz / STEP_HZ[1]), int(np.ceil(sample_rate_hz / STEP_HZ[0]))
     if hi >= n // 2:
         return False  # too short a window to see two steps
-    # Unbiased normalised autocorrelation at each step period.
-    peak = max(float(np.dot(a[:-lag], a[lag:])) / energy * n / (n - lag) for lag in range(max(lo, 1), hi + 1))
-    return peak > WALK_AC
+    # Unbiased normalised autocorrelation at each step period (one C call for all lags).
+    lags = np.arange(max(lo, 1), hi + 1)
+    ac = np.correlate(a, a, mode="full")[n - 1 + lags]
+    return float(np.max(ac / energy * n / (n - lags))) > WALK_AC
 
 
 def _jump(acc: np.ndarray, gyro: np.ndarray, sample_rate_hz: float) -> tuple[int, np.ndarray, np.ndarray] | None:
@@ -310,21 +312,26 @@ class OrientationCalibrator:
         """Standing from the geometry of the postures seen: of an upright pair, the one further from lying, which
         also sways more than the other two (balance); (its margin over sitting in degrees, its direction)."""
         seen = [p for p in self._postures if p.windows >= POSTURE_WINDOWS]
-        held = sorted(p.windows for p in seen)[-2:]
-        best: tuple[float, np.ndarray] | None = None
-        for i, a in enumerate(seen):
-            for b in seen[i + 1:]:
-                if not UPRIGHT_PAIR_DEG[0] <= angle_deg(a.direction, b.direction) <= UPRIGHT_PAIR_DEG[1]:
-                    continue
-                for lying in seen:
-                    da, db = angle_deg(a.direction, lying.direction), angle_deg(b.direction, lying.direction)
-                    stand, sit = (a, b) if da > db else (b, a)
-                    sways = stand.sway / stand.windows > max(p.sway / p.windows for p in (sit, lying))
-                    if (min(da, db) >= LYING_DEG and abs(da - db) >= POSTURE_MARGIN_DEG and sways
-                            and stand.windows >= max(STANDING_WINDOWS, held[0])
-                            and (best is None or abs(da - db) > best[0])):
-                        best = (abs(da - db), stand.direction)
-        return best
+        if len(seen) < 3:
+            return None
+        # One angle matrix, then plain floats: this runs for every still window of a live stream.
+        dirs = np.asarray([p.direction for p in seen])
+        ang = np.degrees(np.arccos(np.clip(dirs @ dirs.T, -1.0, 1.0))).tolist()
+        sway = [p.sway / p.windows for p in seen]
+        wins = [p.windows for p in seen]
+        least = max(STANDING_WINDOWS, sorted(wins)[-2])  # standing: one of the two postures held longest
+        best: tuple[float, int] | None = None
+        for i, j in itertools.combinations(range(len(seen)), 2):
+            if not UPRIGHT_PAIR_DEG[0] <= ang[i][j] <= UPRIGHT_PAIR_DEG[1]:
+                continue
+            for lie in range(len(seen)):
+                di, dj = ang[i][lie], ang[j][lie]
+                stand, sit = (i, j) if di > dj else (j, i)
+                if (min(di, dj) >= LYING_DEG and abs(di - dj) >= POSTURE_MARGIN_DEG
+                        and sway[stand] > max(sway[sit], sway[lie]) and wins[stand] >= least
+                        and (best is None or abs(di - dj) > best[0])):
+                    best = (abs(di - dj), stand)
+        return None if best is None else (best[0], dirs[best[1]])
 
     def _posture_lock(self) -> None:
         """Lock on standing from the postures; once calibrated, re-lock when their standing lies far off."""
