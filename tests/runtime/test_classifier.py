@@ -137,3 +137,31 @@ def test_a_gap_releases_the_held_windows_before_the_new_ones(quantized_bundle: P
     # Each side of the hole is smoothed alone: nothing is carried across it.
     np.testing.assert_allclose([r.probs for r in rows[:6]], smooth_sequence(method, raw[:6]), atol=1e-6)
     np.testing.assert_allclose([r.probs for r in rows[6:]], smooth_sequence(method, raw[6:]), atol=1e-6)
+
+
+def test_free_bundle_marks_windows_before_the_upright_reference(quantized_bundle: Path, tmp_path: Path) -> None:
+    """`--orientation free`: windows before the stream holds an upright reference are `calibrated: false` and
+    uncertain; once it holds one (from walking, or from the postures seen) they are calibrated."""
+    import json
+    import shutil
+
+    from hartool.core.orientation import manifest_section
+
+    free = tmp_path / "free"
+    shutil.copytree(quantized_bundle, free)
+    manifest = json.loads((free / "manifest.json").read_text())
+    manifest["orientation"] = manifest_section("free")
+    (free / "manifest.json").write_text(json.dumps(manifest))
+    recording = recording_for_subject(load_dataset("hapt"), 9)[0]
+    lying_from = int(np.argmax(recording.labels == 6))  # HAPT activity 6: LAYING (after standing, sitting)
+    assert lying_from > 0
+    clf = _clf(free)
+    rows = clf.push(None, recording.values.astype(np.float64)) + clf.flush()
+    flags = [r.calibrated for r in rows]
+    assert flags[0] is False and flags[-1] is True
+    first = flags.index(True)
+    assert all(not f for f in flags[:first])
+    assert all(r.uncertain for r in rows[:first]) and rows[first].to_json()["calibrated"] is True
+    assert rows[0].to_json()["calibrated"] is False and rows[0].to_json()["uncertain"] is True
+    # Never from the standing still at the start: the earliest lock is the geometry of upright and lying postures.
+    assert rows[first].end_sample > lying_from

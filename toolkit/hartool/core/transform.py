@@ -98,6 +98,11 @@ class StreamTransform:
             return self._x
         return np.asarray(self.transform.preprocess(window), dtype=np.float32).reshape(self._x.shape)
 
+    @property
+    def calibrated(self) -> bool:
+        """Whether the last window was turned by a trusted upright reference (always, for a fixed bundle)."""
+        return self.calibrator is None or self.calibrator.calibrated
+
     def gap(self) -> None:
         if self.calibrator is not None:
             self.calibrator.gap()

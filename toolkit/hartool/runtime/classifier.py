@@ -66,6 +66,8 @@ class WindowPrediction:
     head: str = "model"
     labels: list[str] | None = None  # the label list of ``probs`` when an enrolled head extends it
     lag: int = 0
+    # False while a `free` bundle's stream has no upright reference yet: the label is a best guess.
+    calibrated: bool = True
 
     @property
     def smoothed(self) -> tuple[str, list[float]]:
@@ -78,7 +80,7 @@ class WindowPrediction:
                "raw_probs": [round(p, 5) for p in self.raw_probs], "head": self.head,
                "dropped": self.dropped, "inference_us": round(self.inference_us, 1),
                "e2e_us": round(self.e2e_us, 1), "t": round(self.t_s, 4), "uncertain": self.uncertain,
-               "lag": self.lag}
+               "lag": self.lag, "calibrated": self.calibrated}
         if self.labels is not None:
             doc["labels"] = self.labels
         return doc
@@ -263,7 +265,7 @@ class StreamClassifier:
         smoothed = np.asarray(smoothed, dtype=np.float32)
         k = int(smoothed.argmax())
         pred.label, pred.confidence, pred.probs = self.labels[k], float(smoothed[k]), smoothed.tolist()
-        pred.uncertain = pred.confidence < self.options.min_confidence
+        pred.uncertain = pred.confidence < self.options.min_confidence or not pred.calibrated
         pred.lag = lag
         self._ready.append(pred)
 
@@ -285,7 +287,8 @@ class StreamClassifier:
             probs=raw.tolist(), dropped=self.dropped, inference_us=(t1 - t0) / 1000.0,
             e2e_us=0.0, t_s=time.perf_counter() - self.started, uncertain=False,
             t_end_s=float(t_end), raw_probs=raw.tolist(), raw_label=raw_label,
-            head=head_name, labels=self.labels if self.head is not None else None)
+            head=head_name, labels=self.labels if self.head is not None else None,
+            calibrated=self.transform.calibrated)
 
     # ------------------------------------------------------------------------------------------------
     def counters(self) -> dict[str, int]:

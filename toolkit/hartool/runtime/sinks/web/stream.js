@@ -27,7 +27,8 @@ function showCurrent(w) {
   act.dataset.window = w.window;
   act.style.color = labelColour(Math.max(0, labels.indexOf(w.label)));
   document.getElementById("confidence").textContent = fmtPct(w.confidence);
-  document.getElementById("uncertain").textContent = w.uncertain ? "(uncertain)" : "";
+  document.getElementById("uncertain").textContent =
+    w.calibrated === false ? "(uncertain: orientation not calibrated yet, walk a few steps)" : w.uncertain ? "(uncertain)" : "";
 }
 
 function drawTimeline() {
