@@ -9,11 +9,19 @@ import os
 import socket
 import threading
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from hartool.core.errors import WireError
 
-__all__ = ["DEFAULT_BUFFER_BYTES", "REOPEN_WAIT_S", "ByteBuffer", "address_family", "bind_error", "split_host_port"]
+__all__ = [
+    "DEFAULT_BUFFER_BYTES",
+    "REOPEN_WAIT_S",
+    "ByteBuffer",
+    "address_family",
+    "bind_error",
+    "split_host_port",
+    "split_options",
+]
 
 DEFAULT_BUFFER_BYTES = 8 * 1024 * 1024  # ~40 s of a 200 Hz Sensor Logger stream: room for a slow consumer
 REOPEN_WAIT_S = 0.5  # reopen() waits this long for a sender, then lets the reader's backoff loop retry
@@ -108,3 +116,20 @@ def address_family(host: str, socktype: int) -> tuple[int, tuple[Any, ...]]:
     except socket.gaierror as exc:
         raise WireError(f"cannot listen on {host}: unknown host ({exc.strerror})") from exc
     return info[0][0], info[0][4]
+
+
+def split_options(spec: str) -> tuple[str, dict[str, float]]:
+    """(the URL without its query, the options in it): ``?hold=S`` sets how many seconds a silent sender
+    keeps its stream before another may take over. Unknown options are a one-line :class:`WireError`."""
+    base, _, query = spec.partition("?")
+    options: dict[str, float] = {}
+    for key, value in parse_qsl(query, keep_blank_values=True):
+        if key != "hold":
+            raise WireError(f"bad --port {spec!r}: unknown option {key!r} (known: hold=SECONDS)")
+        try:
+            options[key] = float(value)
+        except ValueError:
+            options[key] = -1.0
+        if not 0 <= options[key] <= 3600:
+            raise WireError(f"bad --port {spec!r}: hold must be 0..3600 seconds")
+    return base, options
