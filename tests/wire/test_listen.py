@@ -409,3 +409,34 @@ def test_mqtt_broker_restart_is_a_disconnect_then_reopen(fresh_mqtt_broker: Mqtt
         again.close()
     finally:
         port.close()
+
+
+def test_hold_option_in_the_port_url() -> None:
+    port = open_port("udp://127.0.0.1:0?hold=0.5")
+    try:
+        assert port._gate.hold_s == 0.5
+    finally:
+        port.close()
+    with pytest.raises(WireError, match="unknown option 'token'"):
+        open_port("tcp-listen://127.0.0.1:0?token=x")
+    with pytest.raises(WireError, match="hold must be 0..3600 seconds"):
+        open_port("http://127.0.0.1:0/data?hold=soon")
+
+
+def test_tcp_silent_sender_is_taken_over_with_hold_zero() -> None:
+    port = TcpListenPort("127.0.0.1", 0, hold_s=0)
+    try:
+        with socket.create_connection(port.address) as c1, socket.create_connection(port.address) as c2:
+            c1.sendall(b"1,2,3\n")
+            assert read_bytes(port, 6) == b"1,2,3\n"
+            c2.sendall(b"4,5,6\n")
+            with pytest.raises(DeviceGone, match="replaced by 127.0.0.1"):
+                for _ in range(1000):
+                    port.read(100)
+            port.close()
+            again = port.reopen()
+            assert read_bytes(again, 6) == b"4,5,6\n"
+            assert again.counters()["takeovers"] == 1
+            again.close()
+    finally:
+        port.close()

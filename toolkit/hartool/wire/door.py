@@ -105,7 +105,3 @@ class SenderGate:
             return False, self.current
         previous, self.current, self._last = self.current, sender, now
         return True, previous
-
-    def silent_s(self) -> float:
-        """Seconds since the current sender was last admitted."""
-        return self._clock() - self._last

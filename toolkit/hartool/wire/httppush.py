@@ -72,10 +72,12 @@ class _PushHandler(BaseHTTPRequestHandler):
         srv = self.server
         peer = printable(self.client_address[0])
         if not (srv.any_path or "/" + self.path.split("?", 1)[0].strip("/") == srv.path):
+            self.close_connection = True  # the body is not read: the connection cannot carry another request
             self._refuse("not_found", 404, f"not found: POST to {srv.path}")
             return
         ctype = self.headers.get("Content-Type", "").split(";")[0].strip().lower()
         if ctype in _SIMPLE_TYPES:
+            self.close_connection = True
             self._refuse("bad_messages", 415, f"Content-Type {ctype} refused: POST application/json")
             return
         body = self._body()
@@ -92,19 +94,19 @@ class _PushHandler(BaseHTTPRequestHandler):
         if len(msg.data) > MAX_LINE_BYTES:  # the compact line the decoder gets: over its limit it would be lost
             self._refuse("too_large", 413, f"batch over the limit of {MAX_BODY_BYTES} bytes")
             return
-        with srv.gate.lock:
+        with srv.gate.lock:  # admissions and buffer order agree; no network I/O while holding it
             admitted, other = srv.gate.admit(msg.sender)
-            if not admitted:
-                self._refuse("refused_senders", 409, f"{msg.sender} refused: {other} is streaming here")
-                return
-            if other is not None:
+            if admitted and other is not None:
                 srv.tally.refuse("takeovers", f"{msg.sender} took over from {other} (silent {srv.gate.hold_s:g} s)")
                 srv.buffer.mark_gone(f"{msg.sender} took over from {other}")
-            if not srv.buffer.put(msg.data):
-                self._refuse("overflow", 503, "busy: hartool cannot keep up, retry")
-                return
-        srv.tally.add("batches")
-        self._reply(200, "ok")
+            stored = admitted and srv.buffer.put(msg.data)
+        if not admitted:
+            self._refuse("refused_senders", 409, f"{msg.sender} refused: {other} is streaming here")
+        elif not stored:
+            self._refuse("overflow", 503, "busy: hartool cannot keep up, retry")
+        else:
+            srv.tally.add("batches")
+            self._reply(200, "ok")
 
     def do_GET(self) -> None:  # noqa: N802
         self._reply(200, f"hartool is listening: POST JSON batches to {self.server.path}")
