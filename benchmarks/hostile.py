@@ -115,30 +115,34 @@ def _big_posts(url: str, values: np.ndarray) -> None:
         t.join(120)
 
 
-def _second_phone(url: str, values: np.ndarray) -> None:
+def _second_phone(url: str, values: np.ndarray, done: threading.Event) -> None:
     packets = app_packets("sensorlogger-http", values[::-1].copy(), 50.0, seed=99, batch_s=1.0)
     for p in packets:
+        if done.is_set():
+            return  # the attack is on the honest stream, not after it
         doc = json.loads(p.data)
         doc["deviceId"] = "intruder"
         post(url, json.dumps(doc).encode())
         time.sleep(1.0 / SPEED)
 
 
-def _tcp_hijack(to: str) -> None:
+def _tcp_hijack(to: str, done: threading.Event) -> None:
     host, port = to.split(":")
     with socket.create_connection((host, int(port)), timeout=10) as s:
         t_end = time.monotonic() + 2.0
         k = 0
-        while time.monotonic() < t_end:
+        while time.monotonic() < t_end and not done.is_set():
             s.sendall(b"%d,0,0,9.8,0,0,0,0,0,0\n" % (k * 10))
             k += 1
             time.sleep(0.001)
 
 
-def _udp_spoof(to: str) -> None:
+def _udp_spoof(to: str, done: threading.Event) -> None:
     host, port = to.split(":")
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         for k in range(500):
+            if done.is_set():
+                return
             s.sendto(b"%d,0,0,9.8,0,0,0,0,0,0\n" % (k * 10), (host, int(port)))
             time.sleep(0.002)
 
@@ -154,15 +158,15 @@ def _retained(broker_port: int, topic: str) -> None:
     c.loop_stop()
 
 
-def _during(attack: str, to: str, values: np.ndarray) -> Callable[[], None] | None:
-    """The attack to run while the phone streams (None: nothing during the stream)."""
+def _during(attack: str, to: str, values: np.ndarray, done: threading.Event) -> Callable[[], None] | None:
+    """The attack to run while the phone streams (None: nothing during the stream); it ends with the phone."""
     return {
         "http-schema": lambda: _wrong_schema(to),
-        "http-2nd-phone": lambda: _second_phone(to, values),
+        "http-2nd-phone": lambda: _second_phone(to, values, done),
         "http-big": lambda: _big_posts(to, values),
         "http-resets": lambda: _reset_flood(to),
-        "tcp-hijack": lambda: _tcp_hijack(to),
-        "udp-spoof": lambda: _udp_spoof(to),
+        "tcp-hijack": lambda: _tcp_hijack(to, done),
+        "udp-spoof": lambda: _udp_spoof(to, done),
     }.get(attack)
 
 
@@ -245,7 +249,7 @@ def _end(proc: subprocess.Popen[bytes]) -> tuple[bool, float]:
     alive = proc.poll() is None
     if alive:
         proc.send_signal(signal.SIGINT)
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 180  # a loaded host can take a while to say goodbye
     while True:
         pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
         if pid:
@@ -271,14 +275,23 @@ def run_attack(attack: str, code: Path | None, bundle: Path, values: np.ndarray,
     if attack == "http-stray":
         post(to, _fields_doc(), "text/plain")
     packets = app_packets(app, values, 50.0, seed=1, batch_s=1.0)
-    phone = threading.Thread(target=(lambda: _tcp_noise_phone(to, packets)) if attack == "tcp-noise" else
-                             (lambda: play_app(app, packets, to, speed=SPEED)), daemon=True)
-    phone.start()
-    during = _during(attack, to, values)
+    done = threading.Event()
+
+    def phone() -> None:
+        try:
+            if attack == "tcp-noise":
+                _tcp_noise_phone(to, packets)
+            else:
+                play_app(app, packets, to, speed=SPEED)
+        finally:
+            done.set()
+
+    threading.Thread(target=phone, daemon=True).start()
+    during = _during(attack, to, values, done)
     if during is not None:
         time.sleep(min(3.0, len(values) / 50.0 / SPEED / 3))
         during()
-    phone.join(600)
+    done.wait(600)
     while time.monotonic() - out.last < IDLE_S and proc.poll() is None:
         time.sleep(0.1)
     alive, rss = _end(proc)
@@ -289,7 +302,7 @@ def run_attack(attack: str, code: Path | None, bundle: Path, values: np.ndarray,
     summary_path.unlink(missing_ok=True)
     return {"attack": attack, "app": app, "windows": out.lines, "stderr_lines": err.lines, "alive": alive,
             "peak_rss_mb": round(rss, 1), "refused": _refused(summary), "end": summary.get("end_reason"),
-            "stderr_tail": err.tail}
+            "exit": proc.returncode, "stderr_tail": err.tail}
 
 
 def render(doc: dict[str, Any]) -> str:

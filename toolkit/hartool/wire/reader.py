@@ -20,11 +20,12 @@ from hartool.wire.events import ReaderEvent, ReaderStats
 from hartool.wire.handoff import Handoff
 from hartool.wire.port import DeviceGone, Port
 
-__all__ = ["BAUD_HINT", "ReaderThread"]
+__all__ = ["BAUD_HINT", "LISTEN_HINT", "ReaderThread"]
 
 BAUD_HINT = (
     "receiving bytes but no valid {what}: check --baud (device may use 9600/115200/230400) or --protocol"
 )
+LISTEN_HINT = "receiving bytes but no valid {what} yet: check the sender's format, --protocol or --columns"
 
 
 class ReaderThread(threading.Thread):
@@ -285,8 +286,8 @@ class ReaderThread(threading.Thread):
             if batch is not None:
                 batch.received_ns = received_ns
                 self._deliver(batch)
-            elif not self._hinted and self._conn_bytes >= self.hint_bytes:
-                self._check_hint()
+            elif not self._hinted and self._conn_bytes >= self.hint_bytes and not port.buffered:
+                self._check_hint()  # (a buffered port's door already checked every message it passed on)
         return "stopped"
 
     def _announce_note(self) -> None:
@@ -312,7 +313,8 @@ class ReaderThread(threading.Thread):
             return  # clean text that is not numeric (a banner or an error message): not a baud problem
         self._hinted = True
         what = {"text": "lines", "binary": "frames"}.get(protocol_of(self._decoder) or "", "lines or frames")
-        self.hint = BAUD_HINT.format(what=what)
+        # A listening port has no baud rate: the sender's format is what to check there.
+        self.hint = (LISTEN_HINT if self.listening else BAUD_HINT).format(what=what)
         self._emit(ReaderEvent("hint", self.hint))
 
     def _deliver(self, batch: DecodedBatch) -> None:
