@@ -26,8 +26,8 @@ from typing import Any
 from hartool.wire.batch import DEFAULT_CHANNEL_NAMES
 from hartool.wire.door import HOLD_S, Message, SenderGate, read_message
 from hartool.wire.jsoncodec import MAX_LINE_BYTES
-from hartool.wire.net import DEFAULT_BUFFER_BYTES, ByteBuffer, address_family, bind_error
-from hartool.wire.port import Counters, DeviceGone, Port, printable
+from hartool.wire.net import DEFAULT_BUFFER_BYTES, BufferedPort, ByteBuffer, address_family, bind_error
+from hartool.wire.port import Counters, printable
 
 __all__ = ["MAX_BODY_BYTES", "HttpPushPort"]
 
@@ -207,16 +207,12 @@ def _serve(host: str, port: int, path: str, max_buffer: int, hold_s: float,
     return server, thread
 
 
-class HttpPushPort(Port):
+class HttpPushPort(BufferedPort):
     """``http://HOST:PORT/PATH``: an HTTP server thread whose accepted POST bodies ``read`` returns as JSON lines.
 
     A takeover by another sender ends this port (:class:`DeviceGone`); ``reopen()`` continues on the same
     server with a fresh decoder.
     """
-
-    listening = True
-    reopenable = True
-    buffered = True
 
     def __init__(self, host: str, port: int, path: str = "/", timeout: float = 0.05,
                  max_buffer: int = DEFAULT_BUFFER_BYTES, *, hold_s: float = HOLD_S,
@@ -225,27 +221,10 @@ class HttpPushPort(Port):
         self._shared = _shared or _serve(host, port, path, max_buffer, hold_s, channel_names)
         server = self._shared[0]
         self.path = server.path
-        self.buffer = server.buffer
         self.address = (host, int(server.server_address[1]))
-        super().__init__(f"http://{host}:{self.address[1]}{self.path}", timeout, server.tally)
-        self._gone = False
-        self._closed = False
+        super().__init__(f"http://{host}:{self.address[1]}{self.path}", timeout, server.buffer, server.tally)
 
-    def read(self, n: int) -> bytes:
-        if self._closed or self._gone:
-            raise DeviceGone(f"{self.name}: closed")
-        data = self.buffer.take(n, self.timeout)
-        if isinstance(data, str):
-            self._gone = True
-            raise DeviceGone(data)
-        return data
-
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        if self._gone:
-            return  # a takeover: the server stays for reopen()
+    def release(self) -> None:
         server, thread = self._shared
         server.shutdown()  # waits for serve_forever to return (<= poll_interval)
         server.server_close()

@@ -23,8 +23,8 @@ from hartool.wire import mqtt as wmqtt
 from hartool.wire.batch import DEFAULT_CHANNEL_NAMES
 from hartool.wire.door import HOLD_S, Message, SenderGate, read_message
 from hartool.wire.jsoncodec import MAX_LINE_BYTES
-from hartool.wire.net import DEFAULT_BUFFER_BYTES, REOPEN_WAIT_S, ByteBuffer
-from hartool.wire.port import Counters, DeviceGone, Port, printable
+from hartool.wire.net import DEFAULT_BUFFER_BYTES, REOPEN_WAIT_S, BufferedPort, ByteBuffer
+from hartool.wire.port import Counters, printable
 
 __all__ = ["MqttSubscribePort"]
 
@@ -104,40 +104,21 @@ class _MqttSubscription:
             wmqtt.disconnect(self.client)
 
 
-class MqttSubscribePort(Port):
+class MqttSubscribePort(BufferedPort):
     """``mqtt://[USER@]BROKER:PORT/TOPIC``: each message payload on TOPIC (wildcards allowed) as one line.
 
     Without ``reconnect`` the broker must answer at once (CONNACK and SUBACK), else :class:`WireError`.
     With it, paho connects in the background with backoff and ``read`` returns ``b""`` meanwhile.
     """
 
-    listening = True
-    reopenable = True
-    buffered = True
-
     def __init__(self, spec: str, timeout: float = 0.05, reconnect: bool = False,
                  max_buffer: int = DEFAULT_BUFFER_BYTES, *, hold_s: float = HOLD_S,
                  _sub: _MqttSubscription | None = None) -> None:
         self._sub = _sub or _MqttSubscription(spec, reconnect, max_buffer, hold_s)
-        super().__init__(self._sub.url.display(), timeout, self._sub.counts)
-        self._gone = False
-        self._closed = False
+        super().__init__(self._sub.url.display(), timeout, self._sub.buffer, self._sub.counts)
 
-    def read(self, n: int) -> bytes:
-        if self._closed or self._gone:
-            raise DeviceGone(f"{self.name}: closed")
-        data = self._sub.buffer.take(n, self.timeout)
-        if isinstance(data, str):
-            self._gone = True
-            raise DeviceGone(data)
-        return data
-
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        if not self._gone:  # after a broker drop the subscription stays for reopen()
-            self._sub.close()
+    def release(self) -> None:
+        self._sub.close()
 
     def reopen(self) -> MqttSubscribePort:
         """The same subscription once paho is reconnected; :class:`WireError` if not within ``REOPEN_WAIT_S``."""

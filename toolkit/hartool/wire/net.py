@@ -12,10 +12,12 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from hartool.core.errors import WireError
+from hartool.wire.port import Counters, DeviceGone, Port
 
 __all__ = [
     "DEFAULT_BUFFER_BYTES",
     "REOPEN_WAIT_S",
+    "BufferedPort",
     "ByteBuffer",
     "address_family",
     "bind_error",
@@ -133,3 +135,41 @@ def split_options(spec: str) -> tuple[str, dict[str, float]]:
         if not 0 <= options[key] <= 3600:
             raise WireError(f"bad --port {spec!r}: hold must be 0..3600 seconds")
     return base, options
+
+
+class BufferedPort(Port):
+    """A port whose bytes a server thread puts into a shared :class:`ByteBuffer` (HTTP push, MQTT).
+
+    A gone marker in the buffer (a takeover, a broker drop) ends this port with :class:`DeviceGone`; the
+    shared state stays for ``reopen()``. Only a final ``close()`` (not after a drop) calls ``release()``.
+    """
+
+    listening = True
+    reopenable = True
+    buffered = True
+
+    def __init__(self, name: str, timeout: float, buffer: ByteBuffer, counters: Counters) -> None:
+        super().__init__(name, timeout, counters)
+        self.buffer = buffer
+        self._gone = False
+        self._closed = False
+
+    def read(self, n: int) -> bytes:
+        if self._closed or self._gone:
+            raise DeviceGone(f"{self.name}: closed")
+        data = self.buffer.take(n, self.timeout)
+        if isinstance(data, str):
+            self._gone = True
+            raise DeviceGone(data)
+        return data
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if not self._gone:
+            self.release()
+
+    def release(self) -> None:
+        """Stop the shared server thread / client (the stream is over)."""
+        raise NotImplementedError
