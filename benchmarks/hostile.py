@@ -196,7 +196,9 @@ def _host(code: Path | None, bundle: Path, spec: str, extra: list[str], tmp: Pat
         env["PYTHONPATH"] = f"{code / 'toolkit'}{os.pathsep}{env.get('PYTHONPATH', '')}"
     cmd = [sys.executable, "-m", "hartool", "stream", str(bundle), "--port", spec, "--jsonl", "--smooth", "none",
            "--summary-json", str(tmp / "summary.json"), *extra]
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    # A shell's background job ignores SIGINT, and Python then installs no Ctrl-C handler: undo that.
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def _spec(app: str, broker: Mosquitto | None) -> tuple[str, str]:
@@ -318,12 +320,18 @@ def render(doc: dict[str, Any]) -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--bundle", type=Path, required=True)
+    ap.add_argument("--bundle", type=Path, default=None)
     ap.add_argument("--code", type=Path, default=None, help="a checkout whose toolkit/ the host runs")
     ap.add_argument("--only", default=",".join(ATTACKS))
     ap.add_argument("--seconds", type=float, default=120.0)
     ap.add_argument("--label", default="after")
+    ap.add_argument("--render", type=Path, default=None, help="only print the table of a saved run")
     args = ap.parse_args()
+    if args.render is not None:
+        print(render(json.loads(args.render.read_text())))
+        return 0
+    if args.bundle is None:
+        ap.error("--bundle is required")
     only = [a for a in args.only.split(",") if a]
     rec = next(r for r in load_dataset("hapt").recordings if r.subject == 9)
     values = rec.values[: int(args.seconds * 50)].astype(np.float64)
@@ -337,11 +345,11 @@ def main() -> int:
             print(f"{attack}: {row['windows']} windows, {row['refused']}, stderr {row['stderr_lines']}, "
                   f"RSS {row['peak_rss_mb']} MB, alive {row['alive']}", file=sys.stderr, flush=True)
             doc["rows"].append(row)
+            save(f"hostile-{args.label}.json", doc)  # after every attack: a cut-short run keeps its rows
     finally:
         if broker is not None:
             broker.close()
         shutil.rmtree(tmp, ignore_errors=True)
-    save(f"hostile-{args.label}.json", doc)
     print(render(doc))
     return 0
 
