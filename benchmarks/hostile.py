@@ -18,8 +18,8 @@ time, and the attack runs against the same port (real sockets, a real HTTP clien
   udp-spoof       during the stream: another address sends lines to the UDP port
 
 Columns: honest windows delivered (JSONL lines on stdout) against the `none` run of the same transport,
-what the host refused or counted (its summary's port counters and bad input), stderr lines, and the child's
-peak RSS (ru_maxrss from wait4). `--code DIR` runs the child with DIR/toolkit first on PYTHONPATH (a worktree
+what the host refused or counted (its summary's port counters and bad input), stderr lines, and the host's
+peak RSS as its `--summary-json` reports it (empty when it wrote none). `--code DIR` runs the child with DIR/toolkit first on PYTHONPATH (a worktree
 of an older commit, for the "before" column); the senders always come from this checkout.
 """
 
@@ -246,21 +246,17 @@ def _refused(summary: dict[str, Any]) -> str:
     return ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "-"
 
 
-def _end(proc: subprocess.Popen[bytes]) -> tuple[bool, float]:
-    """(alive before we stopped it, peak RSS MB): Ctrl-C, then wait4 for the child's ru_maxrss."""
+def _end(proc: subprocess.Popen[bytes]) -> bool:
+    """Stop the host with Ctrl-C (as a user would); True when it was still running until then."""
     alive = proc.poll() is None
     if alive:
         proc.send_signal(signal.SIGINT)
-    deadline = time.monotonic() + 180  # a loaded host can take a while to say goodbye
-    while True:
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-        if pid:
-            proc.returncode = os.waitstatus_to_exitcode(status)
-            return alive, usage.ru_maxrss / 1024.0
-        if time.monotonic() > deadline:
+        try:
+            proc.wait(180)  # a loaded host can take a while to say goodbye
+        except subprocess.TimeoutExpired:
             proc.kill()
-            deadline = time.monotonic() + 10
-        time.sleep(0.1)
+            proc.wait(30)
+    return alive
 
 
 def run_attack(attack: str, code: Path | None, bundle: Path, values: np.ndarray, broker: Mosquitto | None,
@@ -296,14 +292,14 @@ def run_attack(attack: str, code: Path | None, bundle: Path, values: np.ndarray,
     done.wait(600)
     while time.monotonic() - out.last < IDLE_S and proc.poll() is None:
         time.sleep(0.1)
-    alive, rss = _end(proc)
+    alive = _end(proc)
     out.join(10)
     err.join(10)
     summary_path = tmp / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
     summary_path.unlink(missing_ok=True)
     return {"attack": attack, "app": app, "windows": out.lines, "stderr_lines": err.lines, "alive": alive,
-            "peak_rss_mb": round(rss, 1), "refused": _refused(summary), "end": summary.get("end_reason"),
+            "peak_rss_mb": summary.get("peak_rss_mb"), "refused": _refused(summary), "end": summary.get("end_reason"),
             "exit": proc.returncode, "stderr_tail": err.tail}
 
 
@@ -313,7 +309,7 @@ def render(doc: dict[str, Any]) -> str:
     for r in doc["rows"]:
         delivered = f"{r['windows']} / {ref.get(r['app'], '?')}"
         rows.append([r["attack"], delivered, r["refused"], r["stderr_lines"], r["peak_rss_mb"],
-                     "yes" if r["alive"] else "**died**"])
+                     "yes" if r["alive"] else f"**no** (ended: {r['end'] or r['exit']})"])
     return md_table(["attack", "honest windows / without attack", "refused or counted", "stderr lines",
                      "peak RSS MB", "survived"], rows)
 
