@@ -17,12 +17,13 @@ from dataclasses import dataclass
 
 from hartool.wire.apps.registry import refusal, schema_of
 from hartool.wire.port import printable
+from hartool.wire.text import PRINTABLE
 
 __all__ = ["HOLD_S", "Message", "Refusal", "SenderGate", "read_message"]
 
 #: A sender heard within this many seconds keeps its stream.
 HOLD_S = 5.0
-_TEXT_BYTES = bytes(range(0x20, 0x7F)) + b"\t\r\n"
+_TEXT_BYTES = PRINTABLE + b"\t\r\n"
 
 
 @dataclass(frozen=True)

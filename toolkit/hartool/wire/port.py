@@ -12,6 +12,8 @@ What the reader, the recorder and the tests rely on:
 * ``listening``: the sender connects to us (a phone, a board on Wi-Fi); the reader waits for it to come back.
 * ``reopenable``: after :class:`DeviceGone`, ``reopen()`` gives the same source back (a fresh serial open,
   the listener's next client); it raises :class:`WireError` when that is not possible yet.
+* ``buffered``: a server thread of the port holds a bounded backlog and refuses at its door what does not
+  fit; the reader then waits for its consumer rather than dropping what the port accepted.
 * ``write(data)`` sends host command bytes (at most ``WRITE_TIMEOUT_S`` of waiting; may be called from
   another thread than ``read``); sources that cannot take commands discard them and return 0.
 * ``counters()``: what the port counted (connections, refused messages, overflow, ...), shared with the
