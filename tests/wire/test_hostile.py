@@ -10,12 +10,11 @@ import json
 import socket
 import struct
 import time
-import urllib.error
-import urllib.request
 
 import numpy as np
 import paho.mqtt.client as paho
 import pytest
+from test_listen import post
 
 from hartool.sim.apps import sensorlogger_packets
 from hartool.wire.events import ReaderEvent
@@ -34,15 +33,6 @@ FIELDS_DOC = json.dumps({"t": 0, **dict.fromkeys(NAMES, 0.0)}).encode()
 
 def text_lines(k: int, start: int = 0) -> bytes:
     return b"".join(b"%d,%.3f,%.3f,%.3f,0.1,0.2,0.3\n" % (10 * i, i / 7, -i / 9, 1.0) for i in range(start, start + k))
-
-
-def post(url: str, body: bytes, ctype: str = "application/json") -> tuple[int, str]:
-    req = urllib.request.Request(url, data=body, headers={"Content-Type": ctype}, method="POST")
-    try:
-        with urllib.request.urlopen(req, timeout=GUARD_S) as resp:
-            return resp.status, resp.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
 
 
 def pump(reader: ReaderThread, samples: int) -> list[ReaderEvent]:
