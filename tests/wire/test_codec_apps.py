@@ -171,3 +171,22 @@ def test_sniff_and_auto_decoder_pick_json() -> None:
     dec.feed(b'{"t": 0, ' + b", ".join(b'"%s": 1' % n.encode() for n in NAMES) + b"}\n" * 1 + b" " * 300)
     assert dec.protocol == "json"
     assert isinstance(make_decoder("json", channel_names=NAMES), JsonDecoder)
+
+
+def test_auto_decoder_detects_again_after_a_bad_start() -> None:
+    """64 KB of random bytes (zeros and all) make the first sniff say binary; the text lines after it still
+    come out, and nothing is guessed again once samples flow."""
+    rng = np.random.default_rng(7)
+    noise = rng.integers(0, 256, 64 * 1024, dtype=np.uint8).tobytes()
+    lines = b"".join(b"%d,%.3f,%.3f,%.3f,0.1,0.2,0.3\n" % (10 * k, k / 7, -k / 9, 1.0) for k in range(1000))
+    dec = AutoDecoder(expected_channels=6)
+    data = noise + lines
+    got = []
+    for i in range(0, len(data), 4096):  # what a socket read returns
+        batch = dec.feed(data[i:i + 4096])
+        if batch is not None:
+            got.append(batch)
+    assert dec.protocol == "text"
+    t = np.concatenate([b.t for b in got])
+    assert t[-1] == 9990 and np.all(np.diff(t) == 10)  # every line after the first few, in order
+    assert len(t) >= 990 and decoder_counters(dec)["discarded_bytes"] >= 60 * 1024

@@ -14,7 +14,8 @@ import paho.mqtt.client as paho
 import pytest
 
 from hartool.core.errors import WireError
-from hartool.wire.httppush import HttpPushPort, check_push_batch
+from hartool.wire.door import Message, Refusal, SenderGate, read_message
+from hartool.wire.httppush import HttpPushPort
 from hartool.wire.mqttsub import MqttSubscribePort
 from hartool.wire.net import ByteBuffer
 from hartool.wire.port import DeviceGone
@@ -156,7 +157,7 @@ def test_udp_datagrams_become_lines() -> None:
                 sender.sendto(d, port.address)
         expected = b"1,2,3\n4,5,6\n7,8,9\n10,11,12\n13,14,15\n16\n"
         assert read_bytes(port, len(expected)) == expected
-        assert port.counters() == {"datagrams": 4, "overflow": 0}
+        assert {k: v for k, v in port.counters().items() if v} == {"datagrams": 4}
     finally:
         port.close()
 
@@ -174,7 +175,7 @@ def test_udp_many_datagrams_arrive_whole_and_port_in_use_fails() -> None:
                     sender.sendto(d, port.address)
                 got += read_bytes(port, sum(map(len, payload[: k + 20])) - len(got))
         assert bytes(got) == b"".join(payload)
-        assert port.counters() == {"datagrams": 400, "overflow": 0}
+        assert {k: v for k, v in port.counters().items() if v} == {"datagrams": 400}
         with pytest.raises(WireError, match="Address already in use"):
             open_port(f"udp://127.0.0.1:{port.address[1]}")
     finally:
@@ -185,8 +186,8 @@ def test_udp_many_datagrams_arrive_whole_and_port_in_use_fails() -> None:
 # http:// push
 
 
-def post(url: str, body: bytes) -> tuple[int, str]:
-    req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"}, method="POST")
+def post(url: str, body: bytes, ctype: str = "application/json") -> tuple[int, str]:
+    req = urllib.request.Request(url, data=body, headers={"Content-Type": ctype}, method="POST")
     try:
         with urllib.request.urlopen(req, timeout=GUARD_S) as resp:
             return resp.status, resp.read().decode()
@@ -205,7 +206,7 @@ SENSOR_LOGGER_BATCH = {
 }
 
 
-def test_http_push_answers_200_and_400_and_counts_bad_batches() -> None:
+def test_http_push_answers_200_and_refuses_at_the_door_with_the_reason() -> None:
     port = open_port("http://127.0.0.1:0/data")
     assert isinstance(port, HttpPushPort)
     url = f"http://127.0.0.1:{port.address[1]}/data"
@@ -213,16 +214,26 @@ def test_http_push_answers_200_and_400_and_counts_bad_batches() -> None:
         good = json.dumps(SENSOR_LOGGER_BATCH, indent=2).encode()  # pretty-printed on the wire
         assert post(url, good) == (200, "ok\n")
         code, reason = post(url, b"{not json")
-        assert code == 400 and reason.startswith("body is not JSON")
+        assert code == 400 and reason.startswith("not JSON")
         code, reason = post(url, json.dumps({"messageId": 4, "sessionId": "a1b2", "payload": []}).encode())
         assert code == 400 and reason.startswith("no payload")
-        code, reason = post(url, json.dumps({"messageId": 5, "deviceId": "x"}).encode())
-        assert code == 400 and "payload" in reason
+        for wrong in ({"messageId": 5, "deviceId": "x"}, {"foo": 1}, [1, 2, 3]):  # no known app schema
+            code, reason = post(url, json.dumps(wrong).encode())
+            assert code == 400 and "no known app schema" in reason
         assert post(url + "/../other", good)[0] == 404
-        assert post(url, json.dumps({"t": 1, "acc_x": 0.5}).encode())[0] == 200  # any other sender
-        expected = (json.dumps(SENSOR_LOGGER_BATCH, separators=(",", ":")) + "\n" + '{"t":1,"acc_x":0.5}\n').encode()
+        code, reason = post(url, good, ctype="text/plain")  # what a web page may send cross-origin
+        assert code == 415 and "application/json" in reason
+        code, reason = post(url, json.dumps({"t": 1, "acc_x": 0.5}).encode())  # another sender, same stream
+        assert code == 409 and "deviceId phone is streaming" in reason
+        expected = (json.dumps(SENSOR_LOGGER_BATCH, separators=(",", ":")) + "\n").encode()
         assert read_bytes(port, len(expected)) == expected
-        assert port.counters() == {"batches": 2, "bad_batches": 3, "not_found": 1, "overflow": 0}
+        counters = port.counters()
+        assert {k: v for k, v in counters.items() if v} == {
+            "batches": 1, "bad_batches": 1, "wrong_schema": 3, "bad_messages": 2, "not_found": 1,
+            "refused_senders": 1}
+        notes = port.take_notes()
+        assert len(notes) == 5 and all(n.startswith("HTTP 4") and "127.0.0.1" in n for n in notes)
+        assert port.take_notes() == []  # each kind is said once; the counters carry the rest
     finally:
         port.close()
     with pytest.raises(urllib.error.URLError):
@@ -272,11 +283,32 @@ def test_http_port_in_use() -> None:
             open_port(f"http://127.0.0.1:{busy}/x")
 
 
-def test_check_push_batch_is_strict_only_for_sensor_logger_objects() -> None:
-    assert check_push_batch(b"[1, 2]") == (b"[1,2]\n", "")
-    assert check_push_batch(b"  ")[0] is None
-    assert check_push_batch(b"\xff\xfe")[1].startswith("body is not JSON")
-    assert check_push_batch(b'{"payload": {"name": "x"}}')[1].startswith("no payload")
+def test_read_message_names_kind_and_sender_or_refuses() -> None:
+    names = ("acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z")
+    msg = read_message(json.dumps(SENSOR_LOGGER_BATCH).encode(), names, "10.0.0.5", text_ok=False)
+    assert isinstance(msg, Message) and (msg.kind, msg.sender) == ("sensorlogger", "deviceId phone")
+    msg = read_message(b'[{"t": 1, "acc_x": 2}]', names, "10.0.0.5", text_ok=False)
+    assert isinstance(msg, Message) and (msg.kind, msg.sender, msg.data) == ("fields", "10.0.0.5", b'[{"t":1,"acc_x":2}]\n')
+    assert read_message(b"1,2,3", names, "topic t", text_ok=True) == Message("text", "topic t", b"1,2,3\n")
+    for body, text_ok, status, counter in [(b"  ", True, 400, "bad_messages"), (b"\xff\xfe", False, 415, "bad_messages"),
+                                           (b"1,2\x00", True, 415, "bad_messages"), (b"[1, 2]", True, 400, "wrong_schema"),
+                                           (b'{"payload": {"name": "x"}}', False, 400, "bad_batches"),
+                                           (b'[{"acc_x": 1}, {"op": "hyperimu", "Timestamp": 1}]', True, 400, "wrong_schema")]:
+        got = read_message(body, names, "p", text_ok=text_ok)
+        assert isinstance(got, Refusal) and (got.status, got.counter) == (status, counter), (body, got)
+
+
+def test_sender_gate_holds_the_stream_for_the_current_sender() -> None:
+    now = [0.0]
+    gate = SenderGate(hold_s=5.0, clock=lambda: now[0])
+    assert gate.admit("a") == (True, None)
+    now[0] = 4.0
+    assert gate.admit("b") == (False, "a")
+    assert gate.admit("a") == (True, None)  # heard again: holds for another 5 s
+    now[0] = 8.9
+    assert gate.admit("b") == (False, "a")
+    now[0] = 9.0
+    assert gate.admit("b") == (True, "a")
 
 
 def test_byte_buffer_keeps_order_and_reports_gone_after_the_data() -> None:
@@ -305,12 +337,18 @@ def test_mqtt_subscribe_receives_published_lines(mqtt_broker: MqttBroker) -> Non
     try:
         publish_all(mqtt_broker, "phones/p1/imu", payloads[:20])
         publish_all(mqtt_broker, "phones/p1/other", [b"not for us"])
-        publish_all(mqtt_broker, "phones/p2/imu", [p + b"\n" for p in payloads[20:]])  # newline kept single
-        expected = b"".join(p + b"\n" for p in payloads)
+        # A second sender on the wildcard while the first was just heard: refused at the door, counted.
+        publish_all(mqtt_broker, "phones/p2/imu", [p + b"\n" for p in payloads[20:]])
+        expected = b"".join(json.dumps(json.loads(p), separators=(",", ":")).encode() + b"\n" for p in payloads[:20])
         assert read_bytes(port, len(expected)) == expected
-        assert port.read(100) == b""
+        deadline = time.monotonic() + GUARD_S
+        while port.counters()["refused_senders"] < 10:
+            assert time.monotonic() < deadline, port.counters()
+            assert port.read(100) == b""
         counters = port.counters()
-        assert (counters["messages"], counters["overflow"], counters["connections"]) == (30, 0, 1)
+        assert (counters["messages"], counters["overflow"], counters["connections"]) == (20, 0, 1)
+        assert port.take_notes() == ["MQTT: refused sensorlogger from topic phones/p2/imu: "
+                                     "sensorlogger from topic phones/p1/imu is streaming"]
     finally:
         port.close()
 
@@ -369,5 +407,36 @@ def test_mqtt_broker_restart_is_a_disconnect_then_reopen(fresh_mqtt_broker: Mqtt
         counters = again.counters()
         assert (counters["connections"], counters["broker_disconnects"]) == (2, 1)
         again.close()
+    finally:
+        port.close()
+
+
+def test_hold_option_in_the_port_url() -> None:
+    port = open_port("udp://127.0.0.1:0?hold=0.5")
+    try:
+        assert port._gate.hold_s == 0.5
+    finally:
+        port.close()
+    with pytest.raises(WireError, match="unknown option 'token'"):
+        open_port("tcp-listen://127.0.0.1:0?token=x")
+    with pytest.raises(WireError, match="hold must be 0..3600 seconds"):
+        open_port("http://127.0.0.1:0/data?hold=soon")
+
+
+def test_tcp_silent_sender_is_taken_over_with_hold_zero() -> None:
+    port = TcpListenPort("127.0.0.1", 0, hold_s=0)
+    try:
+        with socket.create_connection(port.address) as c1, socket.create_connection(port.address) as c2:
+            c1.sendall(b"1,2,3\n")
+            assert read_bytes(port, 6) == b"1,2,3\n"
+            c2.sendall(b"4,5,6\n")
+            with pytest.raises(DeviceGone, match="replaced by 127.0.0.1"):
+                for _ in range(1000):
+                    port.read(100)
+            port.close()
+            again = port.reopen()
+            assert read_bytes(again, 6) == b"4,5,6\n"
+            assert again.counters()["takeovers"] == 1
+            again.close()
     finally:
         port.close()

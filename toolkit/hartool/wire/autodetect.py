@@ -29,6 +29,7 @@ __all__ = [
 ]
 
 PROTOCOLS: tuple[str, ...] = ("auto", "text", "binary", "json")
+_RESNIFFABLE = ("text", "binary")  # byte-stream formats a bad start may have mistaken for each other
 Decoder = TextDecoder | BinaryDecoder | JsonDecoder
 
 # Decoder counters that are summed over reconnects (each connection gets a fresh decoder).
@@ -56,6 +57,12 @@ class AutoDecoder:
     The sniff runs once ``sniff_bytes`` arrived or the buffer holds a few line / frame delimiters, so slow
     streams are not held up. While the format is unknown the buffer keeps only the newest
     ``max_sniff_bytes`` (the rest is counted in ``discarded_bytes``).
+
+    A bad start does not lock the stream in: until the chosen text or binary decoder yields its first
+    sample, every ``sniff_bytes`` the newest bytes are sniffed again, and when they name the other of the
+    two the stream switches, replaying the latest read and the ``max_sniff_bytes`` before it into the new decoder (64 KB of line
+    noise at connect, then clean text lines, still gives the lines). The bytes left behind are counted in
+    ``discarded_bytes``.
     """
 
     def __init__(
@@ -74,7 +81,9 @@ class AutoDecoder:
         self.protocol: str | None = None
         self.inner: Decoder | None = None
         self.sniff_discarded = 0
-        self._buf = bytearray()
+        self._buf = bytearray()  # before detection: what is sniffed; after: the newest bytes, for a re-sniff
+        self._fed = 0  # bytes fed to the current inner decoder
+        self._unsniffed = 0  # bytes since the last re-sniff
 
     @property
     def channels(self) -> int | None:
@@ -86,7 +95,10 @@ class AutoDecoder:
 
     def feed(self, data: bytes) -> DecodedBatch | None:
         if self.inner is not None:
-            return self.inner.feed(data)
+            batch = self.inner.feed(data)
+            if batch is None and self.inner.samples == 0 and self.protocol in _RESNIFFABLE:
+                return self._resniff(data)
+            return batch
         buf = self._buf
         buf += data
         if len(buf) < self.sniff_bytes and buf.count(b"\n") < 4 and buf.count(0) < 3:
@@ -100,12 +112,35 @@ class AutoDecoder:
                 self.sniff_discarded += cut
                 del buf[:cut]
             return None
+        return self._start(kind)
+
+    def _start(self, kind: str) -> DecodedBatch | None:
+        """Decode with ``kind`` from now on, starting with the bytes held in the buffer."""
         self.protocol = kind
         self.inner = make_decoder(kind, self.expected_channels, self.skip_first_line,
                                   **self.decoder_kw)  # type: ignore[arg-type]
-        pending = bytes(buf)
-        buf.clear()
+        pending = bytes(self._buf)
+        self._fed, self._unsniffed = len(pending), 0
+        if kind not in _RESNIFFABLE:
+            self._buf.clear()
         return self.inner.feed(pending)
+
+    def _resniff(self, data: bytes) -> DecodedBatch | None:
+        """No sample yet: sniff the newest bytes again; switch when they name the other stream format."""
+        buf = self._buf
+        if len(buf) > self.max_sniff_bytes:  # trimmed before the new bytes: the whole latest read stays
+            del buf[: len(buf) - self.max_sniff_bytes]
+        buf += data
+        self._fed += len(data)
+        self._unsniffed += len(data)
+        if self._unsniffed < self.sniff_bytes:
+            return None
+        self._unsniffed = 0
+        kind = sniff_protocol(bytes(buf[-2 * self.sniff_bytes :]))
+        if kind not in _RESNIFFABLE or kind == self.protocol:
+            return None
+        self.sniff_discarded += self._fed - len(buf)
+        return self._start(kind)
 
 
 def make_decoder(

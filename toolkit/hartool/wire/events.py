@@ -15,8 +15,9 @@ class ReaderEvent:
     """Something the stream loop may want to tell the user about, queued in order with the batches.
 
     ``kind``:
-      * ``"protocol"``: auto-detection picked ``text`` or ``binary`` (message says which).
+      * ``"protocol"``: auto-detection picked ``text``, ``binary`` or ``json``, or switched after a bad start.
       * ``"hint"``: bytes arrive but nothing decodes (probably the baud rate or the protocol).
+      * ``"door"``: a listening port refused something (the first of each kind, with the peer's address).
       * ``"disconnected"``: the device went away; ``final`` unless the reader will reconnect.
       * ``"reconnected"``: the port is open again; decoding restarts (windows should restart too).
       * ``"eof"``: a file / stdin source ended (final).

@@ -43,11 +43,6 @@ class JsonDecoder:
         self._skip_first = skip_first_line
         self._buf = bytearray()
 
-    @property
-    def schema(self) -> str | None:
-        """The stream's schema name ("sensorlogger", "hyperimu", "fields"), None before the first document."""
-        return None if self.app is None else self.app.name
-
     def feed(self, data: bytes) -> DecodedBatch | None:
         """Consume bytes; return the samples of the complete lines among them, or None."""
         buf = self._buf

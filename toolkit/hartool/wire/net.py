@@ -9,11 +9,21 @@ import os
 import socket
 import threading
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from hartool.core.errors import WireError
+from hartool.wire.port import Counters, DeviceGone, Port
 
-__all__ = ["DEFAULT_BUFFER_BYTES", "REOPEN_WAIT_S", "ByteBuffer", "address_family", "bind_error", "split_host_port"]
+__all__ = [
+    "DEFAULT_BUFFER_BYTES",
+    "REOPEN_WAIT_S",
+    "BufferedPort",
+    "ByteBuffer",
+    "address_family",
+    "bind_error",
+    "split_host_port",
+    "split_options",
+]
 
 DEFAULT_BUFFER_BYTES = 8 * 1024 * 1024  # ~40 s of a 200 Hz Sensor Logger stream: room for a slow consumer
 REOPEN_WAIT_S = 0.5  # reopen() waits this long for a sender, then lets the reader's backoff loop retry
@@ -108,3 +118,58 @@ def address_family(host: str, socktype: int) -> tuple[int, tuple[Any, ...]]:
     except socket.gaierror as exc:
         raise WireError(f"cannot listen on {host}: unknown host ({exc.strerror})") from exc
     return info[0][0], info[0][4]
+
+
+def split_options(spec: str) -> tuple[str, dict[str, float]]:
+    """(the URL without its query, the options in it): ``?hold=S`` sets how many seconds a silent sender
+    keeps its stream before another may take over. Unknown options are a one-line :class:`WireError`."""
+    base, _, query = spec.partition("?")
+    options: dict[str, float] = {}
+    for key, value in parse_qsl(query, keep_blank_values=True):
+        if key != "hold":
+            raise WireError(f"bad --port {spec!r}: unknown option {key!r} (known: hold=SECONDS)")
+        try:
+            options[key] = float(value)
+        except ValueError:
+            options[key] = -1.0
+        if not 0 <= options[key] <= 3600:
+            raise WireError(f"bad --port {spec!r}: hold must be 0..3600 seconds")
+    return base, options
+
+
+class BufferedPort(Port):
+    """A port whose bytes a server thread puts into a shared :class:`ByteBuffer` (HTTP push, MQTT).
+
+    A gone marker in the buffer (a takeover, a broker drop) ends this port with :class:`DeviceGone`; the
+    shared state stays for ``reopen()``. Only a final ``close()`` (not after a drop) calls ``release()``.
+    """
+
+    listening = True
+    reopenable = True
+    buffered = True
+
+    def __init__(self, name: str, timeout: float, buffer: ByteBuffer, counters: Counters) -> None:
+        super().__init__(name, timeout, counters)
+        self.buffer = buffer
+        self._gone = False
+        self._closed = False
+
+    def read(self, n: int) -> bytes:
+        if self._closed or self._gone:
+            raise DeviceGone(f"{self.name}: closed")
+        data = self.buffer.take(n, self.timeout)
+        if isinstance(data, str):
+            self._gone = True
+            raise DeviceGone(data)
+        return data
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if not self._gone:
+            self.release()
+
+    def release(self) -> None:
+        """Stop the shared server thread / client (the stream is over)."""
+        raise NotImplementedError

@@ -20,11 +20,12 @@ from hartool.wire.events import ReaderEvent, ReaderStats
 from hartool.wire.handoff import Handoff
 from hartool.wire.port import DeviceGone, Port
 
-__all__ = ["BAUD_HINT", "ReaderThread"]
+__all__ = ["BAUD_HINT", "LISTEN_HINT", "ReaderThread"]
 
 BAUD_HINT = (
     "receiving bytes but no valid {what}: check --baud (device may use 9600/115200/230400) or --protocol"
 )
+LISTEN_HINT = "receiving bytes but no valid {what} yet: check the sender's format, --protocol or --columns"
 
 
 class ReaderThread(threading.Thread):
@@ -33,8 +34,10 @@ class ReaderThread(threading.Thread):
     The read loop never blocks on the consumer: when the bounded queue is full a batch is dropped and its
     samples are counted in ``dropped_queue`` and added to the ``dropped`` of the next batch that is
     queued, so the consumer always knows where the gaps are. Events are never dropped: they wait, in
-    order, until the queue has room. File sources (``port.is_file``) are the exception: the reader waits
-    for room instead of dropping, because a replay has no real-time deadline.
+    order, until the queue has room. File sources (``port.is_file``) and buffered ports (``port.buffered``:
+    HTTP, MQTT) are the exception: the reader waits for room instead of dropping, because a replay has no
+    real-time deadline and a buffered port refuses at its door what it cannot hold (so what it accepted
+    is classified).
 
     With ``reconnect=True`` a vanished device is reopened (``opener``, default ``port.reopen``) with
     exponential backoff from ``backoff_initial`` to ``backoff_max`` seconds, at most
@@ -209,7 +212,7 @@ class ReaderThread(threading.Thread):
         """Start the per-connection state for ``port``; returns its fresh decoder."""
         self._conn_bytes = 0
         self._hinted = self._noted = False
-        self._announced_protocol = self.protocol != "auto"
+        self._announced_protocol: str | None = None
         # Files and listening sockets start at a line boundary; a serial port may start mid-line.
         whole = port.is_file or port.listening
         return make_decoder(self.protocol, self.expected_channels, skip_first_line=not whole,
@@ -261,6 +264,8 @@ class ReaderThread(threading.Thread):
                 self._emit(ReaderEvent("disconnected", str(exc), final=not self.reconnect))
                 return "disconnected"
             received_ns = time.perf_counter_ns()
+            for note in port.take_notes():  # refusals at the door: the first of each kind, with the peer
+                self._emit(ReaderEvent("door", note))
             if not data:
                 if port.eof:
                     self._emit(ReaderEvent("eof", f"{port.name}: end of data", final=True))
@@ -271,19 +276,18 @@ class ReaderThread(threading.Thread):
             self._conn_bytes += len(data)
             with self._lock:
                 batch = self._decoder.feed(data)
-            if (
-                not self._announced_protocol
-                and isinstance(self._decoder, AutoDecoder)
-                and self._decoder.protocol
-            ):
-                self._announced_protocol = True
-                self._emit(ReaderEvent("protocol", f"detected {self._decoder.protocol} protocol"))
+            detected = self._decoder.protocol if isinstance(self._decoder, AutoDecoder) else None
+            if detected is not None and detected != self._announced_protocol:
+                # Detection may run again after a bad start (random bytes, then the real stream).
+                verb = "switched to" if self._announced_protocol else "detected"
+                self._announced_protocol = detected
+                self._emit(ReaderEvent("protocol", f"{verb} {detected} protocol"))
             self._announce_note()
             if batch is not None:
                 batch.received_ns = received_ns
                 self._deliver(batch)
-            elif not self._hinted and self._conn_bytes >= self.hint_bytes:
-                self._check_hint()
+            elif not self._hinted and self._conn_bytes >= self.hint_bytes and not port.buffered:
+                self._check_hint()  # (a buffered port's door already checked every message it passed on)
         return "stopped"
 
     def _announce_note(self) -> None:
@@ -309,12 +313,14 @@ class ReaderThread(threading.Thread):
             return  # clean text that is not numeric (a banner or an error message): not a baud problem
         self._hinted = True
         what = {"text": "lines", "binary": "frames"}.get(protocol_of(self._decoder) or "", "lines or frames")
-        self.hint = BAUD_HINT.format(what=what)
+        # A listening port has no baud rate: the sender's format is what to check there.
+        self.hint = (LISTEN_HINT if self.listening else BAUD_HINT).format(what=what)
         self._emit(ReaderEvent("hint", self.hint))
 
     def _deliver(self, batch: DecodedBatch) -> None:
         self._dropped_wire += batch.dropped
-        self.handoff.deliver(batch, wait=self.port is not None and self.port.is_file)
+        port = self.port
+        self.handoff.deliver(batch, wait=port is not None and (port.is_file or port.buffered))
 
     def _emit(self, event: ReaderEvent) -> None:
         self.handoff.emit(event)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from hartool.core.errors import WireError
 from hartool.wire.fileports import FilePort, RecordingReplayPort, StdinPort, is_csv_recording
-from hartool.wire.net import split_host_port
+from hartool.wire.net import split_host_port, split_options
 from hartool.wire.port import Port
 from hartool.wire.serialport import DEFAULT_BAUD, SerialPort
 
@@ -22,28 +22,36 @@ __all__ = ["LISTEN_SCHEMES", "open_port"]
 def _tcp(spec: str, timeout: float, reconnect: bool) -> Port:
     from hartool.wire.tcp import TcpListenPort
 
-    host, port, _ = split_host_port(spec, "tcp-listen")
-    return TcpListenPort(host, port, timeout)
+    base, options = split_options(spec)
+    host, port, _ = split_host_port(base, "tcp-listen")
+    return TcpListenPort(host, port, timeout, **_hold(options))
 
 
 def _udp(spec: str, timeout: float, reconnect: bool) -> Port:
     from hartool.wire.udp import UdpPort
 
-    host, port, _ = split_host_port(spec, "udp")
-    return UdpPort(host, port, timeout)
+    base, options = split_options(spec)
+    host, port, _ = split_host_port(base, "udp")
+    return UdpPort(host, port, timeout, **_hold(options))
 
 
 def _http(spec: str, timeout: float, reconnect: bool) -> Port:
     from hartool.wire.httppush import HttpPushPort
 
-    host, port, path = split_host_port(spec, "http", default_port=80)
-    return HttpPushPort(host, port, path or "/", timeout)
+    base, options = split_options(spec)
+    host, port, path = split_host_port(base, "http", default_port=80)
+    return HttpPushPort(host, port, path or "/", timeout, **_hold(options))
 
 
 def _mqtt(spec: str, timeout: float, reconnect: bool) -> Port:
     from hartool.wire.mqttsub import MqttSubscribePort
 
-    return MqttSubscribePort(spec, timeout, reconnect)
+    base, options = split_options(spec)
+    return MqttSubscribePort(base, timeout, reconnect, **_hold(options))
+
+
+def _hold(options: dict[str, float]) -> dict[str, float]:
+    return {"hold_s": options["hold"]} if "hold" in options else {}
 
 
 #: Listening sources by URL scheme: ``opener(spec, timeout, reconnect)``.

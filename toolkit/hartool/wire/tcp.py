@@ -1,20 +1,24 @@
-"""``tcp-listen://HOST:PORT``: a TCP server for one client at a time (HyperIMU over TCP, an ESP32 over Wi-Fi).
+"""``tcp-listen://HOST:PORT[?hold=S]``: a TCP server for one client at a time (HyperIMU over TCP, an ESP32 over Wi-Fi).
 
-When the client leaves, ``read`` raises :class:`DeviceGone`; ``reopen()`` waits for the next client on the
-same listening socket, which continues the stream (the reader counts it as a reconnect). A new client while
-the current one is silent takes over: a phone that comes back after a Wi-Fi drop is not locked out by its
-own half-open old connection. The socket is read directly by the reader thread (select with the port's
-timeout; TCP flow control does the buffering).
+When the client leaves, ``read`` raises :class:`DeviceGone`; ``reopen()`` takes the next client on the same
+listening socket, which continues the stream (the reader counts it as a reconnect). One sender per stream:
+a second connection while the current client sends is accepted but not read (it waits, its bytes kept by
+TCP); once the current client has been silent for ``hold`` seconds the waiting one takes over (a phone that
+comes back after a Wi-Fi drop is not locked out by its own half-open old connection). A third is refused
+(closed at once). Each is counted and noted with both peers. The socket is read directly by the reader
+thread (select with the port's timeout; TCP flow control does the buffering).
 """
 
 from __future__ import annotations
 
 import select
 import socket
+import time
 
 from hartool.core.errors import WireError
+from hartool.wire.door import HOLD_S
 from hartool.wire.net import REOPEN_WAIT_S, address_family, bind_error
-from hartool.wire.port import Counters, DeviceGone, Port
+from hartool.wire.port import Counters, DeviceGone, Port, printable
 
 __all__ = ["TcpListenPort"]
 
@@ -32,12 +36,21 @@ class _TcpListener:
         self.sock.setblocking(False)  # accept() after select() must not hang on a client that already left
         self.host = host
         self.port = int(self.sock.getsockname()[1])
-        self.counts = Counters("connections", "takeovers")
+        self.counts = Counters("connections", "takeovers", "waiting_connections", "refused_connections",
+                               "client_errors")
+        self.waiting: socket.socket | None = None  # a second client, not read until it takes over
         self.closed = False
 
     def accept(self, timeout: float) -> socket.socket | None:
         if self.closed:
             raise WireError(f"tcp-listen://{self.host}:{self.port} is closed")
+        if self.waiting is not None:
+            client, self.waiting = self.waiting, None
+            return client
+        return self.take(timeout)
+
+    def take(self, timeout: float) -> socket.socket | None:
+        """The next connection from the backlog (None if none came within ``timeout``)."""
         ready, _, _ = select.select([self.sock], [], [], timeout)
         if not ready:
             return None
@@ -52,6 +65,8 @@ class _TcpListener:
 
     def close(self) -> None:
         self.closed = True
+        if self.waiting is not None:
+            self.waiting.close()
         self.sock.close()
 
 
@@ -67,14 +82,17 @@ class TcpListenPort(Port):
     reopenable = True
 
     def __init__(
-        self, host: str, port: int, timeout: float = 0.05, *, _listener: _TcpListener | None = None,
-        _client: socket.socket | None = None,
+        self, host: str, port: int, timeout: float = 0.05, *, hold_s: float = HOLD_S,
+        _listener: _TcpListener | None = None, _client: socket.socket | None = None,
     ) -> None:
         listener = _listener or _TcpListener(f"tcp-listen://{host}:{port}", host, port)
         super().__init__(f"tcp-listen://{listener.host}:{listener.port}", timeout, listener.counts)
         self._listener = listener
         self.address = (listener.host, listener.port)
+        self.hold_s = hold_s
         self._client = _client
+        self.peer = _peer_of(_client)
+        self._heard = time.monotonic()  # when the client last sent something (or connected)
         self._gone = False  # read raised DeviceGone: close() then keeps the listener for reopen()
         self._closed = False
 
@@ -83,22 +101,43 @@ class TcpListenPort(Port):
             raise DeviceGone(f"{self.name}: closed")
         if self._client is None:
             self._client = self._listener.accept(self.timeout)
+            self.peer, self._heard = _peer_of(self._client), time.monotonic()
             return b""
         client = self._client
         ready, _, _ = select.select([client, self._listener.sock], [], [], self.timeout)
         if client in ready:
             try:
                 data = client.recv(n)
-            except OSError as exc:  # reset by the peer
-                raise self._lose(f"client of {self.name} disconnected ({exc})") from exc
+            except OSError as exc:  # reset by the peer: counted, and the stream goes on with the next client
+                self.tally.add("client_errors")
+                raise self._lose(f"client {self.peer} of {self.name} disconnected ({exc})") from exc
             if not data:
-                raise self._lose(f"client of {self.name} disconnected")
+                raise self._lose(f"client {self.peer} of {self.name} disconnected")
+            self._heard = time.monotonic()
             return data
-        if ready:
-            # Someone else connects while our client is silent: the newest wins (see module docstring).
-            self.tally.add("takeovers")
-            raise self._lose(f"client of {self.name} replaced by a new connection")
+        if self._listener.sock in ready:
+            self._knock()
+        waiting = self._listener.waiting
+        if waiting is not None and time.monotonic() - self._heard >= self.hold_s:
+            self.tally.refuse("takeovers", f"{self.name}: {_peer_of(waiting)} took over from {self.peer} "
+                                           f"(silent for {self.hold_s:g} s)")
+            raise self._lose(f"client {self.peer} of {self.name} replaced by {_peer_of(waiting)}")
         return b""
+
+    def _knock(self) -> None:
+        """A new connection while a client streams: it waits (one at most); any more are refused."""
+        listener = self._listener
+        newcomer = listener.take(0)
+        if newcomer is None:
+            return
+        if listener.waiting is not None:
+            self.tally.refuse("refused_connections", f"{self.name}: refused {_peer_of(newcomer)}: "
+                                                     f"{self.peer} streams and {_peer_of(listener.waiting)} waits")
+            newcomer.close()
+        else:
+            listener.waiting = newcomer
+            self.tally.refuse("waiting_connections", f"{self.name}: {_peer_of(newcomer)} waits: {self.peer} "
+                                                     f"is streaming (takes over after {self.hold_s:g} s of silence)")
 
     def _lose(self, message: str) -> DeviceGone:
         self._gone = True
@@ -133,5 +172,16 @@ class TcpListenPort(Port):
         client = self._listener.accept(REOPEN_WAIT_S)
         if client is None:
             raise WireError(f"no client connected to {self.name} yet")
-        return TcpListenPort(self._listener.host, self._listener.port, self.timeout, _listener=self._listener,
-                             _client=client)
+        return TcpListenPort(self._listener.host, self._listener.port, self.timeout, hold_s=self.hold_s,
+                             _listener=self._listener, _client=client)
+
+
+def _peer_of(sock: socket.socket | None) -> str:
+    """``HOST:PORT`` of a connected socket's peer, for log lines."""
+    if sock is None:
+        return "nobody"
+    try:
+        host, port = sock.getpeername()[:2]
+    except OSError:
+        return "a client that already left"
+    return f"{printable(host)}:{port}"

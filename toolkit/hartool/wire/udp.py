@@ -1,4 +1,8 @@
-"""``udp://HOST:PORT``: datagrams (HyperIMU over UDP), each holding one or more lines.
+"""``udp://HOST:PORT[?hold=S]``: datagrams (HyperIMU over UDP), each holding one or more lines.
+
+One sender per stream: datagrams from another address while the current sender was heard within ``hold``
+seconds are dropped at the door (counted in ``refused_datagrams``, the first noted with both addresses);
+after that the new address takes over (``takeovers``).
 
 A ``\\n`` is appended to a datagram that does not end in one. The socket is read directly by the reader
 thread; the kernel's receive buffer (grown to 4 MB where allowed) holds bursts, and datagrams the kernel
@@ -12,8 +16,9 @@ import socket
 import struct
 import sys
 
+from hartool.wire.door import HOLD_S, SenderGate
 from hartool.wire.net import address_family, bind_error
-from hartool.wire.port import Counters, DeviceGone, Port
+from hartool.wire.port import Counters, DeviceGone, Port, printable
 
 __all__ = ["UdpPort"]
 
@@ -43,7 +48,7 @@ class UdpPort(Port):
     listening = True
     _MAX_DATAGRAM = 65535
 
-    def __init__(self, host: str, port: int, timeout: float = 0.05) -> None:
+    def __init__(self, host: str, port: int, timeout: float = 0.05, *, hold_s: float = HOLD_S) -> None:
         spec = f"udp://{host}:{port}"
         family, _ = address_family(host, socket.SOCK_DGRAM)
         sock = socket.socket(family, socket.SOCK_DGRAM)
@@ -63,7 +68,9 @@ class UdpPort(Port):
         sock.setblocking(False)
         self._sock = sock
         self.address = (host, int(sock.getsockname()[1]))
-        super().__init__(f"udp://{host}:{self.address[1]}", timeout, Counters("datagrams", "overflow"))
+        super().__init__(f"udp://{host}:{self.address[1]}", timeout,
+                         Counters("datagrams", "overflow", "refused_datagrams", "takeovers"))
+        self._gate = SenderGate(hold_s)
         self._pending = bytearray()
 
     def read(self, n: int) -> bytes:
@@ -82,7 +89,7 @@ class UdpPort(Port):
     def _recv_one(self) -> bool:
         """Append one waiting datagram to the pending bytes; False when none is waiting."""
         try:
-            data, anc, _, _ = self._sock.recvmsg(self._MAX_DATAGRAM, socket.CMSG_SPACE(4))
+            data, anc, _, addr = self._sock.recvmsg(self._MAX_DATAGRAM, socket.CMSG_SPACE(4))
         except (BlockingIOError, InterruptedError):
             return False
         except OSError as exc:
@@ -90,11 +97,24 @@ class UdpPort(Port):
         for level, kind, value in anc:
             if level == socket.SOL_SOCKET and kind == _SO_RXQ_OVFL and len(value) >= 4:
                 self.tally.set("overflow", struct.unpack("=I", value[:4])[0])  # cumulative, from the kernel
+        if not self._admit(f"{printable(addr[0])}:{addr[1]}"):
+            return True
         self.tally.add("datagrams")
         self._pending += data
         if data and not data.endswith(b"\n"):
             self._pending += b"\n"
         return True
+
+    def _admit(self, sender: str) -> bool:
+        admitted, other = self._gate.admit(sender)
+        if not admitted:
+            self.tally.refuse("refused_datagrams", f"{self.name}: dropped datagrams from {sender}: "
+                                                   f"{other} is streaming")
+        elif other is not None:
+            self.tally.refuse("takeovers", f"{self.name}: {sender} took over from {other}")
+        if admitted:
+            self.peer = sender
+        return admitted
 
     def close(self) -> None:
         self._sock.close()

@@ -1,0 +1,108 @@
+"""The door of the listening transports: what one framed message is, and who may send on a stream.
+
+Framed transports (an HTTP body, an MQTT payload) are checked message by message, so a stray or hostile
+message is refused on its own and can never decide how the stream is decoded: :func:`read_message` names
+the message's kind (an app schema of :mod:`hartool.wire.apps`, or text lines) and its sender, or refuses
+it with a reason. :class:`SenderGate` keeps one sender per stream: another one is refused while the current
+one has been heard within ``hold_s``, and takes over after that.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from hartool.wire.apps.registry import refusal, schema_of
+from hartool.wire.port import printable
+from hartool.wire.text import PRINTABLE
+
+__all__ = ["HOLD_S", "Message", "Refusal", "SenderGate", "read_message"]
+
+#: A sender heard within this many seconds keeps its stream.
+HOLD_S = 5.0
+_TEXT_BYTES = PRINTABLE + b"\t\r\n"
+
+
+@dataclass(frozen=True)
+class Message:
+    """An admitted message: its kind ("text" or a schema name), its sender and the line(s) for the decoder."""
+
+    kind: str
+    sender: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A refused message: the HTTP status that says why, the reason, and the counter it goes to."""
+
+    status: int
+    reason: str
+    counter: str = "bad_messages"
+
+
+def read_message(payload: bytes, channel_names: Sequence[str], peer: str, *, text_ok: bool) -> Message | Refusal:
+    """Classify one framed message. JSON must be claimed by one app schema (every object of a list by the
+    same one); text must be printable lines (``text_ok``). A Sensor Logger message's sender is its
+    ``deviceId``; any other's is ``peer``."""
+    body = payload.strip()
+    if not body:
+        return Refusal(400, "empty message")
+    if body[:1] in (b"{", b"["):
+        return _json_message(body, channel_names, peer)
+    if not text_ok:
+        return Refusal(415, "not a JSON document")
+    if body.translate(None, _TEXT_BYTES):
+        return Refusal(415, "neither JSON nor text lines")
+    return Message("text", peer, body + b"\n")
+
+
+def _json_message(body: bytes, channel_names: Sequence[str], peer: str) -> Message | Refusal:
+    try:
+        doc = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        return Refusal(400, f"not JSON ({printable(exc)})")
+    docs = doc if isinstance(doc, list) else [doc]
+    kinds = {schema_of(d, channel_names) for d in docs}
+    if not docs or None in kinds:
+        return Refusal(400, "JSON of no known app schema (Sensor Logger, HyperIMU, or the model's channel names)",
+                       "wrong_schema")
+    if len(kinds) > 1:
+        return Refusal(400, "JSON documents of different app schemas in one message", "wrong_schema")
+    why = next((w for d in docs if (w := refusal(d)) is not None), None)
+    if why is not None:
+        return Refusal(400, why, "bad_batches")
+    kind = kinds.pop()
+    assert kind is not None
+    device = docs[0].get("deviceId") if kind.name == "sensorlogger" else None
+    sender = f"deviceId {printable(device, 40)}" if isinstance(device, str) and device else peer
+    return Message(kind.name, sender, json.dumps(doc, separators=(",", ":")).encode() + b"\n")
+
+
+class SenderGate:
+    """One sender per stream: ``admit`` says whether a sender may send now, and whom it replaced.
+
+    Hold ``lock`` around ``admit`` and whatever must happen in the same order as the admissions (putting
+    the message into the port's buffer).
+    """
+
+    def __init__(self, hold_s: float = HOLD_S, clock: Callable[[], float] = time.monotonic) -> None:
+        self.hold_s = hold_s
+        self.current: str | None = None
+        self.lock = threading.Lock()
+        self._last = 0.0
+        self._clock = clock
+
+    def admit(self, sender: str) -> tuple[bool, str | None]:
+        """(admitted, the sender it took over from or None); refused while another was heard within hold_s."""
+        now = self._clock()
+        if self.current is None or sender == self.current:
+            self.current, self._last = sender, now
+            return True, None
+        if now - self._last < self.hold_s:
+            return False, self.current
+        previous, self.current, self._last = self.current, sender, now
+        return True, previous
