@@ -24,7 +24,7 @@ ITEM is one of
     * ``broker``: ``broker.local[:1883]`` and ``127.0.0.1:1883`` are the test MQTT broker (tests/services.py);
     * ``sender``: a listening ``--port`` (tcp-listen, udp, http, mqtt) is fed by ``hartool simulate --as KIND``,
       KIND from the URL (hyperimu-tcp, hyperimu-udp, sensorlogger-http, sensorlogger-mqtt) unless
-      ``sender="KIND"`` names it; ``mcu-deg`` and ``csv-udp`` are this file's own senders of subject 9
+      ``sender="KIND [ARGS]"`` names it (ARGS go to ``simulate``); ``mcu-deg`` and ``csv-udp`` are this file's own senders of subject 9
       (an MCU printing micros, g, deg/s; plain CSV ``t_s,seq,acc m/s2,gyro deg/s`` datagrams);
     * ``listener``: each ``hartool simulate`` is read by ``hartool stream bundles/cnn`` until two windows
       came, then both are stopped with Ctrl-C (SIGINT);
@@ -495,12 +495,12 @@ def start_standins(run: BlockRun, args: list[str]) -> tuple[list[str], Callable[
             return
         assert port is not None
         wait_listening(port, proc)
-        kind = run.d.get("sender") or SCHEME_SENDER[scheme]
+        kind, *extra = shlex.split(run.d.get("sender") or SCHEME_SENDER[scheme])
         if kind in ("mcu-deg", "csv-udp"):
             sender_box.append(own_sender(kind, port))
             return
         to = port if scheme in ("http", "mqtt") else port.split("://", 1)[1].split("/", 1)[0]
-        sender_box.append(run.ws.hartool(["simulate", "--as", kind, "--to", to, "--speed", "10"]))
+        sender_box.append(run.ws.hartool(["simulate", "--as", kind, "--to", to, "--speed", "10", *extra]))
 
     def stop_all() -> None:
         for s in sender_box:
