@@ -435,11 +435,11 @@ def run_block(run: BlockRun) -> None:
                 run_simulate(run, cmd, args)
             else:
                 run_command(run, cmd, args)
-    finally:
-        for proc in run.background:
-            code = proc.stop()
-            assert code == 0, f"{proc} exited {code} when stopped with Ctrl-C:\n{proc.text('err')[-2000:]}"
+    finally:  # stopped whatever happened; judged below only when the block got through
+        codes = [(proc, proc.stop()) for proc in run.background]
         run.ws.pty = None
+    for proc, code in codes:
+        assert code == 0, f"{proc} exited {code} when stopped with Ctrl-C:\n{proc.text('err')[-2000:]}"
 
 
 def check_output(run: BlockRun, cmd: Command, proc: Proc) -> None:
