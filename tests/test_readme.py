@@ -469,11 +469,13 @@ def run_simulate(run: BlockRun, cmd: Command, args: list[str]) -> None:
         run.background.append(sim)
         check_output(run, cmd, sim)
         return
-    listener.wait_for("two windows", lambda: len(listener.out) >= 2)
     # A board (pty) outlives its reader; a network sender stops before its listener (no broken pipe).
-    first, second = (listener, sim) if kind == "serial" else (sim, listener)
-    for proc in (first, second):
-        code = proc.stop()
+    order = (listener, sim) if kind == "serial" else (sim, listener)
+    try:
+        listener.wait_for("two windows", lambda: len(listener.out) >= 2)
+    finally:
+        codes = [(proc, proc.stop()) for proc in order]
+    for proc, code in codes:
         assert code == 0, f"{proc} exited {code} when stopped with Ctrl-C:\n{proc.text('err')[-2000:]}"
     check_output(run, cmd, sim)
 
