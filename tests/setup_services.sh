@@ -5,10 +5,14 @@
 #   Debian (apt-get): mosquitto (MQTT broker; the tests fall back to amqtt without it), chromium + chromium-driver (the live
 #                     page tests drive it headless),
 #                     gcc-avr avr-libc (AVR build of hartool_frame.h), arduino-builder arduino-core-avr
-#                     (the sketch build), nodejs npm (only when node is missing).
+#                     (the sketch build), nodejs npm (only when node is missing),
+#                     gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm gcc-riscv64-unknown-elf
+#                     picolibc-riscv64-unknown-elf (`hartool export c`: Cortex-M builds run under qemu, RV32IMC builds),
+#                     systemd (systemd-analyze verifies the unit `hartool service` prints).
 #   npm:              @micropython/micropython-webassembly-pyscript into .cache/npm (gitignored), where
 #                     tests/firmware/test_micropython_wire.py finds it without any environment variable.
-#   pip:              paho-mqtt and amqtt into the venv when missing (normally there from `make venv`).
+#   pip:              paho-mqtt and amqtt into the venv when missing (normally there from `make venv`);
+#                     tflite-micro on x86-64 (the dev extra's oracle for `hartool export c`).
 #
 # A step that fails prints a warning and the script goes on: the tests that need it then skip, saying why.
 # Usage: tests/setup_services.sh   (PYTHON=... to pick the interpreter; default .venv/bin/python)
@@ -23,7 +27,9 @@ say() { printf 'setup_services: %s\n' "$*" >&2; }
 
 # --- Debian packages ----------------------------------------------------------------------------------
 apt_missing=()
-for pkg in mosquitto chromium chromium-driver gcc-avr avr-libc arduino-builder arduino-core-avr; do
+for pkg in mosquitto chromium chromium-driver gcc-avr avr-libc arduino-builder arduino-core-avr \
+           gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf \
+           systemd; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || apt_missing+=("$pkg")
 done
 command -v node >/dev/null 2>&1 || apt_missing+=(nodejs)
@@ -93,6 +99,11 @@ if [ -x "$py" ]; then
       "$py" -m pip install -q "${mod#*:}" || { say "warning: pip install ${mod#*:} failed"; status=1; }
     fi
   done
+  # The TFLite Micro interpreter (the C generator's oracle) has x86-64 wheels only; elsewhere its tests skip.
+  if [ "$(uname -m)" = "x86_64" ] && ! "$py" -c "import tflite_micro" 2>/dev/null; then
+    say "pip install tflite-micro"
+    "$py" -m pip install -q tflite-micro || { say "warning: pip install tflite-micro failed"; status=1; }
+  fi
 else
   say "warning: no interpreter at $py (make venv first); skipping pip checks"
   status=1

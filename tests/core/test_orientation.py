@@ -10,6 +10,7 @@ from hartool.core.orientation import (
     OrientationCalibrator,
     calibrate_recording,
     calibrator_for,
+    is_walking,
     manifest_section,
     rotate,
     rotation_between,
@@ -25,14 +26,60 @@ def _turn(seed: int) -> np.ndarray:
     return q if np.linalg.det(q) > 0 else -q
 
 
-def _recording(rot: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """6 s of upright standing (gravity on the reference, sensor noise), then 10 s of vigorous motion."""
-    still = np.zeros((300, 6))
-    still[:, :3] = REF + rng.normal(0, 0.003, (300, 3))
-    still[:, 3:] = rng.normal(0, 0.01, (300, 3))
-    moving = rng.normal(0, 0.5, (500, 6))
-    moving[:, :3] += REF
-    return rotate(np.concatenate([still, moving]), rot)
+RATE = 50.0
+
+
+def _tilted(angle_deg: float, axis: tuple[float, float, float] = (0.0, 0.0, 1.0)) -> np.ndarray:
+    """REF turned by angle_deg about an axis (a posture's gravity, device frame as trained)."""
+    a = np.asarray(axis, dtype=np.float64) - np.dot(axis, REF) * REF
+    a /= np.linalg.norm(a)
+    return np.cos(np.radians(angle_deg)) * REF + np.sin(np.radians(angle_deg)) * a
+
+
+def _still(gravity: np.ndarray, seconds: float, rng: np.random.Generator, sway: float = 0.02) -> np.ndarray:
+    n = int(seconds * RATE)
+    out = np.zeros((n, 6))
+    out[:, :3] = gravity + rng.normal(0, 0.003, (n, 3))
+    out[:, 3:] = rng.normal(0, sway, (n, 3))
+    return out
+
+
+def _turning(a: np.ndarray, b: np.ndarray, seconds: float = 2.0) -> np.ndarray:
+    """A posture change from gravity a to b: the device turns (the gyro sees it) and gravity follows."""
+    n = int(seconds * RATE)
+    axis = np.cross(a, b)
+    angle = np.arccos(np.clip(a @ b, -1, 1))
+    out = np.zeros((n, 6))
+    out[:, :3] = [_slerp(a, b, i / (n - 1)) for i in range(n)]
+    out[:, 3:] = axis / np.linalg.norm(axis) * angle / seconds
+    return out
+
+
+def _slerp(a: np.ndarray, b: np.ndarray, f: float) -> np.ndarray:
+    angle = np.arccos(np.clip(a @ b, -1, 1))
+    return (np.sin((1 - f) * angle) * a + np.sin(f * angle) * b) / np.sin(angle)
+
+
+def _walk(seconds: float, rng: np.random.Generator, upright: np.ndarray = REF) -> np.ndarray:
+    """Steps at 1.8 Hz: |acc| bounces along the upright, a smaller sway across it, gyro swinging at the stride."""
+    n = int(seconds * RATE)
+    t = np.arange(n) / RATE
+    side = np.cross(upright, [0.0, 0.0, 1.0])
+    side /= np.linalg.norm(side)
+    out = np.zeros((n, 6))
+    out[:, :3] = (upright * (1 + 0.3 * np.sin(2 * np.pi * 1.8 * t))[:, None]
+                  + side * (0.1 * np.sin(np.pi * 1.8 * t))[:, None] + rng.normal(0, 0.03, (n, 3)))
+    out[:, 3:] = np.outer(np.sin(np.pi * 1.8 * t), [0.0, 0.4, 0.2]) + rng.normal(0, 0.05, (n, 3))
+    return out
+
+
+def _stream(values: np.ndarray, cal: OrientationCalibrator) -> list[tuple[bool, str]]:
+    """Push every window; (calibrated, source) after each."""
+    out = []
+    for s in range(0, values.shape[0] - 127, 64):
+        cal.push(values[s:s + 128])
+        out.append((cal.calibrated, cal.source))
+    return out
 
 
 @pytest.mark.parametrize("a", [(1, 0, 0), (0, 0, -1), (-0.9863, 0.1613, 0.0334), (0.3, -2.0, 5.0)])
@@ -43,48 +90,111 @@ def test_rotation_between_maps_a_onto_b_and_is_a_rotation(a: tuple[float, ...]) 
     assert np.linalg.det(rot) == pytest.approx(1.0)
 
 
-def test_calibrator_locks_on_first_still_period_and_undoes_any_tilt() -> None:
-    rng = np.random.default_rng(1)
+def test_walking_is_recognised_in_any_orientation_and_stillness_or_noise_is_not() -> None:
+    rng = np.random.default_rng(0)
     for seed in range(5):
-        values = _recording(_turn(seed), rng)
-        cal = OrientationCalibrator(50.0, 128, 64)
-        outs = [cal.push(values[s:s + 128]) for s in range(0, values.shape[0] - 127, 64)]
-        assert cal.locked
+        w = rotate(_walk(2.56, rng), _turn(seed))
+        assert is_walking(np.linalg.norm(w[:, :3], axis=1), RATE)
+    still = _still(REF, 2.56, rng)
+    assert not is_walking(np.linalg.norm(still[:, :3], axis=1), RATE)
+    noise = rng.normal(0, 0.4, (128, 3)) + REF
+    assert not is_walking(np.linalg.norm(noise, axis=1), RATE)
+
+
+def test_a_still_start_is_never_taken_as_standing_and_walking_locks_any_turn() -> None:
+    rng = np.random.default_rng(1)
+    for seed in range(4):
+        turn = _turn(seed)
+        sitting, walking = _still(_tilted(25.0), 20.0, rng), _walk(15.0, rng)
+        cal = OrientationCalibrator(RATE, 128, 64)
+        states = _stream(rotate(np.concatenate([sitting, walking]), turn), cal)
+        n_sit = (len(sitting) - 128) // 64 + 1
+        assert not any(c for c, _ in states[:n_sit])  # 20 s of stillness: no reference
+        assert states[-1] == (True, "walking")
         messages = cal.pop_messages()
-        assert any("locked" in m and "upright standing" in m for m in messages), messages
+        assert any("locked from walking" in m for m in messages), messages
         assert cal.pop_messages() == []
-        # After the lock, gravity in the standing part lands on the reference whatever the device turn was.
-        standing = cal.push(values[100:228])
-        np.testing.assert_allclose(standing[:, :3].mean(axis=0), REF, atol=0.01)
-        # Acc and gyro turned by the same rotation: their norms are kept sample by sample.
-        np.testing.assert_allclose(np.linalg.norm(outs[-1][:, 3:], axis=1),
-                                   np.linalg.norm(values[(len(outs) - 1) * 64:][:128, 3:], axis=1), rtol=1e-5)
+        # The walk's mean acceleration lands on the reference whatever the device turn; acc and gyro turn alike.
+        out = cal.push(rotate(walking[:128], turn))
+        np.testing.assert_allclose(out[:, :3].mean(axis=0) / np.linalg.norm(out[:, :3].mean(axis=0)), REF, atol=0.02)
+        np.testing.assert_allclose(np.linalg.norm(out[:, 3:], axis=1), np.linalg.norm(walking[:128, 3:], axis=1),
+                                   rtol=1e-5)
 
 
-def test_calibrator_never_locks_without_three_still_seconds() -> None:
+def test_posture_geometry_locks_before_any_walk_and_finds_standing() -> None:
     rng = np.random.default_rng(2)
-    moving = rng.normal(0, 0.5, (1000, 6))
-    cal = OrientationCalibrator(50.0, 128, 64)
-    for s in range(0, 1000 - 127, 64):
-        cal.push(moving[s:s + 128])
-    assert not cal.locked
-    assert any("stand still" in m for m in cal.pop_messages())
+    for seed in range(4):
+        turn = _turn(seed)
+        # Sitting 20 deg back from standing, lying 90 deg from standing (70 from sitting); standing sways more.
+        sit, lie = _tilted(20.0), _tilted(90.0)
+        seq = [_still(sit, 15.0, rng), _turning(sit, REF), _still(REF, 15.0, rng, sway=0.08), _turning(REF, lie),
+               _still(lie, 15.0, rng)]
+        cal = OrientationCalibrator(RATE, 128, 64)
+        states = _stream(rotate(np.concatenate(seq), turn), cal)
+        assert states[-1] == (True, "postures")
+        messages = cal.pop_messages()
+        assert any("postures seen" in m for m in messages)
+        assert not any("re-attached" in m for m in messages)  # the gyro saw the posture changes
+        standing = cal.rotation @ turn @ REF
+        assert np.degrees(np.arccos(np.clip(standing @ REF, -1, 1))) < 3.0
 
 
-def test_recording_calibration_matches_for_any_device_turn() -> None:
+def test_a_re_attach_between_quiet_stretches_is_carried_and_a_turned_walk_re_locks() -> None:
     rng = np.random.default_rng(3)
-    base = _recording(np.eye(3), rng)
-    for seed in range(3):
-        turned = calibrate_recording(rotate(base, _turn(seed)), 50.0, 128, 64)
-        np.testing.assert_allclose(turned[:300, :3].mean(axis=0), REF, atol=0.01)
+    first, second = _turn(10), _turn(11)
+    before = rotate(np.concatenate([_walk(12.0, rng), _still(REF, 6.0, rng)]), first)
+    after = rotate(_still(REF, 6.0, rng), second)
+    cal = OrientationCalibrator(RATE, 128, 64)
+    _stream(np.concatenate([before, after]), cal)
+    assert cal.calibrated and "carried" in cal.source
+    assert any("re-attached" in m for m in cal.pop_messages())
+    standing = cal.rotation @ second @ REF
+    assert np.degrees(np.arccos(np.clip(standing @ REF, -1, 1))) < 8.0  # the walk's lean is part of the frame
+    # Turned again while moving (a gap: nothing seen of it): the next walk is far off upright and re-locks.
+    cal.gap()
+    third = _turn(12)
+    _stream(rotate(_walk(12.0, rng), third), cal)
+    assert cal.calibrated and cal.source == "walking"
+    assert any("turned on the body" in m for m in cal.pop_messages())
+    np.testing.assert_allclose(cal.rotation @ third @ REF, REF, atol=0.03)
+
+
+def test_upside_down_after_a_lock_drops_the_calibration() -> None:
+    rng = np.random.default_rng(4)
+    cal = OrientationCalibrator(RATE, 128, 64)
+    _stream(_walk(12.0, rng), cal)
+    assert cal.calibrated
+    cal.gap()
+    _stream(_still(-REF, 8.0, rng), cal)
+    assert not cal.calibrated and cal.source == "provisional"
+    assert any("calibration dropped" in m for m in cal.pop_messages())
+
+
+def test_recording_calibration_turns_each_attachment_by_its_own_rotation() -> None:
+    rng = np.random.default_rng(5)
+    first, second = _turn(20), _turn(21)
+    a = rotate(np.concatenate([_still(_tilted(25.0), 10.0, rng), _walk(15.0, rng)]), first)
+    b = rotate(_walk(15.0, rng), second)
+    out = calibrate_recording(np.concatenate([a, b]), RATE, 128, 64)
+    for part in (out[len(a) - 500:len(a) - 100], out[-500:]):
+        g = part[:, :3].mean(axis=0)
+        np.testing.assert_allclose(g / np.linalg.norm(g), REF, atol=0.03)
+    # The still start, before any reference, is turned by its attachment's final rotation (hindsight).
+    g = out[:300, :3].mean(axis=0)
+    assert np.degrees(np.arccos(np.clip(g @ REF / np.linalg.norm(g), -1, 1))) == pytest.approx(25.0, abs=2.0)
 
 
 def test_manifest_round_trip() -> None:
     assert calibrator_for({"orientation": manifest_section("fixed")}) is None
     assert calibrator_for({}) is None
-    cal = calibrator_for({"orientation": manifest_section("free"), "sample_rate_hz": 50.0, "window": 128,
-                          "stride": 64})
-    assert isinstance(cal, OrientationCalibrator) and cal.still_samples == 150
+    section = manifest_section("free")
+    cal = calibrator_for({"orientation": section, "sample_rate_hz": 50.0, "window": 128, "stride": 64})
+    assert isinstance(cal, OrientationCalibrator) and not cal.calibrated
+    np.testing.assert_allclose(cal.reference, REFERENCE_GRAVITY)
+    assert cal.state()["calibrated"] is False and section["reference_from"] == "walking"
+    # A bundle trained before the walking calibration (still_s in its manifest) still loads.
+    old = {"mode": "free", "reference": list(REFERENCE_GRAVITY), "still_s": 3.0}
+    assert calibrator_for({"orientation": old, "sample_rate_hz": 50.0, "window": 128, "stride": 64}) is not None
 
 
 def test_yaw_augmentation_keeps_the_vertical_component_and_norms() -> None:

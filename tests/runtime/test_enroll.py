@@ -133,6 +133,16 @@ def test_enroll_list_replace_remove_and_stream(bundle: Path, recordings: dict[st
 
     _stream_applies_head(bundle, recordings["session"])
 
+    # A truncated enrollment file (a copy cut short) is one line naming it, and nothing is removed.
+    data = bundle / manifest["head"]["data"]["file"]
+    intact = data.read_bytes()
+    data.write_bytes(intact[: len(intact) // 2])
+    cut = hartool("enroll", str(bundle), "--remove", NEW, check=False)
+    assert cut.returncode != 0 and "Traceback" not in cut.stderr
+    assert cut.stderr.strip().count("\n") == 0 and data.name in cut.stderr and "corrupt" in cut.stderr
+    assert json.loads((bundle / "manifest.json").read_text())["head"]["file"] == manifest["head"]["file"]
+    data.write_bytes(intact)
+
     hartool("enroll", str(bundle), "--remove", NEW)
     manifest = json.loads((bundle / "manifest.json").read_text())
     assert "head" not in manifest

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from hartool.core.errors import WireError
-from hartool.runtime.sinks.mqtt import MqttPublisher, discovery_messages
+from hartool.runtime.sinks.mqtt import MqttPublisher, _slug, discovery_messages
 from hartool.wire.mqtt import PASSWORD_ENV, parse_mqtt_url, read_password
 from hartool_testing import wait_until
 from mqtt_testing import Recorder, Win
@@ -103,19 +103,21 @@ def test_windows_state_and_status_topics(mqtt_broker) -> None:  # type: ignore[n
 
 def test_home_assistant_discovery_config(mqtt_broker) -> None:  # type: ignore[no-untyped-def]
     url = parse_mqtt_url(mqtt_broker.url("t-ha"))
-    with Recorder(url, "homeassistant/sensor/hartool_pi_2/#") as rec:
+    slug = _slug("pi 2")
+    assert slug.startswith("pi_2_") and len(slug) == len("pi_2_") + 8
+    with Recorder(url, f"homeassistant/sensor/hartool_{slug}/#") as rec:
         pub = MqttPublisher(url, "pi 2", ha_discovery=True, version="9.9").start()
         pub.on_window(Win(0, "LAYING"))
         pub.close()
         wait_until(lambda: len(rec.messages) >= 2, what="discovery config")
     configs = {m.topic: json.loads(m.payload) for m in rec.messages}
-    activity = configs["homeassistant/sensor/hartool_pi_2/activity/config"]
+    activity = configs[f"homeassistant/sensor/hartool_{slug}/activity/config"]
     assert activity["state_topic"] == "t-ha/pi 2/state"
     assert activity["availability_topic"] == "t-ha/pi 2/status"
     assert (activity["payload_available"], activity["payload_not_available"]) == ("online", "offline")
-    assert activity["unique_id"] == "hartool_pi_2_activity"
-    assert activity["device"]["identifiers"] == ["hartool_pi_2"] and activity["device"]["sw_version"] == "9.9"
-    confidence = configs["homeassistant/sensor/hartool_pi_2/confidence/config"]
+    assert activity["unique_id"] == f"hartool_{slug}_activity"
+    assert activity["device"]["identifiers"] == [f"hartool_{slug}"] and activity["device"]["sw_version"] == "9.9"
+    confidence = configs[f"homeassistant/sensor/hartool_{slug}/confidence/config"]
     assert confidence["state_topic"] == "t-ha/pi 2/window" and confidence["unit_of_measurement"] == "%"
     assert confidence["unique_id"] != activity["unique_id"]
     assert len(discovery_messages(url, "pi 2")) == 2
@@ -194,3 +196,93 @@ def test_without_waiting_for_the_broker_windows_wait_in_the_queue(fresh_mqtt_bro
         counters = pub.close()
     assert rec.on("/state")[0].payload == "SIT" and rec.on("/status")[0].payload == "online"
     assert counters["mqtt_windows"] == counters["mqtt_delivered"] == 20 and counters["mqtt_reconnects"] == 0
+
+
+def test_similar_names_stay_distinct_in_home_assistant(mqtt_broker) -> None:  # type: ignore[no-untyped-def]
+    """`kitchen.pi` and `kitchen_pi` once shared a unique_id (one entity overwrote the other) and a client id (the
+    broker kept kicking one off). Both now keep their own entities, topics and connection."""
+    url = parse_mqtt_url(mqtt_broker.url("t-ha2"))
+    names = ["kitchen.pi", "kitchen_pi", "kitchen pi", "küche"]
+    with Recorder(url, "homeassistant/sensor/#") as rec:
+        pubs = [MqttPublisher(url, name, ha_discovery=True).start() for name in names]
+        for pub in pubs:
+            pub.on_window(Win(0, "SIT"))
+        wait_until(lambda: all(p.counters()["mqtt_delivered"] == 1 for p in pubs), what="both delivered")
+        counters = [p.close() for p in pubs]
+        wait_until(lambda: len(rec.messages) >= 2 * len(names), what="discovery configs")
+    ours = [m for m in rec.messages if json.loads(m.payload)["availability_topic"].startswith("t-ha2/")]
+    configs = [json.loads(m.payload) for m in ours if m.topic.endswith("/activity/config")]
+    assert len({c["unique_id"] for c in configs}) == len(names)
+    assert len({m.topic for m in ours}) == 2 * len(names)
+    assert sorted(c["state_topic"] for c in configs) == sorted(f"t-ha2/{n}/state" for n in names)
+    assert _slug("kitchen_pi") == "kitchen_pi"                      # an already-clean name is kept as it is
+    assert all(c["mqtt_disconnects"] == 0 and c["mqtt_reconnects"] == 0 for c in counters)  # no session takeover
+
+
+@pytest.mark.parametrize("name", ["a\x1b]0;x\x07", "tab\there", "x" * 65, "a/b", "+", " lead"])
+def test_bad_device_names_are_refused_without_echoing_controls(name: str) -> None:
+    with pytest.raises(WireError) as err:
+        MqttPublisher(parse_mqtt_url("mqtt://127.0.0.1:1/p"), name)
+    assert "\x1b" not in str(err.value) and "\t" not in str(err.value)
+
+
+def _auth_broker(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A mosquitto whose ``auth_port`` wants user `pi` with password `right` (its anonymous ``port`` only serves
+    the readiness check of tests/services.py)."""
+    import shutil
+
+    from services import MqttBroker, free_port
+
+    if not shutil.which("mosquitto_passwd"):
+        pytest.skip("needs mosquitto_passwd")
+    pw = tmp_path / "passwd"
+    subprocess.run(["mosquitto_passwd", "-b", "-c", str(pw), "pi", "right"], check=True, capture_output=True)
+    broker = MqttBroker(kind="mosquitto")
+    broker.auth_port = free_port()  # type: ignore[attr-defined]
+    conf = tmp_path / "auth.conf"
+    # `user root`: started as root, mosquitto would switch to its own user, which cannot read pytest's tmp dirs
+    # (no effect when the tests run as another user).
+    conf.write_text(f"per_listener_settings true\npersistence false\nuser root\n"
+                    f"listener {broker.port} {broker.host}\nallow_anonymous true\n"
+                    f"listener {broker.auth_port} {broker.host}\nallow_anonymous false\npassword_file {pw}\n")
+    broker._command = lambda: [shutil.which("mosquitto") or "mosquitto", "-c", str(conf)]  # type: ignore[method-assign]
+    return broker.start()
+
+
+def test_refused_password_under_reconnect_is_said_and_counted(tmp_path: Path) -> None:
+    broker = _auth_broker(tmp_path)
+    said: list[str] = []
+    try:
+        url = parse_mqtt_url(f"mqtt://pi@{broker.host}:{broker.auth_port}/t-auth")
+        with pytest.raises(WireError, match="refused the connection"):     # without --reconnect: one line at start
+            MqttPublisher(url, "dev", password="wrong").start()
+        pub = MqttPublisher(url, "dev", password="wrong", wait_for_broker=False, on_status=said.append).start()
+        for i in range(5):
+            pub.on_window(Win(i, "SIT"))
+        wait_until(lambda: pub.counters()["mqtt_refusals"] >= 2, what="two refusals")
+        counters = pub.close()
+        assert MqttPublisher(url, "dev", password="right").start().close()["mqtt_refusals"] == 0  # the login works
+    finally:
+        broker.close()
+    refused = [m for m in said if "refused the connection" in m]
+    assert len(refused) == 1 and ("Not authorized" in refused[0] or "Bad user name or password" in refused[0])
+    assert counters["mqtt_refusals"] >= 2 and counters["mqtt_delivered"] == 0
+    assert counters["mqtt_undelivered"] == 5 and counters["mqtt_offline_s"] > 0
+
+
+def test_unreachable_broker_under_reconnect_is_said_once_and_counted(fresh_mqtt_broker) -> None:  # type: ignore[no-untyped-def]
+    broker = fresh_mqtt_broker
+    broker.kill()
+    said: list[str] = []
+    pub = MqttPublisher(parse_mqtt_url(broker.url("t-down")), "dev", wait_for_broker=False,
+                        on_status=said.append).start()
+    pub.on_window(Win(0, "SIT"))
+    wait_until(lambda: pub.counters()["mqtt_connect_failures"] >= 2, what="two failed attempts")
+    live = pub.counters()
+    broker.start()
+    wait_until(lambda: pub.counters()["mqtt_delivered"] == 1, what="delivery after the outage")
+    counters = pub.close()
+    assert [m for m in said if "cannot be reached" in m] == [said[0]]
+    assert any(m.startswith("mqtt: connected to") and "s away" in m for m in said)
+    assert live["mqtt_offline_s"] > 0 and counters["mqtt_offline_s"] >= live["mqtt_offline_s"]
+    assert counters["mqtt_connect_failures"] >= 2 and counters["mqtt_reconnects"] == 0

@@ -165,3 +165,19 @@ def test_lag_parameter_is_checked() -> None:
             make_smoother(bad, 6)
     with pytest.raises(ValueError, match="takes k"):
         make_smoother("mean:4,lag=2", 6)
+
+
+@pytest.mark.parametrize("lag", [0, 2])
+def test_hmm_keep_shows_sure_windows_as_they_are_and_smooths_the_unsure(lag: int) -> None:
+    sure = lambda k: np.eye(3, dtype=np.float32)[k] * 0.97 + 0.01  # noqa: E731 - a row of probabilities
+    unsure_1 = np.array([0.3, 0.55, 0.15], dtype=np.float32)
+    # A sticky chain: three sure windows of class 1 between class-0 windows, then one unsure class-1 window.
+    seq = np.stack([sure(0)] * 6 + [sure(1)] * 3 + [sure(0)] * 6 + [unsure_1] + [sure(0)] * 6)
+    plain = smooth_sequence(f"hmm:switch=0.00001,floor=0.05,lag={lag}", seq).argmax(1)
+    kept = smooth_sequence(f"hmm:switch=0.00001,floor=0.05,lag={lag},keep=0.95", seq).argmax(1)
+    assert (plain[6:9] == 0).all()  # the sticky chain smooths the short run away ...
+    assert (kept[6:9] == 1).all()  # ... keep shows the classifier's sure windows
+    assert kept[15] == 0 and plain[15] == 0  # an unsure window is still smoothed
+    assert (kept[:6] == 0).all() and (kept[-6:] == 0).all()
+    with pytest.raises(ValueError, match="keep"):
+        smooth_sequence("hmm:keep=1.5", seq)

@@ -35,7 +35,7 @@ def test_orientation_free_records_its_choice(tmp_path: Path) -> None:
     out = tmp_path / "free"
     hartool("train", "--arch", "cnn", "--orientation", "free", "--out", str(out), *TINY_TRAIN)
     m = json.loads((out / "manifest.json").read_text())
-    assert m["orientation"]["mode"] == "free" and m["orientation"]["still_s"] == 3.0
+    assert m["orientation"]["mode"] == "free" and m["orientation"]["reference_from"] == "walking"
     assert m["training"]["variant"] == "hybrid2" and m["training"]["aug_tilt_deg"] == 5.0
     assert m["training"]["aug_yaw_deg"] == 180.0
     np.testing.assert_allclose(m["training"]["aug_yaw_axis"], REFERENCE_GRAVITY)

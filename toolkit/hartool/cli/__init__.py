@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("hartool.cli.data_cmd:data", "Inspect datasets: subjects, windows per class, channels."),
     "train": ("hartool.cli.train_cmd:train", "Train a CNN / LSTM / feature classifier and write a model bundle."),
     "quantize": ("hartool.cli.quantize_cmd:quantize", "Convert a bundle to TFLite/ONNX, fp32 to int8."),
+    "export": ("hartool.cli.export_cmd:export", "Export a bundle's int8 model as a C99 / Arduino library."),
     "benchmark": ("hartool.cli.bench_cmd:benchmark", "Measure size, accuracy and latency of artifacts."),
     "compare": ("hartool.cli.bench_cmd:compare", "Compare benchmark JSON files side by side."),
     "stream": ("hartool.cli.stream_cmd:stream", "Classify live IMU samples from a board, a phone app or a file."),

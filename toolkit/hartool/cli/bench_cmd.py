@@ -88,10 +88,13 @@ class _Bar:
 @click.option("--plot", "plot_path", type=click.Path(path_type=Path), default=None,
               help="Write a latency-vs-accuracy PNG (marker area = bytes); needs matplotlib.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result JSON on stdout instead of the table.")
+@click.option("--target", "targets", multiple=True, type=click.Choice(["cortex-m4", "cortex-m0plus", "rv32imc"]),
+              help="Instead, export the C library (hartool export c) and report flash/RAM per microcontroller "
+                   "target; cortex-m4 also runs under qemu (instructions per window). Repeatable.")
 def benchmark(bundle: Path, artifacts: str, runs: int, warmup: int, threads: str, backends: str, batch: int,
               baseline: str | None, keras_predict_runs: int, keras_budget_s: float, recompute_accuracy: bool,
               seed: int, timeout_s: float, out: Path | None, csv_path: Path | None, plot_path: Path | None,
-              as_json: bool) -> None:
+              as_json: bool, targets: tuple[str, ...]) -> None:
     """Measure size, load time, latency percentiles, throughput, peak RSS and accuracy of BUNDLE's artifacts.
 
     Each (artifact, backend, threads) runs in a fresh process, so its load time and peak memory are its own.
@@ -103,6 +106,10 @@ def benchmark(bundle: Path, artifacts: str, runs: int, warmup: int, threads: str
       hartool benchmark bundles/cnn --artifacts tflite-int8 --threads 1,2,4 --baseline keras
       hartool compare results/laptop.json results/pi.json --plot pareto.png
     """
+    if targets:
+        from .export_cmd import mcu_benchmark
+
+        return mcu_benchmark(bundle, targets, seed, as_json)
     from ..bench.run import BenchmarkOptions, parse_threads, raise_if_nothing_measured
 
     if plot_path is not None:

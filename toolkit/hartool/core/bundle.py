@@ -1,4 +1,11 @@
-"""Model bundle: a folder with manifest.json, model.keras and artifacts; load, validate and update it atomically."""
+"""Model bundle: a folder with manifest.json, model.keras and artifacts; load, validate and update it atomically.
+
+Bundles are copied around, so a manifest is untrusted input: every file it names (any ``"file"`` key, at any
+depth: artifacts, the model, the enrolled head and its data, the embedding reference) must resolve inside
+the bundle folder. :meth:`Bundle.file` is the one place that turns such a name into a path; ``load`` and
+``save`` check every name up front, so an absolute path, a ``..`` or a symlink out is refused with one
+line before anything is read, written or deleted.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +13,12 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 from .atomic import atomic_write_json
 from .errors import BundleError
+from .safetext import MAX_LABEL, safe_text
 
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
@@ -28,6 +36,7 @@ REQUIRED_KEYS = (
     "artifacts",
 )
 ARTIFACT_KEYS = ("name", "format", "mode", "file", "bytes", "sha256")
+FILE_KEY = "file"  # the key file_entry() writes: every value under it, anywhere in a manifest, is a bundle file
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:
@@ -56,6 +65,12 @@ def validate_manifest(manifest: Any, where: str) -> dict[str, Any]:
         raise BundleError(f"{where}: 'labels' must be a non-empty list of names")
     if not isinstance(channels, list) or not all(isinstance(c, dict) and "name" in c for c in channels):
         raise BundleError(f"{where}: 'channels' must be a list of {{name, unit}} objects")
+    # Labels and channel names reach terminals, pages and MQTT topics: a copied bundle may not smuggle
+    # control characters or megabytes into them.
+    for name in [*labels, *(c["name"] for c in channels)]:
+        if not isinstance(name, str) or not name or safe_text(name, MAX_LABEL) != name:
+            raise BundleError(f"{where}: label or channel name {safe_text(name, MAX_LABEL)!r} is empty, longer "
+                              f"than {MAX_LABEL} characters or holds control characters")
     for key in ("window", "stride"):
         if not isinstance(manifest[key], int) or manifest[key] <= 0:
             raise BundleError(f"{where}: '{key}' must be a positive integer")
@@ -65,6 +80,42 @@ def validate_manifest(manifest: Any, where: str) -> dict[str, Any]:
         if not isinstance(entry, dict) or any(k not in entry for k in ARTIFACT_KEYS):
             raise BundleError(f"{where}: artifact entry {entry!r} lacks one of {', '.join(ARTIFACT_KEYS)}")
     return manifest
+
+
+def manifest_files(manifest: Any, where: str = "manifest") -> list[tuple[str, Any]]:
+    """(JSON path, value) of every ``"file"`` entry in the manifest, e.g. ``("artifacts[2].file", "m.tflite")``."""
+    found: list[tuple[str, Any]] = []
+    if isinstance(manifest, dict):
+        for key, value in manifest.items():
+            if key == FILE_KEY and not isinstance(value, (dict, list)):
+                found.append((f"{where}.{key}", value))
+            else:
+                found.extend(manifest_files(value, f"{where}.{key}"))
+    elif isinstance(manifest, list):
+        for i, value in enumerate(manifest):
+            found.extend(manifest_files(value, f"{where}[{i}]"))
+    return found
+
+
+def confine(root: Path, name: Any, what: str) -> Path:
+    """``root / name`` if ``name`` is a relative file name that stays inside ``root``; else BundleError.
+
+    Refused: anything but a non-empty string, NUL bytes, absolute paths (POSIX or Windows-style), ``..``
+    parts, and names that leave the folder through a symlink (checked on the resolved path).
+    """
+    if not isinstance(name, str) or not name.strip() or "\x00" in name:
+        raise BundleError(f"{root}: {what} {name!r} is not a file name; refusing the bundle")
+    pure = PurePosixPath(name)
+    if pure.is_absolute() or PureWindowsPath(name).is_absolute() or ".." in pure.parts \
+            or ".." in PureWindowsPath(name).parts:
+        raise BundleError(f"{root}: {what} {name!r} points outside the bundle (absolute path or '..'); "
+                          "refusing the bundle")
+    path = root / pure
+    base = root.resolve()
+    real = path.resolve()
+    if real != base and base not in real.parents:
+        raise BundleError(f"{root}: {what} {name!r} is a symlink out of the bundle (to {real}); refusing the bundle")
+    return path
 
 
 @dataclass
@@ -86,11 +137,36 @@ class Bundle:
             manifest = json.loads(mpath.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise BundleError(f"{mpath}: corrupt manifest ({exc})") from exc
-        return cls(root, validate_manifest(manifest, str(mpath)))
+        bundle = cls(root, validate_manifest(manifest, str(mpath)))
+        bundle.check_files()
+        return bundle
 
     def save(self) -> Path:
         validate_manifest(self.manifest, str(self.path / MANIFEST))
+        self.check_files()
         return atomic_write_json(self.path / MANIFEST, self.manifest)
+
+    def check_files(self) -> None:
+        """BundleError (one line) unless every file the manifest names stays inside the bundle."""
+        for where, name in manifest_files(self.manifest):
+            confine(self.path, name, where)
+
+    def file(self, name: Any, what: str = "file") -> Path:
+        """The path of a file the manifest names, confined to the bundle (see :func:`confine`)."""
+        return confine(self.path, name, what)
+
+    def entry_path(self, entry: dict[str, Any], what: str, verify: bool = True) -> Path:
+        """The existing file of a ``file_entry`` dict; with ``verify``, its recorded bytes/sha256 must match.
+
+        BundleError naming the file when it is missing or differs (a truncated copy, a half-written file).
+        """
+        path = self.file(entry.get(FILE_KEY), what)
+        if not path.is_file():
+            raise BundleError(f"{path}: {what} is missing (no such file)")
+        if verify and "bytes" in entry and "sha256" in entry:
+            if path.stat().st_size != entry["bytes"] or sha256_file(path) != entry["sha256"]:
+                raise BundleError(f"{path}: {what} is corrupt (size/sha256 differ from the manifest)")
+        return path
 
     # Convenience views used by the runtime: the manifest stays the single source of truth.
     @property
@@ -123,7 +199,7 @@ class Bundle:
 
     def keras_path(self) -> Path:
         model = self.manifest.get("model") or {}
-        path = self.path / str(model.get("file", "model.keras"))
+        path = self.file(model.get(FILE_KEY, "model.keras"), "model file")
         if not path.is_file():
             raise BundleError(f"{self.path}: bundle has no trained model ({path.name} missing)")
         return path
@@ -137,16 +213,7 @@ class Bundle:
 
     def artifact_path(self, entry: dict[str, Any], verify: bool = True) -> Path:
         """Path of an artifact's file; with ``verify``, its size and sha256 must match the manifest."""
-        path = self.path / entry["file"]
-        if not path.is_file():
-            raise BundleError(f"{path}: artifact file {entry['name']!r} is missing")
-        if verify:
-            size = path.stat().st_size
-            if size != entry["bytes"] or sha256_file(path) != entry["sha256"]:
-                raise BundleError(
-                    f"{path}: artifact {entry['name']!r} is corrupt (size/sha256 differ from the manifest)"
-                )
-        return path
+        return self.entry_path(entry, f"artifact {entry['name']!r}", verify)
 
     def upsert_artifact(self, entry: dict[str, Any]) -> None:
         """Add or replace an artifact entry by name (keeps list order stable for re-runs)."""

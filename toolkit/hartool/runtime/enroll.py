@@ -20,6 +20,7 @@ import io
 import os
 import time
 import uuid
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -70,14 +71,14 @@ class EnrollResult:
 
 def _load_store(bundle: Bundle) -> _Store:
     desc = bundle.manifest.get(HEAD_KEY) or {}
-    data = (desc.get("data") or {}).get("file")
-    if not data:
+    data = desc.get("data") or {}
+    if not data.get("file"):
         return _Store.empty(InputTransform(bundle.manifest).input_shape)
-    path = bundle.path / data
+    path = bundle.entry_path(data, "enrollment data")
     try:
         with np.load(path, allow_pickle=False) as f:
             return _Store(f["x"], f["label"].astype(np.int64), f["kind"].astype(np.int8), [str(v) for v in f["labels"]])
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
         raise BundleError(f"{path}: enrollment data missing or corrupt ({exc})") from exc
 
 
@@ -113,8 +114,9 @@ def _commit(bundle: Bundle, head: Head | None, store: _Store, entry: dict[str, A
             bundle.manifest.pop(HEAD_KEY, None)
         raise
     for name in old_files:
-        if (bundle.path / name) not in written:
-            (bundle.path / name).unlink(missing_ok=True)
+        path = bundle.file(name, "old enrollment file")  # confined: never delete outside the bundle
+        if path not in written:
+            path.unlink(missing_ok=True)
     return bundle.manifest.get(HEAD_KEY)
 
 

@@ -6,6 +6,7 @@ numpy only: the embeddings come from the bundle's artifact (:func:`embed`); the 
 
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,14 +69,14 @@ class _Reference:
 def load_reference(bundle: Bundle, pred: Predictor) -> _Reference:
     """Embed the reference windows that quantize stored; BundleError when they are missing."""
     info = (bundle.manifest.get("embedding") or {}).get("reference") or {}
-    path = bundle.path / str(info.get("file", REFERENCE_FILE))
+    path = bundle.file(info.get("file", REFERENCE_FILE), "embedding reference")
     if not path.is_file():
         raise BundleError(f"{bundle.path}: no enrollment reference windows ({path.name}); "
                           f"re-run 'hartool quantize {bundle.path}'")
     try:
         with np.load(path, allow_pickle=False) as ref:
             x, y, split = ref["x"], ref["y"].astype(np.int64), ref["split"].astype(np.int8)
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
         raise BundleError(f"{path}: corrupt enrollment reference ({exc})") from exc
     return _Reference(*embed(pred, x), y, split)
 

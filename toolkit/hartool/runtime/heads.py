@@ -21,14 +21,15 @@ probabilities with a blend of the model's and a logistic regression refitted wit
 from __future__ import annotations
 
 import os
+import zipfile
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..core.bundle import Bundle
 from ..core.errors import BundleError
+from ..core.safetext import MAX_LABEL, safe_text
 
 HEAD_KEY = "head"  # manifest key of the enrolled head
 MODEL_HEAD = "model"  # head name reported when the model's own softmax answered
@@ -198,28 +199,41 @@ def head_from_arrays(desc: dict[str, Any], arrays: Any) -> Head:
                 personal_blend=float(desc.get("personal_blend", 0.0)), meta=meta)
 
 
+def _check_shapes(head: Head) -> None:
+    """ValueError unless the arrays fit together (a hand-edited npz would otherwise fail mid-stream)."""
+    k, m = len(head.base_labels), len(head.new_labels)
+    d = head.mean.shape[0] if head.mean.ndim == 1 else -1
+    # A personalize-only head (no new labels) fits no gate regression: its weights are (0, D).
+    rows = head.weights.shape[0] if head.weights.ndim == 2 else -1
+    ok = (d > 0 and head.scale.shape == (d,) and head.weights.shape[1:] == (d,) and head.bias.shape == (rows,)
+          and (rows == k + m or (m == 0 and rows == 0))
+          and (head.personal_weights is None
+               or (head.personal_weights.shape == (k, d) and getattr(head.personal_bias, "shape", None) == (k,))))
+    if not ok:
+        raise ValueError(f"arrays do not fit {k} + {m} labels (mean {head.mean.shape}, weights {head.weights.shape})")
+    if any(not isinstance(x, str) or not x or safe_text(x, MAX_LABEL) != x for x in head.new_labels):
+        raise ValueError("a new label is empty, too long or holds control characters")
+
+
 def load_head(bundle: Bundle | str | os.PathLike[str]) -> Head | None:
-    """The bundle's enrolled head, or None when nothing was enrolled; BundleError when it is corrupt."""
+    """The bundle's enrolled head, or None when nothing was enrolled; BundleError (one line) when it is
+    missing, outside the bundle, truncated or otherwise corrupt."""
     if not isinstance(bundle, Bundle):
         bundle = Bundle.load(bundle)
     desc = bundle.manifest.get(HEAD_KEY)
     if not desc:
         return None
-    path = bundle.path / str(desc.get("file", ""))
+    path = bundle.file(desc.get("file"), "enrolled head file")
     if not path.is_file():
         raise BundleError(f"{bundle.path}: enrolled head file {desc.get('file')!r} is missing "
                           "(run 'hartool enroll --remove' for each label, or re-enroll)")
+    bundle.entry_path(desc, "enrolled head file")  # size and sha256 as enroll recorded them
     try:
         with np.load(path, allow_pickle=False) as arrays:
             head = head_from_arrays(desc, {k: arrays[k] for k in arrays.files})
-    except (OSError, ValueError, KeyError) as exc:
+        _check_shapes(head)
+    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:
         raise BundleError(f"{path}: corrupt enrolled head ({exc})") from exc
     if head.base_labels != bundle.labels:
         raise BundleError(f"{path}: head was fitted for labels {head.base_labels}, the bundle has {bundle.labels}")
     return head
-
-
-def head_path(bundle: Bundle) -> Path | None:
-    """The file of the bundle's head, if it has one."""
-    desc = bundle.manifest.get(HEAD_KEY)
-    return bundle.path / str(desc["file"]) if desc and desc.get("file") else None

@@ -17,9 +17,12 @@ a stream or before a gap. ``reset()`` forgets the past (after a gap or a reconne
   floored at ``floor``, are the emission likelihoods. With ``lag=L`` a window's state is estimated from the
   L windows after it too (fixed-lag forward-backward smoothing): the label is shown L windows (L x the
   stride) later, and a lone wrong window or a real change is judged with the evidence that follows it.
+  With ``keep=K`` the smoother is confidence-aware: a window whose own top probability is at least K shows
+  its own label (the chain still learns from it); only windows the classifier was unsure of are relabelled,
+  which bounds what smoothing can cost a person whose activities change often.
 
 A method string may carry its parameters: ``mean:5``, ``vote:7``, ``hysteresis:margin=0.3,windows=3``,
-``hmm:switch=0.01,floor=0.02,lag=3``; keyword arguments override them. A bare integer ``K`` means ``mean:K``.
+``hmm:switch=0.01,floor=0.02,lag=3,keep=0.97``; keyword arguments override them. A bare integer ``K`` means ``mean:K``.
 """
 
 from __future__ import annotations
@@ -183,14 +186,18 @@ class HMMFilter:
 
     def __init__(self, n_classes: int, switch: float = 0.01, floor: float = 0.02,
                  prior: np.ndarray | list[float] | None = None,
-                 transitions: np.ndarray | list[list[float]] | None = None, lag: int = 0) -> None:
+                 transitions: np.ndarray | list[list[float]] | None = None, lag: int = 0,
+                 keep: float | None = None) -> None:
         if not 0.0 < switch < 1.0:
             raise ValueError("hmm switch probability must be in (0, 1)")
         if not 0.0 <= floor < 1.0:
             raise ValueError("hmm floor must be in [0, 1)")
         if int(lag) != lag or not 0 <= lag <= MAX_LAG:
             raise ValueError(f"hmm lag must be a whole number of windows in 0..{MAX_LAG}")
+        if keep is not None and not 0.0 < keep <= 1.0:
+            raise ValueError("hmm keep must be a probability in (0, 1]")
         self.n_classes, self.switch, self.floor, self.lag = n_classes, float(switch), float(floor), int(lag)
+        self.keep = None if keep is None else float(keep)
         if transitions is not None:
             trans = np.asarray(transitions, dtype=np.float64)
             if trans.shape != (n_classes, n_classes) or (trans < 0).any():
@@ -204,11 +211,12 @@ class HMMFilter:
 
     def reset(self) -> None:
         self._alpha: np.ndarray | None = None
-        # (forward message, T @ diag(emission)) of the windows whose output is still owed, oldest first: the
-        # backward message over windows s+1..s+L is the product of their matrices applied to ones.
-        self._owed: list[tuple[np.ndarray, np.ndarray]] = []
+        # (forward message, T @ diag(emission), own probabilities) of the windows whose output is still owed,
+        # oldest first: the backward message over windows s+1..s+L is the product of their matrices on ones.
+        self._owed: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
 
     def update(self, probs: np.ndarray) -> np.ndarray | None:
+        own = np.asarray(probs, dtype=np.float32)
         e = np.maximum(np.asarray(probs, dtype=np.float64), self.floor)
         if self._prior is not None:
             e = e / self._prior
@@ -217,19 +225,23 @@ class HMMFilter:
         # Renormalise every step (no underflow); a zero total cannot happen with floor > 0, but be safe.
         self._alpha = alpha / total if total > 0 else np.full(self.n_classes, 1.0 / self.n_classes)
         if self.lag == 0:
-            return self._alpha.astype(np.float32)
-        self._owed.append((self._alpha, self._trans * e))
+            return self._kept(own, self._alpha.astype(np.float32))
+        self._owed.append((self._alpha, self._trans * e, own))
         if len(self._owed) <= self.lag:
             return None
-        oldest, _m = self._owed.pop(0)
-        return self._posterior(0, oldest)
+        oldest, _m, own = self._owed.pop(0)
+        return self._kept(own, self._posterior(0, oldest))
+
+    def _kept(self, own: np.ndarray, smoothed: np.ndarray) -> np.ndarray:
+        """The window's own probabilities when it was sure enough (``keep``), else the smoothed ones."""
+        return own if self.keep is not None and float(own.max()) >= self.keep else smoothed
 
     def _posterior(self, start: int, alpha: np.ndarray) -> np.ndarray:
         """``alpha`` times the backward message over the owed windows from ``start`` on, normalised."""
         beta = np.ones(self.n_classes)
         # Few numpy calls per step (this runs for every window of a live stream); the scale is reset every
         # few steps only, which float64 allows even for long lags and extreme switch or floor values.
-        for i, (_a, m) in enumerate(reversed(self._owed[start:])):
+        for i, (_a, m, _own) in enumerate(reversed(self._owed[start:])):
             beta = m @ beta
             if i % 4 == 3:
                 beta /= beta.sum()
@@ -238,7 +250,7 @@ class HMMFilter:
         return (post / total if total > 0 else alpha).astype(np.float32)
 
     def flush(self) -> list[np.ndarray]:
-        out = [self._posterior(i + 1, alpha) for i, (alpha, _e) in enumerate(self._owed)]
+        out = [self._kept(own, self._posterior(i + 1, alpha)) for i, (alpha, _m, own) in enumerate(self._owed)]
         self.reset()
         return out
 
@@ -272,7 +284,7 @@ def make_smoother(method: str | int, n_labels: int, **params: Any) -> Smoother:
     name, parsed = parse_method(method)
     parsed.update(params)
     allowed = {"none": set(), "mean": {"k"}, "vote": {"k"}, "hysteresis": {"margin", "windows"},
-               "hmm": {"switch", "floor", "prior", "transitions", "lag"}}[name]
+               "hmm": {"switch", "floor", "prior", "transitions", "lag", "keep"}}[name]
     unknown = set(parsed) - allowed
     if unknown:
         raise ValueError(f"smoothing {name!r} takes {', '.join(sorted(allowed)) or 'no parameters'}, "

@@ -46,7 +46,8 @@ def _mqtt_summary(c: dict[str, Any]) -> list[str]:
         return []
     return [f"  mqtt: {c['mqtt_windows']} windows, delivered {c['mqtt_delivered']}, overflowed {c['mqtt_overflow']}, "
             f"undelivered at exit {c['mqtt_undelivered']}; reconnects {c['mqtt_reconnects']}, "
-            f"offline {c['mqtt_offline_s']:.1f} s"]
+            f"offline {c['mqtt_offline_s']:.1f} s, refused {c.get('mqtt_refusals', 0)}, "
+            f"unreachable {c.get('mqtt_connect_failures', 0)}"]
 
 
 MQTT = SinkType("mqtt", (

@@ -13,10 +13,20 @@ thread hands windows to paho while connected, at most ``max_inflight`` unacknowl
 broker is away the queue fills and its overflow (oldest first) is counted. paho reconnects with backoff and
 resends unacknowledged QoS 1 messages; every window ends as delivered (PUBACK), overflowed or undelivered
 at close, so ``windows == delivered + overflow + undelivered``.
+
+Outages are said as they happen and counted: a broker that refuses the login (``mqtt_refusals``, e.g. a
+wrong password under ``--reconnect``), one that cannot be reached (``mqtt_connect_failures``) and the time
+without a connection (``mqtt_offline_s``, from the start when the sink starts without a broker). Each kind
+of problem is said once when it starts (and again if its reason changes), not at every retry.
+
+Names: a device name is one topic level without control characters. Home Assistant ids and the client id
+are made of letters, digits, ``_`` and ``-``; when that changed the name (``kitchen.pi``), a short hash of
+the real name is appended, so ``kitchen.pi`` and ``kitchen_pi`` never share an entity or a session.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import time
@@ -25,6 +35,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ...core.errors import WireError
+from ...core.safetext import MAX_LABEL, MAX_NAME, safe_text
 from ...wire.mqtt import MqttUrl, Will, connect, disconnect, make_client
 
 __all__ = ["DEFAULT_QUEUE", "MqttPublisher", "discovery_messages", "valid_device_name"]
@@ -40,14 +51,20 @@ HA_PREFIX = "homeassistant"
 
 
 def valid_device_name(name: str) -> str:
-    """``name`` if it can be one topic level (no ``/``, ``+``, ``#``, not empty), else :class:`WireError`."""
-    if not name or any(c in name for c in "/+#\x00") or name.strip() != name:
-        raise WireError(f"bad device name {name!r}: one topic level without '/', '+', '#' or spaces at the ends")
+    """``name`` if it can be one topic level (no ``/``, ``+``, ``#``, no control characters, not empty, at most
+    MAX_NAME characters), else :class:`WireError` (naming it without its control characters)."""
+    if not name or any(c in name for c in "/+#") or name.strip() != name or safe_text(name, MAX_NAME) != name:
+        raise WireError(f"bad device name {safe_text(name, MAX_NAME)!r}: one topic level of at most {MAX_NAME} "
+                        "characters without '/', '+', '#', control characters or spaces at the ends")
     return name
 
 
 def _slug(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "_-" else "_" for c in name)
+    """ASCII id for Home Assistant and the client id; a hash suffix keeps distinct names distinct."""
+    slug = "".join(c if c.isascii() and (c.isalnum() or c in "_-") else "_" for c in name)
+    if slug != name:
+        slug += "_" + hashlib.sha256(name.encode("utf-8")).hexdigest()[:8]
+    return slug
 
 
 def discovery_messages(url: MqttUrl, name: str, *, version: str = "",
@@ -96,15 +113,17 @@ class MqttPublisher:
         self._closing = False
         self._ever_connected = False
         self._lost_at: float | None = None
+        self._trouble: str | None = None  # the outage reason last said, so each is said once
         self._state: str | None = None
         self._published_state: str | None = None
         self.stats = {"mqtt_windows": 0, "mqtt_delivered": 0, "mqtt_overflow": 0, "mqtt_undelivered": 0,
                       "mqtt_reconnects": 0, "mqtt_disconnects": 0, "mqtt_offline_s": 0.0, "mqtt_state_changes": 0,
-                      "mqtt_queue_peak": 0}
+                      "mqtt_queue_peak": 0, "mqtt_refusals": 0, "mqtt_connect_failures": 0}
         self._client = make_client(url, client_id=f"hartool-{_slug(self.name)}", password=password,
                                    ca_file=ca_file, will=Will(self._topics["status"], "offline"),
                                    connect_timeout_s=connect_timeout_s, reconnect_max_s=RECONNECT_MAX_S)
         self._client.on_connect = self._on_connect
+        self._client.on_connect_fail = self._on_connect_fail
         self._client.on_disconnect = self._on_disconnect
         self._client.on_publish = self._on_publish
         self._client.max_inflight_messages_set(MAX_INFLIGHT)
@@ -115,6 +134,9 @@ class MqttPublisher:
     # --- lifecycle -------------------------------------------------------------------------------------
     def start(self) -> MqttPublisher:
         """Connect (WireError if the broker is unreachable and ``wait_for_broker``) and start publishing."""
+        if not self._wait:
+            with self._cond:
+                self._lost_at = time.monotonic()  # offline until the first connection: counted like an outage
         connect(self._client, self.url, timeout_s=self._timeout, wait=self._wait)
         self._thread.start()
         return self
@@ -168,6 +190,8 @@ class MqttPublisher:
             out = dict(self.stats)
             out["mqtt_queued"] = len(self._queue)
             out["mqtt_connected"] = self._connected
+            if self._lost_at is not None:  # an outage still going on counts up to now
+                out["mqtt_offline_s"] += time.monotonic() - self._lost_at
         out["mqtt_offline_s"] = round(out["mqtt_offline_s"], 3)
         return out
 
@@ -207,7 +231,7 @@ class MqttPublisher:
     def _send(self, prediction: Any) -> None:
         # to_json() here, off the classifier's thread: the same fields as --jsonl (e2e_us is final by now).
         body = json.dumps(prediction.to_json(), separators=(",", ":"))
-        label = str(prediction.label)
+        label = safe_text(prediction.label, MAX_LABEL)  # a plain-text topic: no controls from a copied bundle
         # Never call paho while holding our lock: paho runs on_publish under its own lock (deadlock).
         # A window published in the instant the link drops stays in paho's queue and is resent on reconnect.
         info = self._client.publish(self._topics["window"], body, qos=1)
@@ -229,7 +253,8 @@ class MqttPublisher:
 
     # --- paho callbacks (paho's network thread) ----------------------------------------------------------
     def _on_connect(self, client: Any, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
-        if reason.is_failure:
+        if reason.is_failure:  # CONNACK refused (bad password, not authorized); paho retries with backoff
+            self._trouble_said("mqtt_refusals", f"refused the connection ({reason})")
             return
         client.publish(self._topics["status"], "online", qos=1, retain=True)
         for topic, body in self._discovery:
@@ -240,17 +265,33 @@ class MqttPublisher:
                 gap = time.monotonic() - self._lost_at
                 self.stats["mqtt_offline_s"] += gap
                 self._lost_at = None
-            if self._ever_connected:
+            again = self._ever_connected
+            if again:
                 self.stats["mqtt_reconnects"] += 1
             self._ever_connected = True
             self._connected = True
+            self._trouble = None
             state = self._state
             self._cond.notify_all()
         if state is not None:  # a restarted broker without persistence forgot the retained state
             self._publish_state(state)
         if gap is not None:
-            self._say(f"mqtt: reconnected to {self.url.display()} after {gap:.1f} s away; "
+            self._say(f"mqtt: {'reconnected' if again else 'connected'} to {self.url.display()} after {gap:.1f} s away; "
                       f"{self.stats['mqtt_overflow']} windows overflowed so far")
+
+    def _on_connect_fail(self, client: Any, userdata: Any) -> None:
+        self._trouble_said("mqtt_connect_failures", "cannot be reached")
+
+    def _trouble_said(self, counter: str, what: str) -> None:
+        """Count a failed (re)connection attempt; say it when this trouble starts or its reason changes."""
+        with self._cond:
+            self.stats[counter] += 1
+            new = what != self._trouble
+            self._trouble = what
+            n = self.stats[counter]
+        if new:
+            self._say(f"mqtt: broker {self.url.display()} {what}; retrying every <= {RECONNECT_MAX_S} s "
+                      f"(attempt {n}), queueing up to {self._queue_size} windows")
 
     def _on_disconnect(self, client: Any, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
         with self._cond:

@@ -7,23 +7,39 @@ renders events into JSON there, so the classifier only pays for one locked ``app
 Routes: ``/`` the page, ``/static/NAME`` its CSS/JS (package data in ``hartool/runtime/sinks/web``),
 ``/events`` the SSE stream (``hello`` with a snapshot, then ``window``/``counters``/``devices`` events),
 ``/state`` the snapshot as JSON (for scripts and tests).
+
+Exposure (SECURITY.md): the server binds 127.0.0.1 unless given a host (``--serve :PORT`` is localhost,
+``--serve 0.0.0.0:PORT`` every interface). Every request's ``Host`` header must be an IP address,
+``localhost``, this machine's name (or NAME.local) or the name it was bound to, else 403: a web page
+elsewhere cannot reach the server through DNS rebinding. With a token (``read_token``), every request
+needs it as ``?token=``, an ``Authorization: Bearer`` header or the cookie that a tokened visit to ``/``
+sets, else 401. Device strings are made safe (``safe_text``) here and set as text (never HTML) by the page's
+scripts; a Content-Security-Policy allows only the page's own scripts.
 """
 
 from __future__ import annotations
 
 import errno
+import hmac
+import ipaddress
 import json
+import os
+import socket
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from http.cookies import CookieError, SimpleCookie
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
+from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from ...core.errors import WireError
+from ...core.safetext import MAX_LABEL, safe_text
 
-__all__ = ["LiveHub", "LivePageSink", "LiveServer", "parse_host_port", "window_event"]
+__all__ = ["LiveHub", "LivePageSink", "LiveServer", "parse_host_port", "read_token", "window_event"]
 
 HISTORY = 1200          # events kept for a page that connects late (about 25 min at one window per 1.28 s)
 HEARTBEAT_S = 10.0      # an SSE comment keeps proxies and the browser from timing out an idle stream
@@ -31,14 +47,62 @@ COUNTERS_EVERY_S = 0.5
 POLL_S = 0.05           # how often a browser's server thread looks for new events (20 updates/s at most)
 _CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
                   ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml"}
+LOCALHOST = "127.0.0.1"
+WILDCARDS = ("0.0.0.0", "::")
+TOKEN_COOKIE = "hartool_token"
+MIN_TOKEN_CHARS = 16
+# Only the page's own files: an injected string could not run a script even if it reached the HTML.
+_SECURITY_HEADERS = (("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'"),
+                     ("X-Content-Type-Options", "nosniff"), ("Referrer-Policy", "no-referrer"))
 
 
 def parse_host_port(text: str) -> tuple[str, int]:
-    """``HOST:PORT`` (or ``:PORT`` for all interfaces, ``[::1]:PORT`` for IPv6) -> (host, port); WireError."""
+    """``HOST:PORT`` -> (host, port); ``:PORT`` is localhost, ``0.0.0.0:PORT`` every interface,
+    ``[::1]:PORT`` IPv6. WireError for anything else."""
     host, sep, port_text = text.rpartition(":")
     if not sep or not port_text.isdigit() or not 0 <= int(port_text) < 65536:
-        raise WireError(f"bad --serve address {text!r}: expected HOST:PORT, e.g. 127.0.0.1:8080")
-    return host.strip("[]") or "0.0.0.0", int(port_text)
+        raise WireError(f"bad --serve address {text!r}: expected HOST:PORT, e.g. 127.0.0.1:8080 "
+                        "(:PORT for this machine only, 0.0.0.0:PORT for every interface)")
+    return host.strip("[]") or LOCALHOST, int(port_text)
+
+
+def read_token(path: str | os.PathLike[str]) -> str:
+    """The page token: the first line of ``path``; WireError when unreadable or shorter than 16 characters."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise WireError(f"cannot read token file {path}: {exc.__class__.__name__}") from exc
+    token = lines[0].strip() if lines else ""
+    if len(token) < MIN_TOKEN_CHARS:
+        raise WireError(f"token file {path}: the token must be at least {MIN_TOKEN_CHARS} characters, e.g. "
+                        "python3 -c 'import secrets; print(secrets.token_urlsafe())'")
+    return token
+
+
+def _host_names(bound: str) -> frozenset[str]:
+    """Names a request's Host may carry besides IP addresses (which DNS rebinding cannot use)."""
+    name = socket.gethostname().lower()
+    names = {"localhost", name, f"{name}.local", name.split(".")[0]}
+    if bound not in WILDCARDS:
+        names.add(bound.lower())
+    return frozenset(names)
+
+
+def host_allowed(header: str | None, names: frozenset[str]) -> bool:
+    """True when a Host header names this server: an IP literal or one of ``names`` (any port)."""
+    if header is None:
+        return True  # HTTP/1.0 clients; every browser sends Host, and rebinding needs a browser
+    host = header.strip().lower()
+    if host.startswith("["):
+        host = host[1:host.find("]")] if "]" in host else host
+    elif host.count(":") == 1:
+        host = host.split(":", 1)[0]
+    host = host.rstrip(".")
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        return host in names or host.endswith(".localhost")
 
 
 class LiveHub:
@@ -101,8 +165,18 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802 - stdlib name
         path = self.path.split("?", 1)[0]
+        if not host_allowed(self.headers.get("Host"), self.server.names):
+            self._send(403, "text/plain", b"forbidden: unknown Host (serve with --serve NAME:PORT to use NAME)\n")
+            return
+        fresh = self._token_given()
+        if fresh is None:
+            self._send(401, "text/plain", b"token required: open /?token=... or send Authorization: Bearer ...\n")
+            return
         if path in ("/", "/index.html"):
-            self._send(200, _CONTENT_TYPES[".html"], _asset(self.server.page))
+            cookie = None
+            if fresh and self.server.token:  # a tokened link: the page's own requests then carry the cookie
+                cookie = f"{TOKEN_COOKIE}={self.server.token}; HttpOnly; SameSite=Strict; Path=/"
+            self._send(200, _CONTENT_TYPES[".html"], _asset(self.server.page), cookie)
         elif path.startswith("/static/") and "/" not in path[len("/static/"):] and ".." not in path:
             name = path[len("/static/"):]
             kind = _CONTENT_TYPES.get(name[name.rfind("."):]) if "." in name else None
@@ -122,11 +196,36 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._send(404, "text/plain", b"not found\n")
 
-    def _send(self, code: int, kind: str, body: bytes) -> None:
+    def _token_given(self) -> bool | None:
+        """Whether the request may proceed: None when a token is required and missing or wrong; True when
+        the token came in the URL or a header (``/`` then sets the cookie); False when no token is needed
+        or the cookie carried it."""
+        token = self.server.token
+        if not token:
+            return False
+        offered = parse_qs(urlsplit(self.path).query).get("token", [])
+        auth = self.headers.get("Authorization", "")
+        if auth.lower().startswith("bearer "):
+            offered.append(auth[7:].strip())
+        fresh = any(_same(token, o) for o in offered)
+        if fresh:
+            return True
+        try:
+            jar = SimpleCookie(self.headers.get("Cookie", ""))
+        except CookieError:
+            return None
+        morsel = jar.get(TOKEN_COOKIE)
+        return False if morsel is not None and _same(token, morsel.value) else None
+
+    def _send(self, code: int, kind: str, body: bytes, cookie: str | None = None) -> None:
         self.send_response(code)
         self.send_header("Content-Type", kind)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")
+        for name, value in _SECURITY_HEADERS:
+            self.send_header(name, value)
+        if cookie:
+            self.send_header("Set-Cookie", cookie)
         self.end_headers()
         self.wfile.write(body)
 
@@ -136,6 +235,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Cache-Control", "no-store")
         self.send_header("Connection", "close")
+        for name, value in _SECURITY_HEADERS:
+            self.send_header(name, value)
         self.end_headers()
         self.close_connection = True
         seq, snap = hub.snapshot()
@@ -162,23 +263,36 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.flush()
 
 
+def _same(token: str, offered: str) -> bool:
+    return hmac.compare_digest(token.encode("utf-8"), offered.encode("utf-8", "replace"))
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True  # a restarted hartool may rebind at once; a *live* listener still fails
 
-    def __init__(self, address: tuple[str, int], hub: LiveHub, page: str) -> None:
+    def __init__(self, address: tuple[str, int], hub: LiveHub, page: str, token: str | None) -> None:
         self.hub = hub
         self.page = page
+        self.token = token
+        self.names = _host_names(address[0])
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
         super().__init__(address, _Handler)
 
 
 class LiveServer:
-    """Serves one page of ``web/`` plus the hub's events on HOST:PORT from a background thread."""
+    """Serves one page of ``web/`` plus the hub's events on HOST:PORT from a background thread.
 
-    def __init__(self, host: str, port: int, hub: LiveHub, page: str = "stream.html") -> None:
+    ``token``: when given, every request must carry it (see the module docstring).
+    """
+
+    def __init__(self, host: str, port: int, hub: LiveHub, page: str = "stream.html",
+                 token: str | None = None) -> None:
         self.hub = hub
+        self.token = token
         try:
-            self._server = _Server((host, port), hub, page)
+            self._server = _Server((host, port), hub, page, token)
         except OSError as exc:
             why = "address already in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
             raise WireError(f"cannot serve the live page on {host}:{port}: {why}") from exc
@@ -192,9 +306,19 @@ class LiveServer:
 
     @property
     def url(self) -> str:
+        """The address really bound (``http://0.0.0.0:PORT/`` when serving every interface)."""
         host, port = self.address
-        shown = "127.0.0.1" if host in ("0.0.0.0", "") else (f"[{host}]" if ":" in host else host)
-        return f"http://{shown}:{port}/"
+        return f"http://{f'[{host}]' if ':' in host else host}:{port}/"
+
+    def describe(self) -> str:
+        """The URL for a status line, saying when every interface is served and that a token is needed."""
+        host, port = self.address
+        text = self.url
+        if host in WILDCARDS:
+            text += f" (every interface: http://{socket.gethostname()}:{port}/ from other machines)"
+        if self.token:
+            text += " (token required: add ?token=... from the token file)"
+        return text
 
     def start(self) -> LiveServer:
         self._thread.start()
@@ -210,7 +334,7 @@ class LiveServer:
 def window_event(p: Any, received: float) -> dict[str, Any]:
     """The page's view of one window: label, confidence, smoothed and raw probabilities, times."""
     raw = p.raw_probs
-    return {"window": p.window, "label": p.label, "confidence": round(float(p.confidence), 4),
+    return {"window": p.window, "label": safe_text(p.label, MAX_LABEL), "confidence": round(float(p.confidence), 4),
             "probs": [round(float(x), 4) for x in p.probs],
             "raw_probs": None if raw is None else [round(float(x), 4) for x in raw],
             "t_end_s": p.t_end_s, "dropped": p.dropped, "uncertain": bool(p.uncertain),
@@ -221,14 +345,14 @@ class LivePageSink:
     """The `stream --serve` sink: pushes each window to a :class:`LiveHub` served by a :class:`LiveServer`."""
 
     def __init__(self, host: str, port: int, labels: Sequence[str], *, title: str = "hartool",
-                 counters: Callable[[], dict[str, Any]] | None = None) -> None:
-        self.labels = list(labels)
-        self.title = title
+                 counters: Callable[[], dict[str, Any]] | None = None, token: str | None = None) -> None:
+        self.labels = [safe_text(label, MAX_LABEL) for label in labels]
+        self.title = safe_text(title, MAX_LABEL)
         self.windows = 0
         self.dropped = 0
         self._extra = counters
         self.hub = LiveHub(self._render, self._snapshot, self._counters)
-        self.server = LiveServer(host, port, self.hub, page="stream.html")
+        self.server = LiveServer(host, port, self.hub, page="stream.html", token=token)
 
     def start(self) -> LivePageSink:
         self.server.start()

@@ -1,0 +1,189 @@
+"""No-ritual benchmark (issue 25): streams started the way users start them, worn any way, re-attached halfway.
+
+Each recording of the chosen subjects (``--subjects test``: UCI's 9 test subjects, 19 recordings; ``val``: the
+bundle's own validation subjects, for choosing thresholds) is cut to begin at a seeded random sitting, lying
+or walking segment (never the standing the HAPT protocol starts with) and streamed through `hartool stream`'s
+own StreamClassifier (runtime/classifier.py, grid samples one hop at a time, no smoothing) three ways:
+
+- ``as_worn``: the recording as recorded;
+- ``turned``: turned by one seeded random 3-D rotation (acc and gyro together);
+- ``reattached``: turned by one random rotation for the first half of its samples and another for the rest.
+
+A window counts as calibrated when the stream's calibrator held an upright reference after classifying it
+(``StreamClassifier.calibrator.calibrated``; fixed bundles never are). Reported per case: accuracy of the
+calibrated windows and their share of all scored windows (coverage), accuracy of the uncalibrated windows and
+of all windows, seconds from the stream's start to the first calibrated window, and seconds from the
+re-attach to the first calibrated window whose upright direction is right again (within ``--relock-deg`` of
+where the as-worn stream's final calibration puts it). Scored: windows whose samples all carry one of the
+bundle's activities.
+
+    ../.venv/bin/python noritual.py BUNDLE [--artifact tflite-int8] [--subjects test|val] [--seed 0]
+        [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+from orientation import random_rotation  # benchmarks/orientation.py: one seeded uniform 3-D rotation
+
+from hartool.core.bundle import Bundle
+from hartool.core.orientation import REFERENCE_GRAVITY, angle_deg, rotate, worn_rotations
+from hartool.data import load_dataset
+from hartool.data.recordings import UCI_HAR_TEST_SUBJECTS
+from hartool.runtime.classifier import ClassifierOptions, StreamClassifier
+
+START_LABELS = (1, 4, 6)  # WALKING, SITTING, LAYING: how users start a stream (HAPT label ids)
+CASES = ("as_worn", "turned", "reattached")
+
+
+def start_sample(labels: np.ndarray, rng: np.random.Generator) -> int:
+    """The first sample of a seeded random sitting, lying or walking segment."""
+    starts = np.flatnonzero(np.diff(labels.astype(np.int64), prepend=-99) != 0)
+    ok = [int(s) for s in starts if int(labels[s]) in START_LABELS]
+    return int(rng.choice(ok))
+
+
+def subjects_of(bundle: Bundle, which: str) -> list[int]:
+    """UCI's test subjects, or the bundle's own validation subjects (people it never trained on)."""
+    if which == "test":
+        return sorted(UCI_HAR_TEST_SUBJECTS)
+    return [int(s) for s in bundle.manifest["dataset"]["val_subjects"]]
+
+
+def worn_upright(bundle: Bundle, values: np.ndarray) -> np.ndarray:
+    """The device-frame upright of the as-worn recording: where the rotation its stream holds at the end of the
+    first attachment (before HAPT's phone comes off the waist) takes the reference from."""
+    m = bundle.manifest
+    _starts, _att, final = worn_rotations(values, float(m["sample_rate_hz"]), int(m["window"]), int(m["stride"]))
+    return final[0].T @ np.asarray(REFERENCE_GRAVITY) if final else np.asarray(REFERENCE_GRAVITY)
+
+
+def stream(bundle: Bundle, artifact: str | None, values: np.ndarray, labels: np.ndarray,
+           turns: tuple[np.ndarray, np.ndarray], halfway: int, upright: np.ndarray) -> list[dict]:
+    """One row per window: scored, correct, calibrated, its time, and how far the calibrated upright is off.
+
+    ``values`` are already turned: by ``turns[0]`` before sample ``halfway`` and ``turns[1]`` from it on."""
+    clf = StreamClassifier(bundle, ClassifierOptions(artifact=artifact, smooth="none"))
+    m = bundle.manifest
+    window, hop, rate = int(m["window"]), int(m["stride"]), float(m["sample_rate_hz"])
+    label_ids = np.asarray(m["label_ids"])
+    rows = []
+    for s in range(0, len(values), hop):
+        for p in clf.push(None, values[s:s + hop]):
+            cal = clf.calibrator
+            row = {"t": p.end_sample / rate, "after": p.end_sample - window >= halfway,
+                   "calibrated": bool(cal is not None and cal.calibrated), "err": None}
+            if row["calibrated"]:
+                turn = turns[1] if p.end_sample > halfway else turns[0]
+                row["err"] = angle_deg(cal.rotation @ turn @ upright, REFERENCE_GRAVITY)
+            lab = labels[p.end_sample - window:p.end_sample]
+            row["scored"] = bool(np.all(lab == lab[0]) and lab[0] in label_ids)
+            if row["scored"]:
+                row["correct"] = bool(label_ids[m["labels"].index(p.raw_label)] == lab[0])
+            rows.append(row)
+    return rows
+
+
+def summarise(rows: list[dict]) -> dict:
+    """Accuracy of calibrated / uncalibrated / all scored windows, coverage, seconds to lock and re-lock."""
+    scored = [r for r in rows if r["scored"]]
+    cal = [r for r in scored if r["calibrated"]]
+    unc = [r for r in scored if not r["calibrated"]]
+
+    def acc(rs: list[dict]) -> float | None:
+        return round(100 * sum(r["correct"] for r in rs) / len(rs), 2) if rs else None
+
+    return {"windows": len(scored), "calibrated_acc": acc(cal), "coverage": round(100 * len(cal) / max(len(scored), 1), 1),
+            "uncalibrated_acc": acc(unc), "all_acc": acc(scored), "correct": sum(r["correct"] for r in scored),
+            "calibrated_correct": sum(r["correct"] for r in cal), "calibrated": len(cal),
+            "uncalibrated_correct": sum(r["correct"] for r in unc)}
+
+
+def lock_times(rows: list[dict], halfway_s: float, relock_deg: float) -> tuple[float | None, float | None]:
+    """Seconds to the first calibrated window, and from the re-attach to the first right calibrated one after it."""
+    lock = next((r["t"] for r in rows if r["calibrated"]), None)
+    relock = next((r["t"] - halfway_s for r in rows if r["after"] and r["calibrated"] and r["err"] < relock_deg), None)
+    return lock, relock
+
+
+def pooled(parts: list[dict]) -> dict:
+    """Window-weighted totals over recordings."""
+    n = sum(p["windows"] for p in parts)
+    ncal = sum(p["calibrated"] for p in parts)
+
+    def pct(a: int, b: int) -> float | None:
+        return round(100 * a / b, 2) if b else None
+
+    return {"windows": n, "calibrated_acc": pct(sum(p["calibrated_correct"] for p in parts), ncal),
+            "coverage": pct(ncal, n), "uncalibrated_acc": pct(sum(p["uncalibrated_correct"] for p in parts), n - ncal),
+            "all_acc": pct(sum(p["correct"] for p in parts), n)}
+
+
+def evaluate(bundle_dir: str, artifact: str | None, which: str, seed: int, relock_deg: float) -> dict:
+    bundle = Bundle.load(bundle_dir)
+    ds = load_dataset(bundle.manifest["dataset"]["name"])
+    subjects = subjects_of(bundle, which)
+    recs = [r for r in ds.recordings if r.subject in subjects]
+    rng = np.random.default_rng(seed)
+    rate = float(bundle.manifest["sample_rate_hz"])
+    per_case: dict[str, list[dict]] = {c: [] for c in CASES}
+    times: dict[str, list] = {"lock_s": [], "relock_s": []}
+    for r in recs:
+        start = start_sample(r.labels, rng)
+        values, labels = r.values[start:], r.labels[start:]
+        upright = worn_upright(bundle, values)
+        halfway = len(values) // 2
+        turns = {"as_worn": (np.eye(3), np.eye(3))}
+        one = random_rotation(rng)
+        turns["turned"] = (one, one)
+        turns["reattached"] = (random_rotation(rng), random_rotation(rng))
+        for case in CASES:
+            a, b = turns[case]
+            turned = np.concatenate([rotate(values[:halfway], a), rotate(values[halfway:], b)])
+            rows = stream(bundle, artifact, turned, labels, turns[case], halfway, upright)
+            per_case[case].append(summarise(rows))
+            if case == "reattached":
+                lock, relock = lock_times(rows, halfway / rate, relock_deg)
+                times["lock_s"].append(lock)
+                times["relock_s"].append(relock)
+        print(f"{r.session}: start {start / rate:.0f} s " + " ".join(
+            f"{c} {per_case[c][-1]['calibrated_acc']}/{per_case[c][-1]['coverage']}/{per_case[c][-1]['all_acc']}"
+            for c in CASES), file=sys.stderr, flush=True)
+    out: dict = {"bundle": bundle_dir, "artifact": artifact, "subjects": which, "subject_ids": subjects,
+                 "recordings": len(recs), "seed": seed, "relock_deg": relock_deg}
+    for case in CASES:
+        out[case] = pooled(per_case[case])
+    for key, vals in times.items():
+        got = [v for v in vals if v is not None]
+        out[key] = {"median": round(float(np.median(got)), 1) if got else None, "never": len(vals) - len(got)}
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("bundle")
+    ap.add_argument("--artifact", default="tflite-int8")
+    ap.add_argument("--subjects", choices=["test", "val"], default="val")
+    ap.add_argument("--seed", type=int, default=0, help="Seeds the start segments and the rotations.")
+    ap.add_argument("--relock-deg", type=float, default=15.0,
+                    help="A calibration counts as right again when its upright is within this of the true one.")
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args()
+    row = evaluate(args.bundle, args.artifact, args.subjects, args.seed, args.relock_deg)
+    print(json.dumps(row), flush=True)
+    if args.json:
+        from hartool.bench.machine import machine_info, machine_summary
+
+        row = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+               "machine": machine_summary(machine_info()), **row}
+        args.json.write_text(json.dumps(row, indent=2))
+
+
+if __name__ == "__main__":
+    main()

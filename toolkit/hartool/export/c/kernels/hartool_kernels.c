@@ -1,0 +1,359 @@
+/* hartool C kernels: TFLite's reference int8 arithmetic (what TFLite Micro runs), written for C99.
+ * Every rounding step follows TFLite's reference kernels so outputs are bit-exact with TFLite Micro. */
+#include "hartool_kernels.h"
+
+#include <math.h>
+#include <string.h>
+
+#define HK_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define HK_MAX(a, b) ((a) > (b) ? (a) : (b))
+#define HK_CLAMP(v, lo, hi) HK_MIN(HK_MAX((v), (lo)), (hi))
+
+/* int32 wrap-around add/shift without signed-overflow undefined behaviour (gemmlowp relies on wrapping). */
+static int32_t hk_wrap_add(int32_t a, int32_t b) { return (int32_t)((uint32_t)a + (uint32_t)b); }
+static int32_t hk_wrap_shl(int32_t a, int n) { return (int32_t)((uint32_t)a << n); }
+
+int32_t hk_srdhm(int32_t a, int32_t b) {
+  int64_t ab;
+  int32_t nudge;
+  if (a == b && a == INT32_MIN) return INT32_MAX;
+  ab = (int64_t)a * (int64_t)b;
+  nudge = ab >= 0 ? (1 << 30) : (1 - (1 << 30));
+  ab += nudge;
+  /* ab / 2^31 rounding toward zero, with shifts: a 64-bit division is a library call on 32-bit cores */
+  return (int32_t)(ab >= 0 ? ab >> 31 : -((-ab) >> 31));
+}
+
+int32_t hk_rdbpot(int32_t x, int exponent) {
+  const int32_t mask = (int32_t)(((int64_t)1 << exponent) - 1);
+  const int32_t remainder = x & mask;
+  const int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
+  return (x >> exponent) + (remainder > threshold ? 1 : 0);
+}
+
+int32_t hk_requant(int32_t x, int32_t multiplier, int shift) {
+  const int left = shift > 0 ? shift : 0;
+  const int right = shift > 0 ? 0 : -shift;
+  return hk_rdbpot(hk_srdhm(hk_wrap_shl(x, left), multiplier), right);
+}
+
+/* SaturatingRoundingMultiplyByPOT with a positive exponent: a saturating left shift. */
+static int32_t hk_sat_shl(int32_t x, int exponent) {
+  const int32_t threshold = (int32_t)((1u << (31 - exponent)) - 1u);
+  if (x > threshold) return INT32_MAX;
+  if (x < -threshold) return INT32_MIN;
+  return hk_wrap_shl(x, exponent);
+}
+
+void hk_quantize(const float *in, int8_t *out, int n, float scale, int32_t zero_point) {
+  int i;
+  for (i = 0; i < n; ++i) {
+    const int32_t v = (int32_t)roundf(in[i] / scale) + zero_point;
+    out[i] = (int8_t)HK_CLAMP(v, -128, 127);
+  }
+}
+
+void hk_dequantize(const int8_t *in, float *out, int n, double scale, int32_t zero_point) {
+  int i;
+  for (i = 0; i < n; ++i) out[i] = (float)(scale * (double)((int32_t)in[i] - zero_point));
+}
+
+/* Dot product of two int8 vectors. On Cortex-M cores with the DSP extension (M4, M7, M33) four products take
+ * two word loads, four SXTB16 and two SMLAD; elsewhere plain C. Integer sums are exact either way. */
+#if defined(__ARM_FEATURE_DSP)
+static uint32_t hk_sxtb16(uint32_t x) { uint32_t r; __asm("sxtb16 %0, %1" : "=r"(r) : "r"(x)); return r; }
+static uint32_t hk_sxtb16_ror8(uint32_t x) {
+  uint32_t r; __asm("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(x)); return r;
+}
+static int32_t hk_smlad(uint32_t a, uint32_t b, int32_t acc) {
+  int32_t r; __asm("smlad %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(acc)); return r;
+}
+#endif
+
+static int32_t hk_dot(const int8_t *a, const int8_t *b, int n) {
+  int32_t acc = 0;
+  int i = 0;
+#if defined(__ARM_FEATURE_DSP)
+  for (; i + 4 <= n; i += 4) {
+    uint32_t x, y;
+    memcpy(&x, a + i, 4);  /* one unaligned word load on these cores */
+    memcpy(&y, b + i, 4);
+    acc = hk_smlad(hk_sxtb16(x), hk_sxtb16(y), acc);
+    acc = hk_smlad(hk_sxtb16_ror8(x), hk_sxtb16_ror8(y), acc);
+  }
+#else
+  for (; i + 4 <= n; i += 4)
+    acc += a[i] * b[i] + a[i + 1] * b[i + 1] + a[i + 2] * b[i + 2] + a[i + 3] * b[i + 3];
+#endif
+  for (; i < n; ++i) acc += a[i] * b[i];
+  return acc;
+}
+
+/* acc[j] += dot(x, w + j * w_stride) for j < 4: the input is loaded (and on DSP cores unpacked) once for
+ * four output channels. */
+static void hk_dot4(const int8_t *x, const int8_t *w, int w_stride, int n, int32_t acc[4]) {
+  int i = 0, j;
+#if defined(__ARM_FEATURE_DSP)
+  int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
+  const int8_t *w1 = w + w_stride, *w2 = w1 + w_stride, *w3 = w2 + w_stride;
+  for (; i + 4 <= n; i += 4) {
+    uint32_t v, y;
+    uint32_t lo, hi;
+    memcpy(&v, x + i, 4);
+    lo = hk_sxtb16(v);
+    hi = hk_sxtb16_ror8(v);
+    memcpy(&y, w + i, 4);
+    a0 = hk_smlad(hi, hk_sxtb16_ror8(y), hk_smlad(lo, hk_sxtb16(y), a0));
+    memcpy(&y, w1 + i, 4);
+    a1 = hk_smlad(hi, hk_sxtb16_ror8(y), hk_smlad(lo, hk_sxtb16(y), a1));
+    memcpy(&y, w2 + i, 4);
+    a2 = hk_smlad(hi, hk_sxtb16_ror8(y), hk_smlad(lo, hk_sxtb16(y), a2));
+    memcpy(&y, w3 + i, 4);
+    a3 = hk_smlad(hi, hk_sxtb16_ror8(y), hk_smlad(lo, hk_sxtb16(y), a3));
+  }
+  acc[0] = a0; acc[1] = a1; acc[2] = a2; acc[3] = a3;
+#endif
+  if (i < n)
+    for (j = 0; j < 4; ++j) acc[j] += hk_dot(x + i, w + j * w_stride + i, n - i);
+}
+
+static int32_t hk_sum(const int8_t *a, int n) {
+  int32_t s = 0;
+  int i;
+  for (i = 0; i < n; ++i) s += a[i];
+  return s;
+}
+
+/* Accumulates sum(w * x) over the taps inside the input for output channels oc..oc+nb-1 (nb <= 4). */
+static void hk_conv_taps(const hk_conv_params *p, const int8_t *in, int y0, int x0, const int k[4], int oc, int nb,
+                         int32_t acc[4]) {
+  const int filter_stride = p->k_h * p->k_w * p->in_c;
+  int ky, kx, j;
+  for (ky = k[2]; ky < k[3]; ++ky) {
+    const int8_t *src = in + ((y0 + ky * p->dil_h) * p->in_w + x0) * p->in_c;
+    const int8_t *w = p->filter + (oc * p->k_h + ky) * p->k_w * p->in_c;
+    /* with dil_w == 1 the taps of one filter row are contiguous in both tensors: one dot product */
+    const int step = p->dil_w == 1 ? k[1] - k[0] : 1;
+    for (kx = k[0]; kx < k[1]; kx += step) {
+      const int8_t *xs = src + kx * p->dil_w * p->in_c, *ws = w + kx * p->in_c;
+      if (nb == 4) {
+        hk_dot4(xs, ws, filter_stride, step * p->in_c, acc);
+      } else {
+        for (j = 0; j < nb; ++j) acc[j] += hk_dot(xs, ws + j * filter_stride, step * p->in_c);
+      }
+    }
+  }
+}
+
+/* sum over taps of w * (x + in_offset) = sum(w * x) + in_offset * sum(w): the filter sums over all taps are
+ * fixed at export, so only windows cut by the padding (skipped taps add nothing, as in TFLite) sum at run time. */
+void hk_conv2d(const hk_conv_params *p, const int8_t *in, int8_t *out) {
+  int oy, ox, oc, ky, kx, j;
+  for (oy = 0; oy < p->out_h; ++oy) {
+    for (ox = 0; ox < p->out_w; ++ox) {
+      const int y0 = oy * p->stride_h - p->pad_h, x0 = ox * p->stride_w - p->pad_w;
+      int k[4] = {0, p->k_w, 0, p->k_h};  /* valid taps: kx in [k0, k1), ky in [k2, k3) */
+      int full;
+      while (k[0] < k[1] && x0 + k[0] * p->dil_w < 0) ++k[0];
+      while (k[1] > k[0] && x0 + (k[1] - 1) * p->dil_w >= p->in_w) --k[1];
+      while (k[2] < k[3] && y0 + k[2] * p->dil_h < 0) ++k[2];
+      while (k[3] > k[2] && y0 + (k[3] - 1) * p->dil_h >= p->in_h) --k[3];
+      full = k[0] == 0 && k[1] == p->k_w && k[2] == 0 && k[3] == p->k_h;
+      for (oc = 0; oc < p->out_c; oc += 4) {
+        const int nb = p->out_c - oc < 4 ? p->out_c - oc : 4;
+        int32_t acc[4] = {0, 0, 0, 0};
+        hk_conv_taps(p, in, y0, x0, k, oc, nb, acc);
+        for (j = 0; j < nb; ++j) {
+          int32_t wsum = 0, v;
+          if (full) {
+            wsum = p->filter_sums[oc + j];
+          } else {
+            for (ky = k[2]; ky < k[3]; ++ky)
+              for (kx = k[0]; kx < k[1]; ++kx)
+                wsum += hk_sum(p->filter + (((oc + j) * p->k_h + ky) * p->k_w + kx) * p->in_c, p->in_c);
+          }
+          v = acc[j] + p->in_offset * wsum + (p->bias ? p->bias[oc + j] : 0);
+          v = hk_requant(v, p->multiplier[oc + j], p->shift[oc + j]) + p->out_offset;
+          out[(oy * p->out_w + ox) * p->out_c + oc + j] = (int8_t)HK_CLAMP(v, p->act_min, p->act_max);
+        }
+      }
+    }
+  }
+}
+
+void hk_max_pool(const hk_pool_params *p, const int8_t *in, int8_t *out) {
+  int oy, ox, c, fy, fx;
+  for (oy = 0; oy < p->out_h; ++oy) {
+    for (ox = 0; ox < p->out_w; ++ox) {
+      const int y0 = oy * p->stride_h - p->pad_h, x0 = ox * p->stride_w - p->pad_w;
+      const int fy0 = HK_MAX(0, -y0), fy1 = HK_MIN(p->k_h, p->in_h - y0);
+      const int fx0 = HK_MAX(0, -x0), fx1 = HK_MIN(p->k_w, p->in_w - x0);
+      for (c = 0; c < p->c; ++c) {
+        int32_t m = -128;
+        for (fy = fy0; fy < fy1; ++fy)
+          for (fx = fx0; fx < fx1; ++fx) m = HK_MAX(m, (int32_t)in[((y0 + fy) * p->in_w + x0 + fx) * p->c + c]);
+        out[(oy * p->out_w + ox) * p->c + c] = (int8_t)HK_CLAMP(m, p->act_min, p->act_max);
+      }
+    }
+  }
+}
+
+void hk_fully_connected(const hk_fc_params *p, const int8_t *in, int8_t *out) {
+  int b, u, d;
+  for (b = 0; b < p->batches; ++b) {
+    const int8_t *x = in + b * p->depth;
+    for (u = 0; u < p->units; ++u) {
+      const int8_t *w = p->filter + u * p->depth;
+      int32_t acc = 0, v;
+      for (d = 0; d < p->depth; ++d) acc += ((int32_t)w[d] + p->filter_offset) * ((int32_t)x[d] + p->in_offset);
+      if (p->bias) acc += p->bias[u];
+      v = hk_requant(acc, p->multiplier[u], p->shift[u]) + p->out_offset;
+      out[b * p->units + u] = (int8_t)HK_CLAMP(v, p->act_min, p->act_max);
+    }
+  }
+}
+
+void hk_mean(const hk_mean_params *p, const int8_t *in, int8_t *out) {
+  int o, r, i;
+  for (o = 0; o < p->outer; ++o) {
+    for (i = 0; i < p->inner; ++i) {
+      int32_t sum = 0, v;
+      for (r = 0; r < p->reduce; ++r) sum += in[(o * p->reduce + r) * p->inner + i];
+      sum -= p->in_zero_point * p->reduce;
+      v = hk_requant(sum, p->multiplier, p->shift) + p->out_zero_point;
+      out[o * p->inner + i] = (int8_t)HK_CLAMP(v, -128, 127);
+    }
+  }
+}
+
+void hk_reduce_max(int outer, int reduce, int inner, const int8_t *in, int8_t *out) {
+  int o, r, i;
+  for (o = 0; o < outer; ++o) {
+    for (i = 0; i < inner; ++i) {
+      int8_t m = -128;
+      for (r = 0; r < reduce; ++r) m = HK_MAX(m, in[(o * reduce + r) * inner + i]);
+      out[o * inner + i] = m;
+    }
+  }
+}
+
+static int32_t hk_mul_one(const hk_binary_params *p, int8_t a, int8_t b) {
+  const int32_t prod = ((int32_t)a + p->in1_offset) * ((int32_t)b + p->in2_offset);
+  return p->out_offset + hk_requant(prod, p->out_multiplier, p->out_shift);
+}
+
+static int32_t hk_add_one(const hk_binary_params *p, int8_t a, int8_t b) {
+  const int32_t x = hk_wrap_shl((int32_t)a + p->in1_offset, p->left_shift);
+  const int32_t y = hk_wrap_shl((int32_t)b + p->in2_offset, p->left_shift);
+  const int32_t sx = hk_rdbpot(hk_srdhm(x, p->in1_multiplier), -p->in1_shift);
+  const int32_t sy = hk_rdbpot(hk_srdhm(y, p->in2_multiplier), -p->in2_shift);
+  return hk_rdbpot(hk_srdhm(sx + sy, p->out_multiplier), -p->out_shift) + p->out_offset;
+}
+
+/* One loop for both element-wise ops: 4-D broadcasting through per-input strides. */
+static void hk_binary(const hk_binary_params *p, const int8_t *in1, const int8_t *in2, int8_t *out,
+                      int32_t (*op)(const hk_binary_params *, int8_t, int8_t)) {
+  int i0, i1, i2, i3, n = 0;
+  for (i0 = 0; i0 < p->dims[0]; ++i0)
+    for (i1 = 0; i1 < p->dims[1]; ++i1)
+      for (i2 = 0; i2 < p->dims[2]; ++i2)
+        for (i3 = 0; i3 < p->dims[3]; ++i3) {
+          const int a = i0 * p->stride1[0] + i1 * p->stride1[1] + i2 * p->stride1[2] + i3 * p->stride1[3];
+          const int b = i0 * p->stride2[0] + i1 * p->stride2[1] + i2 * p->stride2[2] + i3 * p->stride2[3];
+          const int32_t v = op(p, in1[a], in2[b]);
+          out[n++] = (int8_t)HK_CLAMP(v, p->act_min, p->act_max);
+        }
+}
+
+void hk_mul(const hk_binary_params *p, const int8_t *in1, const int8_t *in2, int8_t *out) {
+  hk_binary(p, in1, in2, out, hk_mul_one);
+}
+
+void hk_add(const hk_binary_params *p, const int8_t *in1, const int8_t *in2, int8_t *out) {
+  hk_binary(p, in1, in2, out, hk_add_one);
+}
+
+/* exp(x) for x in [-1/4, 0), Q0.31 in and out (gemmlowp's Taylor expansion around -1/8). */
+static int32_t hk_exp_quarter(int32_t a) {
+  const int32_t constant_term = 1895147668, one_third = 715827883;
+  const int32_t x = hk_wrap_add(a, 1 << 28);
+  const int32_t x2 = hk_srdhm(x, x), x3 = hk_srdhm(x2, x), x4 = hk_srdhm(x2, x2);
+  const int32_t x4_over_4 = hk_rdbpot(x4, 2);
+  const int32_t poly = hk_rdbpot(hk_wrap_add(hk_srdhm(hk_wrap_add(x4_over_4, x3), one_third), x2), 1);
+  return hk_wrap_add(constant_term, hk_srdhm(constant_term, hk_wrap_add(x, poly)));
+}
+
+/* exp(a) for a <= 0 given in Q5.26, result in Q0.31 (gemmlowp's exp_on_negative_values). */
+static int32_t hk_exp_negative(int32_t a) {
+  static const int32_t barrel[7] = {1672461947, 1302514674, 790015084, 290630308, 39332535, 720401, 242};
+  const int32_t quarter = 1 << 24;
+  const int32_t mod_minus_quarter = (a & (quarter - 1)) - quarter;
+  const int32_t remainder = mod_minus_quarter - a;
+  int32_t result = hk_exp_quarter(hk_sat_shl(mod_minus_quarter, 5));
+  int k;
+  for (k = 0; k < 7; ++k)
+    if (remainder & (1 << (24 + k))) result = hk_srdhm(result, barrel[k]);
+  return a == 0 ? INT32_MAX : result;
+}
+
+/* 1/(1+x) for x in [0, 1), Q0.31 (gemmlowp's Newton-Raphson division). */
+static int32_t hk_one_over_one_plus_x(int32_t a) {
+  const int64_t sum = (int64_t)a + INT32_MAX;
+  const int32_t half_denominator = (int32_t)((sum + (sum >= 0 ? 1 : -1)) / 2);
+  int32_t x = hk_wrap_add(1515870810, hk_srdhm(half_denominator, -1010580540));
+  int i;
+  for (i = 0; i < 3; ++i) {
+    const int32_t one_minus = (1 << 29) - hk_srdhm(half_denominator, x);
+    x = hk_wrap_add(x, hk_sat_shl(hk_srdhm(x, one_minus), 2));
+  }
+  return hk_sat_shl(x, 1);
+}
+
+static int hk_clz32(uint32_t x) {
+  int n = 0;
+  if (x == 0) return 32;
+  while (!(x & 0x80000000u)) { x <<= 1; ++n; }
+  return n;
+}
+
+void hk_softmax(const hk_softmax_params *p, const int8_t *in, int8_t *out) {
+  int r, c;
+  for (r = 0; r < p->rows; ++r) {
+    const int8_t *x = in + r * p->depth;
+    int8_t *y = out + r * p->depth;
+    int32_t max_in_row = -128, sum_of_exps = 0, shifted_scale;
+    int headroom, exponent;
+    for (c = 0; c < p->depth; ++c) max_in_row = HK_MAX(max_in_row, (int32_t)x[c]);
+    for (c = 0; c < p->depth; ++c) {
+      const int32_t diff = (int32_t)x[c] - max_in_row;
+      if (diff >= p->diff_min) {
+        const int32_t scaled = hk_srdhm(hk_wrap_shl(diff, p->input_left_shift), p->input_multiplier);
+        sum_of_exps = hk_wrap_add(sum_of_exps, hk_rdbpot(hk_exp_negative(scaled), 12));
+      }
+    }
+    headroom = hk_clz32((uint32_t)sum_of_exps);
+    shifted_scale = hk_one_over_one_plus_x((int32_t)(((uint32_t)sum_of_exps << headroom) - (1u << 31)));
+    exponent = (12 - headroom) + 31 - 8;
+    for (c = 0; c < p->depth; ++c) {
+      const int32_t diff = (int32_t)x[c] - max_in_row;
+      if (diff >= p->diff_min) {
+        const int32_t scaled = hk_srdhm(hk_wrap_shl(diff, p->input_left_shift), p->input_multiplier);
+        const int32_t v = hk_rdbpot(hk_srdhm(shifted_scale, hk_exp_negative(scaled)), exponent) - 128;
+        y[c] = (int8_t)HK_CLAMP(v, -128, 127);
+      } else {
+        y[c] = -128;
+      }
+    }
+  }
+}
+
+void hk_concat(int outer, int n_inputs, const int8_t *const *in, const int *chunk, int8_t *out) {
+  int o, i;
+  for (o = 0; o < outer; ++o)
+    for (i = 0; i < n_inputs; ++i) {
+      memcpy(out, in[i] + o * chunk[i], (size_t)chunk[i]);
+      out += chunk[i];
+    }
+}
+
+void hk_copy(const void *in, void *out, int bytes) { memmove(out, in, (size_t)bytes); }
