@@ -58,10 +58,10 @@ class _Bar:
 @click.argument("bundle", type=click.Path(path_type=Path))
 @click.option("--artifacts", default="",
               help="Comma list of artifact names, or 'default' for the one `stream` runs (default: all in the bundle).")
-@click.option("--runs", type=click.IntRange(min=1), default=1000, show_default=True,
+@click.option("--runs", type=int, default=1000, show_default=True,
               help="Timed runs per artifact, backend and thread count, after warm-up "
                    "(percentiles need >= 1000).")
-@click.option("--warmup", type=click.IntRange(min=0), default=50, show_default=True,
+@click.option("--warmup", type=int, default=50, show_default=True,
               help="Untimed runs after the first inference.")
 @click.option("--threads", default="1", show_default=True,
               help="Comma list of interpreter thread counts, e.g. 1,2,4.")
@@ -69,18 +69,18 @@ class _Bar:
               help="Comma list: all, litert, litert-noxnnpack, tflite-runtime, tflite-runtime-noxnnpack, tf, "
                    "tf-noxnnpack, onnxruntime. 'all' = every installed runtime, TFLite with and without "
                    "XNNPACK.")
-@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True, help="Windows per inference call.")
+@click.option("--batch", type=int, default=1, show_default=True, help="Windows per inference call.")
 @click.option("--baseline", type=click.Choice(["keras"]), default=None,
               help="Also time model.predict(x) and model(x) on one window (needs TensorFlow).")
-@click.option("--keras-predict-runs", type=click.IntRange(min=1), default=200, show_default=True,
+@click.option("--keras-predict-runs", type=int, default=200, show_default=True,
               help="Timed runs for model.predict (tens of ms each); model(x) gets --runs.")
-@click.option("--keras-budget", "keras_budget_s", type=click.FloatRange(min=0, min_open=True), default=60, show_default=True,
+@click.option("--keras-budget", "keras_budget_s", type=float, default=60, show_default=True,
               help="Seconds of timed runs per Keras method at most (an eager LSTM call can take a second).")
 @click.option("--recompute-accuracy", is_flag=True,
               help="Re-evaluate each artifact on the bundle's test windows (needs the dataset) instead of "
                    "reading accuracy from the manifest.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seeds the random input windows.")
-@click.option("--timeout", "timeout_s", type=click.FloatRange(min=0, min_open=True), default=600, show_default=True,
+@click.option("--timeout", "timeout_s", type=float, default=600, show_default=True,
               help="Seconds allowed per measured model (each runs in its own process).")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Write the result JSON here.")
 @click.option("--csv", "csv_path", type=click.Path(path_type=Path), default=None,

@@ -21,7 +21,7 @@ from .options import SmoothType
 @click.option("--subject", type=click.IntRange(min=1), default=9, show_default=True, help="Held-out test subject to stream.")
 @click.option("--stream-seconds", type=click.FloatRange(min=0, min_open=True), default=30.0, show_default=True,
               help="Seconds of the live-pace excerpt.")
-@click.option("--speed", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
+@click.option("--speed", type=click.FloatRange(min=0), default=1.0, show_default=True,
               help="Play the excerpt at real time x SPEED (the whole subject always streams as fast as possible).")
 @click.option("--smooth", "smoothing", type=SmoothType(), default=None,
               help="Smoothing of the streamed labels (default: the stream's default; see hartool stream --help).")
