@@ -83,6 +83,9 @@ class Win:
     probs: list[float] = field(default_factory=lambda: [0.9, 0.1])
     dropped: int = 0
     uncertain: bool = False
+    raw_probs: list[float] = field(default_factory=lambda: [0.9, 0.1])
+    t_end_s: float = 0.0
+    calibrated: bool = True
 
     def to_json(self) -> dict[str, Any]:
         return {"window": self.window, "label": self.label, "confidence": self.confidence, "probs": self.probs,
