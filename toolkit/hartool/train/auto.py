@@ -1,0 +1,127 @@
+"""``--arch auto``: cross-validate candidate archs on the training subjects only, then train the best one.
+
+The test subjects are left out of every fold (never seen, never scored): folds hold out groups of the
+training (and validation) subjects, so the choice is made on people the final model's test set does not
+contain. Each fold is an ordinary training run written to a scratch bundle that is deleted afterwards; the
+table goes to the final bundle's manifest under ``training.auto``.
+
+Budget: a fold costs a full training run. With at most ``SMALL_FOLDS`` folds on small data and, on large data
+(HAPT's 7,400 windows), ``LARGE_FOLDS`` folds of ``LARGE_EPOCH_SHARE`` of the usual epochs, auto costs about
+two to three ordinary trainings (both archs, every fold) on top of the final one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..core.bundle import Bundle
+from .fit import DEFAULT_EPOCHS, TrainOptions, TrainResult, load_training_data, train, with_lengths
+
+# Candidates in order of preference on a tie: the CNN quantizes to full int8 and sees the raw signal.
+CANDIDATES = ("cnn", "features")
+SMALL_FOLDS = 5
+LARGE_FOLDS = 3
+LARGE_EPOCH_SHARE = 1 / 3
+
+
+@dataclass
+class AutoResult:
+    """The cross-validation table, the pick and the final model trained with it."""
+
+    table: list[dict[str, Any]]  # {"arch", "folds", "accuracy_mean", "accuracy_sd", "macro_f1_mean"} per candidate
+    picked: str
+    budget: dict[str, Any]
+    final: TrainResult
+
+
+def subject_folds(names: list[str], k: int, seed: int) -> list[list[str]]:
+    """``names`` shuffled (seeded) into ``k`` groups of near-equal size."""
+    order = np.random.default_rng(seed).permutation(len(names))
+    return [sorted(names[i] for i in order[j::k]) for j in range(k)]
+
+
+def auto_budget(opts: TrainOptions, data: Any) -> dict[str, Any]:
+    """Folds and epochs per fold run: full runs on small data, fewer folds and epochs on large data."""
+    from ..data.info import is_small_data
+
+    small = is_small_data(data.split.train)
+    pool = len(data.split.train_subjects) + len(data.split.val_subjects)
+    folds = min(SMALL_FOLDS if small else LARGE_FOLDS, pool)
+    epochs = {a: opts.epochs if opts.epochs is not None or small
+              else max(1, int(round(DEFAULT_EPOCHS[a] * LARGE_EPOCH_SHARE))) for a in CANDIDATES}
+    return {"folds": folds, "epochs": epochs, "small_data": small,
+            "why": "full runs (small data)" if small else
+                   f"{folds} folds of {LARGE_EPOCH_SHARE:.0%} of the usual epochs (large data: a full CV would take "
+                   f"{SMALL_FOLDS}x a training run per arch)"}
+
+
+def _fold_score(opts: TrainOptions, arch: str, fold: list[str], excluded: tuple[str, ...], epochs: int | None,
+                out: Path) -> dict[str, Any]:
+    fold_opts = dataclasses.replace(opts, arch=arch, test_subjects=tuple(fold), val_subjects=None,
+                                    exclude_subjects=excluded, out=out, epochs=epochs, tensorboard=None)
+    result = train(fold_opts)
+    test = result.metrics["test"]
+    return {"arch": arch, "subjects": fold, "windows": result.windows["test"], "accuracy": float(test["accuracy"]),
+            "macro_f1": float(test["macro_f1"])}
+
+
+def _names(ds: Any, ids: list[int]) -> list[str]:
+    return [ds.subject_name(s) for s in ids]
+
+
+def _table(scores: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    rows = []
+    for arch in CANDIDATES:
+        acc = np.asarray([s["accuracy"] for s in scores if s["arch"] == arch])
+        f1 = np.asarray([s["macro_f1"] for s in scores if s["arch"] == arch])
+        if acc.size:
+            rows.append({"arch": arch, "folds": int(acc.size), "accuracy_mean": float(acc.mean()),
+                         "accuracy_sd": float(acc.std(ddof=1)) if acc.size > 1 else 0.0,
+                         "macro_f1_mean": float(f1.mean())})
+    return rows
+
+
+def train_auto(opts: TrainOptions, on_fold: Callable[[dict[str, Any]], None] | None = None) -> AutoResult:
+    """Cross-validate :data:`CANDIDATES` on the training subjects, train the best on the usual split."""
+    from ..data import load_dataset
+
+    ds = load_dataset(opts.dataset)
+    opts = with_lengths(opts, ds.sample_rate_hz)
+    data = load_training_data(dataclasses.replace(opts, arch="cnn"), ds)
+    excluded = tuple(_names(data.dataset, data.split.test_subjects))
+    pool = _names(data.dataset, data.split.train_subjects) + _names(data.dataset, data.split.val_subjects)
+    budget = auto_budget(opts, data)
+    scores: list[dict[str, Any]] = []
+    scratch = Path(tempfile.mkdtemp(prefix=".auto-", dir=Path(opts.out).parent if Path(opts.out).parent.exists()
+                                    else None))
+    try:
+        if budget["folds"] >= 2:
+            for i, fold in enumerate(subject_folds(pool, budget["folds"], opts.seed)):
+                for arch in CANDIDATES:
+                    score = _fold_score(opts, arch, fold, excluded, budget["epochs"][arch], scratch / f"{arch}{i}")
+                    scores.append(score)
+                    if on_fold is not None:
+                        on_fold(score)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    table = _table(scores)
+    # Best mean accuracy; a tie keeps the earlier candidate. Too few subjects to cross-validate: the expectation.
+    from ..data.info import likely_arch
+
+    picked = max(table, key=lambda r: r["accuracy_mean"])["arch"] if table else likely_arch(data.split.train)
+    final = train(dataclasses.replace(opts, arch=picked))
+    bundle = Bundle.load(Path(opts.out))
+    section = {"candidates": list(CANDIDATES), "picked": picked, "table": table, "folds": scores,
+               "budget": budget, "cv_subjects": pool, "excluded_test_subjects": list(excluded)}
+    bundle.manifest["training"]["auto"] = section
+    bundle.save()
+    final.metrics["auto"] = section
+    return AutoResult(table=table, picked=picked, budget=budget, final=final)
