@@ -80,6 +80,14 @@ def test_record_train_quantize_with_named_subjects(tmp_path: Path) -> None:
     assert sorted(manifest["dataset"]["train_subject_names"] + manifest["dataset"]["val_subject_names"]) == [
         "alice", "bob"]
     assert trained["windows"]["test"] == 20
+    # csv:DIR trains `--arch auto` by default: cnn and features cross-validated on alice and bob only (carol, the
+    # test subject, is in no fold), the better one trained and recorded.
+    auto = manifest["training"]["auto"]
+    assert auto["picked"] == manifest["arch"] == trained["arch"] and auto["excluded_test_subjects"] == ["carol"]
+    assert sorted(auto["cv_subjects"]) == ["alice", "bob"] and all("carol" not in f["subjects"] for f in auto["folds"])
+    assert [(r["arch"], r["folds"]) for r in auto["table"]] == [("cnn", 2), ("features", 2)]
+    best = max(auto["table"], key=lambda r: r["accuracy_mean"])
+    assert best["arch"] == auto["picked"]
 
     quantized = json.loads(hartool("quantize", str(bundle), "--formats", "tflite", "--modes", "int8",
                                    "--calibration-windows", "16", "--json").stdout)

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 @click.command()
 @click.option("--arch", type=click.Choice(["auto", "cnn", "lstm", "cnn-lstm", "bilstm", "features"]), default=None,
               help="auto: cross-validate cnn and features on the training subjects and keep the better (default for "
-                   "csv:DIR; cnn otherwise). cnn: CNN-only, quantizes to full int8. lstm: 2x LSTM(64). cnn-lstm, "
+                   "csv:DIR without --cv; cnn otherwise). cnn: CNN-only, quantizes to full int8. lstm: 2x LSTM(64). cnn-lstm, "
                    "bilstm: seed variants. features: statistical/spectral features (numpy, bands up to Nyquist) "
                    "+ a small MLP.")
 @click.option("--dataset", default="hapt", show_default=True,
@@ -78,8 +78,8 @@ def train(arch: str | None, dataset: str, out: Path, epochs: int | None, seed: i
     from ..train.fit import TrainOptions
     from ..train.fit import train as run_train
 
-    if arch is None:
-        arch = "auto" if dataset.strip().lower().startswith("csv:") else "cnn"
+    if arch is None:  # auto for the user's own recordings; --cv loso evaluates one arch
+        arch = "auto" if dataset.strip().lower().startswith("csv:") and cv is None else "cnn"
     if arch == "auto" and cv is not None:
         raise click.UsageError("--arch auto cross-validates by itself; choose an arch for --cv loso")
     opts = TrainOptions(arch="cnn" if arch == "auto" else arch, dataset=dataset, out=out, epochs=epochs, seed=seed, batch_size=batch_size,

@@ -58,7 +58,7 @@ def _selected_activities(
     unknown = sorted({int(a) for a in chosen} - set(ds.label_names))
     if unknown:
         known = ", ".join(n for _, n in sorted(ds.label_names.items()))
-        raise DataError(f"activity ids {unknown} are not labels of {ds.name} (labels: {known})")
+        raise DataError(f"activities {unknown} are not labels of {ds.name} (labels: {known})")
     return sorted({int(a) for a in chosen})
 
 
