@@ -36,6 +36,16 @@ WIIMOTE_GESTURES = {"1": "PICKUP", "2": "SHAKE", "3": "RIGHT", "4": "LEFT", "5":
                     "7": "LEFT_CIRCLE", "8": "RIGHT_CIRCLE", "9": "TOWARD", "10": "AWAY"}
 
 
+def _aeon_pair(problem: str, suffix: str = "") -> tuple[Path, Path]:
+    root = package_dir("aeon") / "datasets" / "data" / problem
+    return root / f"{problem}{suffix}_TRAIN.ts", root / f"{problem}{suffix}_TEST.ts"
+
+
+# The archive files of the UEA/UCR sets (train, test), found when asked (the package must be installed).
+UCR_FILES = {"basicmotions": lambda: _aeon_pair("BasicMotions"),
+             "wiimote": lambda: _aeon_pair("PickupGestureWiimoteZ", "_eq")}
+
+
 def package_dir(name: str) -> Path:
     """Where an installed package lives, without importing it (aeon pulls numba and friends on import)."""
     spec = importlib.util.find_spec(name)
@@ -105,17 +115,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path("benchmarks/out/datasets"))
     args = ap.parse_args()
-    aeon = package_dir("aeon") / "datasets" / "data"
     plan = {
-        "basicmotions": lambda o: convert_ucr(o, aeon / "BasicMotions" / "BasicMotions_TRAIN.ts",
-                                              aeon / "BasicMotions" / "BasicMotions_TEST.ts", 10.0,
-                                              "acc=m/s2 gyro=rad/s", {"Standing": "STANDING", "Walking": "WALKING",
-                                                                      "Running": "RUNNING",
-                                                                      "Badminton": "BADMINTON"}),
+        "basicmotions": lambda o: convert_ucr(o, *UCR_FILES["basicmotions"](), 10.0, "acc=m/s2 gyro=rad/s",
+                                              {"Standing": "STANDING", "Walking": "WALKING", "Running": "RUNNING",
+                                               "Badminton": "BADMINTON"}),
         "watch": convert_watch,
-        "wiimote": lambda o: convert_ucr(o, aeon / "PickupGestureWiimoteZ" / "PickupGestureWiimoteZ_eq_TRAIN.ts",
-                                         aeon / "PickupGestureWiimoteZ" / "PickupGestureWiimoteZ_eq_TEST.ts", 100.0,
-                                         "acc=g gyro=rad/s", WIIMOTE_GESTURES, place=slice(2, 3)),
+        "wiimote": lambda o: convert_ucr(o, *UCR_FILES["wiimote"](), 100.0, "acc=g gyro=rad/s", WIIMOTE_GESTURES,
+                                         place=slice(2, 3)),
     }
     index = {}
     for name, convert in plan.items():
