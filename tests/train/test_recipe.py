@@ -9,7 +9,7 @@ import numpy as np
 
 from hartool.data import load_dataset
 from hartool.data.splits import training_data
-from hartool.train.auto import subject_folds
+from hartool.train.auto import pick, subject_folds
 from hartool.train.fit import (
     PLACEMENT_FREE_TILT_DEG,
     SMALL_DATA_BATCH,
@@ -69,3 +69,14 @@ def test_auto_folds_cover_every_subject_once() -> None:
     folds = subject_folds(names, 3, seed=0)
     assert sorted(n for f in folds for n in f) == names and sorted(len(f) for f in folds) == [2, 2, 3]
     assert folds == subject_folds(names, 3, seed=0)
+
+
+def test_auto_keeps_the_cnn_unless_another_arch_is_clearly_better() -> None:
+    def scores(cnn: list[float], feats: list[float]) -> list[dict]:
+        return [{"arch": "cnn", "accuracy": a} for a in cnn] + [{"arch": "features", "accuracy": a} for a in feats]
+
+    # Better on every fold: clearly better.
+    assert pick(scores([0.70, 0.75, 0.72], [0.95, 0.90, 0.97])) == "features"
+    # Better on the mean, but one fold says the opposite by as much: noise, the CNN stays.
+    assert pick(scores([0.96, 0.88, 0.95], [0.93, 0.95, 0.94])) == "cnn"
+    assert pick(scores([0.9, 0.9], [0.9, 0.9])) == "cnn"

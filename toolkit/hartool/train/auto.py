@@ -27,6 +27,8 @@ from .fit import DEFAULT_EPOCHS, TrainOptions, TrainResult, load_training_data, 
 
 # Candidates in order of preference on a tie: the CNN quantizes to full int8 and sees the raw signal.
 CANDIDATES = ("cnn", "features")
+PICK_RULE = ("the first candidate unless another's mean per-fold gain over it exceeds the standard error of "
+             "those gains")
 SMALL_FOLDS = 5
 LARGE_FOLDS = 3
 LARGE_EPOCH_SHARE = 1 / 3
@@ -89,6 +91,28 @@ def _table(scores: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
+def pick(scores: list[dict[str, Any]]) -> str:
+    """The first candidate, unless another beats it clearly: by more than the standard error of their paired
+    per-fold differences (and then the clearest such winner).
+
+    Folds differ more from each other (which people are held out) than the archs differ on one fold; a mean
+    over a few folds alone would follow that noise. Pairing by fold removes the people effect, and the
+    first candidate (the CNN: full int8, raw signal) keeps its place unless the data says otherwise.
+    """
+    by_arch = {a: np.asarray([s["accuracy"] for s in scores if s["arch"] == a]) for a in CANDIDATES}
+    base = CANDIDATES[0]
+    best, best_margin = base, 0.0
+    for arch in CANDIDATES[1:]:
+        diff = by_arch[arch] - by_arch[base]
+        if diff.size == 0 or diff.size != by_arch[base].size:
+            continue
+        se = float(diff.std(ddof=1) / np.sqrt(diff.size)) if diff.size > 1 else 0.0
+        margin = float(diff.mean()) - se
+        if margin > best_margin:
+            best, best_margin = arch, margin
+    return best
+
+
 def train_auto(opts: TrainOptions, on_fold: Callable[[dict[str, Any]], None] | None = None) -> AutoResult:
     """Cross-validate :data:`CANDIDATES` on the training subjects, train the best on the usual split."""
     from ..data import load_dataset
@@ -113,13 +137,13 @@ def train_auto(opts: TrainOptions, on_fold: Callable[[dict[str, Any]], None] | N
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     table = _table(scores)
-    # Best mean accuracy; a tie keeps the earlier candidate. Too few subjects to cross-validate: the expectation.
     from ..data.info import likely_arch
 
-    picked = max(table, key=lambda r: r["accuracy_mean"])["arch"] if table else likely_arch(data.split.train)
+    # Too few subjects to cross-validate: the expectation from the data's size.
+    picked = pick(scores) if table else likely_arch(data.split.train)
     final = train(dataclasses.replace(opts, arch=picked))
     bundle = Bundle.load(Path(opts.out))
-    section = {"candidates": list(CANDIDATES), "picked": picked, "table": table, "folds": scores,
+    section = {"candidates": list(CANDIDATES), "picked": picked, "rule": PICK_RULE, "table": table, "folds": scores,
                "budget": budget, "cv_subjects": pool, "excluded_test_subjects": list(excluded)}
     bundle.manifest["training"]["auto"] = section
     bundle.save()
