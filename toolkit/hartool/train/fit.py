@@ -400,8 +400,10 @@ def choose_recipe(opts: TrainOptions, data: Any) -> tuple[TrainOptions, dict[str
     ``SMALL_DATA_MIN_STEPS`` optimiser steps in batches of ``SMALL_DATA_BATCH``. Options the user set win.
     """
     from ..data.info import SMALL_DATA_WINDOWS_PER_CLASS, is_small_data
+    from ..data.windowing import window_advice
 
-    notes: list[str] = []
+    advice = window_advice(data.dataset, data.label_ids, int(opts.window))
+    notes: list[str] = [advice] if advice else []
     trunk = opts.orientation == "free" or trunk_axis(data.train.x) is not None
     if not trunk and opts.aug_tilt_deg is None:
         opts = dataclasses.replace(opts, aug_tilt_deg=PLACEMENT_FREE_TILT_DEG)
