@@ -1,4 +1,7 @@
-"""The ``--window`` / ``--stride`` option type: seconds (``2.56s``) or samples (``128``), resolved at the data's rate."""
+"""The ``--window`` / ``--stride`` option type: seconds (``2.56s``) or samples (``128``).
+
+The value is kept as written and resolved at the dataset's rate once it is loaded.
+"""
 
 from __future__ import annotations
 

@@ -19,9 +19,9 @@ if TYPE_CHECKING:
 
 @click.command()
 @click.option("--arch", type=click.Choice(["auto", "cnn", "lstm", "cnn-lstm", "bilstm", "features"]), default=None,
-              help="auto: cross-validate cnn and features on the training subjects and keep the better (default for "
-                   "csv:DIR without --cv; cnn otherwise). cnn: CNN-only, quantizes to full int8. lstm: 2x LSTM(64). cnn-lstm, "
-                   "bilstm: seed variants. features: statistical/spectral features (numpy, bands up to Nyquist) "
+              help="auto: cross-validate cnn and features on the training subjects; keep cnn unless features is "
+                   "clearly better (default for csv:DIR without --cv; cnn otherwise). cnn: CNN-only, quantizes to "
+                   "full int8. lstm: 2x LSTM(64). cnn-lstm, bilstm: seed variants. features: statistical/spectral features (numpy, bands up to Nyquist) "
                    "+ a small MLP.")
 @click.option("--dataset", default="hapt", show_default=True,
               help="hapt (embedded UCI HAPT), uci-har:PATH (UCI HAR Dataset folder) or csv:DIR (your recordings).")
@@ -61,8 +61,8 @@ if TYPE_CHECKING:
 @click.option("--quiet", is_flag=True, help="No Keras progress bars.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 def train(arch: str | None, dataset: str, out: Path, epochs: int | None, seed: int, batch_size: int,
-          window: str | None, stride: str | None, train_stride: int | None, include_transitions: bool, labels: str | None,
-          test_subjects: str | None, val_subjects: str | None, cv: str | None, orientation: str,
+          window: str | None, stride: str | None, train_stride: int | None, include_transitions: bool,
+          labels: str | None, test_subjects: str | None, val_subjects: str | None, cv: str | None, orientation: str,
           yaw_aug: float | None, patience: int | None, select: str, class_weights: bool,
           tensorboard: Path | None, max_windows: int | None, quiet: bool, as_json: bool) -> None:
     """Train a HAR classifier and write a bundle (manifest.json + model.keras + plots).
@@ -82,7 +82,8 @@ def train(arch: str | None, dataset: str, out: Path, epochs: int | None, seed: i
         arch = "auto" if dataset.strip().lower().startswith("csv:") and cv is None else "cnn"
     if arch == "auto" and cv is not None:
         raise click.UsageError("--arch auto cross-validates by itself; choose an arch for --cv loso")
-    opts = TrainOptions(arch="cnn" if arch == "auto" else arch, dataset=dataset, out=out, epochs=epochs, seed=seed, batch_size=batch_size,
+    opts = TrainOptions(arch="cnn" if arch == "auto" else arch, dataset=dataset, out=out, epochs=epochs, seed=seed,
+                        batch_size=batch_size,
                         window=window, stride=stride, train_stride=train_stride,
                         include_transitions=include_transitions, select=select, class_weights=class_weights,
                         tensorboard=tensorboard, max_windows=max_windows, verbose=0 if quiet else 2,
@@ -111,7 +112,8 @@ def train(arch: str | None, dataset: str, out: Path, epochs: int | None, seed: i
         status(note)
     test = result.metrics["test"]
     if as_json:
-        emit_json({"bundle": str(result.bundle.parent), "arch": result.arch, "train_time_s": round(result.train_time_s, 2),
+        emit_json({"bundle": str(result.bundle.parent), "arch": result.arch,
+                   "train_time_s": round(result.train_time_s, 2),
                    "epochs_run": result.epochs_run, "n_params": result.n_params, "windows": result.windows,
                    "metrics": result.metrics})
         return
