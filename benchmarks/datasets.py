@@ -75,9 +75,10 @@ def run_one(name: str, folder: Path, arch: str, fold: list[str], out: Path, skip
             "wall_s": took}
 
 
-def bench(name: str, folder: Path, folds: list[list[str]], out: Path, skip: bool) -> list[dict[str, Any]]:
+def bench(name: str, folder: Path, folds: list[list[str]], out: Path, skip: bool,
+          archs: tuple[str, ...] = ARCHS) -> list[dict[str, Any]]:
     rows = []
-    for arch in ARCHS:
+    for arch in archs:
         per_fold = [run_one(name, folder, arch, fold, out / name / f"{arch}-fold{k}", skip)
                     for k, fold in enumerate(folds)]
         metric = PUBLISHED[name]["metric"]
@@ -120,6 +121,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "out" / "datasets")
     ap.add_argument("--only", default=None, help="Comma-separated dataset names.")
     ap.add_argument("--skip-train", action="store_true", help="Report bundles an earlier run left in OUT.")
+    ap.add_argument("--archs", default=",".join(ARCHS), help="Comma-separated subset of cnn,features,auto.")
     ap.add_argument("--max-folds", type=int, default=None,
                     help="Only the first N folds of a cross-validated protocol (watch), to fit a time box.")
     args = ap.parse_args()
@@ -132,7 +134,8 @@ def main() -> None:
     rows = []
     for name in names:
         folds = test_folds(name, index)[: args.max_folds]
-        rows += bench(name, Path(index[name]["dir"]), folds, args.out / "bundles", args.skip_train)
+        rows += bench(name, Path(index[name]["dir"]), folds, args.out / "bundles", args.skip_train,
+                      tuple(args.archs.split(",")))
     doc = {**stamp(sys.argv), "published": PUBLISHED, "rows": rows}
     save("datasets.json" if not args.only else f"datasets-{'-'.join(names)}.json", doc)
     print(markdown(rows))
