@@ -27,8 +27,8 @@ def data() -> None:
 @click.option("--labels", default=None, metavar="A,B,...", help="Only these activities (as `train --labels`).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the default split shown.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
-def info(dataset: str, window: str | None, stride: str | None, include_transitions: bool, labels: str | None, seed: int,
-         as_json: bool) -> None:
+def info(dataset: str, window: str | None, stride: str | None, include_transitions: bool, labels: str | None,
+         seed: int, as_json: bool) -> None:
     """Subjects, seconds and windows per subject x label, the default split and warnings for DATASET.
 
     Warnings flag too little data to train or test: a class with fewer than 30 windows in all or recorded
@@ -82,7 +82,8 @@ def _echo_recommendation(rec: dict) -> None:
     click.echo("recommendation:")
     click.echo(f"  window: {rec['window_text']}" + (" (the current window leaves too much out)"
                                                      if rec["window_changed"] else ""))
-    why = "small data: the feature model usually wins" if rec["small_data"] else "enough windows for a CNN"
+    why = ("very few windows per class: the feature model usually wins" if rec["arch"] == "features"
+           else "enough windows for a CNN to match the features or beat them")
     click.echo(f"  arch: --arch auto would likely pick {rec['arch']} ({why})")
     if rec["more_data"]:
         click.echo(f"  more data: {rec['more_data']}")

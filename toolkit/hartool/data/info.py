@@ -23,9 +23,12 @@ from hartool.data.recordings import Dataset
 from hartool.data.windowing import describe, proposed_window, window_advice
 from hartool.data.windows import Windows, dataset_info
 
-# Below this many windows per class (median over classes, all subjects), training takes the small-data recipe and
-# `--arch auto` most likely picks the feature model (a CNN has too few examples to learn its own features).
+# Below this many windows per class (median over classes), training takes the small-data recipe.
 SMALL_DATA_WINDOWS_PER_CLASS = 400
+# Below this many, `--arch auto` most likely picks the feature model: a CNN has too few examples to learn its own
+# features (RESULTS.md "Many datasets": 4 and 10 windows per class went to features; 51 (BasicMotions) tied,
+# 393 (the watch set) and HAPT's thousands went to the CNN).
+FEATURES_LIKELY_WINDOWS_PER_CLASS = 50
 # Minutes of each activity per person that the recommendation aims at (HAPT has about 1-2 per cell and 30 people).
 TARGET_MINUTES_PER_CELL = 2.0
 MIN_TRAIN_WINDOWS = 30
@@ -103,15 +106,19 @@ def default_split(ds: Dataset, w: Windows, seed: int = 0) -> dict[str, Any]:
     }
 
 
+def _median_class(w: Windows) -> float:
+    counts = list(w.class_counts().values())
+    return float(np.median(counts)) if counts else 0.0
+
+
 def is_small_data(w: Windows) -> bool:
     """Whether the median class has fewer than ``SMALL_DATA_WINDOWS_PER_CLASS`` windows."""
-    counts = list(w.class_counts().values())
-    return bool(counts) and float(np.median(counts)) < SMALL_DATA_WINDOWS_PER_CLASS
+    return _median_class(w) < SMALL_DATA_WINDOWS_PER_CLASS
 
 
 def likely_arch(w: Windows) -> str:
     """The arch ``--arch auto`` most likely picks (it decides by cross-validation; this is only the expectation)."""
-    return "features" if is_small_data(w) else "cnn"
+    return "features" if _median_class(w) < FEATURES_LIKELY_WINDOWS_PER_CLASS else "cnn"
 
 
 def more_data_advice(rows: list[dict[str, Any]], classes: list[str]) -> str:
