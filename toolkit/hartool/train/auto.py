@@ -5,9 +5,10 @@ training (and validation) subjects, so the choice is made on people the final mo
 contain. Each fold is an ordinary training run written to a scratch bundle that is deleted afterwards; the
 table goes to the final bundle's manifest under ``training.auto``.
 
-Budget: a fold costs a full training run. With at most ``SMALL_FOLDS`` folds on small data and, on large data
-(HAPT's 7,400 windows), ``LARGE_FOLDS`` folds of ``LARGE_EPOCH_SHARE`` of the usual epochs, auto costs about
-two to three ordinary trainings (both archs, every fold) on top of the final one.
+Budget: a fold costs a full training run. With at most ``SMALL_FOLDS`` folds when training has at most
+``FULL_CV_MAX_WINDOWS`` windows and, above (HAPT: 24,000 at the training stride), ``LARGE_FOLDS`` folds of
+``LARGE_EPOCH_SHARE`` of the usual epochs, auto costs about two ordinary trainings (both archs, every fold) on
+top of the final one on large data.
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ PICK_RULE = ("the first candidate unless another's mean per-fold gain over it ex
 SMALL_FOLDS = 5
 LARGE_FOLDS = 3
 LARGE_EPOCH_SHARE = 1 / 3
+# Above this many (dense) training windows a fold run costs minutes on 2 cores: fewer folds, fewer epochs.
+# HAPT has 24,000, the 81-minute watch set 18,000, BasicMotions 1,000.
+FULL_CV_MAX_WINDOWS = 8000
 
 
 @dataclass
@@ -52,17 +56,15 @@ def subject_folds(names: list[str], k: int, seed: int) -> list[list[str]]:
 
 def auto_budget(opts: TrainOptions, data: Any) -> dict[str, Any]:
     """Folds and epochs per fold run: full runs on small data, fewer folds and epochs on large data."""
-    from ..data.info import is_small_data
-
-    small = is_small_data(data.split.train)
+    small = len(data.train.y) <= FULL_CV_MAX_WINDOWS
     pool = len(data.split.train_subjects) + len(data.split.val_subjects)
     folds = min(SMALL_FOLDS if small else LARGE_FOLDS, pool)
     epochs = {a: opts.epochs if opts.epochs is not None or small
               else max(1, int(round(DEFAULT_EPOCHS[a] * LARGE_EPOCH_SHARE))) for a in CANDIDATES}
-    return {"folds": folds, "epochs": epochs, "small_data": small,
+    return {"folds": folds, "epochs": epochs, "full_cv": small,
             "why": "full runs (small data)" if small else
-                   f"{folds} folds of {LARGE_EPOCH_SHARE:.0%} of the usual epochs (large data: a full CV would take "
-                   f"{SMALL_FOLDS}x a training run per arch)"}
+                   f"{folds} folds of {LARGE_EPOCH_SHARE:.0%} of the usual epochs ({len(data.train.y):,} training "
+                   f"windows: a full CV would take {SMALL_FOLDS}x a training run per arch)"}
 
 
 def _fold_score(opts: TrainOptions, arch: str, fold: list[str], excluded: tuple[str, ...], epochs: int | None,
