@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from ..core.bundle import Bundle
+from ..data.info import likely_arch
 from .fit import DEFAULT_EPOCHS, TrainOptions, TrainResult, load_training_data, train, with_lengths
 
 # Candidates in order of preference on a tie: the CNN quantizes to full int8 and sees the raw signal.
@@ -56,13 +57,13 @@ def subject_folds(names: list[str], k: int, seed: int) -> list[list[str]]:
 
 def auto_budget(opts: TrainOptions, data: Any) -> dict[str, Any]:
     """Folds and epochs per fold run: full runs on small data, fewer folds and epochs on large data."""
-    small = len(data.train.y) <= FULL_CV_MAX_WINDOWS
+    full = len(data.train.y) <= FULL_CV_MAX_WINDOWS
     pool = len(data.split.train_subjects) + len(data.split.val_subjects)
-    folds = min(SMALL_FOLDS if small else LARGE_FOLDS, pool)
-    epochs = {a: opts.epochs if opts.epochs is not None or small
+    folds = min(SMALL_FOLDS if full else LARGE_FOLDS, pool)
+    epochs = {a: opts.epochs if opts.epochs is not None or full
               else max(1, int(round(DEFAULT_EPOCHS[a] * LARGE_EPOCH_SHARE))) for a in CANDIDATES}
-    return {"folds": folds, "epochs": epochs, "full_cv": small,
-            "why": "full runs (small data)" if small else
+    return {"folds": folds, "epochs": epochs, "full_cv": full,
+            "why": f"full runs ({len(data.train.y):,} training windows)" if full else
                    f"{folds} folds of {LARGE_EPOCH_SHARE:.0%} of the usual epochs ({len(data.train.y):,} training "
                    f"windows: a full CV would take {SMALL_FOLDS}x a training run per arch)"}
 
@@ -139,8 +140,6 @@ def train_auto(opts: TrainOptions, on_fold: Callable[[dict[str, Any]], None] | N
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     table = _table(scores)
-    from ..data.info import likely_arch
-
     # Too few subjects to cross-validate: the expectation from the data's size.
     picked = pick(scores) if table else likely_arch(data.split.train)
     final = train(dataclasses.replace(opts, arch=picked))
