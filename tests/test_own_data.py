@@ -16,6 +16,7 @@ import pytest
 
 from hartool.core.csvformat import read_csv_session
 from hartool.sim.device import VirtualDevice
+from hartool.train.auto import pick
 from hartool_testing import TINY_TRAIN, hartool
 from owndata_testing import activity_signal
 
@@ -80,6 +81,13 @@ def test_record_train_quantize_with_named_subjects(tmp_path: Path) -> None:
     assert sorted(manifest["dataset"]["train_subject_names"] + manifest["dataset"]["val_subject_names"]) == [
         "alice", "bob"]
     assert trained["windows"]["test"] == 20
+    # csv:DIR trains `--arch auto` by default: cnn and features cross-validated on alice and bob only (carol, the
+    # test subject, is in no fold), the better one trained and recorded.
+    auto = manifest["training"]["auto"]
+    assert auto["picked"] == manifest["arch"] == trained["arch"] and auto["excluded_test_subjects"] == ["carol"]
+    assert sorted(auto["cv_subjects"]) == ["alice", "bob"] and all("carol" not in f["subjects"] for f in auto["folds"])
+    assert [(r["arch"], r["folds"]) for r in auto["table"]] == [("cnn", 2), ("features", 2)]
+    assert auto["picked"] == pick(auto["folds"])
 
     quantized = json.loads(hartool("quantize", str(bundle), "--formats", "tflite", "--modes", "int8",
                                    "--calibration-windows", "16", "--json").stdout)

@@ -163,7 +163,7 @@ def test_activity_selection_and_errors() -> None:
     assert make_windows(ds, window=8, stride=8, activities=[3, 1]).label_ids == [1, 3]
     with pytest.raises(DataError, match=r"activities \[9\]"):
         make_windows(ds, activities=[1, 9])
-    with pytest.raises(DataError, match="no 100-sample window"):
+    with pytest.raises(DataError, match=r"no window of 100 samples \(2.00 s at 50 Hz\) fits in any labelled run"):
         make_windows(ds, window=100)
     with pytest.raises(DataError, match="must be positive"):
         make_windows(ds, window=8, stride=0)

@@ -289,7 +289,8 @@ def test_own_data_bundle_enrolls_and_streams(tmp_path: Path) -> None:
     for i, subject in enumerate(("alice", "bob", "carol")):
         write_subject(data / f"{subject}.csv", subject, [("WALKING", 20.0), ("LAYING", 20.0)], seed=i)
     bundle = tmp_path / "bundle"
-    hartool("train", "--dataset", f"csv:{data}", "--test-subjects", "carol", "--labels", "WALKING,LAYING",
+    hartool("train", "--dataset", f"csv:{data}", "--arch", "cnn", "--test-subjects", "carol",
+            "--labels", "WALKING,LAYING",
             "--out", str(bundle), *TINY_TRAIN)
     hartool("quantize", str(bundle), "--formats", "tflite", "--modes", "int8", "--calibration-windows", "16")
     manifest = json.loads((bundle / "manifest.json").read_text())

@@ -12,7 +12,8 @@ from hartool.cli import cli
 def test_unknown_arch_is_rejected(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["train", "--arch", "transformer", "--out", str(tmp_path)])
     assert result.exit_code == 2
-    assert "Invalid value for '--arch': 'transformer' is not one of 'cnn', 'lstm', 'cnn-lstm', 'bilstm'" in result.output
+    assert ("Invalid value for '--arch': 'transformer' is not one of 'auto', 'cnn', 'lstm', 'cnn-lstm', 'bilstm', "
+            "'features'") in result.output
 
 
 def test_missing_dataset_path_is_one_line(tmp_path: Path) -> None:

@@ -52,7 +52,7 @@ def test_empty_subject_option_is_a_usage_error(three: Path, tmp_path: Path) -> N
 
 def test_train_with_named_test_subjects_and_a_label_subset(three: Path, tmp_path: Path) -> None:
     out = tmp_path / "mine"
-    proc = hartool("train", "--dataset", f"csv:{three}", "--out", str(out), "--test-subjects", "carol",
+    proc = hartool("train", "--dataset", f"csv:{three}", "--arch", "cnn", "--out", str(out), "--test-subjects", "carol",
                    "--val-subjects", "alice", "--labels", "laying,WALKING", "--json", *TINY_TRAIN)
     result = json.loads(proc.stdout)
     manifest = json.loads((out / "manifest.json").read_text())

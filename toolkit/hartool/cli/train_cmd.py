@@ -5,18 +5,24 @@ from __future__ import annotations
 import contextlib
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from ..core.metrics import format_confusion
 from .common import emit_json, pct, status, table
+from .lengths import LENGTH, STRIDE_HELP, WINDOW_HELP
+
+if TYPE_CHECKING:
+    from ..train.auto import AutoResult
 
 
 @click.command()
-@click.option("--arch", type=click.Choice(["cnn", "lstm", "cnn-lstm", "bilstm", "features"]), default="cnn",
-              show_default=True,
-              help="cnn: CNN-only, quantizes to full int8. lstm: 2x LSTM(64). cnn-lstm, bilstm: seed variants. "
-                   "features: the classic statistical/spectral features (numpy) + a small MLP.")
+@click.option("--arch", type=click.Choice(["auto", "cnn", "lstm", "cnn-lstm", "bilstm", "features"]), default=None,
+              help="auto: cross-validate cnn and features on the training subjects; keep cnn unless features is "
+                   "clearly better (default for csv:DIR without --cv; cnn otherwise). cnn: CNN-only, quantizes to "
+                   "full int8. lstm: 2x LSTM(64). cnn-lstm, bilstm: seed variants. features: statistical/spectral features (numpy, bands up to Nyquist) "
+                   "+ a small MLP.")
 @click.option("--dataset", default="hapt", show_default=True,
               help="hapt (embedded UCI HAPT), uci-har:PATH (UCI HAR Dataset folder) or csv:DIR (your recordings).")
 @click.option("--out", "out", type=click.Path(path_type=Path), required=True, help="Bundle directory to write.")
@@ -24,10 +30,11 @@ from .common import emit_json, pct, status, table
               help="Epochs (default per arch: cnn 30, lstm 25, cnn-lstm 30, bilstm 15, features 30).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seeds the split, init and shuffling.")
 @click.option("--batch-size", type=int, default=64, show_default=True)
-@click.option("--window", type=int, default=128, show_default=True, help="Window length in samples.")
-@click.option("--stride", type=int, default=64, show_default=True, help="Hop between evaluation windows.")
-@click.option("--train-stride", type=int, default=None,
-              help="Hop between training windows, denser = shift augmentation (default: cnn 16, lstm 32).")
+@click.option("--window", type=LENGTH, default=None, help=WINDOW_HELP)
+@click.option("--stride", type=LENGTH, default=None, help=STRIDE_HELP)
+@click.option("--train-stride", type=click.IntRange(min=1), default=None,
+              help="Hop between training windows in samples, denser = shift augmentation (default: cnn 1/8 of the "
+                   "window, lstm 1/4).")
 @click.option("--include-transitions", is_flag=True, help="Also learn HAPT's 6 postural transitions (labels 7..12).")
 @click.option("--labels", "labels", default=None, metavar="A,B,...",
               help="Train on these activities only, in this class order; the others are left out of every split.")
@@ -53,9 +60,9 @@ from .common import emit_json, pct, status, table
 @click.option("--max-windows", type=int, default=None, hidden=True, help="Cap windows per split (smoke tests).")
 @click.option("--quiet", is_flag=True, help="No Keras progress bars.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
-def train(arch: str, dataset: str, out: Path, epochs: int | None, seed: int, batch_size: int, window: int,
-          stride: int, train_stride: int | None, include_transitions: bool, labels: str | None,
-          test_subjects: str | None, val_subjects: str | None, cv: str | None, orientation: str,
+def train(arch: str | None, dataset: str, out: Path, epochs: int | None, seed: int, batch_size: int,
+          window: str | None, stride: str | None, train_stride: int | None, include_transitions: bool,
+          labels: str | None, test_subjects: str | None, val_subjects: str | None, cv: str | None, orientation: str,
           yaw_aug: float | None, patience: int | None, select: str, class_weights: bool,
           tensorboard: Path | None, max_windows: int | None, quiet: bool, as_json: bool) -> None:
     """Train a HAR classifier and write a bundle (manifest.json + model.keras + plots).
@@ -66,11 +73,17 @@ def train(arch: str, dataset: str, out: Path, epochs: int | None, seed: int, bat
       hartool train --arch lstm --out bundles/lstm --epochs 40 --json
       hartool train --dataset csv:my-data --test-subjects alice --labels WALKING,SITTING --out bundles/mine
       hartool train --dataset csv:my-data --cv loso --out bundles/mine
+      hartool train --dataset csv:watch --window 2s --arch auto --out bundles/watch
     """
     from ..train.fit import TrainOptions
     from ..train.fit import train as run_train
 
-    opts = TrainOptions(arch=arch, dataset=dataset, out=out, epochs=epochs, seed=seed, batch_size=batch_size,
+    if arch is None:  # auto for the user's own recordings; --cv loso evaluates one arch
+        arch = "auto" if dataset.strip().lower().startswith("csv:") and cv is None else "cnn"
+    if arch == "auto" and cv is not None:
+        raise click.UsageError("--arch auto cross-validates by itself; choose an arch for --cv loso")
+    opts = TrainOptions(arch="cnn" if arch == "auto" else arch, dataset=dataset, out=out, epochs=epochs, seed=seed,
+                        batch_size=batch_size,
                         window=window, stride=stride, train_stride=train_stride,
                         include_transitions=include_transitions, select=select, class_weights=class_weights,
                         tensorboard=tensorboard, max_windows=max_windows, verbose=0 if quiet else 2,
@@ -78,10 +91,16 @@ def train(arch: str, dataset: str, out: Path, epochs: int | None, seed: int, bat
                         val_subjects=_names(val_subjects, "--val-subjects"), orientation=orientation,
                         aug_yaw_deg=yaw_aug, patience=patience)
     status(f"training {arch} on {dataset} -> {out}")
-    cv_result = None
+    cv_result = auto_result = None
     # Keras writes progress to stdout; keep stdout for data (the table or --json).
     with contextlib.redirect_stdout(sys.stderr):
-        if cv == "loso":
+        if arch == "auto":
+            from ..train.auto import train_auto
+
+            auto_result = train_auto(opts, on_fold=lambda f: status(
+                f"auto: {f['arch']} on held-out {', '.join(f['subjects'])}: accuracy {pct(f['accuracy'])}"))
+            result = auto_result.final
+        elif cv == "loso":
             from ..train.cv import train_loso
 
             cv_result = train_loso(opts, on_fold=lambda f: status(
@@ -89,20 +108,25 @@ def train(arch: str, dataset: str, out: Path, epochs: int | None, seed: int, bat
             result = cv_result.final
         else:
             result = run_train(opts)
+    for note in result.notes:
+        status(note)
     test = result.metrics["test"]
     if as_json:
-        emit_json({"bundle": str(result.bundle.parent), "arch": arch, "train_time_s": round(result.train_time_s, 2),
+        emit_json({"bundle": str(result.bundle.parent), "arch": result.arch,
+                   "train_time_s": round(result.train_time_s, 2),
                    "epochs_run": result.epochs_run, "n_params": result.n_params, "windows": result.windows,
                    "metrics": result.metrics})
         return
     if cv_result is not None:
         _echo_cv(cv_result.folds, cv_result.summary)
+    if auto_result is not None:
+        _echo_auto(auto_result)
     class_names = list(test["per_class"])
     click.echo(f"bundle: {result.bundle.parent}")
     click.echo(_split_line(result.bundle))
     if cv_result is not None:
         click.echo("final model trained on every subject; the scores below are on its own training subjects")
-    click.echo(f"{arch}: test accuracy {pct(test['accuracy'])}, macro-F1 {pct(test['macro_f1'])}, "
+    click.echo(f"{result.arch}: test accuracy {pct(test['accuracy'])}, macro-F1 {pct(test['macro_f1'])}, "
                f"val accuracy {pct(result.metrics['val']['accuracy'])}, {result.epochs_run} epochs, "
                f"{result.train_time_s:.0f} s, {result.n_params:,} params")
     click.echo(table(["class", "precision", "recall", "f1", "support"],
@@ -139,3 +163,15 @@ def _echo_cv(folds: list[dict], summary: dict) -> None:
                      [[f["subject"], f["windows"], pct(f["accuracy"]), pct(f["macro_f1"])] for f in folds]))
     click.echo(f"mean accuracy {pct(summary['accuracy_mean'])} ± {pct(summary['accuracy_sd'])}, "
                f"macro-F1 {pct(summary['macro_f1_mean'])} ± {pct(summary['macro_f1_sd'])} (sd over subjects)")
+
+
+def _echo_auto(auto: AutoResult) -> None:
+    budget = auto.budget
+    click.echo(f"auto: cross-validated on the training subjects, {budget['folds']} folds ({budget['why']})")
+    if auto.table:
+        click.echo(table(["arch", "folds", "accuracy", "sd", "macro-F1"],
+                         [[r["arch"], r["folds"], pct(r["accuracy_mean"]), pct(r["accuracy_sd"]),
+                           pct(r["macro_f1_mean"])] for r in auto.table]))
+    else:
+        click.echo("too few training subjects to cross-validate: picked by the data's size")
+    click.echo(f"auto picked {auto.picked}")

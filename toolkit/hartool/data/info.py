@@ -1,6 +1,6 @@
 """``hartool data info``: seconds and windows per subject x label, the default split, and too-little-data warnings.
 
-Thresholds (windows are counted at the window/stride asked for, 128/64 by default):
+Thresholds (windows are counted at the window/stride asked for, 2.56 s / 1.28 s by default):
 
 - a class needs at least ``MIN_TRAIN_WINDOWS`` windows over all subjects to be learnt at all;
 - a class recorded by fewer than ``MIN_SUBJECTS_PER_CLASS`` subjects cannot be trained on one person and
@@ -20,8 +20,17 @@ import numpy as np
 
 from hartool.core.errors import DataError
 from hartool.data.recordings import Dataset
+from hartool.data.windowing import describe, proposed_window, window_advice
 from hartool.data.windows import Windows, dataset_info
 
+# Below this many windows per class (median over classes), training takes the small-data recipe.
+SMALL_DATA_WINDOWS_PER_CLASS = 400
+# Below this many, `--arch auto` most likely picks the feature model: a CNN has too few examples to learn its own
+# features (RESULTS.md "Many datasets": 4 and 10 windows per class went to features; 51 (BasicMotions) tied,
+# 393 (the watch set) and HAPT's thousands went to the CNN).
+FEATURES_LIKELY_WINDOWS_PER_CLASS = 50
+# Minutes of each activity per person that the recommendation aims at (HAPT has about 1-2 per cell and 30 people).
+TARGET_MINUTES_PER_CELL = 2.0
 MIN_TRAIN_WINDOWS = 30
 MIN_SUBJECTS_PER_CLASS = 2
 MIN_TEST_WINDOWS = 5
@@ -97,12 +106,58 @@ def default_split(ds: Dataset, w: Windows, seed: int = 0) -> dict[str, Any]:
     }
 
 
+def _median_class(w: Windows) -> float:
+    counts = list(w.class_counts().values())
+    return float(np.median(counts)) if counts else 0.0
+
+
+def is_small_data(w: Windows) -> bool:
+    """Whether the median class has fewer than ``SMALL_DATA_WINDOWS_PER_CLASS`` windows."""
+    return _median_class(w) < SMALL_DATA_WINDOWS_PER_CLASS
+
+
+def likely_arch(w: Windows) -> str:
+    """The arch ``--arch auto`` most likely picks (it decides by cross-validation; this is only the expectation)."""
+    return "features" if _median_class(w) < FEATURES_LIKELY_WINDOWS_PER_CLASS else "cnn"
+
+
+def more_data_advice(rows: list[dict[str, Any]], classes: list[str]) -> str:
+    """Where more recording would matter most: the activity furthest below ``TARGET_MINUTES_PER_CELL`` per person."""
+    if not rows or not classes:
+        return ""
+    minutes = {c: [r["labels"][c]["seconds"] / 60.0 for r in rows] for c in classes}
+    deficit = {c: sum(max(0.0, TARGET_MINUTES_PER_CELL - m) for m in ms) for c, ms in minutes.items()}
+    worst = max(classes, key=lambda c: (deficit[c], -sum(minutes[c])))
+    if deficit[worst] <= 0:
+        return (f"every person has at least {TARGET_MINUTES_PER_CELL:g} min of every activity: more people would "
+                "matter more than more minutes")
+    short = sorted(((m, r["subject"]) for m, r in zip(minutes[worst], rows, strict=True)
+                    if m < TARGET_MINUTES_PER_CELL))
+    who = ", ".join(f"{name} {m:.1f} min" for m, name in short[:4]) + (" ..." if len(short) > 4 else "")
+    return (f"{worst} needs it most: {sum(minutes[worst]):.1f} min in all; {deficit[worst]:.1f} more minutes would "
+            f"bring every person to {TARGET_MINUTES_PER_CELL:g} min ({who})")
+
+
+def recommendation(ds: Dataset, w: Windows, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The window to use, the arch ``auto`` would likely pick, and where more minutes would matter most."""
+    window = int(w.x.shape[1])
+    better = proposed_window(ds, w.label_ids, window)
+    chosen = better if better is not None else window
+    return {"window": chosen, "window_s": round(chosen / ds.sample_rate_hz, 3),
+            "window_text": describe(chosen, ds.sample_rate_hz), "window_changed": better is not None,
+            "arch": likely_arch(w), "small_data": is_small_data(w), "more_data": more_data_advice(rows, w.labels)}
+
+
 def data_report(ds: Dataset, w: Windows, seed: int = 0) -> dict[str, Any]:
-    """Everything ``hartool data info`` shows: the summary, the subject x label table, split and warnings."""
+    """Everything ``hartool data info`` shows: the summary, the subject x label table, split, warnings and advice."""
     rows = subject_label_table(ds, w)
     split = default_split(ds, w, seed)
     warnings = data_warnings(ds, w, rows)
+    advice = window_advice(ds, w.label_ids, int(w.x.shape[1]))
+    if advice:
+        warnings.append(advice)
     if "error" in split:
         warnings.append(f"training would stop: {split['error']}")
     return {**dataset_info(ds, w), "subject_names": [ds.subject_name(s) for s in ds.in_name_order()],
-            "per_subject": rows, "default_split": split, "thresholds": dict(THRESHOLDS), "warnings": warnings}
+            "per_subject": rows, "default_split": split, "thresholds": dict(THRESHOLDS), "warnings": warnings,
+            "recommendation": recommendation(ds, w, rows)}

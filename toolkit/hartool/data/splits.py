@@ -16,6 +16,7 @@ that are get listed), fewer than two subjects, a subject in two splits, a class 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -79,6 +80,14 @@ def resolve_subjects(ds: Dataset, names: Sequence[str], option: str = "--test-su
     if dupes:
         raise DataError(f"{option}: subject {_listing(ds, dupes)} is named twice")
     return ids
+
+
+def without_subjects(ds: Dataset, names: Sequence[str]) -> Dataset:
+    """``ds`` without the recordings of the named subjects (names as written, or numbers); ``ds`` itself if none."""
+    if not names:
+        return ds
+    dropped = set(resolve_subjects(ds, names, "excluded subjects"))
+    return dataclasses.replace(ds, recordings=[r for r in ds.recordings if r.subject not in dropped])
 
 
 @dataclass(frozen=True, eq=False)

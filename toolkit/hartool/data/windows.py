@@ -9,6 +9,7 @@ import numpy as np
 
 from hartool.core.errors import DataError
 from hartool.data.recordings import TRANSITION_ACTIVITIES, UCI_HAR_TEST_SUBJECTS, UNLABELED, Dataset
+from hartool.data.windowing import describe, labelled_runs, proposed_window
 
 
 @dataclass(frozen=True, eq=False)
@@ -56,7 +57,7 @@ def _selected_activities(
         chosen += [a for a in TRANSITION_ACTIVITIES if a in ds.label_names]
     unknown = sorted({int(a) for a in chosen} - set(ds.label_names))
     if unknown:
-        known = ", ".join(f"{i}={n}" for i, n in sorted(ds.label_names.items()))
+        known = ", ".join(n for _, n in sorted(ds.label_names.items()))
         raise DataError(f"activities {unknown} are not labels of {ds.name} (labels: {known})")
     return sorted({int(a) for a in chosen})
 
@@ -145,7 +146,7 @@ def make_windows(
     if not xs and allow_empty:
         xs, ys, subs = [np.empty((0, window, 6), np.float32)], [np.empty(0, np.int64)], [np.empty(0, np.int32)]
     if not xs:
-        raise DataError(f"{ds.name}: no {window}-sample window fits in any labelled run of activities {ids}")
+        raise DataError(_no_window_message(ds, ids, window))
     return Windows(
         x=np.concatenate(xs),
         y=np.concatenate(ys),
@@ -153,6 +154,18 @@ def make_windows(
         labels=[ds.label_names[a] for a in ids],
         label_ids=ids,
     )
+
+
+def _no_window_message(ds: Dataset, ids: Sequence[int], window: int) -> str:
+    """Why no window fits, in the user's activity names, with the window that would fit if there is one."""
+    names = ", ".join(ds.label_names[i] for i in ids)
+    runs = labelled_runs(ds, ids)
+    text = f"{ds.name}: no window of {describe(window, ds.sample_rate_hz)} fits in any labelled run of {names}"
+    if runs.size == 0:
+        return text + " (no labelled samples of them)"
+    text += f"; the longest run is {describe(int(runs.max()), ds.sample_rate_hz)}"
+    better = proposed_window(ds, ids, window)
+    return text + (f": try --window {better}" if better is not None else "")
 
 
 @dataclass(frozen=True, eq=False)

@@ -20,6 +20,7 @@ from ..core.atomic import atomic_write_bytes
 from ..core.bundle import Bundle, file_entry
 from ..core.errors import HartoolError
 from ..core.transform import InputTransform
+from ..runtime.artifacts import contract
 from ..runtime.backends import load_predictor
 
 REFERENCE_FILE = "enroll_reference.npz"
@@ -91,8 +92,8 @@ def record_embedding(bundle: Bundle, artifact_names: list[str], say: Callable[[s
     for name in artifact_names:
         entry = bundle.artifact(name)
         try:
-            pred = load_predictor(bundle.artifact_path(entry), window=m["window"], channels=len(m["channels"]),
-                                  n_classes=len(m["labels"]))
+            # The bundle's own input contract: a feature model (--arch features) takes its feature vector.
+            pred = load_predictor(bundle.artifact_path(entry), **contract(m))
         except HartoolError:
             continue  # not loadable here: quantize already reported it
         if pred.embedding_dim:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -28,9 +29,18 @@ EMA_MIN_STEPS = 3000
 # Yaw augmentation of a fixed-orientation model needs a dominant upright posture to turn about (HAPT: 76 % of
 # the training windows lie within 30 degrees of it); below this share it is skipped.
 UPRIGHT_MIN_SHARE = 0.6
-# Hop between training windows: denser for the cheap convolutional models, sparser for recurrent ones
-# (an LSTM step per sample is what costs time on a CPU).
-DEFAULT_TRAIN_STRIDE = {"cnn": 16, "lstm": 32, "cnn-lstm": 16, "bilstm": 32, "features": 16}
+# Hop between training windows as a share of the window (HAPT: 16 and 32 of 128 samples): denser for the cheap
+# convolutional models, sparser for recurrent ones (an LSTM step per sample is what costs time on a CPU).
+DEFAULT_TRAIN_STRIDE_SHARE = {"cnn": 1 / 8, "lstm": 1 / 4, "cnn-lstm": 1 / 8, "bilstm": 1 / 4, "features": 1 / 8}
+# Placement-free augmentation (no upright trunk to turn about: a wrist, an ankle, a hand-held device): a random
+# 3-D tilt of up to this many degrees, as a strap or a grip sits a little differently on every wearer. With 15 a
+# small model lost an activity whose gravity lay 13 degrees from another's (RESULTS.md "Many datasets").
+PLACEMENT_FREE_TILT_DEG = 5.0
+# Small-data recipe: enough optimiser steps to learn from a few hundred windows (30 epochs of 5 batches are 150
+# steps), in smaller batches; capped so a tiny set does not train for ever.
+SMALL_DATA_MIN_STEPS = 1500
+SMALL_DATA_MAX_EPOCHS = 200
+SMALL_DATA_BATCH = 32
 # Label smoothing, per-sensor gain jitter (sd), yaw turns and the input clip by arch; archs not listed train
 # without them. aug_yaw_deg: a random turn of each training window about the upright axis, up to this many
 # degrees either way. People clip a phone to the belt, or strap a board, turned differently about the vertical;
@@ -53,8 +63,9 @@ class TrainOptions:
     seed: int = 0
     batch_size: int = 64
     learning_rate: float = 2e-3
-    window: int = 128
-    stride: int = 64
+    # Seconds ("2.56s") or samples (128, "128"); None: 2.56 s / 1.28 s at the dataset's rate (HAPT: 128 / 64).
+    window: int | str | None = None
+    stride: int | str | None = None
     # Training windows are cut denser than evaluation windows (a free shift augmentation);
     # validation and test always use `stride`, so reported numbers match the UCI HAR protocol.
     train_stride: int | None = None
@@ -66,6 +77,8 @@ class TrainOptions:
     val_subjects: tuple[str, ...] | None = None
     # Activity names to train on, in class order (None: the dataset's default activities).
     labels: tuple[str, ...] | None = None
+    # Subjects left out of every split (``--arch auto`` cross-validates on the training subjects only).
+    exclude_subjects: tuple[str, ...] = ()
     class_weights: bool = False
     tensorboard: Path | None = None
     # Early stopping (epochs without a better validation accuracy); None runs every epoch. Off by default: judged
@@ -117,7 +130,17 @@ class TrainOptions:
         return 180.0 if self.orientation == "free" else self.resolved_recipe("aug_yaw_deg")
 
     def resolved_train_stride(self) -> int:
-        return self.train_stride if self.train_stride is not None else DEFAULT_TRAIN_STRIDE[self.arch]
+        if self.train_stride is not None:
+            return self.train_stride
+        return max(1, int(round(int(self.window or 0) * DEFAULT_TRAIN_STRIDE_SHARE[self.arch])))
+
+
+def with_lengths(opts: TrainOptions, rate_hz: float) -> TrainOptions:
+    """``opts`` with window and stride in samples at ``rate_hz`` (seconds and the defaults resolved)."""
+    from ..data.windowing import DEFAULT_STRIDE_S, DEFAULT_WINDOW_S, to_samples
+
+    return dataclasses.replace(opts, window=to_samples(opts.window, rate_hz, DEFAULT_WINDOW_S),
+                               stride=to_samples(opts.stride, rate_hz, DEFAULT_STRIDE_S))
 
 
 @dataclass
@@ -131,15 +154,19 @@ class TrainResult:
     epochs_run: int
     n_params: int
     windows: dict[str, int] = field(default_factory=dict)
+    # What the run decided for the user (the recipe and why, a better window): the CLI shows these on stderr.
+    notes: list[str] = field(default_factory=list)
 
 
-def load_training_data(opts: TrainOptions) -> Any:
+def load_training_data(opts: TrainOptions, ds: Any = None) -> Any:
     """The dataset's windows split by subject as ``opts`` asks (a :class:`hartool.data.splits.TrainingData`)."""
     from ..data import load_dataset
-    from ..data.splits import training_data
+    from ..data.splits import training_data, without_subjects
 
+    ds = load_dataset(opts.dataset) if ds is None else ds
+    opts = with_lengths(opts, ds.sample_rate_hz)
     return training_data(
-        _oriented(load_dataset(opts.dataset), opts), window=opts.window, stride=opts.stride,
+        _oriented(without_subjects(ds, opts.exclude_subjects), opts), window=opts.window, stride=opts.stride,
         train_stride=opts.resolved_train_stride(), labels=opts.labels, include_transitions=opts.include_transitions,
         test=opts.test_subjects, val=opts.val_subjects, val_fraction=opts.val_fraction, seed=opts.seed,
         max_windows=opts.max_windows,
@@ -188,8 +215,13 @@ def _class_weight(opts: TrainOptions, y: np.ndarray, n_classes: int) -> dict[int
 
 def train(opts: TrainOptions) -> TrainResult:
     """Train ``opts.arch`` on ``opts.dataset`` and write a complete bundle to ``opts.out``."""
+    from ..data import load_dataset
+
     _check_train_options(opts)
-    data = load_training_data(opts)
+    full = load_dataset(opts.dataset)
+    opts = with_lengths(opts, full.sample_rate_hz)
+    data = load_training_data(opts, full)
+    opts, recipe = choose_recipe(opts, data)
     ds, evaluation = data.dataset, data.split.train
     train_w, val_w, test_w = data.train, data.val, data.test
     for name, w in (("training", train_w), ("validation", val_w), ("test", test_w)):
@@ -228,7 +260,7 @@ def train(opts: TrainOptions) -> TrainResult:
     training = {
         "epochs": epochs, "yaw_axis": yaw_axis, "epochs_run": len(history.history.get("loss", [])),
         "train_time_s": round(train_time, 2), "n_params": int(model.count_params()),
-        "best_val_accuracy": float(max(history.history.get("val_accuracy", [0.0]))),
+        "best_val_accuracy": float(max(history.history.get("val_accuracy", [0.0]))), "recipe": recipe,
     }
     Bundle(out, _manifest(opts, data, spec, x_val.shape, training, metrics)).save()
     try:
@@ -241,7 +273,7 @@ def train(opts: TrainOptions) -> TrainResult:
     return TrainResult(
         bundle=out / MANIFEST, arch=opts.arch, metrics=metrics, train_time_s=train_time,
         epochs_run=training["epochs_run"], n_params=training["n_params"],
-        windows={"train": len(train_w.y), "val": len(val_w.y), "test": len(test_w.y)},
+        windows={"train": len(train_w.y), "val": len(val_w.y), "test": len(test_w.y)}, notes=recipe["notes"],
     )
 
 
@@ -287,7 +319,7 @@ def _manifest(opts: TrainOptions, data: Any, spec: dict[str, Any], x_shape: tupl
             "aug_yaw_axis": yaw_axis,
             "label_smoothing": opts.resolved_recipe("label_smoothing"),
             "aug_scale": opts.resolved_recipe("aug_scale"),
-            **{k: run[k] for k in ("epochs_run", "train_time_s", "n_params", "best_val_accuracy")},
+            **{k: run[k] for k in ("epochs_run", "train_time_s", "n_params", "best_val_accuracy", "recipe")},
         },
         "dataset": data.manifest_section(opts.max_windows),
         "metrics": metrics,
@@ -301,6 +333,7 @@ def _fit_spec(opts: TrainOptions, x: np.ndarray, rate_hz: float) -> dict[str, An
     if opts.arch == "features":
         from ..core.features import fit_feature_preprocessing
 
+        # Bands follow the rate and the window up to Nyquist; the spec records them for the device.
         return fit_feature_preprocessing(x, rate_hz)
     clip = opts.resolved_recipe("input_clip")
     return fit_preprocessing(x, clip=clip if clip > 0 else None)
@@ -326,17 +359,72 @@ def _training_batches(opts: TrainOptions, train_w: Any, spec: dict[str, Any], n_
 def yaw_axis_of(opts: TrainOptions, x_raw: np.ndarray) -> list[float] | None:
     """The axis training windows turn about: the calibrated frame's vertical (free), the training windows'
     own upright direction (fixed), or None when the recipe turns nothing, the channels are not acc + gyro, or
-    (fixed) fewer than ``UPRIGHT_MIN_SHARE`` of the windows are upright: no posture to turn about."""
+    (fixed) no upright trunk is evident (:func:`trunk_axis`): no posture to turn about."""
     if opts.resolved_yaw_deg() <= 0 or x_raw.shape[-1] != 6:
         return None
     if opts.orientation == "free":
         from ..core.orientation import REFERENCE_GRAVITY
 
         return [float(v) for v in REFERENCE_GRAVITY]
+    return trunk_axis(x_raw)
+
+
+def trunk_axis(x_raw: np.ndarray) -> list[float] | None:
+    """The upright direction of a trunk-worn device, or None when the windows show no upright trunk.
+
+    A trunk (waist, chest, a phone on the belt) is upright in most windows, and stays upright while the wearer
+    moves: at least ``UPRIGHT_MIN_SHARE`` of all windows, and of the most active half (acc variation), lie
+    within 30 degrees of the densest gravity direction. A wrist or an ankle swings and turns with the limb, so
+    its active windows scatter; turning them about a "vertical" would teach the model postures that never occur.
+    """
     from .augment import upright_axis
 
+    if x_raw.shape[-1] != 6 or len(x_raw) == 0:
+        return None
     axis, share = upright_axis(x_raw)
-    return [round(float(v), 6) for v in axis] if share >= UPRIGHT_MIN_SHARE else None
+    activity = x_raw[..., :3].std(axis=1).sum(axis=-1)
+    active = x_raw[activity >= np.median(activity)]
+    g = active[..., :3].mean(axis=1).astype(np.float64)
+    norms = np.linalg.norm(g, axis=1)
+    active_share = float(np.mean((g @ axis) >= np.cos(np.deg2rad(30.0)) * norms)) if len(g) else 0.0
+    if share < UPRIGHT_MIN_SHARE or active_share < UPRIGHT_MIN_SHARE:
+        return None
+    return [round(float(v), 6) for v in axis]
+
+
+def choose_recipe(opts: TrainOptions, data: Any) -> tuple[TrainOptions, dict[str, Any]]:
+    """The recipe the data calls for, as options, and what was decided and why (for the manifest and stderr).
+
+    Placement: without an upright trunk (:func:`trunk_axis`) a fixed-orientation model trains with a small random
+    3-D tilt instead of turns about a vertical. Size: when the median class has fewer training windows than
+    ``data.info.SMALL_DATA_WINDOWS_PER_CLASS``, the small-data recipe trains for at least
+    ``SMALL_DATA_MIN_STEPS`` optimiser steps in batches of ``SMALL_DATA_BATCH``. Options the user set win.
+    """
+    from ..data.info import SMALL_DATA_WINDOWS_PER_CLASS, is_small_data
+    from ..data.windowing import window_advice
+
+    advice = window_advice(data.dataset, data.label_ids, int(opts.window))
+    notes: list[str] = [advice] if advice else []
+    trunk = opts.orientation == "free" or trunk_axis(data.train.x) is not None
+    if not trunk and opts.aug_tilt_deg is None:
+        opts = dataclasses.replace(opts, aug_tilt_deg=PLACEMENT_FREE_TILT_DEG)
+        notes.append(f"no upright trunk posture in the training windows (a wrist, an ankle, a hand?): no turns about "
+                     f"a vertical; placement-free augmentation instead (random tilt up to "
+                     f"{PLACEMENT_FREE_TILT_DEG:g} deg, sensor gain jitter)")
+    small = is_small_data(data.split.train)
+    if small:
+        median = int(np.median(list(data.split.train.class_counts().values())))
+        batch = min(opts.batch_size, SMALL_DATA_BATCH)
+        steps_per_epoch = max(1, int(np.ceil(len(data.train.y) / batch)))
+        epochs = opts.epochs or min(SMALL_DATA_MAX_EPOCHS, max(DEFAULT_EPOCHS[opts.arch],
+                                                               int(np.ceil(SMALL_DATA_MIN_STEPS / steps_per_epoch))))
+        opts = dataclasses.replace(opts, batch_size=batch, epochs=epochs)
+        notes.append(f"small-data recipe: {median} training windows in the median class (< "
+                     f"{SMALL_DATA_WINDOWS_PER_CLASS}): {epochs} epochs in batches of {batch}, about "
+                     f"{epochs * steps_per_epoch} steps")
+    recipe = {"name": "small-data" if small else "default", "placement": "trunk" if trunk else "placement-free",
+              "notes": notes}
+    return opts, recipe
 
 
 def _compile(model: Any, opts: TrainOptions, steps: int) -> None:

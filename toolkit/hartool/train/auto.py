@@ -1,0 +1,152 @@
+"""``--arch auto``: cross-validate candidate archs on the training subjects only, then train the best one.
+
+The test subjects are left out of every fold (never seen, never scored): folds hold out groups of the
+training (and validation) subjects, so the choice is made on people the final model's test set does not
+contain. Each fold is an ordinary training run written to a scratch bundle that is deleted afterwards; the
+table goes to the final bundle's manifest under ``training.auto``.
+
+Budget: a fold costs a full training run. With at most ``SMALL_FOLDS`` folds when training has at most
+``FULL_CV_MAX_WINDOWS`` windows and, above (HAPT: 24,000 at the training stride), ``LARGE_FOLDS`` folds of
+``LARGE_EPOCH_SHARE`` of the usual epochs, auto costs about two ordinary trainings (both archs, every fold) on
+top of the final one on large data.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..core.bundle import Bundle
+from ..data.info import likely_arch
+from .fit import DEFAULT_EPOCHS, TrainOptions, TrainResult, load_training_data, train, with_lengths
+
+# Candidates in order of preference on a tie: the CNN quantizes to full int8 and sees the raw signal.
+CANDIDATES = ("cnn", "features")
+PICK_RULE = ("the first candidate unless another's mean per-fold gain over it exceeds the standard error of "
+             "those gains")
+SMALL_FOLDS = 5
+LARGE_FOLDS = 3
+LARGE_EPOCH_SHARE = 1 / 3
+# Above this many (dense) training windows a fold run costs minutes on 2 cores: fewer folds, fewer epochs.
+# HAPT has 24,000, the 81-minute watch set 18,000, BasicMotions 1,000.
+FULL_CV_MAX_WINDOWS = 8000
+
+
+@dataclass
+class AutoResult:
+    """The cross-validation table, the pick and the final model trained with it."""
+
+    table: list[dict[str, Any]]  # {"arch", "folds", "accuracy_mean", "accuracy_sd", "macro_f1_mean"} per candidate
+    picked: str
+    budget: dict[str, Any]
+    final: TrainResult
+
+
+def subject_folds(names: list[str], k: int, seed: int) -> list[list[str]]:
+    """``names`` shuffled (seeded) into ``k`` groups of near-equal size."""
+    order = np.random.default_rng(seed).permutation(len(names))
+    return [sorted(names[i] for i in order[j::k]) for j in range(k)]
+
+
+def auto_budget(opts: TrainOptions, data: Any) -> dict[str, Any]:
+    """Folds and epochs per fold run: full runs on small data, fewer folds and epochs on large data."""
+    full = len(data.train.y) <= FULL_CV_MAX_WINDOWS
+    pool = len(data.split.train_subjects) + len(data.split.val_subjects)
+    folds = min(SMALL_FOLDS if full else LARGE_FOLDS, pool)
+    epochs = {a: opts.epochs if opts.epochs is not None or full
+              else max(1, int(round(DEFAULT_EPOCHS[a] * LARGE_EPOCH_SHARE))) for a in CANDIDATES}
+    return {"folds": folds, "epochs": epochs, "full_cv": full,
+            "why": f"full runs ({len(data.train.y):,} training windows)" if full else
+                   f"{folds} folds of {LARGE_EPOCH_SHARE:.0%} of the usual epochs ({len(data.train.y):,} training "
+                   f"windows: a full CV would take {SMALL_FOLDS}x a training run per arch)"}
+
+
+def _fold_score(opts: TrainOptions, arch: str, fold: list[str], excluded: tuple[str, ...], epochs: int | None,
+                out: Path) -> dict[str, Any]:
+    fold_opts = dataclasses.replace(opts, arch=arch, test_subjects=tuple(fold), val_subjects=None,
+                                    exclude_subjects=excluded, out=out, epochs=epochs, tensorboard=None)
+    result = train(fold_opts)
+    test = result.metrics["test"]
+    return {"arch": arch, "subjects": fold, "windows": result.windows["test"], "accuracy": float(test["accuracy"]),
+            "macro_f1": float(test["macro_f1"])}
+
+
+def _names(ds: Any, ids: list[int]) -> list[str]:
+    return [ds.subject_name(s) for s in ids]
+
+
+def _table(scores: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    rows = []
+    for arch in CANDIDATES:
+        acc = np.asarray([s["accuracy"] for s in scores if s["arch"] == arch])
+        f1 = np.asarray([s["macro_f1"] for s in scores if s["arch"] == arch])
+        if acc.size:
+            rows.append({"arch": arch, "folds": int(acc.size), "accuracy_mean": float(acc.mean()),
+                         "accuracy_sd": float(acc.std(ddof=1)) if acc.size > 1 else 0.0,
+                         "macro_f1_mean": float(f1.mean())})
+    return rows
+
+
+def pick(scores: list[dict[str, Any]]) -> str:
+    """The first candidate, unless another beats it clearly: by more than the standard error of their paired
+    per-fold differences (and then the clearest such winner).
+
+    Folds differ more from each other (which people are held out) than the archs differ on one fold; a mean
+    over a few folds alone would follow that noise. Pairing by fold removes the people effect, and the
+    first candidate (the CNN: full int8, raw signal) keeps its place unless the data says otherwise.
+    """
+    by_arch = {a: np.asarray([s["accuracy"] for s in scores if s["arch"] == a]) for a in CANDIDATES}
+    base = CANDIDATES[0]
+    best, best_margin = base, 0.0
+    for arch in CANDIDATES[1:]:
+        diff = by_arch[arch] - by_arch[base]
+        if diff.size == 0 or diff.size != by_arch[base].size:
+            continue
+        se = float(diff.std(ddof=1) / np.sqrt(diff.size)) if diff.size > 1 else 0.0
+        margin = float(diff.mean()) - se
+        if margin > best_margin:
+            best, best_margin = arch, margin
+    return best
+
+
+def train_auto(opts: TrainOptions, on_fold: Callable[[dict[str, Any]], None] | None = None) -> AutoResult:
+    """Cross-validate :data:`CANDIDATES` on the training subjects, train the best on the usual split."""
+    from ..data import load_dataset
+
+    ds = load_dataset(opts.dataset)
+    opts = with_lengths(opts, ds.sample_rate_hz)
+    data = load_training_data(dataclasses.replace(opts, arch="cnn"), ds)
+    excluded = tuple(_names(data.dataset, data.split.test_subjects))
+    pool = _names(data.dataset, data.split.train_subjects) + _names(data.dataset, data.split.val_subjects)
+    budget = auto_budget(opts, data)
+    scores: list[dict[str, Any]] = []
+    scratch = Path(tempfile.mkdtemp(prefix=".auto-", dir=Path(opts.out).parent if Path(opts.out).parent.exists()
+                                    else None))
+    try:
+        if budget["folds"] >= 2:
+            for i, fold in enumerate(subject_folds(pool, budget["folds"], opts.seed)):
+                for arch in CANDIDATES:
+                    score = _fold_score(opts, arch, fold, excluded, budget["epochs"][arch], scratch / f"{arch}{i}")
+                    scores.append(score)
+                    if on_fold is not None:
+                        on_fold(score)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    table = _table(scores)
+    # Too few subjects to cross-validate: the expectation from the data's size.
+    picked = pick(scores) if table else likely_arch(data.split.train)
+    final = train(dataclasses.replace(opts, arch=picked))
+    bundle = Bundle.load(Path(opts.out))
+    section = {"candidates": list(CANDIDATES), "picked": picked, "rule": PICK_RULE, "table": table, "folds": scores,
+               "budget": budget, "cv_subjects": pool, "excluded_test_subjects": list(excluded)}
+    bundle.manifest["training"]["auto"] = section
+    bundle.save()
+    final.metrics["auto"] = section
+    return AutoResult(table=table, picked=picked, budget=budget, final=final)
