@@ -11,17 +11,12 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[1] / "toolkit"
 PACKAGE = ROOT / "hartool"
 MAX_FUNCTION_LINES = 60
 MAX_WIRE_MODULE_LINES = 400
 
 # Long functions whose rewrite is on another branch; the lead empties an entry when that branch is merged.
-PENDING_LONG: dict[str, str] = {
-    "hartool.train.models:build_model": "h24-data (owner of train/)",
-}
 
 
 def _module_name(path: Path) -> str:
@@ -168,12 +163,6 @@ def test_no_import_cycle() -> None:
 
 
 def test_no_function_over_60_lines() -> None:
-    over = {k: v for k, v in long_functions().items() if k not in PENDING_LONG}
-    assert over == {}
-
-
-@pytest.mark.xfail(strict=False, reason="the PENDING_LONG functions are rewritten on another branch (h24-data)")
-def test_no_pending_long_function() -> None:
     assert long_functions() == {}
 
 

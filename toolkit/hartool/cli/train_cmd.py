@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -76,7 +76,6 @@ def train(arch: str | None, dataset: str, out: Path, epochs: int | None, seed: i
       hartool train --dataset csv:watch --window 2s --arch auto --out bundles/watch
     """
     from ..train.fit import TrainOptions
-    from ..train.fit import train as run_train
 
     if arch is None:  # auto for the user's own recordings; --cv loso evaluates one arch
         arch = "auto" if dataset.strip().lower().startswith("csv:") and cv is None else "cnn"
@@ -91,26 +90,9 @@ def train(arch: str | None, dataset: str, out: Path, epochs: int | None, seed: i
                         val_subjects=_names(val_subjects, "--val-subjects"), orientation=orientation,
                         aug_yaw_deg=yaw_aug, patience=patience)
     status(f"training {arch} on {dataset} -> {out}")
-    cv_result = auto_result = None
-    # Keras writes progress to stdout; keep stdout for data (the table or --json).
-    with contextlib.redirect_stdout(sys.stderr):
-        if arch == "auto":
-            from ..train.auto import train_auto
-
-            auto_result = train_auto(opts, on_fold=lambda f: status(
-                f"auto: {f['arch']} on held-out {', '.join(f['subjects'])}: accuracy {pct(f['accuracy'])}"))
-            result = auto_result.final
-        elif cv == "loso":
-            from ..train.cv import train_loso
-
-            cv_result = train_loso(opts, on_fold=lambda f: status(
-                f"fold {f['subject']}: accuracy {pct(f['accuracy'])} on {f['windows']} windows"))
-            result = cv_result.final
-        else:
-            result = run_train(opts)
+    result, cv_result, auto_result = _run(arch, cv, opts)
     for note in result.notes:
         status(note)
-    test = result.metrics["test"]
     if as_json:
         emit_json({"bundle": str(result.bundle.parent), "arch": result.arch,
                    "train_time_s": round(result.train_time_s, 2),
@@ -121,19 +103,7 @@ def train(arch: str | None, dataset: str, out: Path, epochs: int | None, seed: i
         _echo_cv(cv_result.folds, cv_result.summary)
     if auto_result is not None:
         _echo_auto(auto_result)
-    class_names = list(test["per_class"])
-    click.echo(f"bundle: {result.bundle.parent}")
-    click.echo(_split_line(result.bundle))
-    if cv_result is not None:
-        click.echo("final model trained on every subject; the scores below are on its own training subjects")
-    click.echo(f"{result.arch}: test accuracy {pct(test['accuracy'])}, macro-F1 {pct(test['macro_f1'])}, "
-               f"val accuracy {pct(result.metrics['val']['accuracy'])}, {result.epochs_run} epochs, "
-               f"{result.train_time_s:.0f} s, {result.n_params:,} params")
-    click.echo(table(["class", "precision", "recall", "f1", "support"],
-                     [[n, pct(c["precision"], 1), pct(c["recall"], 1), pct(c["f1"], 1), c["support"]]
-                      for n, c in test["per_class"].items()]))
-    click.echo("confusion (rows true, columns predicted):")
-    click.echo(format_confusion(test["confusion"], class_names))
+    _echo_result(result, every_subject=cv_result is not None)
 
 
 def _split_line(manifest_path: Path) -> str:
@@ -175,3 +145,42 @@ def _echo_auto(auto: AutoResult) -> None:
     else:
         click.echo("too few training subjects to cross-validate: picked by the data's size")
     click.echo(f"auto picked {auto.picked}")
+
+
+def _run(arch: str, cv: str | None, opts: Any) -> tuple[Any, Any, Any]:
+    """(final result, LOSO result or None, auto result or None), training as ``arch``/``cv`` ask."""
+    from ..train.fit import train as run_train
+
+    # Keras writes progress to stdout; keep stdout for data (the table or --json).
+    with contextlib.redirect_stdout(sys.stderr):
+        if arch == "auto":
+            from ..train.auto import train_auto
+
+            auto = train_auto(opts, on_fold=lambda f: status(
+                f"auto: {f['arch']} on held-out {', '.join(f['subjects'])}: accuracy {pct(f['accuracy'])}"))
+            return auto.final, None, auto
+        if cv == "loso":
+            from ..train.cv import train_loso
+
+            loso = train_loso(opts, on_fold=lambda f: status(
+                f"fold {f['subject']}: accuracy {pct(f['accuracy'])} on {f['windows']} windows"))
+            return loso.final, loso, None
+        return run_train(opts), None, None
+
+
+def _echo_result(result: Any, every_subject: bool) -> None:
+    """The human report of a trained bundle: split, scores, per-class table, confusion matrix."""
+    test = result.metrics["test"]
+    class_names = list(test["per_class"])
+    click.echo(f"bundle: {result.bundle.parent}")
+    click.echo(_split_line(result.bundle))
+    if every_subject:
+        click.echo("final model trained on every subject; the scores below are on its own training subjects")
+    click.echo(f"{result.arch}: test accuracy {pct(test['accuracy'])}, macro-F1 {pct(test['macro_f1'])}, "
+               f"val accuracy {pct(result.metrics['val']['accuracy'])}, {result.epochs_run} epochs, "
+               f"{result.train_time_s:.0f} s, {result.n_params:,} params")
+    click.echo(table(["class", "precision", "recall", "f1", "support"],
+                     [[n, pct(c["precision"], 1), pct(c["recall"], 1), pct(c["f1"], 1), c["support"]]
+                      for n, c in test["per_class"].items()]))
+    click.echo("confusion (rows true, columns predicted):")
+    click.echo(format_confusion(test["confusion"], class_names))

@@ -263,18 +263,22 @@ def train(opts: TrainOptions) -> TrainResult:
         "best_val_accuracy": float(max(history.history.get("val_accuracy", [0.0]))), "recipe": recipe,
     }
     Bundle(out, _manifest(opts, data, spec, x_val.shape, training, metrics)).save()
-    try:
-        from .plots import save_confusion_png
-
-        save_confusion_png(metrics["test"]["confusion"], evaluation.labels, out / "confusion.png",
-                           title=f"{opts.arch} on {ds.name} test subjects")
-    except ImportError:  # matplotlib is in the train extra, but a plot is never worth failing a run
-        pass
+    _plot_confusion(metrics["test"]["confusion"], evaluation.labels, out / "confusion.png",
+                    title=f"{opts.arch} on {ds.name} test subjects")
     return TrainResult(
         bundle=out / MANIFEST, arch=opts.arch, metrics=metrics, train_time_s=train_time,
         epochs_run=training["epochs_run"], n_params=training["n_params"],
         windows={"train": len(train_w.y), "val": len(val_w.y), "test": len(test_w.y)}, notes=recipe["notes"],
     )
+
+
+def _plot_confusion(confusion: Any, labels: list[str], path: Path, title: str) -> None:
+    try:
+        from .plots import save_confusion_png
+
+        save_confusion_png(confusion, labels, path, title=title)
+    except ImportError:  # matplotlib is in the train extra, but a plot is never worth failing a run
+        pass
 
 
 def _score_and_save(model: Any, out: Path, splits: dict[str, tuple[np.ndarray, np.ndarray]],

@@ -93,6 +93,20 @@ def _cnn_trunk(inp: Any, variant: str) -> Any:
     return layers.GlobalAveragePooling1D()(x)
 
 
+def _cnn_head(inp: Any, variant: str) -> Any:
+    """The cnn's features before the classifier: its conv trunk, window statistics for the hybrids, dropout."""
+    from keras import layers
+
+    if variant not in CNN_VARIANTS:
+        raise ValueError(f"unknown cnn variant {variant!r}; choose one of {', '.join(CNN_VARIANTS)}")
+    x = _cnn_trunk(inp, variant)
+    if variant == "hybrid":
+        x = layers.Concatenate()([x, _window_stats(inp)])
+    elif variant == "hybrid2":
+        x = layers.Concatenate()([x, _window_stats_int8(inp)])
+    return layers.Dropout(0.5 if variant == "v1" else 0.3)(x)
+
+
 def build_model(
     arch: str,
     n_classes: int,
@@ -122,15 +136,7 @@ def build_model(
     inp = keras.Input(shape=(window, channels), batch_size=batch_size, name="imu")
 
     if arch == "cnn":
-        variant = variant or DEFAULT_CNN_VARIANT
-        if variant not in CNN_VARIANTS:
-            raise ValueError(f"unknown cnn variant {variant!r}; choose one of {', '.join(CNN_VARIANTS)}")
-        x = _cnn_trunk(inp, variant)
-        if variant == "hybrid":
-            x = layers.Concatenate()([x, _window_stats(inp)])
-        elif variant == "hybrid2":
-            x = layers.Concatenate()([x, _window_stats_int8(inp)])
-        x = layers.Dropout(0.5 if variant == "v1" else 0.3)(x)
+        x = _cnn_head(inp, variant or DEFAULT_CNN_VARIANT)
     elif arch == "lstm":
         x = layers.LSTM(64, return_sequences=True, unroll=unroll)(inp)
         x = layers.LSTM(64, return_sequences=True, unroll=unroll)(x)
