@@ -448,3 +448,19 @@ def test_decode_throughput_floor():
     # firmware_bridge/README.md (tools/bench_decode.py).
     assert _rate(BinaryDecoder, binary, 256, len(rows)) > 25_000
     assert _rate(lambda: TextDecoder(6, skip_first_line=False), text, 256, len(rows)) > 25_000
+
+
+def test_binary_time_continues_across_the_u32_millisecond_wrap():
+    """Frames stamped 20 ms apart straddling 2^32 ms: device time keeps rising by 20 ms (core.timebase.Unwrap32)."""
+    row = [[0.0, 0.0, 1.0, 0.0, 0.0, 0.0]]
+    start = 0xFFFFFFFF - 25
+    stamps = [start + 20 * k for k in range(6)]  # the 3rd frame onwards wraps to small values
+    dec = BinaryDecoder()
+    times = []
+    for k, t in enumerate(stamps):  # one frame per feed, as a live port delivers them
+        batch = dec.feed(_frame(k, row, t_ms=t))
+        if batch is not None:
+            times.extend(np.ravel(batch.t_ms).tolist())
+    assert [t & 0xFFFFFFFF for t in stamps][2] < 100
+    assert len(times) == len(stamps)
+    assert np.diff(times).tolist() == [20.0] * (len(stamps) - 1)

@@ -70,6 +70,55 @@ def detect_time_unit(t: np.ndarray | Sequence[float], min_hz: float = MIN_PLAUSI
     return fits[0]
 
 
+_U32 = 1 << 32
+_FEW_STAMPS = 16
+
+
+class Unwrap32:
+    """The one place 32-bit counter wraps are undone (an MCU's micros()/millis(), a frame's u32 milliseconds).
+
+    Called with each new stretch of raw stamps in order; a drop by more than 2^31 counts as a wrap, and every
+    later stamp is shifted by the wraps so far. Stamps outside [0, 2^32) are returned as they are.
+    """
+
+    def __init__(self) -> None:
+        self.wraps = 0
+        self._last_raw: float | None = None
+
+    def __call__(self, arr: np.ndarray) -> np.ndarray:
+        """Undo wraps of an unsigned 32-bit counter (an MCU's micros()/millis()): a drop by more than 2^31."""
+        if not arr.size or arr.dtype.kind not in "iuf":
+            return arr
+        if arr.size <= _FEW_STAMPS:  # a live stream's line or few per read: Python arithmetic is cheaper
+            xs = arr.ravel().tolist()
+            if min(xs) < 0 or max(xs) >= _U32:
+                return arr
+            prev = self._last_raw if self._last_raw is not None else float(xs[0])
+            wraps = []
+            for x in xs:
+                if x - prev < -_U32 / 2:
+                    self.wraps += 1
+                wraps.append(self.wraps)
+                prev = x
+            self._last_raw = float(xs[-1])
+            if not self.wraps:
+                return arr
+            out = arr.astype(np.int64) if arr.dtype.kind in "iu" else arr.astype(np.float64)
+            return out + np.asarray(wraps, dtype=out.dtype).reshape(arr.shape) * _U32
+        if float(arr.max()) >= _U32 or float(arr.min()) < 0:
+            return arr
+        prev = self._last_raw if self._last_raw is not None else float(arr.flat[0])
+        self._last_raw = float(arr.flat[-1])
+        steps = np.diff(np.concatenate(([prev], arr.astype(np.float64))))
+        wrapped = np.cumsum(steps < -_U32 / 2)
+        if not wrapped[-1] and not self.wraps:
+            return arr
+        out = arr.astype(np.int64) if arr.dtype.kind in "iu" else arr.astype(np.float64)
+        out = out + (self.wraps + wrapped) * _U32
+        self.wraps += int(wrapped[-1])
+        return out
+
+
 class DeviceClock:
     """Raw device timestamps -> seconds since the stream's first timestamp.
 
@@ -84,8 +133,12 @@ class DeviceClock:
         self.unit: str | None = None if unit == "auto" else unit
         self.detected = False
         self.origin: float | int | None = None
-        self.wraps = 0  # 32-bit counter wraps unwrapped so far (micros() every 71.6 min, millis() 49.7 days)
-        self._last_raw: float | None = None
+        self._unwrap = Unwrap32()  # micros() wraps every 71.6 min, millis() every 49.7 days
+
+    @property
+    def wraps(self) -> int:
+        """32-bit counter wraps undone so far."""
+        return self._unwrap.wraps
 
     @property
     def known(self) -> bool:
@@ -122,42 +175,6 @@ class DeviceClock:
         return rel * UNIT_SECONDS[unit]
 
 
-    def _unwrap(self, arr: np.ndarray) -> np.ndarray:
-        """Undo wraps of an unsigned 32-bit counter (an MCU's micros()/millis()): a drop by more than 2^31."""
-        if not arr.size or arr.dtype.kind not in "iuf":
-            return arr
-        if arr.size <= _FEW_STAMPS:  # a live stream's line or few per read: Python arithmetic is cheaper
-            xs = arr.ravel().tolist()
-            if min(xs) < 0 or max(xs) >= _U32:
-                return arr
-            prev = self._last_raw if self._last_raw is not None else float(xs[0])
-            wraps = []
-            for x in xs:
-                if x - prev < -_U32 / 2:
-                    self.wraps += 1
-                wraps.append(self.wraps)
-                prev = x
-            self._last_raw = float(xs[-1])
-            if not self.wraps:
-                return arr
-            out = arr.astype(np.int64) if arr.dtype.kind in "iu" else arr.astype(np.float64)
-            return out + np.asarray(wraps, dtype=out.dtype).reshape(arr.shape) * _U32
-        if float(arr.max()) >= _U32 or float(arr.min()) < 0:
-            return arr
-        prev = self._last_raw if self._last_raw is not None else float(arr.flat[0])
-        self._last_raw = float(arr.flat[-1])
-        steps = np.diff(np.concatenate(([prev], arr.astype(np.float64))))
-        wrapped = np.cumsum(steps < -_U32 / 2)
-        if not wrapped[-1] and not self.wraps:
-            return arr
-        out = arr.astype(np.int64) if arr.dtype.kind in "iu" else arr.astype(np.float64)
-        out = out + (self.wraps + wrapped) * _U32
-        self.wraps += int(wrapped[-1])
-        return out
-
-
-_U32 = 1 << 32
-_FEW_STAMPS = 16
 
 
 def _unit_factor(kind: str, unit: str, table: dict[str, float]) -> float:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hartool.core.errors import WireError
+from hartool.core.timebase import Unwrap32
 from hartool.wire.batch import DecodedBatch
 from hartool.wire.frames import FLAG_TIMESTAMP, HEADER_SIZE, MAX_ENCODED_FRAME, check_payload, cobs_decode
 
@@ -41,8 +42,7 @@ class BinaryDecoder:
         self._next_seq: int | None = None
         self._last_seq = 0
         self._last_t: float | None = None
-        self._last_t_raw = 0
-        self._t_offset = 0
+        self._unwrap = Unwrap32()  # frames carry u32 milliseconds (wrapping every 49.7 days)
         self._period: float | None = None
         self._pending_dropped = 0
         self._gap_pending = False  # a gap was counted with no sample after it yet (it breaks the next batch)
@@ -166,15 +166,12 @@ class BinaryDecoder:
 
     def _track_time(self, seq: int, t_ms: int) -> float:
         """The frame's time on an unwrapped ms axis; updates the per-sample period estimate."""
-        if self._last_t is not None and t_ms < self._last_t_raw and self._last_t_raw - t_ms > 0x80000000:
-            self._t_offset += 0x100000000  # u32 millisecond counter wrapped (every 49.7 days)
-        t = float(t_ms + self._t_offset)
+        t = float(self._unwrap(np.asarray([t_ms]))[0])
         if self._last_t is not None:
             dseq = (seq - self._last_seq) & 0xFFFF
             if 0 < dseq < 0x8000 and t > self._last_t:
                 self._period = (t - self._last_t) / dseq
         self._last_t = t
-        self._last_t_raw = t_ms
         self._last_seq = seq
         return t
 
