@@ -1,0 +1,77 @@
+"""`hartool stream` on a listening source while strangers knock: a real process, a real HTTP client, a simulated
+phone (Sensor Logger batches of a test subject). Every honest window is delivered (as many as the same batches
+replayed from a file), every refusal is counted, said once with the peer, and shown in the printed summary.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+from pathlib import Path
+
+import pytest
+from test_signals import Proc
+
+from hartool.data import load_dataset, recording_for_subject
+from hartool.runtime.smoothing import CAUSAL_SMOOTHING
+from hartool.sim.apps import sensorlogger_packets
+from hartool_testing import hartool, post
+
+STRAY = json.dumps({"t": 0, "acc_x": 0.0, "acc_y": 0.0, "acc_z": 1.0, "gyro_x": 0, "gyro_y": 0, "gyro_z": 0}).encode()
+
+
+@pytest.fixture(scope="module")
+def phone() -> list[bytes]:
+    """The honest phone's POST bodies: 30 s of test subject 9 as Sensor Logger batches."""
+    values = recording_for_subject(load_dataset("hapt"), 9)[0].values[:1500]
+    packets = sensorlogger_packets(values, 50.0, 100.0, 2.0, batch_s=0.2, start_epoch_ns=1_700_000_000 * 10**9,
+                                   device_id="phone-1")
+    return [p.data for p in packets]
+
+
+@pytest.fixture(scope="module")
+def baseline(quantized_bundle: Path, phone: list[bytes], tmp_path_factory: pytest.TempPathFactory) -> int:
+    """Windows of the same batches replayed from a file, with nobody knocking."""
+    path = tmp_path_factory.mktemp("phone") / "phone.jsonl"
+    path.write_bytes(b"".join(json.dumps(json.loads(b), separators=(",", ":")).encode() + b"\n" for b in phone))
+    out = hartool("stream", str(quantized_bundle), "--port", str(path), "--jsonl", "--smooth", CAUSAL_SMOOTHING)
+    windows = len(out.stdout.splitlines())
+    assert windows >= 15
+    return windows
+
+
+class LiveStream(Proc):
+    """`hartool stream BUNDLE --port SPEC --jsonl` (causal smoothing: each window as soon as it is complete)."""
+
+    def __init__(self, bundle: Path, spec: str, *args: str) -> None:
+        super().__init__("stream", str(bundle), "--port", spec, "--jsonl", "--smooth", CAUSAL_SMOOTHING, *args)
+        self.wait_for("listening", lambda: self.said(r"^reading (\S+)"))
+        self.url = self.said(r"^reading (\S+)").group(1)
+
+    def said(self, pattern: str) -> re.Match[str] | None:
+        return next((m for line in list(self.err) if (m := re.search(pattern, line))), None)
+
+    def said_count(self, text: str) -> int:
+        return sum(text in line for line in list(self.err))
+
+
+def test_refusals_are_said_once_with_the_peer_and_shown_in_the_summary(  # type: ignore[no-untyped-def]
+        quantized_bundle: Path, phone: list[bytes], baseline: int, tmp_path: Path) -> None:
+    summary_path = tmp_path / "summary.json"
+    s = LiveStream(quantized_bundle, "http://127.0.0.1:0/data", "--summary-json", str(summary_path))
+    assert post(s.url, phone[0])[0] == 200
+    knocks = [(STRAY, "text/plain", 415), (STRAY, "text/plain", 415), (b'{"foo": 1}', "application/json", 400)]
+    assert [post(s.url, body, ctype)[0] for body, ctype, _ in knocks] == [code for _, _, code in knocks]
+    assert all(post(s.url, body)[0] == 200 for body in phone[1:])
+    s.wait_for("every honest window", lambda: len(s.out) >= baseline)
+    assert s.stop(signal.SIGTERM) == 0
+    summary = json.loads(summary_path.read_text())
+    assert summary["windows"] == len(s.out) == baseline
+    door = summary["port_counters"]
+    assert door["batches"] == len(phone) and door["bad_messages"] == 2 and door["wrong_schema"] == 1
+    assert s.said_count("HTTP 415 to 127.0.0.1: Content-Type text/plain refused") == 1  # once, with the peer
+    line = s.said(r"^  door: .*")
+    assert line is not None, s.err
+    assert f"batches {len(phone)}," in line.group(0) and "bad messages 2," in line.group(0)
+    assert "wrong schema 1," in line.group(0) and "refused senders 0" in line.group(0)
