@@ -316,9 +316,11 @@ class LiveServer:
         text = self.url
         if host in WILDCARDS:
             text += f" (every interface: http://{socket.gethostname()}:{port}/ from other machines)"
-        if self.token:
-            text += " (token required: add ?token=... from the token file)"
-        return text
+        return text + self.token_note()
+
+    def token_note(self) -> str:
+        """What a status line adds when the page needs a token ("" when it does not)."""
+        return " (token required: add ?token=... from the token file)" if self.token else ""
 
     def start(self) -> LiveServer:
         self._thread.start()
