@@ -68,7 +68,8 @@ MQTT = SinkType("mqtt", (
 def _open_page(values: dict[str, Any], ctx: SinkContext) -> Sink | None:
     if not values.get("serve"):
         return None
-    from .page import LivePageSink, parse_host_port, read_token
+    from ...wire.door import read_token
+    from .page import LivePageSink, parse_host_port
 
     host, port = parse_host_port(values["serve"])
     token = read_token(values["token_file"]) if values.get("token_file") else None
