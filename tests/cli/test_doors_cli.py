@@ -75,3 +75,52 @@ def test_refusals_are_said_once_with_the_peer_and_shown_in_the_summary(  # type:
     assert line is not None, s.err
     assert f"batches {len(phone)}," in line.group(0) and "bad messages 2," in line.group(0)
     assert "wrong schema 1," in line.group(0) and "refused senders 0" in line.group(0)
+
+
+def test_a_token_on_the_port_admits_the_phone_and_refuses_strangers(  # type: ignore[no-untyped-def]
+        quantized_bundle: Path, phone: list[bytes], baseline: int, tmp_path: Path) -> None:
+    token = "phone-token-0123456789abcdef"
+    token_file = tmp_path / "token"
+    token_file.write_text(token + "\n")
+    summary_path = tmp_path / "summary.json"
+    s = LiveStream(quantized_bundle, f"http://127.0.0.1:0/data?token-file={token_file}", "--summary-json",
+                   str(summary_path))
+    for i, body in enumerate(phone):
+        if i % 10 == 5:  # a stranger without the token, now and then, while the phone streams
+            assert post(s.url, phone[0].replace(b"phone-1", b"intruder"))[0] == 401
+        assert post(s.url, body, headers={"X-Hartool-Token": token})[0] == 200
+    s.wait_for("every honest window", lambda: len(s.out) >= baseline)
+    assert s.stop(signal.SIGTERM) == 0
+    summary = json.loads(summary_path.read_text())
+    strangers = sum(1 for i in range(len(phone)) if i % 10 == 5)
+    assert summary["windows"] == len(s.out) == baseline
+    assert summary["port_counters"]["bad_tokens"] == strangers and summary["port_counters"]["batches"] == len(phone)
+    assert s.said_count("HTTP 401 to 127.0.0.1: token required") == 1
+    assert f"bad tokens {strangers}" in s.said(r"^  door: .*").group(0)  # type: ignore[union-attr]
+    assert token not in "\n".join(s.err)
+
+
+def test_record_takes_the_same_port_options(tmp_path: Path) -> None:
+    """`record` reads through the same door: a peer outside allow= never reaches the CSV."""
+    import socket
+
+    from hartool.core.csvformat import read_csv_session
+
+    out = tmp_path / "rec.csv"
+    part = out.with_name(f".{out.name}.part")
+    rec = Proc("record", "--port", "tcp-listen://127.0.0.1:0?allow=127.0.0.2", "--out", str(out), "--label",
+               "WALKING", "--json")
+    rec.wait_for("listening", lambda: any("recording" in line for line in rec.err))
+    port = int(re.search(r"tcp-listen://127\.0\.0\.1:(\d+)", "\n".join(rec.err)).group(1))  # type: ignore[union-attr]
+    stranger = socket.create_connection(("127.0.0.1", port), timeout=30)
+    stranger.sendall(b"9,9,9,9,9,9\n" * 200)
+    honest = socket.create_connection(("127.0.0.1", port), timeout=30, source_address=("127.0.0.2", 0))
+    honest.sendall(b"0.1,0.2,1.0,0.01,0.02,0.03\n" * 400)
+    rec.wait_for("rows on disk", lambda: part.exists() and part.read_text().count("\n") > 100)
+    assert rec.stop(signal.SIGTERM) == 0
+    honest.close()
+    stranger.close()
+    result = json.loads("\n".join(rec.out))
+    session = read_csv_session(out)
+    assert len(session.values) == result["samples"] > 100
+    assert session.values[:, 0].max() < 1.0  # none of the stranger's 9s
