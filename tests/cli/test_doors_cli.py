@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import re
 import signal
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -17,6 +19,7 @@ from hartool.data import load_dataset, recording_for_subject
 from hartool.runtime.smoothing import CAUSAL_SMOOTHING
 from hartool.sim.apps import sensorlogger_packets
 from hartool_testing import hartool, post
+from webdriver import Browser, browser_available
 
 STRAY = json.dumps({"t": 0, "acc_x": 0.0, "acc_y": 0.0, "acc_z": 1.0, "gyro_x": 0, "gyro_y": 0, "gyro_z": 0}).encode()
 
@@ -124,3 +127,68 @@ def test_record_takes_the_same_port_options(tmp_path: Path) -> None:
     session = read_csv_session(out)
     assert len(session.values) == result["samples"] > 100
     assert session.values[:, 0].max() < 1.0  # none of the stranger's 9s
+
+
+ATTACK_PAGE = """<!doctype html><title>elsewhere</title><script>
+// A page on another origin that the user happens to open: simple requests need no CORS preflight.
+const stray = %s;
+Promise.all([1, 2, 3].map(() => fetch("%s", {method: "POST", mode: "no-cors",
+    headers: {"Content-Type": "text/plain"}, body: stray})))
+  .then(() => { document.title = "sent"; }, (e) => { document.title = "failed " + e; });
+</script>"""
+
+
+class _AttackSite(ThreadingHTTPServer):
+    """Another localhost origin serving one page that POSTs to the stream's source."""
+
+    daemon_threads = True
+
+    def __init__(self, target: str) -> None:
+        page = (ATTACK_PAGE % (json.dumps(STRAY.decode()), target)).encode()
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Content-Length", str(len(page)))
+                self.end_headers()
+                self.wfile.write(page)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://localhost:{self.server_address[1]}/"
+
+    def close(self) -> None:
+        self.shutdown()
+        self.server_close()
+
+
+@pytest.mark.skipif(not browser_available(), reason="needs Debian chromium + chromium-driver")
+def test_a_web_page_cannot_silence_the_phone_from_the_browser(  # type: ignore[no-untyped-def]
+        quantized_bundle: Path, phone: list[bytes], baseline: int, tmp_path: Path) -> None:
+    summary_path = tmp_path / "summary.json"
+    s = LiveStream(quantized_bundle, "http://127.0.0.1:0/data", "--summary-json", str(summary_path))
+    site = _AttackSite(s.url)
+    try:
+        half = len(phone) // 2
+        assert all(post(s.url, body)[0] == 200 for body in phone[:half])
+        with Browser() as browser:  # the user opens a page elsewhere while the phone streams
+            browser.get(site.url)
+            assert browser.wait_for("return document.title !== 'elsewhere' && document.title") == "sent"
+        assert all(post(s.url, body)[0] == 200 for body in phone[half:])
+        s.wait_for("every honest window", lambda: len(s.out) >= baseline)
+    finally:
+        site.close()
+    assert s.stop(signal.SIGTERM) == 0
+    summary = json.loads(summary_path.read_text())
+    assert summary["windows"] == len(s.out) == baseline                 # as many as with nobody knocking
+    door = summary["port_counters"]
+    assert door["bad_messages"] == 3 and door["batches"] == len(phone)  # the browser's three POSTs: 415
+    assert s.said_count("HTTP 415 to 127.0.0.1: Content-Type text/plain refused") == 1
