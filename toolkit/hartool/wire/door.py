@@ -17,17 +17,18 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 from hartool.core.errors import WireError
 from hartool.wire.apps.registry import refusal, schema_of
 from hartool.wire.port import printable
 from hartool.wire.text import PRINTABLE
 
-__all__ = ["HOLD_S", "MIN_TOKEN_CHARS", "OPEN", "Message", "PeerPolicy", "Refusal", "SenderGate", "read_message", "read_token",
-           "same_token"]
+__all__ = ["HOLD_S", "MIN_TOKEN_CHARS", "OPEN", "Message", "PeerPolicy", "Refusal", "SenderGate", "offered_tokens",
+           "read_message", "read_token", "same_token"]
 
 #: A sender heard within this many seconds keeps its stream.
 HOLD_S = 5.0
@@ -130,6 +131,17 @@ def read_token(path: str | os.PathLike[str]) -> str:
     return token
 
 
+def offered_tokens(path: str, headers: Mapping[str, str]) -> list[str]:
+    """The tokens an HTTP request offers: ``?token=`` in its URL, ``X-Hartool-Token`` and
+    ``Authorization: Bearer`` headers (``headers``: anything with ``get``, such as http.server's)."""
+    offered = parse_qs(urlsplit(path).query).get("token", [])
+    offered.append(headers.get("X-Hartool-Token", "").strip())
+    auth = headers.get("Authorization", "")
+    if auth.lower().startswith("bearer "):
+        offered.append(auth[7:].strip())
+    return [o for o in offered if o]
+
+
 def same_token(token: str, offered: str | bytes) -> bool:
     """Whether ``offered`` is ``token``, compared in constant time."""
     raw = offered if isinstance(offered, bytes) else offered.encode("utf-8", "replace")
@@ -147,8 +159,8 @@ class PeerPolicy:
     allow: tuple[Network, ...] | None = None
     token: str | None = None
 
-    @classmethod
-    def parse_allow(cls, text: str) -> tuple[Network, ...]:
+    @staticmethod
+    def parse_allow(text: str) -> tuple[Network, ...]:
         """``192.168.1.7,192.168.1.0/24,::1`` -> networks; WireError naming what is not an address."""
         nets = []
         for item in (p.strip() for p in text.split(",")):
@@ -158,10 +170,6 @@ class PeerPolicy:
                 raise WireError(f"allow={printable(item)!r} is not an IP address or network "
                                 "(e.g. allow=192.168.1.7,192.168.1.0/24)") from None
         return tuple(nets)
-
-    @property
-    def active(self) -> bool:
-        return self.allow is not None or self.token is not None
 
     def counter_names(self) -> tuple[str, ...]:
         """The counters this policy adds to its port's (so the summary shows them, zero or not)."""

@@ -25,10 +25,9 @@ import threading
 from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 from hartool.wire.batch import DEFAULT_CHANNEL_NAMES
-from hartool.wire.door import HOLD_S, OPEN, Message, PeerPolicy, SenderGate, read_message
+from hartool.wire.door import HOLD_S, OPEN, Message, PeerPolicy, SenderGate, offered_tokens, read_message
 from hartool.wire.jsoncodec import MAX_LINE_BYTES
 from hartool.wire.net import DEFAULT_BUFFER_BYTES, BufferedPort, ByteBuffer, address_family, bind_error
 from hartool.wire.port import Counters, printable
@@ -128,12 +127,7 @@ class _PushHandler(BaseHTTPRequestHandler):
             return False
         if policy.token is None:
             return True
-        offered = parse_qs(urlsplit(self.path).query).get("token", [])
-        offered.append(self.headers.get("X-Hartool-Token", "").strip())
-        auth = self.headers.get("Authorization", "")
-        if auth.lower().startswith("bearer "):
-            offered.append(auth[7:].strip())
-        if policy.token_ok(offered):
+        if policy.token_ok(offered_tokens(self.path, self.headers)):
             return True
         self.close_connection = True
         self._refuse("bad_tokens", 401, "token required (?token=, X-Hartool-Token or Authorization: Bearer)")

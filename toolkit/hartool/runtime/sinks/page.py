@@ -11,9 +11,9 @@ Routes: ``/`` the page, ``/static/NAME`` its CSS/JS (package data in ``hartool/r
 Exposure (SECURITY.md): the server binds 127.0.0.1 unless given a host (``--serve :PORT`` is localhost,
 ``--serve 0.0.0.0:PORT`` every interface). Every request's ``Host`` header must be an IP address,
 ``localhost``, this machine's name (or NAME.local) or the name it was bound to, else 403: a web page
-elsewhere cannot reach the server through DNS rebinding. With a token (:func:`hartool.wire.door.read_token`), every request
-needs it as ``?token=``, an ``Authorization: Bearer`` header or the cookie that a tokened visit to ``/``
-sets, else 401. Device strings are made safe (``safe_text``) here and set as text (never HTML) by the page's
+elsewhere cannot reach the server through DNS rebinding. With a token (:func:`hartool.wire.door.read_token`),
+every request needs it as ``?token=``, an ``Authorization: Bearer`` (or ``X-Hartool-Token``) header or the
+cookie that a tokened visit to ``/`` sets, else 401. Device strings are made safe (``safe_text``) here and set as text (never HTML) by the page's
 scripts; a Content-Security-Policy allows only the page's own scripts.
 """
 
@@ -31,11 +31,10 @@ from http.cookies import CookieError, SimpleCookie
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 from ...core.errors import WireError
 from ...core.safetext import MAX_LABEL, safe_text
-from ...wire.door import same_token
+from ...wire.door import offered_tokens, same_token
 
 __all__ = ["LiveHub", "LivePageSink", "LiveServer", "parse_host_port", "window_event"]
 
@@ -187,11 +186,7 @@ class _Handler(BaseHTTPRequestHandler):
         token = self.server.token
         if not token:
             return False
-        offered = parse_qs(urlsplit(self.path).query).get("token", [])
-        auth = self.headers.get("Authorization", "")
-        if auth.lower().startswith("bearer "):
-            offered.append(auth[7:].strip())
-        fresh = any(same_token(token, o) for o in offered)
+        fresh = any(same_token(token, o) for o in offered_tokens(self.path, self.headers))
         if fresh:
             return True
         try:
