@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -39,3 +41,14 @@ def hartool(*args: str, check: bool = True, env: dict[str, str] | None = None,
     if check and proc.returncode != 0:
         raise AssertionError(f"hartool {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     return proc
+
+
+def post(url: str, body: bytes, ctype: str = "application/json",
+         headers: dict[str, str] | None = None) -> tuple[int, str]:
+    """POST ``body`` with a real HTTP client: (status, reply text), also for 4xx/5xx answers."""
+    req = urllib.request.Request(url, data=body, headers={"Content-Type": ctype, **(headers or {})}, method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=SAFETY_S) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()

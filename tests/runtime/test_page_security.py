@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from hartool.core.errors import WireError
-from hartool.runtime.sinks.page import LivePageSink, parse_host_port, read_token
+from hartool.runtime.sinks.page import LivePageSink, parse_host_port
+from hartool.wire.door import read_token
 from mqtt_testing import Win
 from webdriver import Browser, browser_available
 

@@ -197,3 +197,43 @@ def test_serve_state_endpoint_and_assets(quantized_bundle: Path, values: np.ndar
         assert sp.finish() == 0
     finally:
         sp.kill()
+
+
+def test_serve_with_a_token_file_refuses_requests_without_it(quantized_bundle: Path, values: np.ndarray,
+                                                             tmp_path: Path) -> None:
+    token = "stream-page-token-0123456789"
+    token_file = tmp_path / "token"
+    token_file.write_text(token + "\n")
+    sp = StreamProc(quantized_bundle, "--serve", "127.0.0.1:0", "--token-file", str(token_file), "--jsonl")
+    try:
+        line = sp.wait_err(r"live page on (http://\S+) \(token required").string
+        base = line.split()[3].rstrip("/")
+        sp.feed(text_lines(values[:200]))  # 2 windows
+        wait_until(lambda: len(sp.out_lines) == 2, what="windows")
+
+        def get(path: str, headers: dict[str, str] | None = None) -> int:
+            req = urllib.request.Request(base + path, headers=headers or {})
+            try:
+                with urllib.request.urlopen(req, timeout=30) as resp:
+                    return resp.status
+            except urllib.error.HTTPError as exc:
+                return exc.code
+
+        assert [get(p) for p in ("/", "/state", "/static/stream.js")] == [401, 401, 401]
+        assert get("/state?token=wrong-token-of-enough-chars") == 401
+        assert get(f"/state?token={token}") == 200 and get("/", {"Authorization": f"Bearer {token}"}) == 200
+        assert sp.finish() == 0
+    finally:
+        sp.kill()
+    assert token not in "\n".join(sp.err_lines)  # the status line says a token is needed, never which
+
+
+def test_token_file_needs_serve_and_a_real_token(quantized_bundle: Path, tmp_path: Path) -> None:
+    short = tmp_path / "short"
+    short.write_text("abc\n")
+    proc = hartool("stream", str(quantized_bundle), "--port", "-", "--token-file", str(short), check=False)
+    assert proc.returncode != 0 and "--token-file needs --serve" in proc.stderr
+    proc = hartool("stream", str(quantized_bundle), "--port", "-", "--serve", "127.0.0.1:0", "--token-file",
+                   str(short), check=False)
+    assert proc.returncode == 1 and proc.stderr.strip().splitlines()[-1].endswith(
+        "python3 -c 'import secrets; print(secrets.token_urlsafe())'")

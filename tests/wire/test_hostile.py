@@ -14,7 +14,6 @@ import time
 import numpy as np
 import paho.mqtt.client as paho
 import pytest
-from test_listen import post
 
 from hartool.sim.apps import sensorlogger_packets
 from hartool.wire.events import ReaderEvent
@@ -24,6 +23,7 @@ from hartool.wire.port import DeviceGone
 from hartool.wire.reader import ReaderThread
 from hartool.wire.tcp import TcpListenPort
 from hartool.wire.udp import UdpPort
+from hartool_testing import post
 from services import MqttBroker
 
 GUARD_S = 20.0  # a safety net against hangs only; nothing asserts on speed

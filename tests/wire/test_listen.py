@@ -23,6 +23,7 @@ from hartool.wire.reader import ReaderThread
 from hartool.wire.sources import open_port
 from hartool.wire.tcp import TcpListenPort
 from hartool.wire.udp import UdpPort
+from hartool_testing import post
 from services import MqttBroker, free_port
 
 GUARD_S = 20.0  # a safety net against hangs only; nothing asserts on speed
@@ -184,15 +185,6 @@ def test_udp_many_datagrams_arrive_whole_and_port_in_use_fails() -> None:
 
 # --------------------------------------------------------------------------------------------------------
 # http:// push
-
-
-def post(url: str, body: bytes, ctype: str = "application/json") -> tuple[int, str]:
-    req = urllib.request.Request(url, data=body, headers={"Content-Type": ctype}, method="POST")
-    try:
-        with urllib.request.urlopen(req, timeout=GUARD_S) as resp:
-            return resp.status, resp.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
 
 
 SENSOR_LOGGER_BATCH = {

@@ -73,7 +73,8 @@ def monitor(url: str, serve: str | None, jsonl: bool, duration_s: float | None, 
       hartool monitor mqtt://broker.local/har --once --jsonl
     """
     from ..runtime.monitor import FleetMonitor
-    from ..runtime.sinks.page import parse_host_port, read_token
+    from ..runtime.sinks.page import parse_host_port
+    from ..wire.door import read_token
     from ..wire.mqtt import parse_mqtt_url, read_password
 
     parsed = parse_mqtt_url(url, tls=tls or tls_ca is not None)

@@ -22,7 +22,9 @@ SOURCE_KEYS = ("port", "baud", "protocol", "columns", "time_unit", "acc_unit", "
 
 PORT_HELP = ("Device path (/dev/ttyACM0, /dev/rfcomm0), pyserial URL (socket://HOST:PORT), a listening source for "
              "phones (tcp-listen://HOST:PORT, udp://HOST:PORT, http://HOST:PORT/PATH, mqtt://BROKER:PORT/TOPIC), "
-             "'-' (stdin) or a recorded file to replay.")
+             "'-' (stdin) or a recorded file to replay. Listening sources take URL options: ?hold=S (seconds a "
+             "silent sender keeps its stream), ?allow=PEER[,PEER] (only these addresses or networks) and "
+             "?token-file=PATH (senders present this token; see SECURITY.md).")
 
 
 def _source_option_list(port_help: str, required: bool, reconnect: bool) -> list[Callable[[Any], Any]]:

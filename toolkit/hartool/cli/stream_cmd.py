@@ -33,7 +33,15 @@ def _summary_text(summary: Any) -> list[str]:
         f"end-to-end p50 {_fmt_us(summary.e2e_us, 'p50')} p99 {_fmt_us(summary.e2e_us, 'p99')}"
         + (f"; device rate {summary.rate_hz:.1f} Hz" if summary.rate_hz else "")
         + (f"; peak RSS {summary.peak_rss_mb:.0f} MB" if summary.peak_rss_mb else ""),
-    ]
+    ] + _door_text(summary.port_counters)
+
+
+def _door_text(counters: dict[str, int]) -> list[str]:
+    """What the source counted at its door (connections, refused messages and senders, takeovers, resets):
+    the same counters as ``port_counters`` in --summary-json, in the port's own order."""
+    if not counters:
+        return []
+    return ["  door: " + ", ".join(f"{key.replace('_', ' ')} {value}" for key, value in counters.items())]
 
 
 @click.command()

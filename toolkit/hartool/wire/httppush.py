@@ -1,4 +1,5 @@
-"""``http://HOST:PORT/PATH[?hold=S]``: HTTP POST push (Sensor Logger, or any script POSTing JSON).
+"""``http://HOST:PORT/PATH[?hold=S&allow=PEER,...&token-file=PATH]``: HTTP POST push (Sensor Logger, or any
+script POSTing JSON).
 
 Every body is checked at the door, on its own (:func:`hartool.wire.door.read_message`): it must be one JSON
 document (or a list) of a known app schema, from the stream's one sender. What is accepted (200) becomes one
@@ -7,8 +8,10 @@ compact JSON line for the decoder and is classified; nothing is dropped after th
 before the body is read), 415 (a content type a web page can send cross-origin without asking, or not
 JSON), 400 (not JSON, no known schema, a Sensor Logger batch without payload), 409 (another sender while
 the current one was heard within ``hold`` seconds; after that the newcomer takes over and the stream
-restarts), 503 (the buffer is full or too many large bodies are in flight; retry). Each kind is counted
-and its first occurrence noted with the peer's address.
+restarts), 503 (the buffer is full or too many large bodies are in flight; retry). With a
+:class:`~hartool.wire.door.PeerPolicy`, a peer outside ``allow=`` gets 403 and a request without the token
+(``?token=``, an ``X-Hartool-Token`` or ``Authorization: Bearer`` header) 401, before anything else of the
+request is read. Each kind is counted and its first occurrence noted with the peer's address.
 
 The stdlib server runs in threads of its own that only put bytes into a bounded :class:`ByteBuffer`, which
 ``read`` drains with a timeout; the reader thread waits for its consumer rather than dropping what was
@@ -24,7 +27,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from hartool.wire.batch import DEFAULT_CHANNEL_NAMES
-from hartool.wire.door import HOLD_S, Message, SenderGate, read_message
+from hartool.wire.door import HOLD_S, OPEN, Message, PeerPolicy, SenderGate, offered_tokens, read_message
 from hartool.wire.jsoncodec import MAX_LINE_BYTES
 from hartool.wire.net import DEFAULT_BUFFER_BYTES, BufferedPort, ByteBuffer, address_family, bind_error
 from hartool.wire.port import Counters, printable
@@ -54,6 +57,7 @@ class _PushServer(ThreadingHTTPServer):
     gate: SenderGate
     channel_names: Sequence[str]
     large: threading.BoundedSemaphore
+    policy: PeerPolicy
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A client that resets or sends garbage is counted, never printed as a traceback."""
@@ -71,6 +75,8 @@ class _PushHandler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802 - http.server's naming
         srv = self.server
         peer = printable(self.client_address[0])
+        if not self._door_open():
+            return
         if not (srv.any_path or "/" + self.path.split("?", 1)[0].strip("/") == srv.path):
             self.close_connection = True  # the body is not read: the connection cannot carry another request
             self._refuse("not_found", 404, f"not found: POST to {srv.path}")
@@ -109,7 +115,23 @@ class _PushHandler(BaseHTTPRequestHandler):
             self._reply(200, "ok")
 
     def do_GET(self) -> None:  # noqa: N802
-        self._reply(200, f"hartool is listening: POST JSON batches to {self.server.path}")
+        if self._door_open():
+            self._reply(200, f"hartool is listening: POST JSON batches to {self.server.path}")
+
+    def _door_open(self) -> bool:
+        """``allow=`` and the token, checked before anything else of the request (a refused body is not read)."""
+        policy = self.server.policy
+        if not policy.allows(self.client_address[0]):
+            self.close_connection = True
+            self._refuse("refused_peers", 403, "not in allow=")
+            return False
+        if policy.token is None:
+            return True
+        if policy.token_ok(offered_tokens(self.path, self.headers)):
+            return True
+        self.close_connection = True
+        self._refuse("bad_tokens", 401, "token required (?token=, X-Hartool-Token or Authorization: Bearer)")
+        return False
 
     def _refuse(self, counter: str, code: int, reason: str) -> None:
         self.server.tally.refuse(counter, f"HTTP {code} to {printable(self.client_address[0])}: {reason}")
@@ -184,8 +206,8 @@ class _PushHandler(BaseHTTPRequestHandler):
         pass  # library code never prints; the counters tell what happened
 
 
-def _serve(host: str, port: int, path: str, max_buffer: int, hold_s: float,
-           channel_names: Sequence[str]) -> tuple[_PushServer, threading.Thread]:
+def _serve(host: str, port: int, path: str, max_buffer: int, hold_s: float, channel_names: Sequence[str],
+           policy: PeerPolicy) -> tuple[_PushServer, threading.Thread]:
     spec = f"http://{host}:{port}{path}"
     family, _ = address_family(host, socket.SOCK_STREAM)
     server_cls = type("_PushServerV6" if family == socket.AF_INET6 else "_PushServerV4", (_PushServer,),
@@ -197,7 +219,8 @@ def _serve(host: str, port: int, path: str, max_buffer: int, hold_s: float,
     server.path = "/" + path.strip("/")
     server.any_path = server.path == "/"  # no PATH in the URL: take POSTs to any path (whatever the app uses)
     server.buffer = ByteBuffer(max_buffer)
-    server.tally = Counters(*_COUNTERS)
+    server.tally = Counters(*_COUNTERS, *policy.counter_names())
+    server.policy = policy
     server.gate = SenderGate(hold_s)
     server.channel_names = tuple(channel_names)
     server.large = threading.BoundedSemaphore(_LARGE_SLOTS)
@@ -216,9 +239,9 @@ class HttpPushPort(BufferedPort):
 
     def __init__(self, host: str, port: int, path: str = "/", timeout: float = 0.05,
                  max_buffer: int = DEFAULT_BUFFER_BYTES, *, hold_s: float = HOLD_S,
-                 channel_names: Sequence[str] = DEFAULT_CHANNEL_NAMES,
+                 channel_names: Sequence[str] = DEFAULT_CHANNEL_NAMES, policy: PeerPolicy = OPEN,
                  _shared: tuple[_PushServer, threading.Thread] | None = None) -> None:
-        self._shared = _shared or _serve(host, port, path, max_buffer, hold_s, channel_names)
+        self._shared = _shared or _serve(host, port, path, max_buffer, hold_s, channel_names, policy)
         server = self._shared[0]
         self.path = server.path
         self.address = (host, int(server.server_address[1]))

@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from hartool.core.errors import WireError
+from hartool.wire.door import PeerPolicy, read_token
 from hartool.wire.port import Counters, DeviceGone, Port
 
 __all__ = [
@@ -120,21 +121,41 @@ def address_family(host: str, socktype: int) -> tuple[int, tuple[Any, ...]]:
     return info[0][0], info[0][4]
 
 
-def split_options(spec: str) -> tuple[str, dict[str, float]]:
-    """(the URL without its query, the options in it): ``?hold=S`` sets how many seconds a silent sender
-    keeps its stream before another may take over. Unknown options are a one-line :class:`WireError`."""
+def split_options(spec: str) -> tuple[str, dict[str, Any]]:
+    """(the URL without its query, the door's keyword arguments from it). Known options:
+
+    * ``hold=S``: how many seconds a silent sender keeps its stream before another may take over (``hold_s``);
+    * ``allow=PEER[,PEER]``: only these IP addresses or networks may send (``policy``);
+    * ``token-file=PATH``: senders must present the token in this file's first line (``policy``).
+
+    Anything else, or a bad value, is a one-line :class:`WireError`.
+    """
     base, _, query = spec.partition("?")
-    options: dict[str, float] = {}
+    kwargs: dict[str, Any] = {}
+    allow, token = None, None
     for key, value in parse_qsl(query, keep_blank_values=True):
-        if key != "hold":
-            raise WireError(f"bad --port {spec!r}: unknown option {key!r} (known: hold=SECONDS)")
-        try:
-            options[key] = float(value)
-        except ValueError:
-            options[key] = -1.0
-        if not 0 <= options[key] <= 3600:
-            raise WireError(f"bad --port {spec!r}: hold must be 0..3600 seconds")
-    return base, options
+        if key == "hold":
+            kwargs["hold_s"] = _hold_seconds(spec, value)
+        elif key == "allow":
+            allow = PeerPolicy.parse_allow(value)
+        elif key == "token-file":
+            token = read_token(value)
+        else:
+            raise WireError(f"bad --port {spec!r}: unknown option {key!r} "
+                            "(known: hold=SECONDS, allow=PEER[,PEER], token-file=PATH)")
+    if allow is not None or token is not None:
+        kwargs["policy"] = PeerPolicy(allow, token)
+    return base, kwargs
+
+
+def _hold_seconds(spec: str, value: str) -> float:
+    try:
+        hold = float(value)
+    except ValueError:
+        hold = -1.0
+    if not 0 <= hold <= 3600:
+        raise WireError(f"bad --port {spec!r}: hold must be 0..3600 seconds")
+    return hold
 
 
 class BufferedPort(Port):

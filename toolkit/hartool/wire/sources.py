@@ -24,15 +24,17 @@ def _tcp(spec: str, timeout: float, reconnect: bool) -> Port:
 
     base, options = split_options(spec)
     host, port, _ = split_host_port(base, "tcp-listen")
-    return TcpListenPort(host, port, timeout, **_hold(options))
+    return TcpListenPort(host, port, timeout, **options)
 
 
 def _udp(spec: str, timeout: float, reconnect: bool) -> Port:
     from hartool.wire.udp import UdpPort
 
     base, options = split_options(spec)
+    if "policy" in options and options["policy"].token is not None:
+        raise WireError(f"{base}: a datagram carries no token; admit senders with allow=PEER[,PEER]")
     host, port, _ = split_host_port(base, "udp")
-    return UdpPort(host, port, timeout, **_hold(options))
+    return UdpPort(host, port, timeout, **options)
 
 
 def _http(spec: str, timeout: float, reconnect: bool) -> Port:
@@ -40,18 +42,17 @@ def _http(spec: str, timeout: float, reconnect: bool) -> Port:
 
     base, options = split_options(spec)
     host, port, path = split_host_port(base, "http", default_port=80)
-    return HttpPushPort(host, port, path or "/", timeout, **_hold(options))
+    return HttpPushPort(host, port, path or "/", timeout, **options)
 
 
 def _mqtt(spec: str, timeout: float, reconnect: bool) -> Port:
     from hartool.wire.mqttsub import MqttSubscribePort
 
     base, options = split_options(spec)
-    return MqttSubscribePort(base, timeout, reconnect, **_hold(options))
-
-
-def _hold(options: dict[str, float]) -> dict[str, float]:
-    return {"hold_s": options["hold"]} if "hold" in options else {}
+    if "policy" in options:  # the phones talk to the broker, not to us: its logins and ACLs decide
+        raise WireError(f"{base}: allow= and token-file= are for tcp-listen://, udp:// and http://; an MQTT "
+                        "source hears the broker, so let the broker check who publishes (see SECURITY.md)")
+    return MqttSubscribePort(base, timeout, reconnect, **options)
 
 
 #: Listening sources by URL scheme: ``opener(spec, timeout, reconnect)``.

@@ -1,12 +1,15 @@
-"""``tcp-listen://HOST:PORT[?hold=S]``: a TCP server for one client at a time (HyperIMU over TCP, an ESP32 over Wi-Fi).
+"""``tcp-listen://HOST:PORT[?hold=S&allow=PEER,...&token-file=PATH]``: a TCP server for one client at a time
+(HyperIMU over TCP, an ESP32 over Wi-Fi).
 
 When the client leaves, ``read`` raises :class:`DeviceGone`; ``reopen()`` takes the next client on the same
 listening socket, which continues the stream (the reader counts it as a reconnect). One sender per stream:
 a second connection while the current client sends is accepted but not read (it waits, its bytes kept by
 TCP); once the current client has been silent for ``hold`` seconds the waiting one takes over (a phone that
 comes back after a Wi-Fi drop is not locked out by its own half-open old connection). A third is refused
-(closed at once). Each is counted and noted with both peers. The socket is read directly by the reader
-thread (select with the port's timeout; TCP flow control does the buffering).
+(closed at once). Each is counted and noted with both peers. With a :class:`~hartool.wire.door.PeerPolicy`,
+a connection from outside ``allow=`` is closed as it is accepted (``refused_peers``), and a client whose first
+line is not the token is closed before any of its bytes reach the stream (``bad_tokens``). The socket is read
+directly by the reader thread (select with the port's timeout; TCP flow control does the buffering).
 """
 
 from __future__ import annotations
@@ -16,17 +19,19 @@ import socket
 import time
 
 from hartool.core.errors import WireError
-from hartool.wire.door import HOLD_S
+from hartool.wire.door import HOLD_S, OPEN, PeerPolicy
 from hartool.wire.net import REOPEN_WAIT_S, address_family, bind_error
 from hartool.wire.port import Counters, DeviceGone, Port, printable
 
 __all__ = ["TcpListenPort"]
 
+_MAX_TOKEN_LINE = 512  # a first line longer than this is not a token
+
 
 class _TcpListener:
     """The listening socket and counters shared by a TCP port and the ports its ``reopen()`` returns."""
 
-    def __init__(self, spec: str, host: str, port: int) -> None:
+    def __init__(self, spec: str, host: str, port: int, policy: PeerPolicy) -> None:
         family, _ = address_family(host, socket.SOCK_STREAM)
         try:
             # create_server sets SO_REUSEADDR, so a restarted hartool can bind again at once.
@@ -37,7 +42,8 @@ class _TcpListener:
         self.host = host
         self.port = int(self.sock.getsockname()[1])
         self.counts = Counters("connections", "takeovers", "waiting_connections", "refused_connections",
-                               "client_errors")
+                               "client_errors", *policy.counter_names())
+        self.policy = policy
         self.waiting: socket.socket | None = None  # a second client, not read until it takes over
         self.closed = False
 
@@ -55,9 +61,14 @@ class _TcpListener:
         if not ready:
             return None
         try:
-            client, _ = self.sock.accept()
+            client, address = self.sock.accept()
         except (BlockingIOError, ConnectionAbortedError):
             return None  # the client gave up between select and accept
+        if not self.policy.allows(address[0]):
+            self.counts.refuse("refused_peers", f"tcp-listen://{self.host}:{self.port}: refused "
+                                                f"{_peer_of(client)}: not in allow=")
+            client.close()
+            return None
         client.setblocking(True)  # reads are guarded by select(); writes may wait (with their timeout)
         client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.counts.add("connections")
@@ -82,10 +93,10 @@ class TcpListenPort(Port):
     reopenable = True
 
     def __init__(
-        self, host: str, port: int, timeout: float = 0.05, *, hold_s: float = HOLD_S,
+        self, host: str, port: int, timeout: float = 0.05, *, hold_s: float = HOLD_S, policy: PeerPolicy = OPEN,
         _listener: _TcpListener | None = None, _client: socket.socket | None = None,
     ) -> None:
-        listener = _listener or _TcpListener(f"tcp-listen://{host}:{port}", host, port)
+        listener = _listener or _TcpListener(f"tcp-listen://{host}:{port}", host, port, policy)
         super().__init__(f"tcp-listen://{listener.host}:{listener.port}", timeout, listener.counts)
         self._listener = listener
         self.address = (listener.host, listener.port)
@@ -95,6 +106,8 @@ class TcpListenPort(Port):
         self._heard = time.monotonic()  # when the client last sent something (or connected)
         self._gone = False  # read raised DeviceGone: close() then keeps the listener for reopen()
         self._closed = False
+        self._authed = listener.policy.token is None  # the client's first line was the token (or none is needed)
+        self._first = bytearray()  # the first line, while it arrives
 
     def read(self, n: int) -> bytes:
         if self._closed or self._gone:
@@ -102,6 +115,7 @@ class TcpListenPort(Port):
         if self._client is None:
             self._client = self._listener.accept(self.timeout)
             self.peer, self._heard = _peer_of(self._client), time.monotonic()
+            self._authed = self._listener.policy.token is None
             return b""
         client = self._client
         ready, _, _ = select.select([client, self._listener.sock], [], [], self.timeout)
@@ -111,6 +125,8 @@ class TcpListenPort(Port):
             except OSError as exc:  # reset by the peer: counted, and the stream goes on with the next client
                 self.tally.add("client_errors")
                 raise self._lose(f"client {self.peer} of {self.name} disconnected ({exc})") from exc
+            if not self._authed:
+                return self._first_line(data)
             if not data:
                 raise self._lose(f"client {self.peer} of {self.name} disconnected")
             self._heard = time.monotonic()
@@ -122,6 +138,22 @@ class TcpListenPort(Port):
             self.tally.refuse("takeovers", f"{self.name}: {_peer_of(waiting)} took over from {self.peer} "
                                            f"(silent for {self.hold_s:g} s)")
             raise self._lose(f"client {self.peer} of {self.name} replaced by {_peer_of(waiting)}")
+        return b""
+
+    def _first_line(self, data: bytes) -> bytes:
+        """A new client's first line, held until complete: the token admits it (what follows is the stream's
+        first bytes); anything else closes it, and the port waits for the next client."""
+        self._first += data
+        line, sep, rest = bytes(self._first).partition(b"\n")
+        if data and not sep and len(self._first) <= _MAX_TOKEN_LINE:
+            return b""
+        self._first = bytearray()
+        if sep and self._listener.policy.token_ok([line.strip()]):
+            self._authed = True
+            self._heard = time.monotonic()
+            return rest
+        self.tally.refuse("bad_tokens", f"{self.name}: refused {self.peer}: its first line is not the token")
+        self._close_client()
         return b""
 
     def _knock(self) -> None:

@@ -1,8 +1,9 @@
-"""``udp://HOST:PORT[?hold=S]``: datagrams (HyperIMU over UDP), each holding one or more lines.
+"""``udp://HOST:PORT[?hold=S&allow=PEER,...]``: datagrams (HyperIMU over UDP), each holding one or more lines.
 
 One sender per stream: datagrams from another address while the current sender was heard within ``hold``
 seconds are dropped at the door (counted in ``refused_datagrams``, the first noted with both addresses);
-after that the new address takes over (``takeovers``).
+after that the new address takes over (``takeovers``). With ``allow=``, datagrams from other addresses are
+dropped before anything else (``refused_peers``; a datagram carries no token).
 
 A ``\\n`` is appended to a datagram that does not end in one. The socket is read directly by the reader
 thread; the kernel's receive buffer (grown to 4 MB where allowed) holds bursts, and datagrams the kernel
@@ -16,7 +17,7 @@ import socket
 import struct
 import sys
 
-from hartool.wire.door import HOLD_S, SenderGate
+from hartool.wire.door import HOLD_S, OPEN, PeerPolicy, SenderGate
 from hartool.wire.net import address_family, bind_error
 from hartool.wire.port import Counters, DeviceGone, Port, printable
 
@@ -48,7 +49,8 @@ class UdpPort(Port):
     listening = True
     _MAX_DATAGRAM = 65535
 
-    def __init__(self, host: str, port: int, timeout: float = 0.05, *, hold_s: float = HOLD_S) -> None:
+    def __init__(self, host: str, port: int, timeout: float = 0.05, *, hold_s: float = HOLD_S,
+                 policy: PeerPolicy = OPEN) -> None:
         spec = f"udp://{host}:{port}"
         family, _ = address_family(host, socket.SOCK_DGRAM)
         sock = socket.socket(family, socket.SOCK_DGRAM)
@@ -69,8 +71,9 @@ class UdpPort(Port):
         self._sock = sock
         self.address = (host, int(sock.getsockname()[1]))
         super().__init__(f"udp://{host}:{self.address[1]}", timeout,
-                         Counters("datagrams", "overflow", "refused_datagrams", "takeovers"))
+                         Counters("datagrams", "overflow", "refused_datagrams", "takeovers", *policy.counter_names()))
         self._gate = SenderGate(hold_s)
+        self._policy = policy
         self._pending = bytearray()
 
     def read(self, n: int) -> bytes:
@@ -97,6 +100,10 @@ class UdpPort(Port):
         for level, kind, value in anc:
             if level == socket.SOL_SOCKET and kind == _SO_RXQ_OVFL and len(value) >= 4:
                 self.tally.set("overflow", struct.unpack("=I", value[:4])[0])  # cumulative, from the kernel
+        if not self._policy.allows(addr[0]):
+            self.tally.refuse("refused_peers", f"{self.name}: dropped datagrams from {printable(addr[0])}:{addr[1]}: "
+                                               "not in allow=")
+            return True
         if not self._admit(f"{printable(addr[0])}:{addr[1]}"):
             return True
         self.tally.add("datagrams")

@@ -68,9 +68,11 @@ MQTT = SinkType("mqtt", (
 def _open_page(values: dict[str, Any], ctx: SinkContext) -> Sink | None:
     if not values.get("serve"):
         return None
+    from ...wire.door import read_token
     from .page import LivePageSink, parse_host_port
 
     host, port = parse_host_port(values["serve"])
+    token = read_token(values["token_file"]) if values.get("token_file") else None
     others = list(ctx.opened)  # the sinks opened before the page (the publisher): their counters show on it
 
     def counters() -> dict[str, Any]:
@@ -79,9 +81,9 @@ def _open_page(values: dict[str, Any], ctx: SinkContext) -> Sink | None:
             out.update({k: v for k, v in sink.counters().items() if k != "mqtt_connected"})
         return out
 
-    page = LivePageSink(host, port, ctx.labels, title=ctx.title, counters=counters)
+    page = LivePageSink(host, port, ctx.labels, title=ctx.title, counters=counters, token=token)
     page.start()
-    ctx.on_status(f"live page on {page.url}")
+    ctx.on_status(f"live page on {page.url}{page.server.token_note()}")
     return page
 
 
@@ -92,4 +94,6 @@ def _page_summary(c: dict[str, Any]) -> list[str]:
 PAGE = SinkType("page", (
     SinkOption("--serve", "Serve a live page (current activity, timeline, probabilities, counters) here.",
                metavar="HOST:PORT"),
+    SinkOption("--token-file", "The page then needs the token in this file's first line (?token=... once, "
+                               "then a cookie; or an Authorization: Bearer header).", "file", needs="serve"),
 ), _open_page, _page_summary)

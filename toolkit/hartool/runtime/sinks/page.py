@@ -11,19 +11,17 @@ Routes: ``/`` the page, ``/static/NAME`` its CSS/JS (package data in ``hartool/r
 Exposure (SECURITY.md): the server binds 127.0.0.1 unless given a host (``--serve :PORT`` is localhost,
 ``--serve 0.0.0.0:PORT`` every interface). Every request's ``Host`` header must be an IP address,
 ``localhost``, this machine's name (or NAME.local) or the name it was bound to, else 403: a web page
-elsewhere cannot reach the server through DNS rebinding. With a token (``read_token``), every request
-needs it as ``?token=``, an ``Authorization: Bearer`` header or the cookie that a tokened visit to ``/``
-sets, else 401. Device strings are made safe (``safe_text``) here and set as text (never HTML) by the page's
+elsewhere cannot reach the server through DNS rebinding. With a token (:func:`hartool.wire.door.read_token`),
+every request needs it as ``?token=``, an ``Authorization: Bearer`` (or ``X-Hartool-Token``) header or the
+cookie that a tokened visit to ``/`` sets, else 401. Device strings are made safe (``safe_text``) here and set as text (never HTML) by the page's
 scripts; a Content-Security-Policy allows only the page's own scripts.
 """
 
 from __future__ import annotations
 
 import errno
-import hmac
 import ipaddress
 import json
-import os
 import socket
 import threading
 import time
@@ -32,14 +30,13 @@ from collections.abc import Callable, Sequence
 from http.cookies import CookieError, SimpleCookie
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
-from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 from ...core.errors import WireError
 from ...core.safetext import MAX_LABEL, safe_text
+from ...wire.door import offered_tokens, same_token
 
-__all__ = ["LiveHub", "LivePageSink", "LiveServer", "parse_host_port", "read_token", "window_event"]
+__all__ = ["LiveHub", "LivePageSink", "LiveServer", "parse_host_port", "window_event"]
 
 HISTORY = 1200          # events kept for a page that connects late (about 25 min at one window per 1.28 s)
 HEARTBEAT_S = 10.0      # an SSE comment keeps proxies and the browser from timing out an idle stream
@@ -50,7 +47,6 @@ _CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; 
 LOCALHOST = "127.0.0.1"
 WILDCARDS = ("0.0.0.0", "::")
 TOKEN_COOKIE = "hartool_token"
-MIN_TOKEN_CHARS = 16
 # Only the page's own files: an injected string could not run a script even if it reached the HTML.
 _SECURITY_HEADERS = (("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'"),
                      ("X-Content-Type-Options", "nosniff"), ("Referrer-Policy", "no-referrer"))
@@ -64,19 +60,6 @@ def parse_host_port(text: str) -> tuple[str, int]:
         raise WireError(f"bad --serve address {text!r}: expected HOST:PORT, e.g. 127.0.0.1:8080 "
                         "(:PORT for this machine only, 0.0.0.0:PORT for every interface)")
     return host.strip("[]") or LOCALHOST, int(port_text)
-
-
-def read_token(path: str | os.PathLike[str]) -> str:
-    """The page token: the first line of ``path``; WireError when unreadable or shorter than 16 characters."""
-    try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise WireError(f"cannot read token file {path}: {exc.__class__.__name__}") from exc
-    token = lines[0].strip() if lines else ""
-    if len(token) < MIN_TOKEN_CHARS:
-        raise WireError(f"token file {path}: the token must be at least {MIN_TOKEN_CHARS} characters, e.g. "
-                        "python3 -c 'import secrets; print(secrets.token_urlsafe())'")
-    return token
 
 
 def _host_names(bound: str) -> frozenset[str]:
@@ -203,11 +186,7 @@ class _Handler(BaseHTTPRequestHandler):
         token = self.server.token
         if not token:
             return False
-        offered = parse_qs(urlsplit(self.path).query).get("token", [])
-        auth = self.headers.get("Authorization", "")
-        if auth.lower().startswith("bearer "):
-            offered.append(auth[7:].strip())
-        fresh = any(_same(token, o) for o in offered)
+        fresh = any(same_token(token, o) for o in offered_tokens(self.path, self.headers))
         if fresh:
             return True
         try:
@@ -215,7 +194,7 @@ class _Handler(BaseHTTPRequestHandler):
         except CookieError:
             return None
         morsel = jar.get(TOKEN_COOKIE)
-        return False if morsel is not None and _same(token, morsel.value) else None
+        return False if morsel is not None and same_token(token, morsel.value) else None
 
     def _send(self, code: int, kind: str, body: bytes, cookie: str | None = None) -> None:
         self.send_response(code)
@@ -261,10 +240,6 @@ class _Handler(BaseHTTPRequestHandler):
     def _event(self, kind: str, data: dict[str, Any]) -> None:
         self.wfile.write(f"event: {kind}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode())
         self.wfile.flush()
-
-
-def _same(token: str, offered: str) -> bool:
-    return hmac.compare_digest(token.encode("utf-8"), offered.encode("utf-8", "replace"))
 
 
 class _Server(ThreadingHTTPServer):
@@ -316,9 +291,11 @@ class LiveServer:
         text = self.url
         if host in WILDCARDS:
             text += f" (every interface: http://{socket.gethostname()}:{port}/ from other machines)"
-        if self.token:
-            text += " (token required: add ?token=... from the token file)"
-        return text
+        return text + self.token_note()
+
+    def token_note(self) -> str:
+        """What a status line adds when the page needs a token ("" when it does not)."""
+        return " (token required: add ?token=... from the token file)" if self.token else ""
 
     def start(self) -> LiveServer:
         self._thread.start()
