@@ -67,7 +67,7 @@ def test_record_with_the_right_or_confirmed_units_stores_them(tmp_path: Path, ar
     sent.write_text("".join(",".join(f"{v:.5f}" for v in row) + "\n"
                             for row in np.column_stack([values[:, :3] * G, values[:, 3:]])))
     out = tmp_path / "bob.csv"
-    proc = hartool("record", "--port", str(sent), "--label", "WALKING", "--out", str(out), *args)
+    hartool("record", "--port", str(sent), "--label", "WALKING", "--out", str(out), *args)
     session = read_csv_session(out)
     assert len(session.values) == len(values)
     assert float(session.values[:, 2].mean()) == pytest.approx(acc_mean_z * values[:, 2].mean(), rel=1e-3)

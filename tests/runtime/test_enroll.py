@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -403,3 +404,22 @@ def test_free_orientation_bundle_enrolls_windows_calibrated_like_the_stream(bund
     k = after_walk[0]
     uncalibrated = transform.preprocess(samples[starts[k]:starts[k] + window])
     assert np.abs(stored[k * per_stride] - uncalibrated).max() > 0.5  # the tilt was really turned back
+
+
+def test_a_head_under_the_recall_floor_is_refused_unless_forced(bundle: Path, tmp_path: Path) -> None:
+    """Standing taught as a "new" activity: the model's own STANDING takes its windows, so the expected recall
+    is under the floor; nothing is saved without --force, and the forced head says what it expected."""
+    idle = _write_csv(tmp_path / "idle.csv", _activity("STANDING", 30.0, 4))
+    before = (bundle / "manifest.json").read_bytes()
+    refused = hartool("enroll", str(bundle), "--label", "IDLE", "--port", str(idle), "--min-recall", "1.0",
+                      check=False)
+    assert refused.returncode == 1, refused.stderr
+    last = refused.stderr.strip().splitlines()[-1]
+    got = re.fullmatch(r"Error: expected recall of IDLE: (\d+) % \(held-out half of the recording\), under "
+                       r"--min-recall 100 %: nothing saved; record it longer or more distinctly, or pass --force", last)
+    assert got is not None, refused.stderr
+    assert (bundle / "manifest.json").read_bytes() == before and not list(bundle.glob("head-*.npz"))
+    forced = json.loads(hartool("enroll", str(bundle), "--label", "IDLE", "--port", str(idle), "--min-recall", "1.0",
+                                "--force", "--json").stdout)
+    assert round(forced["expected"]["IDLE"]["recall"] * 100) == int(got.group(1)) < 100
+    assert forced["head"]["name"] == "enrolled"

@@ -43,6 +43,7 @@ __all__ = ["DETECT_SAMPLES", "RATE_TOLERANCE", "Batch", "IngestOptions", "Ingest
 
 RATE_TOLERANCE = 0.10  # a device rate this far from the model's is worth a note
 DETECT_SAMPLES = 8  # timestamps collected before an automatic time-unit decision
+_RATE_SAMPLES = 50  # device timestamps the device rate is measured over (median spacing)
 _ARRIVAL_SPAN_S, _ARRIVAL_SAMPLES = 2.0, 20  # what a rate from arrival times is measured over
 
 #: One sensor on its own clock: (name, model channel indices, times in s, values in model units).
@@ -179,6 +180,7 @@ class IngestStage:
         self._held: list[tuple[Batch, object]] = []  # (batch, tag) waiting for the time unit
         self._arrival = _ArrivalRate()
         self._rate_told = False
+        self._rate_times: list[np.ndarray] = []  # device times (s) kept until the rate is measured
         self._unit_checked = opts.units_confirmed
         self._first: list[np.ndarray] = []  # converted samples kept until the units are judged
         self._messages: list[str] = []
@@ -417,10 +419,20 @@ class IngestStage:
             self._say(f"warning: {doubt.advice()}")
 
     def _tell_device_rate(self, t_s: np.ndarray) -> None:
-        if self._rate_told or len(t_s) < 2 or t_s[-1] <= t_s[0]:
+        """The device's rate from the median spacing of its first ``_RATE_SAMPLES`` timestamps: robust to
+        jitter and to a dropped sample (first-to-last over a window with drops reads low)."""
+        if self._rate_told:
+            return
+        self._rate_times.append(np.asarray(t_s, dtype=np.float64))
+        if sum(len(t) for t in self._rate_times) < _RATE_SAMPLES:
+            return
+        steps = np.diff(np.concatenate(self._rate_times))
+        self._rate_times = []
+        steps = steps[steps > 0]
+        if not len(steps):
             return
         self._rate_told = True
-        rate = (len(t_s) - 1) / float(t_s[-1] - t_s[0])
+        rate = 1.0 / float(np.median(steps))
         self.measured_rate_hz = rate
         if abs(rate - self.rate_hz) > RATE_TOLERANCE * self.rate_hz:
             self._say(f"device clock: about {rate:.1f} samples/s; resampling to the model's {self.rate_hz:g} Hz")

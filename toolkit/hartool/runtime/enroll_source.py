@@ -47,6 +47,9 @@ class EnrollOptions:
     artifact: str | None = None
     by: str | None = None
     min_seconds: float = MIN_SECONDS
+    # A new activity whose expected recall (held-out half of its recording) is under this is not saved ...
+    min_recall: float = 0.5
+    force: bool = False  # ... unless forced
     # Live sources: give up after this long without enough samples.
     timeout_s: float | None = None
     params: FitParams = field(default_factory=FitParams)
