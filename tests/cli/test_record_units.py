@@ -119,3 +119,16 @@ def test_record_never_replaces_an_existing_file_without_force(tmp_path: Path) ->
         "alice.csv", "sent.txt"]
     hartool(*args, "--force")
     assert len(read_csv_session(out).values) == 200
+
+
+def test_a_recording_with_t_s_in_seconds_is_not_announced_as_ms(tmp_path: Path) -> None:
+    """Replaying a `record` CSV (t_s in seconds): no "device timestamps are in ms (detected ...)" note."""
+    values = _walking(300)
+    src = tmp_path / "src.csv"
+    src.write_text(format_header({"subject": "x", "sample_rate_hz": 50})
+                   + "".join(format_row(i / 50, row, "WALKING") for i, row in enumerate(values)))
+    proc = hartool("record", "--port", str(src), "--label", "WALKING", "--out", str(tmp_path / "copy.csv"))
+    assert "device timestamps are in" not in proc.stderr, proc.stderr
+    copy = read_csv_session(tmp_path / "copy.csv")
+    np.testing.assert_allclose(copy.t_s, np.arange(300) / 50, atol=1e-6)
+    np.testing.assert_allclose(copy.values, read_csv_session(src).values, atol=1e-6)
