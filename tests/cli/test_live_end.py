@@ -70,3 +70,17 @@ def test_stream_tells_a_quiet_sender_once_and_until_quiet_ends_it(quantized_bund
     assert summary is not None, stderr
     assert int(summary.group(1)) == sent == 400
     assert len(stdout.splitlines()) == int(summary.group(2)) >= 4
+
+
+def test_device_rate_is_read_from_the_median_spacing(quantized_bundle: Path, tmp_path: Path) -> None:
+    """100 Hz with 2 ms jitter and every 20th sample lost: the summary says 100.0 Hz, not first-to-last's ~95."""
+    rng = np.random.default_rng(5)
+    n = 3000
+    t_ms = np.maximum.accumulate(np.round(np.arange(n) * 10.0 + rng.normal(0, 2.0, n)).astype(int))
+    keep = np.arange(n) % 20 != 19
+    values = np.column_stack([rng.normal(0, 0.3, (n, 3)) + [0, 0, 1], rng.normal(0, 1.0, (n, 3))])
+    src = tmp_path / "jitter.txt"
+    src.write_text("".join(f"{t}," + ",".join(f"{v:.4f}" for v in row) + "\n"
+                           for t, row in zip(t_ms[keep], values[keep], strict=True)))
+    proc = hartool("stream", str(quantized_bundle), "--port", str(src), "--time-unit", "ms", "--smooth", "none")
+    assert "; device rate 100.0 Hz" in proc.stderr, proc.stderr
