@@ -84,3 +84,18 @@ def test_device_rate_is_read_from_the_median_spacing(quantized_bundle: Path, tmp
                            for t, row in zip(t_ms[keep], values[keep], strict=True)))
     proc = hartool("stream", str(quantized_bundle), "--port", str(src), "--time-unit", "ms", "--smooth", "none")
     assert "; device rate 100.0 Hz" in proc.stderr, proc.stderr
+
+
+def test_simulate_says_the_speed_it_reached(tmp_path: Path) -> None:
+    """UDP needs no listener: the sender runs as fast as it can (--speed 0) or misses an impossible speed."""
+    _recording(tmp_path / "src.csv", 500)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sink:  # a bound port that swallows the datagrams
+        sink.bind(("127.0.0.1", 0))
+        port = sink.getsockname()[1]
+        base = ["simulate", "--as", "hyperimu-udp", "--to", f"127.0.0.1:{port}", "--csv", str(tmp_path / "src.csv")]
+        fast = hartool(*base, "--speed", "0")
+        slow = hartool(*base, "--speed", "1000000")
+    reached = re.search(r"as fast as possible: about (\d+\.\d)x real time", fast.stderr)
+    assert reached is not None and float(reached.group(1)) > 0, fast.stderr
+    missed = re.search(r"warning: could not keep x1e\+06: reached about x(\d+\.\d) real time", slow.stderr)
+    assert missed is not None and float(missed.group(1)) < 1e6, slow.stderr

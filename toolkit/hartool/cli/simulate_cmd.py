@@ -118,6 +118,7 @@ def _play_app(kind: str, to: str, values, src_rate: float, rate_hz: float | None
            f"packets (jitter {jitter_ms:g} ms) to {to} x {speed:g}")
     sender = SenderThread(lambda stop: play_app(kind, packets, to, speed=speed, stop=stop,
                                                 drop_every=reconnect_every))
+    started = time.monotonic()
     sender.start()
     try:
         while sender.is_alive():
@@ -127,10 +128,22 @@ def _play_app(kind: str, to: str, values, src_rate: float, rate_hz: float | None
     if sender.error is not None:
         raise sender.error
     stats = sender.stats
+    if stats is not None and not stats.stopped:
+        _tell_speed(packets[-1].t_s - packets[0].t_s, time.monotonic() - started, speed)
     if stats is not None:
         answers = ", ".join(f"{code}: {n}" for code, n in sorted(stats.http_status.items()))
         status(f"sent {stats.packets} packets ({stats.samples} readings, {stats.bytes} bytes) over "
                f"{stats.connections} connection(s)" + (f"; HTTP answers {answers}" if answers else ""))
+
+
+def _tell_speed(span_s: float, elapsed_s: float, speed: float) -> None:
+    """Say the speed reached (real time x, connection set-up included) when it is not the one asked for."""
+    reached = span_s / elapsed_s if elapsed_s > 0 else float("inf")
+    if speed == 0:
+        status(f"as fast as possible: about {reached:.1f}x real time")
+    elif reached < 0.9 * speed:
+        status(f"warning: could not keep x{speed:g}: reached about x{reached:.1f} real time "
+               "(this sender or the host is too slow)")
 
 
 def _play_serial(values, opts: DeviceOptions, keep_open: bool) -> None:  # type: ignore[no-untyped-def]
