@@ -114,6 +114,10 @@ def test_enroll_list_replace_remove_and_stream(bundle: Path, recordings: dict[st
     result = json.loads(proc.stdout)
     head = result["head"]
     assert result["added"] == [NEW] and head["new_labels"] == [NEW] and head["name"] == "enrolled"
+    # The capture's countdown on stderr (printed by the CLI from the library's progress callback).
+    assert [ln for ln in proc.stderr.splitlines() if ln.startswith("captured ")] == [
+        "captured 5 s of 30 s (25 s to go)", "captured 10 s of 30 s (20 s to go)", "captured 15 s of 30 s (15 s to go)",
+        "captured 20 s of 30 s (10 s to go)", "captured 25 s of 30 s (5 s to go)", "captured 30 s of 30 s"]
     # 30 s at 50 Hz, windows of 128 every 16 samples: (1500 - 128) // 16 + 1.
     assert result["seconds"] == 30.0 and result["windows"] == 86
     manifest = json.loads((bundle / "manifest.json").read_text())

@@ -74,7 +74,7 @@ def enroll(bundle: Path, label: str | None, source: SourceSpec | None, seconds: 
         raise click.UsageError("give --label NAME for the new activity (or --personalize)")
     opts = lib.EnrollOptions(source, label=label, seconds=seconds, personalize=personalize, replace=replace,
                              artifact=artifact, by=by, min_seconds=min_seconds, min_recall=min_recall,
-                             force=force)
+                             force=force, on_progress=_countdown)
     status(f"{'personalizing' if personalize else 'enrolling ' + str(label)} from {source.port}")
     result = lib.enroll(bundle, opts, on_status=status)
     for line in result.warnings:
@@ -89,6 +89,12 @@ def enroll(bundle: Path, label: str | None, source: SourceSpec | None, seconds: 
     for name, exp in result.expected.items():
         if exp:
             click.echo(f"expected recall of {name}: {pct(exp['recall'], 0)} (held-out half of the recording)")
+
+
+def _countdown(done_s: int, want_s: int) -> None:
+    """Progress of the capture on stderr: every 5 s captured, and the last second."""
+    if done_s % 5 == 0 or done_s >= want_s:
+        status(f"captured {done_s} s of {want_s} s" + (f" ({want_s - done_s} s to go)" if done_s < want_s else ""))
 
 
 def _result_json(result: object) -> dict:
