@@ -259,3 +259,9 @@ def test_plot_without_matplotlib(bench_run, monkeypatch):
     path = bench_run["dir"] / "r.json"
     _assert_one_line_error(invoke("compare", path, "--plot", "x.png"),
                            "--plot needs matplotlib, which is not installed (pip install matplotlib)")
+
+
+def test_benchmark_warns_when_runs_are_too_few_for_its_percentiles(bench_run):
+    warnings = [ln for ln in bench_run["proc"].stderr.splitlines() if "too few" in ln]
+    assert warnings == ["warning: --runs 20 is too few for the tail percentiles printed (p90 needs >= 100, p99 needs "
+                        ">= 1000 runs: ten beyond the percentile); they are noisy"]

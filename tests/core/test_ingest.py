@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from hartool.core.errors import WireError
-from hartool.core.ingest import DETECT_SAMPLES, IngestOptions, IngestStage
+from hartool.core.ingest import DETECT_SAMPLES, IngestOptions, IngestStage, UnitsError
 from hartool.wire.batch import DecodedBatch, SensorPart
 
 CHANNELS = [{"name": n, "unit": "g" if n.startswith("acc") else "rad/s"}
@@ -36,11 +36,19 @@ def test_batches_wait_for_the_time_unit_then_come_out_on_the_grid_in_order() -> 
 
 def test_units_are_scaled_and_m_s2_sent_as_g_is_told() -> None:
     stage = IngestStage(CHANNELS, 50.0, IngestOptions(gyro_unit="deg/s"))
-    values = np.tile([[0.0, 0.0, 9.81, 180.0, 0.0, 0.0]], (25, 1))
+    values = np.tile([[0.0, 0.0, 9.81, 180.0, 0.0, 0.0]], (50, 1))
     (chunk,) = stage.feed(_batch(None, values))
     assert chunk.t is None and not chunk.restart
     np.testing.assert_allclose(chunk.values[0], [0, 0, 9.81, np.pi, 0, 0], rtol=1e-6)
-    assert any("device probably sends m/s2" in m for m in stage.pop_messages())
+    assert stage.pop_messages() == ["warning: acceleration looks like m/s2 (median |acc| 9.8): pass --acc-unit m/s2, "
+                                    "or --acc-unit g --units-confirmed"]
+    confirmed = IngestStage(CHANNELS, 50.0, IngestOptions(gyro_unit="deg/s", units_confirmed=True,
+                                                          refuse_doubtful_units=True))
+    confirmed.feed(_batch(None, values))
+    assert confirmed.pop_messages() == []
+    refusing = IngestStage(CHANNELS, 50.0, IngestOptions(gyro_unit="deg/s", refuse_doubtful_units=True))
+    with pytest.raises(UnitsError, match=r"^acceleration looks like m/s2 \(median \|acc\| 9\.8\): pass --acc-unit"):
+        refusing.feed(_batch(None, values))
 
 
 def test_a_sequence_break_restarts_the_grid_and_is_counted() -> None:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -113,6 +114,10 @@ def test_enroll_list_replace_remove_and_stream(bundle: Path, recordings: dict[st
     result = json.loads(proc.stdout)
     head = result["head"]
     assert result["added"] == [NEW] and head["new_labels"] == [NEW] and head["name"] == "enrolled"
+    # The capture's countdown on stderr (printed by the CLI from the library's progress callback).
+    assert [ln for ln in proc.stderr.splitlines() if ln.startswith("captured ")] == [
+        "captured 5 s of 30 s (25 s to go)", "captured 10 s of 30 s (20 s to go)", "captured 15 s of 30 s (15 s to go)",
+        "captured 20 s of 30 s (10 s to go)", "captured 25 s of 30 s (5 s to go)", "captured 30 s of 30 s"]
     # 30 s at 50 Hz, windows of 128 every 16 samples: (1500 - 128) // 16 + 1.
     assert result["seconds"] == 30.0 and result["windows"] == 86
     manifest = json.loads((bundle / "manifest.json").read_text())
@@ -404,3 +409,22 @@ def test_free_orientation_bundle_enrolls_windows_calibrated_like_the_stream(bund
     k = after_walk[0]
     uncalibrated = transform.preprocess(samples[starts[k]:starts[k] + window])
     assert np.abs(stored[k * per_stride] - uncalibrated).max() > 0.5  # the tilt was really turned back
+
+
+def test_a_head_under_the_recall_floor_is_refused_unless_forced(bundle: Path, tmp_path: Path) -> None:
+    """Standing taught as a "new" activity: the model's own STANDING takes its windows, so the expected recall
+    is under the floor; nothing is saved without --force, and the forced head says what it expected."""
+    idle = _write_csv(tmp_path / "idle.csv", _activity("STANDING", 30.0, 4))
+    before = (bundle / "manifest.json").read_bytes()
+    refused = hartool("enroll", str(bundle), "--label", "IDLE", "--port", str(idle), "--min-recall", "1.0",
+                      check=False)
+    assert refused.returncode == 1, refused.stderr
+    last = refused.stderr.strip().splitlines()[-1]
+    got = re.fullmatch(r"Error: expected recall of IDLE: (\d+) % \(held-out half of the recording\), under "
+                       r"--min-recall 100 %: nothing saved; record it longer or more distinctly, or pass --force", last)
+    assert got is not None, refused.stderr
+    assert (bundle / "manifest.json").read_bytes() == before and not list(bundle.glob("head-*.npz"))
+    forced = json.loads(hartool("enroll", str(bundle), "--label", "IDLE", "--port", str(idle), "--min-recall", "1.0",
+                                "--force", "--json").stdout)
+    assert round(forced["expected"]["IDLE"]["recall"] * 100) == int(got.group(1)) < 100
+    assert forced["head"]["name"] == "enrolled"

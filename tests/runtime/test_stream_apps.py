@@ -178,7 +178,8 @@ def test_hyperimu_csv_without_options_is_read_and_the_unit_slip_is_named(quantiz
     summary = run_stream(quantized_bundle, StreamOptions(SourceSpec(str(replay))), rows.append, msgs.append)
     assert any("3 more fields per line ignored" in m for m in msgs), msgs
     assert any(m.startswith("device timestamps are in ms") for m in msgs), msgs
-    assert any(m.startswith("warning: acceleration magnitude is about 9.") and "--acc-unit m/s2" in m for m in msgs)
+    assert any(m.startswith("warning: acceleration looks like m/s2 (median |acc| ") and "--acc-unit m/s2" in m
+               for m in msgs), msgs
     assert summary.time_unit == "ms" and summary.bad_lines == 0 and len(rows) == _windows((N - 1) / 50.0)
 
 
@@ -208,5 +209,6 @@ def test_m_s2_sent_as_g_is_named_when_lines_come_one_by_one(quantized_bundle: Pa
         done.set()
         sender.join(10)
     assert summary.end_reason == "max_windows" and len(rows) == 2
-    warnings = [m for m in msgs if "probably sends m/s2" in m]
-    assert len(warnings) == 1 and "about 9.7 g" in warnings[0], msgs
+    warnings = [m for m in msgs if "looks like m/s2" in m]
+    assert warnings == ["warning: acceleration looks like m/s2 (median |acc| 9.7): pass --acc-unit m/s2, "
+                        "or --acc-unit g --units-confirmed"], msgs

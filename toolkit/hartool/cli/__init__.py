@@ -40,6 +40,12 @@ class LazyGroup(click.Group):
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name not in COMMANDS:
             return None
+        if not ctx.params.get("debug"):
+            quiet_third_party_logs()  # before the command's module (and perhaps TensorFlow) is imported
+            if cmd_name in _TF_COMMANDS:
+                from ..train.tflog import import_tensorflow_quietly
+
+                import_tensorflow_quietly()
         module_name, attr = COMMANDS[cmd_name][0].split(":")
         return getattr(importlib.import_module(module_name), attr)
 
@@ -74,6 +80,25 @@ def cli(ctx: click.Context, debug: bool) -> None:
     """
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
+
+
+# Set before TensorFlow is imported (when a command is looked up, or in a child process that inherits the environment): its C++ INFO and
+# WARNING lines (oneDNN, CPU features, absl's "before InitializeLog"), gRPC's and its Python loggers' chatter would
+# bury hartool's own output. --debug leaves them on; a value the user set is kept.
+_QUIET_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2", "GLOG_minloglevel": "2", "GRPC_VERBOSITY": "ERROR"}
+_QUIET_LOGGERS = ("tensorflow", "absl", "keras", "h5py")
+_TF_COMMANDS = ("train", "quantize", "demo", "export")  # they import TensorFlow: quietly, up front
+
+
+def quiet_third_party_logs() -> None:
+    """Silence TensorFlow/absl/oneDNN log noise for this process and its children (not our own status)."""
+    import logging
+    import os
+
+    for key, value in _QUIET_ENV.items():
+        os.environ.setdefault(key, value)
+    for name in _QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
 
 
 def _as_interrupt(signum: int, frame: FrameType | None) -> None:

@@ -54,6 +54,19 @@ class _Bar:
         self.bar.update(max(0, done - self.bar.pos), label)
 
 
+# A tail percentile is worth printing with at least ten runs beyond it: p90 needs 100 runs, p99 1000.
+_TAIL_RUNS = {"p90": 100, "p99": 1000}
+
+
+def runs_warning(runs: int) -> str | None:
+    """The warning for ``runs`` too few for the tail percentiles the table prints (None: enough)."""
+    short = [f"{name} needs >= {need}" for name, need in _TAIL_RUNS.items() if runs < need]
+    if not short:
+        return None
+    return (f"warning: --runs {runs} is too few for the tail percentiles printed ({', '.join(short)} runs: ten "
+            "beyond the percentile); they are noisy")
+
+
 @click.command()
 @click.argument("bundle", type=click.Path(path_type=Path))
 @click.option("--artifacts", default="",
@@ -140,6 +153,9 @@ def _measure(bundle: Path, opts: Any) -> dict[str, Any]:
     status(f"machine: {machine_summary(machine_info())}")
     status(f"benchmarking {bundle}: {len(plan.jobs)} measurements, {opts.runs} timed runs each after "
            f"{opts.warmup} warm-up, batch {opts.batch}")
+    few = runs_warning(opts.runs)
+    if few:
+        status(few)
     with click.progressbar(length=plan.total_calls, label="measuring", file=sys.stderr, show_pos=False,
                            item_show_func=lambda item: item) as bar:
         doc = execute_plan(plan, progress=_Bar(bar))

@@ -36,10 +36,13 @@ from .options import source_options  # noqa: E402
 @click.option("--by", default=None, help="Who enrolls (default: the login name).")
 @click.option("--min-seconds", type=click.FloatRange(0.0, 600.0), default=10.0, show_default=True,
               help="Shorter recordings are refused.")
+@click.option("--min-recall", type=click.FloatRange(0.0, 1.0), default=0.5, show_default=True,
+              help="Refuse to save a new activity whose expected recall (held-out half) is below this.")
+@click.option("--force", is_flag=True, help="Save the head even below --min-recall.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 def enroll(bundle: Path, label: str | None, source: SourceSpec | None, seconds: float, personalize: bool,
            replace: bool, remove_label: str | None, list_: bool, artifact: str | None, by: str | None,
-           min_seconds: float, as_json: bool) -> None:
+           min_seconds: float, min_recall: float, force: bool, as_json: bool) -> None:
     """Teach BUNDLE a new activity from SECONDS of the wearer doing it; numpy and the interpreter only.
 
     The bundle keeps the fitted head (head-*.npz), the wearer's windows (enroll-*.npz) and, in its
@@ -70,7 +73,8 @@ def enroll(bundle: Path, label: str | None, source: SourceSpec | None, seconds: 
     if not personalize and not label:
         raise click.UsageError("give --label NAME for the new activity (or --personalize)")
     opts = lib.EnrollOptions(source, label=label, seconds=seconds, personalize=personalize, replace=replace,
-                             artifact=artifact, by=by, min_seconds=min_seconds)
+                             artifact=artifact, by=by, min_seconds=min_seconds, min_recall=min_recall,
+                             force=force, on_progress=_countdown)
     status(f"{'personalizing' if personalize else 'enrolling ' + str(label)} from {source.port}")
     result = lib.enroll(bundle, opts, on_status=status)
     for line in result.warnings:
@@ -85,6 +89,12 @@ def enroll(bundle: Path, label: str | None, source: SourceSpec | None, seconds: 
     for name, exp in result.expected.items():
         if exp:
             click.echo(f"expected recall of {name}: {pct(exp['recall'], 0)} (held-out half of the recording)")
+
+
+def _countdown(done_s: int, want_s: int) -> None:
+    """Progress of the capture on stderr: every 5 s captured, and the last second."""
+    if done_s % 5 == 0 or done_s >= want_s:
+        status(f"captured {done_s} s of {want_s} s" + (f" ({want_s - done_s} s to go)" if done_s < want_s else ""))
 
 
 def _result_json(result: object) -> dict:

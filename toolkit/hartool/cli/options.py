@@ -18,7 +18,7 @@ from ..wire.spec import SourceSpec
 __all__ = ["SOURCE_KEYS", "SmoothType", "source_options"]
 
 SOURCE_KEYS = ("port", "baud", "protocol", "columns", "time_unit", "acc_unit", "gyro_unit", "acc_lsb", "gyro_lsb",
-               "reconnect")
+               "reconnect", "units_confirmed")
 
 PORT_HELP = ("Device path (/dev/ttyACM0, /dev/rfcomm0), pyserial URL (socket://HOST:PORT), a listening source for "
              "phones (tcp-listen://HOST:PORT, udp://HOST:PORT, http://HOST:PORT/PATH, mqtt://BROKER:PORT/TOPIC), "
@@ -50,6 +50,9 @@ def _source_option_list(port_help: str, required: bool, reconnect: bool) -> list
                      help="g per count, with --acc-unit raw (MPU6050 ±2 g: 6.1035e-5)."),
         click.option("--gyro-lsb", type=click.FloatRange(min=0, min_open=True), default=None,
                      help="deg/s per count, with --gyro-unit raw (MPU6050 ±250 dps: 0.0076336)."),
+        click.option("--units-confirmed", is_flag=True,
+                     help="The units given are right even if the first second's magnitudes look like others "
+                          "(m/s2 vs g, deg/s vs rad/s)."),
     ]
     if reconnect:
         options.append(click.option("--reconnect", is_flag=True,

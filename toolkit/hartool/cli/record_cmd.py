@@ -67,17 +67,22 @@ def _key_source(keys: str | None, port: str) -> Iterator[int]:
 @click.option("--duration", "duration_s", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Stop after S seconds (default: q or Ctrl-C).")
 @click.option("--rate", "rate_hz", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Nominal sample rate for the header; also the rate that sensors on separate clocks "
-                   "(Sensor Logger) are resampled to [default: 50].")
+              help="Sample rate of the rows, written into the header: the samples are resampled to it "
+                   "(default: rows at the sender's own rate; sensors on separate clocks, e.g. Sensor Logger, "
+                   "on a 50 Hz grid).")
 @click.option("--keys", default=None, metavar="TTY",
               help="Terminal to read label keys from (default: this one; /dev/tty when --port is '-').")
+@click.option("--force", is_flag=True, help="Replace --out if it exists (by default an existing file is never "
+                                           "replaced).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 def record(source: SourceSpec, out: Path, label: str | None, labels_text: str | None, subject: str | None,
-           duration_s: float | None, rate_hz: float | None, keys: str | None, as_json: bool) -> None:
+           duration_s: float | None, rate_hz: float | None, keys: str | None, force: bool, as_json: bool) -> None:
     """Record a labelled session into a CSV that `--dataset csv:DIR` trains on.
 
     With --labels, press 1..9 to switch to that label and 0 for none, without restarting; q (or Ctrl-C,
-    or --duration) ends the session. Seconds per label are printed at the end.
+    or --duration) ends the session. Seconds per label are printed at the end. An existing --out is never
+    replaced without --force, and samples whose magnitudes contradict the units given (m/s2 sent as g, ...)
+    stop the session before a file is written, unless --units-confirmed.
 
     \b
     Example:
@@ -89,6 +94,8 @@ def record(source: SourceSpec, out: Path, label: str | None, labels_text: str | 
     labels = _label_list(labels_text)
     if label is None and not labels:
         raise click.UsageError("give --label (one activity) or --labels (switched by keys)")
+    if out.exists() and not force:
+        raise click.ClickException(f"{out} exists; pass --force to replace it, or choose another --out")
     first = label or ""
     if labels and label is not None and first.strip() and _label_list(first)[0] not in labels:
         raise click.BadParameter(f"{label!r} is not one of --labels", param_hint="--label")
@@ -115,7 +122,8 @@ def _run(spec: SourceSpec, out: Path, first: str, labels: list[str], meta: dict[
     layout = spec.check(record_channels())  # --acc-lsb without raw etc.: one line, before opening anything
     options = RecordOptions(label=first, duration_s=duration_s, meta=meta, protocol=spec.protocol, columns=layout,
                             time_unit=spec.time_unit, acc_unit=spec.acc_unit, gyro_unit=spec.gyro_unit,
-                            acc_lsb=spec.acc_lsb, gyro_lsb=spec.gyro_lsb, grid_hz=grid_hz)
+                            acc_lsb=spec.acc_lsb, gyro_lsb=spec.gyro_lsb, units_confirmed=spec.units_confirmed,
+                            grid_hz=grid_hz)
     source = spec.open_port()
     events: queue.Queue[str] = queue.Queue()
     stop = threading.Event()

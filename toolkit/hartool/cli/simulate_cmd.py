@@ -55,17 +55,21 @@ _PROB = click.FloatRange(0.0, 1.0)
               help="Serial: close the port after N samples (unplug).")
 @click.option("--loop", is_flag=True, help="Serial: start over at the end of the recording.")
 @click.option("--no-wait", is_flag=True, help="Serial: start sending at once instead of waiting for the host's 's'.")
-@click.option("--exit-when-done", is_flag=True, help="Serial: close the port after the last sample (like an unplug).")
+@click.option("--keep-open", is_flag=True,
+              help="Serial: keep the port open after the last sample until Ctrl-C (by default the device "
+                   "lets the host read everything, closes the port like an unplug and exits).")
 @click.option("--seed", type=int, default=0, show_default=True)
 def simulate(kind: str, to: str | None, subject: int, dataset: str, csv_file: Path | None, protocol: str,
              rate_hz: float | None, jitter_ms: float | None, fmt: str, batch_ms: float, reconnect_every: int | None,
              speed: float, samples_per_frame: int, noise: float, garbage: float, drop: float, truncate: float,
-             nan_prob: float, disconnect_after: int | None, loop: bool, no_wait: bool, exit_when_done: bool,
+             nan_prob: float, disconnect_after: int | None, loop: bool, no_wait: bool, keep_open: bool,
              seed: int) -> None:
     """Play a held-out subject's recording as a device would send it.
 
     Serial (default): a virtual IMU board; prints its pseudo-terminal path, then streams. It waits for the
     host's start byte ('s', sent by `hartool stream` on connect), so no sample is lost before the host opens it.
+    After the last sample it waits until the host has read everything, closes the port (the host sees an
+    unplug) and exits, unless --loop or --keep-open. App senders exit after their last packet.
 
     Apps: the recording (50 Hz) is resampled to --rate on a jittery clock and sent as the app does, to a host
     that listens (start `hartool stream --port ...` first; TCP and HTTP senders retry for 10 s).
@@ -86,11 +90,13 @@ def simulate(kind: str, to: str | None, subject: int, dataset: str, csv_file: Pa
             raise click.BadParameter("a serial device has no --to: it prints its own port path", param_hint="--to")
         from ..sim.device import DeviceOptions, FaultSpec
 
+        if disconnect_after is None and not (loop or keep_open):
+            disconnect_after = len(values)  # the end of the recording: drain, then close like an unplug
         faults = FaultSpec(garbage_prob=garbage, drop_prob=drop, truncate_prob=truncate, nan_prob=nan_prob,
                            noise_std=noise, disconnect_after=disconnect_after)
         _play_serial(values, DeviceOptions(rate_hz=rate_hz or src_rate, speed=speed, protocol=protocol, faults=faults,
                                            seed=seed, samples_per_frame=samples_per_frame, loop=loop,
-                                           paused=not no_wait), exit_when_done)
+                                           paused=not no_wait), keep_open)
         return
     if to is None:
         raise click.BadParameter(f"--as {kind} needs --to (where the host listens)", param_hint="--to")
@@ -112,6 +118,7 @@ def _play_app(kind: str, to: str, values, src_rate: float, rate_hz: float | None
            f"packets (jitter {jitter_ms:g} ms) to {to} x {speed:g}")
     sender = SenderThread(lambda stop: play_app(kind, packets, to, speed=speed, stop=stop,
                                                 drop_every=reconnect_every))
+    started = time.monotonic()
     sender.start()
     try:
         while sender.is_alive():
@@ -121,13 +128,25 @@ def _play_app(kind: str, to: str, values, src_rate: float, rate_hz: float | None
     if sender.error is not None:
         raise sender.error
     stats = sender.stats
+    if stats is not None and not stats.stopped:
+        _tell_speed(packets[-1].t_s - packets[0].t_s, time.monotonic() - started, speed)
     if stats is not None:
         answers = ", ".join(f"{code}: {n}" for code, n in sorted(stats.http_status.items()))
         status(f"sent {stats.packets} packets ({stats.samples} readings, {stats.bytes} bytes) over "
                f"{stats.connections} connection(s)" + (f"; HTTP answers {answers}" if answers else ""))
 
 
-def _play_serial(values, opts: DeviceOptions, exit_when_done: bool) -> None:  # type: ignore[no-untyped-def]
+def _tell_speed(span_s: float, elapsed_s: float, speed: float) -> None:
+    """Say the speed reached (real time x, connection set-up included) when it is not the one asked for."""
+    reached = span_s / elapsed_s if elapsed_s > 0 else float("inf")
+    if speed == 0:
+        status(f"as fast as possible: about {reached:.1f}x real time")
+    elif reached < 0.9 * speed:
+        status(f"warning: could not keep x{speed:g}: reached about x{reached:.1f} real time "
+               "(this sender or the host is too slow)")
+
+
+def _play_serial(values, opts: DeviceOptions, keep_open: bool) -> None:  # type: ignore[no-untyped-def]
     from ..sim.device import VirtualDevice
 
     device = VirtualDevice(values, opts)
@@ -142,9 +161,8 @@ def _play_serial(values, opts: DeviceOptions, exit_when_done: bool) -> None:  # 
                 pass
             status(f"sent {device.samples_sent} samples ({device.samples_dropped_injected} dropped, "
                    f"{device.garbage_bursts} garbage bursts, {device.truncated} truncated, {device.nan_injected} NaN)")
-            # A real board does not vanish when it has nothing to say: keep the port open until Ctrl-C,
-            # so the host reads everything and ends on its own terms (--max-windows, --duration).
-            while not exit_when_done and not device.disconnected:
+            # --keep-open: a board that stays plugged in; the host ends on its own terms (--until-quiet, ...).
+            while keep_open and not device.disconnected:
                 time.sleep(0.2)
         except KeyboardInterrupt:
             pass

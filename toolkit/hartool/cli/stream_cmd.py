@@ -60,11 +60,14 @@ def _door_text(counters: dict[str, int]) -> list[str]:
 @click.option("--duration", "duration_s", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Stop after S seconds.")
 @click.option("--max-windows", type=click.IntRange(min=1), default=None, help="Stop after N windows.")
+@click.option("--until-quiet", "until_quiet_s", type=click.FloatRange(min=0, min_open=True), default=None,
+              metavar="S", help="Stop after S seconds without samples (end reason 'quiet'); without it a quiet "
+                                "sender is only reported, once, after 10 s.")
 @click.option("--summary-json", type=click.Path(path_type=Path), default=None,
               help="Also write the final summary as JSON to this file.")
 @output_options
 def stream(bundle: Path, source: SourceSpec, artifact: str | None, backend: str, threads: int, smooth: str,
-           min_confidence: float, duration_s: float | None, max_windows: int | None,
+           min_confidence: float, duration_s: float | None, max_windows: int | None, until_quiet_s: float | None,
            summary_json: Path | None, **outputs_kw: Any) -> None:
     """Classify live IMU samples from a board, a phone app or a file, one line per window.
 
@@ -86,7 +89,8 @@ def stream(bundle: Path, source: SourceSpec, artifact: str | None, backend: str,
     from ..runtime.stream import StreamOptions
 
     opts = StreamOptions(source, artifact=artifact, backend=backend, threads=threads, smooth=smooth,
-                         min_confidence=min_confidence, duration_s=duration_s, max_windows=max_windows)
+                         min_confidence=min_confidence, duration_s=duration_s, max_windows=max_windows,
+                         until_quiet_s=until_quiet_s)
     fan = open_stream_outputs(bundle, outputs_kw, reconnect=source.reconnect)  # fatal problems fail before reading
     summary = run_stream(bundle, opts, lambda _p: None, on_status=status, sinks=fan)  # the session closes the sinks
     sink_counters = fan.close(summary)  # their final counters (closing twice returns them again)

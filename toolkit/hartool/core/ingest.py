@@ -11,11 +11,16 @@ One home for everything between a decoder and a window, shared by `stream`, `rec
   names say;
 * the grid: :class:`~hartool.core.resample.Resampler` puts device-timed samples on the model's rate grid
   and says where a hole restarts it (``GridChunk.restart``); a device without timestamps passes through;
-* notes for the user (the detected time unit, "m/s² sent as g", a device rate far from the model's),
+* units again: the first second of samples is judged by :func:`hartool.core.unitcheck.unit_doubts` (m/s²
+  sent as g, deg/s sent as rad/s and the reverses); a doubt is a note, or with ``refuse_doubtful_units``
+  (the recorder: a file must hold what was sent) a :class:`UnitsError`, unless ``units_confirmed``;
+* notes for the user (the detected time unit, unit doubts, a device rate far from the model's),
   queued for :meth:`IngestStage.pop_messages`: library code never prints.
 
 With ``resample=False`` (the recorder) single-clock samples keep their own device times (non-decreasing
-seconds; host arrival time when the device sends none) and only multi-clock sources are put on a grid.
+seconds; host arrival time when the device sends none) and only multi-clock sources are put on a grid;
+``regrid=True`` then puts those own times on the ``rate_hz`` grid too (a recording whose header names a
+rate holds rows at that rate, whatever the sender's).
 
 Sans-IO: no port, no clock of its own (arrival times are the batch's ``received_ns``); numpy and core only.
 """
@@ -31,12 +36,14 @@ import numpy as np
 from .errors import WireError
 from .resample import GridChunk, Resampler
 from .timebase import BatchScales, DeviceClock
+from .unitcheck import CHECK_SAMPLES, G, unit_doubts
 
-__all__ = ["DETECT_SAMPLES", "RATE_TOLERANCE", "Batch", "IngestOptions", "IngestStage", "SensorReadings"]
+__all__ = ["DETECT_SAMPLES", "RATE_TOLERANCE", "Batch", "IngestOptions", "IngestStage", "SensorReadings",
+           "UnitsError"]
 
 RATE_TOLERANCE = 0.10  # a device rate this far from the model's is worth a note
 DETECT_SAMPLES = 8  # timestamps collected before an automatic time-unit decision
-_UNIT_CHECK_SAMPLES = 20  # samples the m/s2-sent-as-g check looks at
+_RATE_SAMPLES = 50  # device timestamps the device rate is measured over (median spacing)
 _ARRIVAL_SPAN_S, _ARRIVAL_SAMPLES = 2.0, 20  # what a rate from arrival times is measured over
 
 #: One sensor on its own clock: (name, model channel indices, times in s, values in model units).
@@ -80,6 +87,12 @@ class IngestOptions:
     gyro_lsb: float | None = None
     time_unit: str = "auto"
     max_gap_periods: float = 4.0  # a device-time hole longer than this many model periods restarts windows
+    units_confirmed: bool = False  # the user vouches for the units: magnitudes are not judged
+    refuse_doubtful_units: bool = False  # a unit doubt raises UnitsError instead of being a note
+
+
+class UnitsError(WireError):
+    """The samples' magnitudes contradict the units they are read in (one line naming the option to pass)."""
 
 
 class _ArrivalRate:
@@ -148,7 +161,7 @@ class IngestStage:
     """
 
     def __init__(self, channels: Sequence[Mapping[str, str]], rate_hz: float, options: IngestOptions | None = None,
-                 *, resample: bool = True, nominal_hz: float | None = None) -> None:
+                 *, resample: bool = True, nominal_hz: float | None = None, regrid: bool = False) -> None:
         self.options = opts = options or IngestOptions()
         self.channels = [dict(c) for c in channels]
         self.names = [c["name"] for c in self.channels]
@@ -156,6 +169,7 @@ class IngestStage:
         self._all = tuple(range(self.width))  # one clock for every channel
         self.rate_hz = float(rate_hz)
         self.resample = resample
+        self.regrid = regrid and not resample
         self.clock = DeviceClock(opts.time_unit)
         self._scales = BatchScales(self.channels, opts.acc_unit, opts.gyro_unit, opts.acc_lsb, opts.gyro_lsb)
         # The user's units equal the model's (the usual case): skip the multiplication for those batches.
@@ -166,8 +180,9 @@ class IngestStage:
         self._held: list[tuple[Batch, object]] = []  # (batch, tag) waiting for the time unit
         self._arrival = _ArrivalRate()
         self._rate_told = False
-        self._unit_checked = False
-        self._first: list[np.ndarray] = []  # converted samples kept until the acceleration unit is judged
+        self._rate_times: list[np.ndarray] = []  # device times (s) kept until the rate is measured
+        self._unit_checked = opts.units_confirmed
+        self._first: list[np.ndarray] = []  # converted samples kept until the units are judged
         self._messages: list[str] = []
         self.device_samples = 0  # samples received (for sensors on separate clocks: readings of all of them)
         self.wire_dropped = 0  # samples the batches said were lost before them
@@ -274,7 +289,7 @@ class IngestStage:
 
     def _plain(self, batch: Batch, tag: object) -> list[GridChunk]:
         values = self._values(batch)
-        self._check_acc_unit(values)
+        self._check_units(values, batch)
         self.device_samples += len(values)
         timed = batch.t is not None and (batch.time_unit is not None or self.clock.known)
         t_s = None
@@ -320,7 +335,12 @@ class IngestStage:
             return []
         device = self.time_source == "device"
         t = self._timeline.times(t_s if device else None, len(values), batch.received_ns * 1e-9, device)
-        return [GridChunk(t, values, False, tag)]
+        if not self.regrid:
+            return [GridChunk(t, values, False, tag)]
+        last = self._timeline.last
+        out = self._timed(t, values, tag)
+        self._timeline.last = last  # a device clock restart is judged against the samples' own times
+        return out
 
     def _parts(self, batch: Batch, tag: object) -> list[GridChunk]:
         """Sensors on their own clocks: device seconds from the earliest sensor, units, then the grid."""
@@ -370,31 +390,49 @@ class IngestStage:
         return {n: known.get(n, gyro if n.startswith("gyro") else acc) for n in layout}
 
     # ------------------------------------------------------------------------------------------------
-    def _check_acc_unit(self, values: np.ndarray) -> None:
-        """Tell once when the converted acceleration is ~9.8 g at rest: m/s2 sent as g (phones do).
+    def _check_units(self, values: np.ndarray, batch: Batch) -> None:
+        """Judge the first ``CHECK_SAMPLES`` samples' magnitudes against the units they are read in, once.
 
-        Judged on the first ``_UNIT_CHECK_SAMPLES`` samples, however many batches they came in."""
+        Units a format names itself (JSON phone apps) are not in doubt; a doubt is a note, or raises
+        :class:`UnitsError` with ``refuse_doubtful_units``."""
         if self._unit_checked:
             return
         acc = [i for i, n in enumerate(self.names) if n.startswith("acc")]
+        gyro = [i for i, n in enumerate(self.names) if n.startswith("gyro")]
         if len(acc) != 3:
             self._unit_checked = True
             return
         self._first.append(values)
-        if sum(len(v) for v in self._first) < _UNIT_CHECK_SAMPLES:
+        if sum(len(v) for v in self._first) < CHECK_SAMPLES:
             return
         self._unit_checked = True
-        first, self._first = np.concatenate(self._first), []
-        g = float(np.median(np.linalg.norm(first[:, acc], axis=1)))
-        if self.channels[acc[0]].get("unit") == "g" and 7.0 < g < 13.0:
-            self._say(f"warning: acceleration magnitude is about {g:.1f} g at rest: the device probably sends m/s2 "
-                      "(use --acc-unit m/s2)")
+        first, self._first = np.concatenate(self._first).astype(np.float64), []
+        acc_g = first[:, acc] / (G if self.channels[acc[0]].get("unit") == "m/s2" else 1.0)
+        gyro_rad = None
+        if len(gyro) == 3:
+            gyro_rad = first[:, gyro] * (np.pi / 180 if self.channels[gyro[0]].get("unit") == "deg/s" else 1.0)
+        doubts = unit_doubts(acc_g, gyro_rad, None if batch.acc_unit else self.options.acc_unit,
+                             None if batch.gyro_unit else self.options.gyro_unit)
+        if doubts and self.options.refuse_doubtful_units:
+            raise UnitsError(doubts[0].advice())
+        for doubt in doubts:
+            self._say(f"warning: {doubt.advice()}")
 
     def _tell_device_rate(self, t_s: np.ndarray) -> None:
-        if self._rate_told or len(t_s) < 2 or t_s[-1] <= t_s[0]:
+        """The device's rate from the median spacing of its first ``_RATE_SAMPLES`` timestamps: robust to
+        jitter and to a dropped sample (first-to-last over a window with drops reads low)."""
+        if self._rate_told:
+            return
+        self._rate_times.append(np.asarray(t_s, dtype=np.float64))
+        if sum(len(t) for t in self._rate_times) < _RATE_SAMPLES:
+            return
+        steps = np.diff(np.concatenate(self._rate_times))
+        self._rate_times = []
+        steps = steps[steps > 0]
+        if not len(steps):
             return
         self._rate_told = True
-        rate = (len(t_s) - 1) / float(t_s[-1] - t_s[0])
+        rate = 1.0 / float(np.median(steps))
         self.measured_rate_hz = rate
         if abs(rate - self.rate_hz) > RATE_TOLERANCE * self.rate_hz:
             self._say(f"device clock: about {rate:.1f} samples/s; resampling to the model's {self.rate_hz:g} Hz")

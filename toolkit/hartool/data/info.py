@@ -8,7 +8,9 @@ Thresholds (windows are counted at the window/stride asked for, 2.56 s / 1.28 s 
 - a subject x class cell with fewer than ``MIN_TEST_WINDOWS`` windows (but some recording) gives a test
   score that is noise when that subject is tested;
 - labelled time that yields no window at all (every run shorter than one window) is wasted;
-- a dataset needs two subjects with windows (one to train on, one to test on).
+- a dataset needs two subjects with windows (one to train on, one to test on);
+- a recording whose magnitudes contradict its units (``# units:`` of a CSV; m/s² stored as g, ...) is
+  named (:func:`hartool.core.unitcheck.stored_unit_doubts`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from hartool.core.errors import DataError
+from hartool.core.unitcheck import stored_unit_doubts
 from hartool.data.recordings import Dataset
 from hartool.data.windowing import describe, proposed_window, window_advice
 from hartool.data.windows import Windows, dataset_info
@@ -67,7 +70,8 @@ def subject_label_table(ds: Dataset, w: Windows) -> list[dict[str, Any]]:
 
 def data_warnings(ds: Dataset, w: Windows, rows: list[dict[str, Any]]) -> list[str]:
     """Human sentences, one per problem, in the order a user should fix them."""
-    out: list[str] = []
+    out = [f"{rec.session}: {doubt.contradiction()}" for rec in ds.recordings
+           for doubt in stored_unit_doubts(rec.values[:, :3], rec.values[:, 3:])]
     with_windows = [r["subject"] for r in rows if r["windows"] > 0]
     if len(with_windows) < 2:
         out.append(f"only {len(with_windows)} subject(s) with windows ({', '.join(with_windows) or 'none'}): "

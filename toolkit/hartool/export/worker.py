@@ -153,5 +153,7 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from hartool.train.tflog import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
     sys.exit(main(sys.argv))

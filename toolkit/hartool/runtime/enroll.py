@@ -210,6 +210,16 @@ def _personal_windows(bundle: Bundle, opts: EnrollOptions, loaded: tuple[dict[st
     return out
 
 
+def _check_recall(label: str, expected: dict[str, Any] | None, opts: EnrollOptions) -> None:
+    """A head that would miss most of the new activity is not saved (the bundle stays as it was)."""
+    recall = (expected or {}).get("recall")
+    if recall is None or opts.force or recall >= opts.min_recall:
+        return
+    raise HartoolError(f"expected recall of {label}: {recall * 100:.0f} % (held-out half of the recording), under "
+                       f"--min-recall {opts.min_recall * 100:.0f} %: nothing saved; record it longer or more "
+                       "distinctly, or pass --force")
+
+
 def enroll(bundle_dir: str | os.PathLike[str], opts: EnrollOptions,
            on_status: Callable[[str], None] | None = None) -> EnrollResult:
     """Enroll ``opts.label`` from ``opts.source`` (or personalize), refit the head and commit it to the bundle.
@@ -248,6 +258,7 @@ def enroll(bundle_dir: str | os.PathLike[str], opts: EnrollOptions,
     if not opts.personalize:
         expected[added[0]] = expected_confusion(head, heldout, ref, store_probs, added[0])
         warnings = overlap_warnings(added[0], expected[added[0]])
+        _check_recall(added[0], expected[added[0]], opts)
     meta = {"artifact": entry["name"], "enrolled": enrolled, "personalization": personal, "updated": when,
             "params": {k: getattr(opts.params, k) for k in opts.params.__dataclass_fields__},
             "expected": {**old.get("expected", {}), **expected}}

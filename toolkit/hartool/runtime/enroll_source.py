@@ -47,9 +47,14 @@ class EnrollOptions:
     artifact: str | None = None
     by: str | None = None
     min_seconds: float = MIN_SECONDS
+    # A new activity whose expected recall (held-out half of its recording) is under this is not saved ...
+    min_recall: float = 0.5
+    force: bool = False  # ... unless forced
     # Live sources: give up after this long without enough samples.
     timeout_s: float | None = None
     params: FitParams = field(default_factory=FitParams)
+    # Called as (seconds captured, seconds wanted) at each whole second captured (the CLI shows a countdown).
+    on_progress: Callable[[int, int], None] | None = field(default=None, compare=False)
 
 
 def read_samples(source: SourceSpec, bundle: Bundle, seconds: float, opts: EnrollOptions,
@@ -66,7 +71,7 @@ def read_samples(source: SourceSpec, bundle: Bundle, seconds: float, opts: Enrol
     entry, pred = loaded or require_embedding(bundle, opts.artifact)
     clf = StreamClassifier(bundle, ClassifierOptions(use_head=False), predictor=pred, entry=entry,
                            ingest=source.ingest())
-    collector = _GridCollector(int(round(seconds * bundle.sample_rate_hz)))
+    collector = _GridCollector(int(round(seconds * bundle.sample_rate_hz)), bundle.sample_rate_hz, opts.on_progress)
     clf.tap = collector.take
     # A live source gets the recording time plus a margin; a file ends by itself.
     sopts = StreamOptions(source, duration_s=opts.timeout_s if opts.timeout_s else 3.0 * seconds + 30.0)
@@ -79,8 +84,10 @@ def read_samples(source: SourceSpec, bundle: Bundle, seconds: float, opts: Enrol
 class _GridCollector:
     """Keeps a stream's grid samples, up to ``want``, in continuous segments (a restart begins a new one)."""
 
-    def __init__(self, want: int) -> None:
-        self.want = want
+    def __init__(self, want: int, rate_hz: float = 1.0,
+                 on_progress: Callable[[int, int], None] | None = None) -> None:
+        self.want, self.rate_hz, self.on_progress = want, rate_hz, on_progress
+        self._told = 0  # whole seconds reported
         self.stop = threading.Event()
         self._done: list[np.ndarray] = []
         self._current: list[np.ndarray] = []
@@ -95,6 +102,10 @@ class _GridCollector:
         if len(take):
             self._current.append(take)
             self.total += len(take)
+        if self.on_progress is not None:  # every whole second, also those one big chunk (a file) crossed
+            for second in range(self._told + 1, int(self.total / self.rate_hz) + 1):
+                self.on_progress(second, int(round(self.want / self.rate_hz)))
+            self._told = max(self._told, int(self.total / self.rate_hz))
         if self.total >= self.want:
             self.stop.set()
 

@@ -42,6 +42,9 @@ __all__ = ["Classifier", "Session", "classify", "open_session", "run_stream"]
 # delivered, judged from what came, instead of waiting for data that may never come. (An app that batches
 # longer than that span cuts the look-ahead at every batch.)
 _QUIET_RELEASE_S = 2.0
+# A sender quiet this long is told once per quiet spell (a finished simulator, a phone app stopped): the user
+# learns why no window comes; `--until-quiet S` ends the stream instead.
+QUIET_NOTICE_S = 10.0
 
 
 def _percentiles(values: list[float]) -> dict[str, float]:
@@ -154,6 +157,7 @@ class Session:
         deadline = time.perf_counter() + opts.duration_s if opts.duration_s else None
         quiet_s = clf.lag * clf.bundle.stride / clf.rate_hz + _QUIET_RELEASE_S
         last_data = time.perf_counter()
+        told = False
         while not self._stop.is_set() and summary.end_reason == "running":
             if deadline and time.perf_counter() >= deadline:
                 summary.end_reason = "duration"
@@ -166,16 +170,31 @@ class Session:
             if item is None:
                 if reader.finished:
                     summary.end_reason = reader.end_reason or "eof"
-                elif clf.holding and time.perf_counter() - last_data > quiet_s:  # the sender went quiet
+                    continue
+                idle = time.perf_counter() - last_data
+                if clf.holding and idle > quiet_s:  # the sender went quiet
                     yield from self._deliver(clf.flush(), time.perf_counter_ns())
+                told = self._quiet(idle, told)
                 continue
             if isinstance(item, ReaderEvent):
                 yield from self._event(item)
                 continue
-            last_data = time.perf_counter()
+            last_data, told = time.perf_counter(), False
             yield from self._take(item)
         if summary.end_reason == "running":
             summary.end_reason = "stopped"
+
+    def _quiet(self, idle_s: float, told: bool) -> bool:
+        """No sample for ``idle_s``: end the stream after ``until_quiet_s``, or say so once; True once told."""
+        until = self.opts.until_quiet_s
+        if until is not None and idle_s >= until:
+            self.summary.end_reason, self.summary.message = "quiet", f"no samples for {until:g} s"
+            return told
+        if not told and idle_s >= QUIET_NOTICE_S:
+            self.say(f"no samples for {QUIET_NOTICE_S:g} s: the sender is quiet (still listening; Ctrl-C or "
+                     "--until-quiet S ends the stream)")
+            return True
+        return told
 
     def _event(self, item: ReaderEvent) -> Iterator[WindowPrediction]:
         """A reader event; a final one ends the stream."""

@@ -27,6 +27,7 @@ class StreamOptions:
     min_confidence: float = 0.0
     duration_s: float | None = None
     max_windows: int | None = None
+    until_quiet_s: float | None = None  # end the stream ("quiet") after this many seconds without samples
     max_queue: int = 1024
     max_gap_periods: float = 4.0
 

@@ -92,6 +92,7 @@ class RecordingReplayPort(Port):
     """
 
     is_file = True
+    time_unit = "ms"  # the replay writes t_s as integer ms: no unit to detect (nor to announce)
     _LINES_PER_FILL = 512
 
     def __init__(self, path: str | os.PathLike[str]) -> None:

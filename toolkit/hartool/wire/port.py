@@ -18,6 +18,8 @@ What the reader, the recorder and the tests rely on:
   another thread than ``read``); sources that cannot take commands discard them and return 0.
 * ``counters()``: what the port counted (connections, refused messages, overflow, ...), shared with the
   ports its ``reopen()`` returns; ``peer`` names the current sender where the transport knows one.
+* ``time_unit``: the unit of the timestamps the port itself writes (a replayed recording: ``ms``), None
+  when the device's own; the reader hands it to the decoder unless the user named one.
 * ``take_notes()``: one line per kind of refusal at the door (the first of each kind, with the peer), for
   the reader to pass on; the rest of that kind is only counted.
 """
@@ -92,6 +94,8 @@ class Port:
     #: The port holds a bounded backlog of its own that refuses what does not fit (HTTP 503, MQTT overflow):
     #: the reader then waits for its consumer instead of dropping what the port already accepted.
     buffered = False
+    #: Unit of the timestamps this port writes itself (None: the device's, detected or given by the user).
+    time_unit: str | None = None
 
     def __init__(self, name: str, timeout: float = 0.05, counters: Counters | None = None) -> None:
         self.name = name

@@ -215,8 +215,10 @@ class ReaderThread(threading.Thread):
         self._announced_protocol: str | None = None
         # Files and listening sockets start at a line boundary; a serial port may start mid-line.
         whole = port.is_file or port.listening
+        kw = dict(self._decoder_kw)
+        kw["time_unit"] = kw["time_unit"] or port.time_unit
         return make_decoder(self.protocol, self.expected_channels, skip_first_line=not whole,
-                            **self._decoder_kw)  # type: ignore[arg-type]
+                            **kw)  # type: ignore[arg-type]
 
     def run(self) -> None:
         try:

@@ -7,7 +7,8 @@ the next sender of a listening source), and samples go through the ingest stage
 (:class:`hartool.core.ingest.IngestStage`, as `stream`'s do) without resampling: ``t_s`` is in seconds
 whatever the device sends (device timestamps, their unit from the batch, ``time_unit`` or detected; the
 host clock at arrival without them), values in g and rad/s. Sources that time each sensor on its own
-clock (Sensor Logger) are put on one ``grid_hz`` grid. numpy and core only: it runs on the edge.
+clock (Sensor Logger) are put on one ``grid_hz`` grid, and so is every source when the header names a rate
+(``meta["sample_rate_hz"]``, `record --rate`): the rows are at the rate the header says. numpy and core only: it runs on the edge.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import numpy as np
 
 from hartool.core.csvformat import VALUE_COLUMNS, format_header, format_row
 from hartool.core.errors import WireError
-from hartool.core.ingest import IngestOptions, IngestStage
+from hartool.core.ingest import IngestOptions, IngestStage, UnitsError
 from hartool.core.resample import GridChunk
 from hartool.core.timebase import channel_scales
 from hartool.wire.batch import ColumnLayout
@@ -85,6 +86,7 @@ class RecordOptions:
     gyro_unit: str = "rad/s"
     acc_lsb: float | None = None
     gyro_lsb: float | None = None
+    units_confirmed: bool = False
     grid_hz: float = 50.0
     flush_every_s: float = 1.0
     max_queue: int = 1024
@@ -132,6 +134,11 @@ class _Writer:
         self.samples += len(t)
         return len(t)
 
+    def discard(self) -> None:
+        """The session is refused (units in doubt, ...): nothing is left behind, ``out`` is untouched."""
+        self.fh.close()
+        self.tmp.unlink(missing_ok=True)
+
     def close(self) -> Path | None:
         self.fh.flush()
         os.fsync(self.fh.fileno())
@@ -153,8 +160,9 @@ def _prepare(out: Path, options: RecordOptions) -> tuple[str, IngestStage]:
     format_row(0.0, [0.0] * _NCH, o.label)  # validates the label the same way every row will
     ingest = IngestStage(record_channels(), o.grid_hz,
                          IngestOptions(acc_unit=o.acc_unit, gyro_unit=o.gyro_unit, acc_lsb=o.acc_lsb,
-                                       gyro_lsb=o.gyro_lsb, time_unit=o.time_unit),
-                         resample=False, nominal_hz=_rate_of(header_meta))
+                                       gyro_lsb=o.gyro_lsb, time_unit=o.time_unit,
+                                       units_confirmed=o.units_confirmed, refuse_doubtful_units=True),
+                         resample=False, nominal_hz=_rate_of(header_meta), regrid=_rate_of(header_meta) is not None)
     return header, ingest
 
 
@@ -174,6 +182,9 @@ def record(port: Port, out: str | os.PathLike[str], options: RecordOptions | Non
 
     The reader thread owns ``port`` from here on and closes it at the end.
 
+    The first second's magnitudes must fit the units (see :mod:`hartool.core.unitcheck`) unless
+    ``units_confirmed``: otherwise :class:`~hartool.core.ingest.UnitsError` and no file is written.
+
     Raises :class:`WireError` when the stream has not 6 channels, or when it ended without any sample.
     """
     o = options or RecordOptions()
@@ -185,12 +196,19 @@ def record(port: Port, out: str | os.PathLike[str], options: RecordOptions | Non
     reader = ReaderThread(port, protocol=o.protocol, max_queue=o.max_queue, channel_names=VALUE_COLUMNS,
                           columns=o.columns, time_unit=None if o.time_unit == "auto" else o.time_unit)
     loop = _Loop(reader, ingest, writer, o, events, stop_event, on_batch, on_status)
+    refused = False
     try:
         reader.start()
         loop.run()
+    except UnitsError:
+        refused = True
+        raise
     finally:
         reader.stop()
-        written = writer.close()
+        if refused:
+            writer.discard()
+        else:
+            written = writer.close()
     stats = reader.stats()
     if not writer.samples:
         raise WireError(f"no samples received from {port.name} ({stats.bytes_read} bytes read, {loop.end_reason}); "

@@ -33,6 +33,7 @@ class SourceSpec:
     or ``-``. ``columns``: the text-line layout (``t,acc_x,...``). ``time_unit``: the device's timestamp
     unit (``auto``: detected). ``acc_unit``/``gyro_unit``: what the device sends (``raw`` with ``*_lsb``).
     ``reconnect``: reopen a device that disappears (and let an MQTT broker be away at start).
+    ``units_confirmed``: the user vouches for the units (magnitudes that look like other units are not judged).
     """
 
     port: str
@@ -45,6 +46,7 @@ class SourceSpec:
     acc_lsb: float | None = None
     gyro_lsb: float | None = None
     reconnect: bool = False
+    units_confirmed: bool = False
 
     @property
     def decoder_time_unit(self) -> str | None:
@@ -61,7 +63,8 @@ class SourceSpec:
     def ingest(self, max_gap_periods: float = 4.0) -> IngestOptions:
         """The ingest stage's options for this source (units, time unit; holes over ``max_gap_periods``)."""
         return IngestOptions(acc_unit=self.acc_unit, gyro_unit=self.gyro_unit, acc_lsb=self.acc_lsb,
-                             gyro_lsb=self.gyro_lsb, time_unit=self.time_unit, max_gap_periods=max_gap_periods)
+                             gyro_lsb=self.gyro_lsb, time_unit=self.time_unit, max_gap_periods=max_gap_periods,
+                             units_confirmed=self.units_confirmed)
 
     def open_port(self) -> Port:
         """Open the byte source (one-line WireError when it cannot be opened)."""
