@@ -97,8 +97,10 @@ def test_record_train_quantize_with_named_subjects(tmp_path: Path) -> None:
 
     # Teach the bundle an activity it was not trained on, recorded from the board like the rest, then stream.
     sitting = _record(tmp_path / "new", "carol", "SITTING", seed=99)
+    # --force: the one-epoch test model's held-out recall estimate (~37 %) is under enroll's 50 % floor; this
+    # test is about the own-data path end to end, the floor has its own tests (tests/runtime/test_enroll.py).
     enrolled = json.loads(hartool("enroll", str(bundle), "--label", "SITTING", "--port", str(sitting),
-                                  "--seconds", "12", "--json").stdout)
+                                  "--seconds", "12", "--force", "--json").stdout)
     assert enrolled["added"] == ["SITTING"] and enrolled["windows"] == (600 - 128) // 16 + 1
     rows = [json.loads(line) for line in hartool("stream", str(bundle), "--port", str(sitting), "--jsonl",
                                                    "--smooth", "none").stdout.splitlines()]
