@@ -335,7 +335,8 @@ class IngestStage:
             return []
         device = self.time_source == "device"
         t = self._timeline.times(t_s if device else None, len(values), batch.received_ns * 1e-9, device)
-        if not self.regrid:
+        if not self.regrid or not device:
+            # Host arrival times say when bytes came, not when samples were taken: rows keep one per sample.
             return [GridChunk(t, values, False, tag)]
         last = self._timeline.last
         out = self._timed(t, values, tag)
