@@ -78,12 +78,26 @@ def test_sensor_clocks_feed_the_channel_groups_their_names_say() -> None:
 
 def test_recorder_mode_keeps_every_sample_and_continues_after_a_board_reset() -> None:
     stage = IngestStage(CHANNELS, 50.0, IngestOptions(time_unit="ms"), resample=False, nominal_hz=50.0)
-    first = stage.feed(_batch(np.arange(10) * 20, np.ones((10, 6))), tag="WALKING")
-    second = stage.feed(_batch(np.arange(10) * 20, np.ones((10, 6))), tag="SITTING")  # the clock restarted at 0
+    first = stage.feed(_batch(60_000 + np.arange(10) * 20, np.ones((10, 6))), tag="WALKING")  # a minute up
+    second = stage.feed(_batch(np.arange(10) * 20, np.ones((10, 6))), tag="SITTING")  # the board reset: 0 again
     t = np.concatenate([c.t for c in first + second])
     np.testing.assert_allclose(t, np.arange(20) * 0.02, atol=1e-12)  # one period after the last sample
     assert [c.tag for c in first + second] == ["WALKING", "SITTING"] and stage.time_source == "device"
     assert first[0].values.dtype == np.float64
+    assert stage.counters()["clock_resets"] == 1
+
+
+def test_recorder_mode_keeps_jitter_at_the_previous_time_instead_of_shifting_the_rest() -> None:
+    """A sample a few ms before its predecessor is jitter, not a restart: the later samples keep their own times."""
+    stage = IngestStage(CHANNELS, 50.0, IngestOptions(time_unit="ms"), resample=False, nominal_hz=50.0)
+    t_ms = np.arange(20) * 20
+    t_ms[10] = 175  # 5 ms before the sample it follows (180)
+    chunks = stage.feed(_batch(t_ms[:10], np.ones((10, 6)))) + stage.feed(_batch(t_ms[10:], np.ones((10, 6))))
+    t = np.concatenate([c.t for c in chunks])
+    expected = np.arange(20) * 0.02
+    expected[10] = 0.18  # held at its predecessor's time; every sample is written
+    np.testing.assert_allclose(t, expected, atol=1e-12)
+    assert stage.counters()["clock_resets"] == 0
 
 
 def test_recorder_mode_without_timestamps_uses_arrival_time() -> None:

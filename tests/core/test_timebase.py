@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from hartool.core.errors import WireError
-from hartool.core.timebase import DeviceClock, channel_scales, detect_time_unit
+from hartool.core.timebase import RESET_S, ClockResets, DeviceClock, channel_scales, detect_time_unit
 
 CHANNELS = [{"name": n, "unit": "g" if n.startswith("acc") else "rad/s"}
             for n in ("acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z")]
@@ -101,3 +101,23 @@ def test_one_timestamp_at_a_time_gives_the_same_seconds(raw: np.ndarray) -> None
     expected = whole.seconds(raw)
     got = np.concatenate([single.seconds(raw[i:i + 1]) for i in range(len(raw))])
     np.testing.assert_array_equal(got, expected)
+
+
+def test_clock_resets_tell_a_restart_from_jitter_and_continue_one_period_after_the_last_sample() -> None:
+    policy = ClockResets(period_s=0.02)
+    t = np.array([10.00, 10.02, 10.01, 10.04, 0.0, 0.02, 0.005, 0.04])  # jitter, restart, jitter again
+    prev_max, cut = policy.scan(t, last=9.98)
+    assert cut == 4 and prev_max[4] == pytest.approx(10.04)  # only the jump back by more than RESET_S
+    assert 10.04 - 0.0 > RESET_S > 10.02 - 10.01
+    placed = policy.place(t, last=9.98)
+    np.testing.assert_allclose(placed, [10.00, 10.02, 10.02, 10.04, 10.06, 10.08, 10.08, 10.10])
+    assert policy.count == 1 and policy.offset == pytest.approx(10.06)
+    # The shift stays with the clock: its next batch continues where the restarted time line is.
+    np.testing.assert_allclose(policy.place(np.array([0.06, 0.08]), last=float(placed[-1])), [10.12, 10.14])
+    assert policy.count == 1
+
+
+def test_clock_resets_without_a_past_see_no_restart() -> None:
+    policy = ClockResets(period_s=0.01)
+    prev_max, cut = policy.scan(np.array([5.0, 5.01]), last=None)
+    assert cut == 2 and prev_max[0] == -np.inf

@@ -35,7 +35,7 @@ import numpy as np
 
 from .errors import WireError
 from .resample import GridChunk, Resampler
-from .timebase import BatchScales, DeviceClock
+from .timebase import BatchScales, ClockResets, DeviceClock
 from .unitcheck import CHECK_SAMPLES, G, unit_doubts
 
 __all__ = ["DETECT_SAMPLES", "RATE_TOLERANCE", "Batch", "IngestOptions", "IngestStage", "SensorReadings",
@@ -118,26 +118,24 @@ class _ArrivalRate:
 class _SampleTimeline:
     """``resample=False``: each sample at its own time, as non-decreasing seconds since the first sample.
 
-    Device seconds are used as they are; a batch starting before the previous one ended is a device clock
-    restart (board reset) and continues the time line one nominal period later. Without device time, the
-    host arrival time is spread back over the nominal period (samples that arrived together).
+    Device seconds are used as they are. Where they go back, :class:`ClockResets` decides, as it does for
+    the resampler: a restart (board reset) continues the time line one nominal period (else one grid period)
+    after the last sample; jitter (a sample a little before its predecessor) is written at its predecessor's
+    time, so the rest of the recording keeps the device's own times. Without device time, the host arrival
+    time is spread back over the nominal period (samples that arrived together).
     """
 
-    def __init__(self, nominal_hz: float | None) -> None:
+    def __init__(self, nominal_hz: float | None, grid_hz: float) -> None:
         self.step = 1.0 / nominal_hz if nominal_hz else 0.0
         self.t0 = 0.0
-        self.offset = 0.0
+        self.resets = ClockResets(1.0 / (nominal_hz or grid_hz))
         self.last: float | None = None
 
     def times(self, t_dev: np.ndarray | None, n: int, arrived_s: float, device: bool) -> np.ndarray:
         if not device and self.last is None:
             self.t0 = arrived_s - self.step * (n - 1)
         if device and t_dev is not None:
-            t = t_dev + self.offset
-            if self.last is not None and t[0] < self.last:
-                shift = self.last + self.step - t[0]
-                self.offset += shift
-                t = t + shift
+            t = self.resets.place(t_dev, self.last)
         elif device:  # a batch without stamps in a stamped stream: extrapolate at the nominal rate
             base = self.last if self.last is not None else 0.0
             t = base + self.step * np.arange(1, n + 1)
@@ -174,7 +172,7 @@ class IngestStage:
         self._scales = BatchScales(self.channels, opts.acc_unit, opts.gyro_unit, opts.acc_lsb, opts.gyro_lsb)
         # The user's units equal the model's (the usual case): skip the multiplication for those batches.
         self._unit_scales = self._scales.default if np.all(self._scales.default == 1.0) else None
-        self._timeline = None if resample else _SampleTimeline(nominal_hz)
+        self._timeline = None if resample else _SampleTimeline(nominal_hz, rate_hz)
         self.resampler: Resampler | None = None
         self.layout: tuple[str, ...] = ()
         self._held: list[tuple[Batch, object]] = []  # (batch, tag) waiting for the time unit
@@ -266,8 +264,9 @@ class IngestStage:
     def counters(self) -> dict[str, int]:
         """Grid counters for a summary: holes, grid samples never produced, backwards, clock resets."""
         r = self.resampler
+        own_resets = self._timeline.resets.count if self._timeline is not None else 0  # recorder's own times
         return {"gaps": self.gaps + (r.gaps if r else 0), "gap_samples": r.gap_samples if r else 0,
-                "backwards": r.backwards if r else 0, "clock_resets": r.clock_resets if r else 0,
+                "backwards": r.backwards if r else 0, "clock_resets": own_resets + (r.clock_resets if r else 0),
                 "overflow": r.overflow if r else 0}
 
     # ------------------------------------------------------------------------------------------------

@@ -10,7 +10,8 @@ It never interpolates across a hole: a step in a part's device time longer than 
 segment; the grid restarts at the first time every part has data after the hole, and the caller is told
 (``restart``) so that windows restart too. Timestamps that do not advance are dropped and counted
 (``backwards``); a jump back by more than ``reset_s`` is a clock restart (a board reset or a 32-bit
-``micros()`` wrap): it is treated as a hole and the part's times are shifted to continue.
+``micros()`` wrap), as :class:`hartool.core.timebase.ClockResets` decides: it is treated as a hole and the
+part's times are shifted to continue one model period after its last sample.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+from .timebase import RESET_S, ClockResets
 
 __all__ = ["GridChunk", "Resampler"]
 
@@ -44,13 +47,13 @@ class GridChunk:
 class _Part:
     """One sensor clock: pending samples (from the one before the next grid point on), time offset."""
 
-    def __init__(self, channels: Sequence[int], width: int) -> None:
+    def __init__(self, channels: Sequence[int], width: int, clock: ClockResets) -> None:
         self.channels = np.asarray(channels, dtype=np.intp)
         self.t = np.zeros(0, dtype=np.float64)
         self.v = np.zeros((0, width), dtype=np.float64)
         self.last: float | None = None  # newest accepted time (after offset): later ones must advance
         self.hole_ref: float | None = None  # time a hole is measured from (None right after a restart)
-        self.offset = 0.0
+        self.clock = clock  # restarts of this sensor's clock, and the shift that continues its time line
 
 
 class Resampler:
@@ -63,7 +66,7 @@ class Resampler:
     """
 
     def __init__(self, rate_hz: float, channels: int, parts: Mapping[str, Sequence[int]] | None = None,
-                 max_gap_s: float | None = None, reset_s: float = 1.0) -> None:
+                 max_gap_s: float | None = None, reset_s: float = RESET_S) -> None:
         if rate_hz <= 0:
             raise ValueError("rate_hz must be positive")
         self.rate_hz = float(rate_hz)
@@ -72,23 +75,29 @@ class Resampler:
         self.max_gap_s = max_gap_s if max_gap_s is not None else 4.0 * self.period
         self.reset_s = max(reset_s, self.max_gap_s)
         layout = parts if parts is not None else {"imu": range(channels)}
-        self.parts = {name: _Part(list(idx), len(list(idx))) for name, idx in layout.items()}
+        self.parts = {name: _Part(list(idx), len(list(idx)), ClockResets(self.period, self.reset_s))
+                      for name, idx in layout.items()}
         only = next(iter(self.parts.values())) if len(self.parts) == 1 else None
         self._whole = only is not None and only.channels.tolist() == list(range(channels))
-        self.backwards = self.gaps = self.gap_samples = self.clock_resets = self.overflow = 0
+        self.backwards = self.gaps = self.gap_samples = self.overflow = 0
         self.samples_in = self.samples_out = 0
         self._g0: float | None = None  # grid origin of the current segment (None: waiting for every part)
         self._k = 0  # next grid index in the segment
         self._start = -np.inf  # samples before this time belong to the previous segment
         self._restart_pending = False
 
+    @property
+    def clock_resets(self) -> int:
+        """Clock restarts so far, over every part."""
+        return sum(p.clock.count for p in self.parts.values())
+
     # ------------------------------------------------------------------------------------------------
     def push(self, name: str, t_s: np.ndarray, values: np.ndarray) -> list[GridChunk]:
         """Add samples of part ``name`` (times in s, values (n, k)); return the grid samples now covered."""
         part = self.parts[name]
         t = np.asarray(t_s, dtype=np.float64)
-        if part.offset:
-            t = t + part.offset
+        if part.clock.offset:
+            t = t + part.clock.offset
         v = np.asarray(values, dtype=np.float64).reshape(len(t), -1)
         self.samples_in += len(t)
         out: list[GridChunk] = []
@@ -112,14 +121,10 @@ class Resampler:
             if hole_at is None:
                 break
             before = part.last if part.last is not None else float(t[hole_at])
-            if jump:
-                # Clock restart: continue the part's time line one model period after its last sample.
-                shift = before + self.period - float(t[hole_at])
-                part.offset += shift
-                t = t + shift
-                self.clock_resets += 1
-            self._hole(before, float(t[hole_at]))
             t, v = t[hole_at:], v[hole_at:]
+            if jump:
+                t = part.clock.continue_after(before, t)
+            self._hole(before, float(t[0]))
         return out
 
     def _push_one(self, part: _Part, tn: float, vn: np.ndarray) -> list[GridChunk] | None:
@@ -169,10 +174,7 @@ class Resampler:
                 steps = t[1:] - t[:-1]
                 if 0 < first <= self.max_gap_s and steps.min() > 0 and steps.max() <= self.max_gap_s:
                     return t, v, None, False
-        last = part.last if part.last is not None else -np.inf
-        prev_max = np.maximum.accumulate(np.concatenate(([last], t[:-1])))
-        jumps = np.flatnonzero(t < prev_max - self.reset_s)
-        cut = int(jumps[0]) if len(jumps) else len(t)
+        prev_max, cut = part.clock.scan(t, part.last)
         keep = t[:cut] > prev_max[:cut]
         if not keep.all():
             self.backwards += int((~keep).sum())

@@ -29,7 +29,9 @@ __all__ = [
     "MIN_PLAUSIBLE_HZ",
     "STANDARD_GRAVITY",
     "TIME_UNITS",
+    "RESET_S",
     "UNIT_SECONDS",
+    "ClockResets",
     "DeviceClock",
     "channel_scales",
     "detect_time_unit",
@@ -40,6 +42,9 @@ TIME_UNITS: tuple[str, ...] = ("auto", "s", "ms", "us", "ns")
 UNIT_SECONDS: dict[str, float] = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
 MIN_PLAUSIBLE_HZ = 5.0
 MAX_PLAUSIBLE_HZ = 2000.0
+#: A device clock that goes back by more than this (s) restarted (board reset, counter wrap not undone);
+#: less is jitter (a phone's timestamps reordered across threads, a late sample).
+RESET_S = 1.0
 
 ACC_UNITS: tuple[str, ...] = ("g", "m/s2", "raw")
 GYRO_UNITS: tuple[str, ...] = ("rad/s", "deg/s", "raw")
@@ -119,6 +124,51 @@ class Unwrap32:
         return out
 
 
+class ClockResets:
+    """The one rule for a device clock that goes back in time: a restart, or jitter.
+
+    A sample more than ``reset_s`` before the newest time seen on its clock is a restart: the clock began
+    again (board reset, an unwrapped counter), and its time line continues one ``period_s`` after the last
+    sample before it (:meth:`continue_after`, which keeps the shift as ``offset`` for the clock's later
+    samples). A smaller step back is jitter, left to the caller: the resampler drops it (interpolation needs
+    advancing times) and counts it, the recorder keeps it at the previous sample's time (see
+    :meth:`place`). One instance per clock (a sensor on its own clock has its own).
+    """
+
+    def __init__(self, period_s: float, reset_s: float = RESET_S) -> None:
+        self.period_s = period_s
+        self.reset_s = reset_s
+        self.offset = 0.0  # added to the clock's raw seconds: the sum of the shifts so far
+        self.count = 0  # restarts so far
+
+    def scan(self, t: np.ndarray, last: float | None) -> tuple[np.ndarray, int]:
+        """The newest time before each sample of ``t`` (``last``: the newest before the batch), and the index
+        of the first restart (``len(t)``: none)."""
+        prev_max = np.maximum.accumulate(np.concatenate(([-np.inf if last is None else last], t[:-1])))
+        jumps = np.flatnonzero(t < prev_max - self.reset_s)
+        return prev_max, int(jumps[0]) if len(jumps) else len(t)
+
+    def continue_after(self, last: float, t: np.ndarray) -> np.ndarray:
+        """``t`` (starting at a restart) shifted to begin one period after ``last``; counted and remembered."""
+        shift = last + self.period_s - float(t[0])
+        self.offset += shift
+        self.count += 1
+        return t + shift
+
+    def place(self, t: np.ndarray, last: float | None) -> np.ndarray:
+        """Times in order on one time line: every restart continued, jitter held at the newest time before it.
+
+        Holding a late sample at its predecessor's time keeps the device clock as it was for the rest of the
+        stream (shifting everything after a few ms of jitter would move every later sample off its own time).
+        """
+        t = t + self.offset
+        prev_max, cut = self.scan(t, last)
+        while cut < len(t):
+            t = np.concatenate((t[:cut], self.continue_after(float(prev_max[cut]), t[cut:])))
+            prev_max, cut = self.scan(t, last)
+        return np.maximum(t, prev_max)
+
+
 class DeviceClock:
     """Raw device timestamps -> seconds since the stream's first timestamp.
 
@@ -173,8 +223,6 @@ class DeviceClock:
         else:
             rel = arr.astype(np.float64) - float(self.origin)
         return rel * UNIT_SECONDS[unit]
-
-
 
 
 def _unit_factor(kind: str, unit: str, table: dict[str, float]) -> float:
