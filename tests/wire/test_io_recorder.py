@@ -13,11 +13,20 @@ from hartool.core.errors import WireError
 from hartool.data import HAPT_LABEL_NAMES, load_dataset
 from hartool.sim.device import DEFAULT_SCALES, FaultSpec, VirtualDevice
 from hartool.wire.frames import quantize
+from hartool.wire.port import Port
 from hartool.wire.recorder import RecordOptions, record
 from hartool.wire.sources import open_port
+from hartool.wire.spec import SourceSpec
 
 SCALES = np.asarray(DEFAULT_SCALES, dtype=np.float32)
 WALKING = next(i for i, n in HAPT_LABEL_NAMES.items() if n == "WALKING")
+
+
+def _options(port: Port, *, label: str = "", meta: dict | None = None, duration_s: float | None = None,
+             **source: object) -> RecordOptions:
+    """Record options for ``port`` read with the source options ``source`` (protocol, units, ...)."""
+    return RecordOptions(SourceSpec(port.name, **source), label=label, meta=meta or {},  # type: ignore[arg-type]
+                         duration_s=duration_s)
 
 
 def imu_values(n: int, seed: int = 0) -> np.ndarray:
@@ -37,7 +46,7 @@ def test_record_text_stream_round_trips_through_the_dataset_loader(tmp_path: Pat
     with VirtualDevice(vals, rate_hz=50, speed=0) as dev:
         port = open_port(dev.port_path)
         dev.start()
-        stats = record(port, out, RecordOptions(label="walking", meta={"subject": 3, "sample_rate_hz": 50}),
+        stats = record(port, out, _options(port, label="walking", meta={"subject": 3, "sample_rate_hz": 50}),
                        stop_event=done, on_batch=progress)
         port.close()
     assert (stats.path, stats.samples, stats.end_reason, stats.time_source) == (out, 700, "stopped", "device")
@@ -67,7 +76,7 @@ def test_unplug_ends_the_recording_and_keeps_the_rows(tmp_path: Path) -> None:
     with VirtualDevice(vals, rate_hz=50, speed=0, faults=FaultSpec(disconnect_after=len(vals))) as dev:
         port = open_port(dev.port_path)
         dev.start()
-        stats = record(port, out, RecordOptions(label="walking", meta={"sample_rate_hz": 50}, protocol="text"))
+        stats = record(port, out, _options(port, label="walking", meta={"sample_rate_hz": 50}, protocol="text"))
         port.close()
     assert stats.end_reason == "disconnected" and 0 < stats.samples <= len(vals)
     session = read_csv_session(out)
@@ -86,7 +95,7 @@ def test_record_binary_without_timestamps_uses_host_time(tmp_path: Path) -> None
     with VirtualDevice(vals, speed=0, protocol="binary", timestamps=False, samples_per_frame=3) as dev:
         port = open_port(dev.port_path)
         dev.start()
-        stats = record(port, out, RecordOptions(label="sitting", meta={"sample_rate_hz": 50}, protocol="binary"),
+        stats = record(port, out, _options(port, label="sitting", meta={"sample_rate_hz": 50}, protocol="binary"),
                        stop_event=done, on_batch=progress)
         port.close()
     assert (stats.samples, stats.end_reason, stats.time_source) == (300, "stopped", "host")
@@ -109,7 +118,7 @@ def test_interrupt_keeps_what_was_recorded(tmp_path: Path) -> None:
         port = open_port(dev.port_path)
         dev.start()
         with pytest.raises(KeyboardInterrupt):
-            record(port, out, RecordOptions(meta={"sample_rate_hz": 50}, protocol="text"), on_batch=interrupt)
+            record(port, out, _options(port, meta={"sample_rate_hz": 50}, protocol="text"), on_batch=interrupt)
         port.close()
     session = read_csv_session(out)  # renamed into place by the finally block, complete rows only
     n = len(session.values)
@@ -126,7 +135,7 @@ def test_nothing_received_leaves_no_file(tmp_path: Path) -> None:
         with pytest.raises(
             WireError, match=r"^no samples received from /dev/pts/\d+ \(0 bytes read, duration\)"
         ):
-            record(port, out, RecordOptions(label="walking", duration_s=0.2))
+            record(port, out, _options(port, label="walking", duration_s=0.2))
         port.close()
     assert not out.exists() and not list(tmp_path.iterdir())
 
@@ -137,7 +146,7 @@ def test_stream_with_other_than_six_channels_is_refused(tmp_path: Path) -> None:
         port = open_port(dev.port_path)
         dev.start()
         with pytest.raises(WireError, match="device sends 3 values per line, model expects 6"):
-            record(port, tmp_path / "x.csv", RecordOptions(protocol="text"))
+            record(port, tmp_path / "x.csv", _options(port, protocol="text"))
         port.close()
     assert not list(tmp_path.iterdir())
 
@@ -146,7 +155,7 @@ def test_bad_label_is_refused_before_anything_is_written(tmp_path: Path) -> None
     port = open_port("loop://")
     try:
         with pytest.raises(ValueError, match="must not contain a comma"):
-            record(port, tmp_path / "x.csv", RecordOptions(label="a,b", duration_s=1.0, protocol="text"))
+            record(port, tmp_path / "x.csv", _options(port, label="a,b", duration_s=1.0, protocol="text"))
     finally:
         port.close()
     assert not list(tmp_path.iterdir())
@@ -204,7 +213,7 @@ def test_label_switches_apply_to_the_samples_after_them(tmp_path: Path) -> None:
             assert arrived.wait_for(lambda: seen["n"] >= n, timeout=30), seen
 
     result: dict[str, object] = {}
-    options = RecordOptions(meta={"subject": "alice", "sample_rate_hz": 50}, protocol="text")
+    options = _options(port, meta={"subject": "alice", "sample_rate_hz": 50}, protocol="text")
     worker = threading.Thread(target=lambda: result.update(stats=record(
         port, tmp_path / "s.csv", options, stop_event=stop, events=events, on_batch=progress)))
     worker.start()
@@ -242,7 +251,7 @@ def test_device_time_is_stored_in_seconds_whatever_the_unit(tmp_path: Path, unit
     src.write_bytes(b"t,ax,ay,az,gx,gy,gz\n" + _text_lines(vals, np.asarray(stamps, dtype=object)))
     port = open_port(str(src))
     try:
-        stats = record(port, tmp_path / "out" / "r.csv", RecordOptions(label="walking", protocol="text"))
+        stats = record(port, tmp_path / "out" / "r.csv", _options(port, label="walking", protocol="text"))
     finally:
         port.close()
     assert (stats.time_source, stats.time_unit, stats.samples) == ("device", unit, 50)
@@ -255,7 +264,7 @@ def test_units_are_converted_to_g_and_rad_s(tmp_path: Path) -> None:
     src.write_bytes(b"header\n" + _text_lines(counts, np.arange(20) * 20))
     port = open_port(str(src))
     try:
-        record(port, tmp_path / "out" / "raw.csv", RecordOptions(protocol="text", acc_unit="raw", gyro_unit="raw",
+        record(port, tmp_path / "out" / "raw.csv", _options(port, protocol="text", acc_unit="raw", gyro_unit="raw",
                                                                  acc_lsb=1 / 16384, gyro_lsb=1 / 131))
     finally:
         port.close()
@@ -266,7 +275,7 @@ def test_units_are_converted_to_g_and_rad_s(tmp_path: Path) -> None:
     src.write_bytes(b"header\n" + _text_lines(np.asarray([[9.80665, 0, 0, 180, 0, 0]] * 20), np.arange(20) * 20))
     port = open_port(str(src))
     try:
-        record(port, tmp_path / "out" / "phone.csv", RecordOptions(protocol="text", acc_unit="m/s2", gyro_unit="deg/s"))
+        record(port, tmp_path / "out" / "phone.csv", _options(port, protocol="text", acc_unit="m/s2", gyro_unit="deg/s"))
     finally:
         port.close()
     np.testing.assert_allclose(read_csv_session(tmp_path / "out" / "phone.csv").values[0], [1, 0, 0, np.pi, 0, 0],
@@ -277,9 +286,9 @@ def test_lsb_without_raw_is_refused_before_anything_is_written(tmp_path: Path) -
     port = open_port("loop://")
     try:
         with pytest.raises(WireError, match=r"--acc-lsb only applies with --acc-unit raw"):
-            record(port, tmp_path / "x.csv", RecordOptions(duration_s=1.0, protocol="text", acc_lsb=0.001))
+            record(port, tmp_path / "x.csv", _options(port, duration_s=1.0, protocol="text", acc_lsb=0.001))
         with pytest.raises(WireError, match=r"--gyro-unit raw needs --gyro-lsb"):
-            record(port, tmp_path / "x.csv", RecordOptions(duration_s=1.0, protocol="text", gyro_unit="raw"))
+            record(port, tmp_path / "x.csv", _options(port, duration_s=1.0, protocol="text", gyro_unit="raw"))
     finally:
         port.close()
     assert not list(tmp_path.iterdir())

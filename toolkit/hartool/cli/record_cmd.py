@@ -119,11 +119,8 @@ def _run(spec: SourceSpec, out: Path, first: str, labels: list[str], meta: dict[
     from ..wire.recorder import record as run_record
     from .keys import KeyReader, key_help, start_key_thread
 
-    layout = spec.check(record_channels())  # --acc-lsb without raw etc.: one line, before opening anything
-    options = RecordOptions(label=first, duration_s=duration_s, meta=meta, protocol=spec.protocol, columns=layout,
-                            time_unit=spec.time_unit, acc_unit=spec.acc_unit, gyro_unit=spec.gyro_unit,
-                            acc_lsb=spec.acc_lsb, gyro_lsb=spec.gyro_lsb, units_confirmed=spec.units_confirmed,
-                            grid_hz=grid_hz)
+    spec.check(record_channels())  # --acc-lsb without raw etc.: one line, before opening anything
+    options = RecordOptions(spec, label=first, duration_s=duration_s, meta=meta, grid_hz=grid_hz)
     source = spec.open_port()
     events: queue.Queue[str] = queue.Queue()
     stop = threading.Event()

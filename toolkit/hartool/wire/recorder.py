@@ -5,7 +5,7 @@ label names, ``""`` for none) from anything, e.g. the CLI's key reader, and appl
 after the switch. The port is read by :class:`hartool.wire.reader.ReaderThread` (which also waits for
 the next sender of a listening source), and samples go through the ingest stage
 (:class:`hartool.core.ingest.IngestStage`, as `stream`'s do) without resampling: ``t_s`` is in seconds
-whatever the device sends (device timestamps, their unit from the batch, ``time_unit`` or detected; the
+whatever the device sends (device timestamps, their unit from the batch, ``source.time_unit`` or detected; the
 host clock at arrival without them), values in g and rad/s. Sources that time each sensor on its own
 clock (Sensor Logger) are put on one ``grid_hz`` grid, and so is every source when the header names a rate
 (``meta["sample_rate_hz"]``, `record --rate`): the rows are at the rate the header says. numpy and core only: it runs on the edge.
@@ -25,13 +25,12 @@ import numpy as np
 
 from hartool.core.csvformat import VALUE_COLUMNS, format_header, format_row
 from hartool.core.errors import WireError
-from hartool.core.ingest import IngestOptions, IngestStage, UnitsError
+from hartool.core.ingest import IngestStage, UnitsError
 from hartool.core.resample import GridChunk
-from hartool.core.timebase import channel_scales
-from hartool.wire.batch import ColumnLayout
 from hartool.wire.events import ReaderEvent
 from hartool.wire.port import Port
 from hartool.wire.reader import ReaderStats, ReaderThread
+from hartool.wire.spec import SourceSpec
 
 __all__ = ["DEFAULT_UNITS", "RecordOptions", "RecordStats", "record", "record_channels"]
 
@@ -69,24 +68,19 @@ class RecordStats:
 
 @dataclass(frozen=True)
 class RecordOptions:
-    """How a session is recorded: label, header, limits, and how the device's bytes are read.
+    """How a session is recorded: how the device's bytes are read, label, header, limits.
 
+    ``source`` says how to read the port :func:`record` is given (wire format, text columns, time unit,
+    units as ``stream`` takes them: ``raw`` with ``*_lsb``); its ``port`` names what the caller opened.
     ``meta`` goes into the header in order (e.g. ``subject``, ``sample_rate_hz``; its rate also spaces
-    samples that arrived together without timestamps); units as ``stream`` takes them (``raw`` with
-    ``*_lsb``); ``grid_hz`` is the rate sensors on separate clocks are resampled to.
+    samples that arrived together without timestamps); ``grid_hz`` is the rate sensors on separate clocks
+    are resampled to.
     """
 
+    source: SourceSpec
     label: str = ""
     duration_s: float | None = None
     meta: Mapping[str, object] = field(default_factory=dict)
-    protocol: str = "auto"
-    columns: ColumnLayout | None = None
-    time_unit: str = "auto"
-    acc_unit: str = "g"
-    gyro_unit: str = "rad/s"
-    acc_lsb: float | None = None
-    gyro_lsb: float | None = None
-    units_confirmed: bool = False
     grid_hz: float = 50.0
     flush_every_s: float = 1.0
     max_queue: int = 1024
@@ -153,20 +147,18 @@ class _Writer:
 def _prepare(out: Path, options: RecordOptions) -> tuple[str, IngestStage]:
     """Check everything that can be checked before a file exists: units, header keys, the label."""
     o = options
-    channel_scales(record_channels(), o.acc_unit, o.gyro_unit, o.acc_lsb, o.gyro_lsb)  # bad units: refuse now
+    o.source.check(record_channels())  # bad units or columns: refused before the file exists
     header_meta = {k: v for k, v in o.meta.items() if k != "units"}
     header_meta["units"] = DEFAULT_UNITS
     header = format_header(header_meta)  # validates the keys before anything is created
     format_row(0.0, [0.0] * _NCH, o.label)  # validates the label the same way every row will
-    ingest = IngestStage(record_channels(), o.grid_hz,
-                         IngestOptions(acc_unit=o.acc_unit, gyro_unit=o.gyro_unit, acc_lsb=o.acc_lsb,
-                                       gyro_lsb=o.gyro_lsb, time_unit=o.time_unit,
-                                       units_confirmed=o.units_confirmed, refuse_doubtful_units=True),
+    # A file must hold what was sent: units in doubt refuse the session rather than being a note.
+    ingest = IngestStage(record_channels(), o.grid_hz, o.source.ingest(refuse_doubtful_units=True),
                          resample=False, nominal_hz=_rate_of(header_meta), regrid=_rate_of(header_meta) is not None)
     return header, ingest
 
 
-def record(port: Port, out: str | os.PathLike[str], options: RecordOptions | None = None, *,
+def record(port: Port, out: str | os.PathLike[str], options: RecordOptions, *,
            events: queue.Queue[str] | None = None, stop_event: threading.Event | None = None,
            on_batch: Callable[[int], None] | None = None,
            on_status: Callable[[str], None] | None = None) -> RecordStats:
@@ -187,14 +179,13 @@ def record(port: Port, out: str | os.PathLike[str], options: RecordOptions | Non
 
     Raises :class:`WireError` when the stream has not 6 channels, or when it ended without any sample.
     """
-    o = options or RecordOptions()
+    o = options
     out = Path(out)
     header, ingest = _prepare(out, o)
     out.parent.mkdir(parents=True, exist_ok=True)
     rate = _rate_of(o.meta)
     writer = _Writer(out, header, o.label, 1.0 / rate if rate else 0.0)
-    reader = ReaderThread(port, protocol=o.protocol, max_queue=o.max_queue, channel_names=VALUE_COLUMNS,
-                          columns=o.columns, time_unit=None if o.time_unit == "auto" else o.time_unit)
+    reader = o.source.reader(port, record_channels(), max_queue=o.max_queue)
     loop = _Loop(reader, ingest, writer, o, events, stop_event, on_batch, on_status)
     refused = False
     try:

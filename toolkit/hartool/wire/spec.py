@@ -60,21 +60,27 @@ class SourceSpec:
             return None
         return parse_columns(self.columns, [c["name"] for c in channels])
 
-    def ingest(self, max_gap_periods: float = 4.0) -> IngestOptions:
-        """The ingest stage's options for this source (units, time unit; holes over ``max_gap_periods``)."""
+    def ingest(self, max_gap_periods: float = 4.0, *, refuse_doubtful_units: bool = False) -> IngestOptions:
+        """The ingest stage's options for this source (units, time unit; holes over ``max_gap_periods``;
+        ``refuse_doubtful_units``: magnitudes that contradict the units raise instead of being a note)."""
         return IngestOptions(acc_unit=self.acc_unit, gyro_unit=self.gyro_unit, acc_lsb=self.acc_lsb,
                              gyro_lsb=self.gyro_lsb, time_unit=self.time_unit, max_gap_periods=max_gap_periods,
-                             units_confirmed=self.units_confirmed)
+                             units_confirmed=self.units_confirmed, refuse_doubtful_units=refuse_doubtful_units)
 
     def open_port(self) -> Port:
         """Open the byte source (one-line WireError when it cannot be opened)."""
         return open_port(self.port, baud=self.baud, reconnect=self.reconnect)
 
+    def reader(self, port: Port, channels: Sequence[Mapping[str, str]], *, max_queue: int = 1024) -> ReaderThread:
+        """The (not started) reader thread that decodes ``port`` (this spec's, already open) into ``channels``."""
+        layout = self.check(channels)
+        names = [c["name"] for c in channels]
+        return ReaderThread(port, protocol=self.protocol, expected_channels=len(names), max_queue=max_queue,
+                            reconnect=self.reconnect, channel_names=names, columns=layout,
+                            time_unit=self.decoder_time_unit)
+
 
 def open_source(spec: SourceSpec, channels: Sequence[Mapping[str, str]], *, max_queue: int = 1024) -> ReaderThread:
     """Check ``spec`` against the model's ``channels``, open its port and return the (not started) reader thread."""
-    layout = spec.check(channels)
-    names = [c["name"] for c in channels]
-    return ReaderThread(spec.open_port(), protocol=spec.protocol, expected_channels=len(names), max_queue=max_queue,
-                        reconnect=spec.reconnect, channel_names=names, columns=layout,
-                        time_unit=spec.decoder_time_unit)
+    spec.check(channels)  # bad units or columns: one line before anything is opened
+    return spec.reader(spec.open_port(), channels, max_queue=max_queue)
