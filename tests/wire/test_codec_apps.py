@@ -116,7 +116,7 @@ def test_sensor_logger_summed_acc_reaches_the_model_units() -> None:
                             batch.acc_unit, batch.gyro_unit)
     clock, r = DeviceClock(batch.time_unit), Resampler(50.0, 6, {p: c for p, c in
                                                                  [(p.name, p.channels) for p in batch.parts]})
-    clock.set_origin(min(p.t[0] for p in batch.parts))
+    clock.start_at_earliest(p.t for p in batch.parts)
     chunks = []
     for p in batch.parts:
         chunks += r.push(p.name, clock.seconds(p.t), p.values * scales[list(p.channels)])

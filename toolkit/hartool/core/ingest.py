@@ -165,6 +165,8 @@ class IngestStage:
         self.names = [c["name"] for c in self.channels]
         self.width = len(self.channels)
         self._all = tuple(range(self.width))  # one clock for every channel
+        self._acc = tuple(i for i, n in enumerate(self.names) if n.startswith("acc"))
+        self._gyro = tuple(i for i, n in enumerate(self.names) if n.startswith("gyro"))
         self.rate_hz = float(rate_hz)
         self.resample = resample
         self.regrid = regrid and not resample
@@ -216,10 +218,7 @@ class IngestStage:
     def push_parts(self, parts: Sequence[SensorReadings], layout: Sequence[str]) -> list[GridChunk]:
         """Sensors on their own clocks (times in seconds, any origin; values in model units); ``layout``
         names every sensor the source sends (grid samples wait for all of them)."""
-        if self.clock.origin is None:
-            firsts = [float(np.asarray(t)[0]) for _n, _i, t, _v in parts if len(t)]
-            if firsts:
-                self.clock.set_origin(min(firsts))
+        self.clock.start_at_earliest(t for _n, _i, t, _v in parts)
         self.device_samples += sum(len(t) for _n, _i, t, _v in parts)
         return self._on_grid([(n, i, self.clock.seconds(np.asarray(t), "s"), v) for n, i, t, v in parts], layout)
 
@@ -349,10 +348,7 @@ class IngestStage:
         self.time_unit, self.time_source = unit, "device"
         out = self.gap() if batch.breaks else []
         self.device_samples += batch.samples
-        if self.clock.origin is None:
-            firsts = [p.t[0] for p in batch.parts if len(p.t)]
-            if firsts:
-                self.clock.set_origin(min(firsts))
+        self.clock.start_at_earliest(p.t for p in batch.parts)
         parts = [(p.name, p.channels, self.clock.seconds(p.t, unit), np.asarray(p.values) * scales[list(p.channels)])
                  for p in batch.parts]
         if not self._rate_told and parts:
@@ -385,9 +381,7 @@ class IngestStage:
     def _layout_channels(self, layout: tuple[str, ...], parts: Sequence[SensorReadings]) -> dict[str, tuple[int, ...]]:
         # A sensor of the layout missing from this batch feeds the channel group its name says.
         known = {name: tuple(idx) for name, idx, _t, _v in parts}
-        acc = tuple(i for i, n in enumerate(self.names) if n.startswith("acc"))
-        gyro = tuple(i for i, n in enumerate(self.names) if n.startswith("gyro"))
-        return {n: known.get(n, gyro if n.startswith("gyro") else acc) for n in layout}
+        return {n: known.get(n, self._gyro if n.startswith("gyro") else self._acc) for n in layout}
 
     # ------------------------------------------------------------------------------------------------
     def _check_units(self, values: np.ndarray, batch: Batch) -> None:
@@ -397,8 +391,7 @@ class IngestStage:
         :class:`UnitsError` with ``refuse_doubtful_units``."""
         if self._unit_checked:
             return
-        acc = [i for i, n in enumerate(self.names) if n.startswith("acc")]
-        gyro = [i for i, n in enumerate(self.names) if n.startswith("gyro")]
+        acc, gyro = list(self._acc), list(self._gyro)
         if len(acc) != 3:
             self._unit_checked = True
             return

@@ -140,10 +140,9 @@ class Resampler:
         # Every grid point up to ``last`` went out already, so the newest sample is all the next one needs.
         part.t, part.v = np.array([tn]), vn
         part.last = part.hole_ref = tn
-        first = self._g0 + self._k * self.period
-        if tn < first - _EPS * max(1.0, abs(first)):
+        first, n = self._due(tn)
+        if not n:
             return []
-        n = int(np.floor((tn - first) * self.rate_hz + _EPS * max(1.0, abs(tn) * self.rate_hz))) + 1
         if n == 1:  # the usual case at or below the model's rate: Python floats, the same IEEE arithmetic
             wf = (first - last) / step
             wf = 0.0 if abs(wf) < _EPS else 1.0 if abs(wf - 1.0) < _EPS else wf
@@ -152,10 +151,7 @@ class Resampler:
             grid = self._g0 + (self._k + np.arange(n)) * self.period
             w = _snapped((grid - last) / step)
             out = v_last + (vn[0] - v_last) * w[:, None]
-        self._k += n
-        self.samples_out += n
-        restart, self._restart_pending = self._restart_pending, False
-        return [GridChunk(grid, out, restart)]
+        return self._out(grid, out)
 
     def _accept(self, part: _Part, t: np.ndarray, v: np.ndarray
                 ) -> tuple[np.ndarray, np.ndarray, int | None, bool]:
@@ -232,11 +228,9 @@ class Resampler:
             if any(not len(p.t) for p in parts):
                 return []
             self._g0, self._k = max(float(p.t[0]) for p in parts), 0
-        covered = min(float(p.t[-1]) for p in parts)
-        first = self._g0 + self._k * self.period
-        if covered < first - _EPS * max(1.0, abs(first)):
+        _first, n = self._due(min(float(p.t[-1]) for p in parts))
+        if not n:
             return []
-        n = int(np.floor((covered - first) * self.rate_hz + _EPS * max(1.0, abs(covered) * self.rate_hz))) + 1
         grid = self._g0 + (self._k + np.arange(n)) * self.period
         out = None if self._whole else np.zeros((n, self.channels), dtype=np.float64)
         for p in parts:
@@ -248,10 +242,23 @@ class Resampler:
             keep_from = max(0, int(np.searchsorted(p.t, grid[-1] + self.period, side="right")) - 1)
             p.t, p.v = p.t[keep_from:], p.v[keep_from:]
         assert out is not None
-        self._k += n
-        self.samples_out += n
+        return self._out(grid, out)
+
+    def _due(self, covered: float) -> tuple[float, int]:
+        """The next grid time, and how many grid points from it on lie at or before ``covered`` (to rounding)."""
+        assert self._g0 is not None
+        first = self._g0 + self._k * self.period
+        if covered < first - _EPS * max(1.0, abs(first)):
+            return first, 0
+        return first, int(np.floor((covered - first) * self.rate_hz
+                                   + _EPS * max(1.0, abs(covered) * self.rate_hz))) + 1
+
+    def _out(self, grid: np.ndarray, values: np.ndarray) -> list[GridChunk]:
+        """Grid samples produced: advance the grid index, count them, carry a pending restart flag."""
+        self._k += len(grid)
+        self.samples_out += len(grid)
         restart, self._restart_pending = self._restart_pending, False
-        return [GridChunk(grid, out, restart)]
+        return [GridChunk(grid, values, restart)]
 
 
 def _merged(chunks: list[GridChunk]) -> list[GridChunk]:

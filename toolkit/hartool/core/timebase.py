@@ -14,7 +14,7 @@ numpy only: this runs on the edge device.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -201,12 +201,18 @@ class DeviceClock:
             self.detected = True
         return self.unit
 
-    def set_origin(self, t0: float | int) -> None:
-        if self.origin is None:
-            self.origin = t0
+    def start_at_earliest(self, stamps: Iterable[np.ndarray]) -> None:
+        """Put the origin at the earliest first stamp of several sensor clocks (no-op once there is one).
+
+        The first stamp is taken as a Python number, as :meth:`seconds` takes it, so integer stamps stay exact."""
+        if self.origin is not None:
+            return
+        firsts = [np.asarray(t).flat[0].item() for t in stamps if len(t)]
+        if firsts:
+            self.origin = min(firsts)
 
     def seconds(self, t: np.ndarray, unit: str | None = None) -> np.ndarray:
-        """Seconds since the origin (the first timestamp seen, unless :meth:`set_origin` chose one)."""
+        """Seconds since the origin (the first timestamp seen, unless :meth:`start_at_earliest` chose one)."""
         unit = unit or self.unit
         if unit is None:
             raise WireError("device time unit not known yet")
