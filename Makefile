@@ -20,7 +20,7 @@ demo: venv
 
 test: venv
 	bash tests/setup_services.sh
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto
 
 lint: venv
 	$(VENV)/bin/ruff check toolkit tests benchmarks firmware_bridge

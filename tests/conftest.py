@@ -1,30 +1,71 @@
-"""Session fixtures shared across rooms: a tiny trained bundle and its quantized artifacts, built once."""
+"""Session fixtures shared across rooms: a tiny trained bundle and its quantized artifacts, built once per run
+(once for all pytest-xdist workers too)."""
 
 from __future__ import annotations
 
+import fcntl
+import os
 import shutil
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-from hartool_testing import TINY_TRAIN, hartool
+from hartool_testing import TINY_TRAIN, hartool, wait_until
+
+_BUILD_S = 1800.0  # the other worker's build of a shared fixture ends by then (a hang guard, not a speed limit)
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive lock on ``path`` across processes (polled, so the wait ends: ``_BUILD_S``)."""
+    with open(path, "w") as fh:
+        def take() -> bool:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False
+            return True
+
+        wait_until(take, f"the lock {path.name} (another worker builds it)", timeout=_BUILD_S, interval=0.2)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _built_once(tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], None]) -> Path:
+    """``build(dir)`` once per test run: under pytest-xdist the first worker builds it into the run's common
+    temp directory and the others wait for it and read the same files (the fixtures are read-only: a test
+    that changes a bundle takes ``bundle_copy``)."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # pytest-of-USER/pytest-N: the base of every worker's own temp directory
+    out, done = root / f"shared-{name}", root / f"shared-{name}.done"
+    with _locked(root / f"shared-{name}.lock"):
+        if not done.exists():
+            shutil.rmtree(out, ignore_errors=True)  # a build that failed half-way
+            build(out)
+            done.touch()
+    return out
 
 
 @pytest.fixture(scope="session")
 def trained_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A CNN bundle trained for one epoch on 600 windows (model.keras + manifest, no artifacts)."""
-    out = tmp_path_factory.mktemp("bundles") / "cnn"
-    hartool("train", "--arch", "cnn", "--out", str(out), *TINY_TRAIN)
-    return out
+    """A CNN bundle trained for two epochs on 600 windows (model.keras + manifest, no artifacts)."""
+    return _built_once(tmp_path_factory, "trained", lambda d: hartool(
+        "train", "--arch", "cnn", "--out", str(d / "cnn"), *TINY_TRAIN)) / "cnn"
 
 
 @pytest.fixture(scope="session")
 def quantized_bundle(trained_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny CNN bundle quantized to every mode: tflite fp32/fp16/dynamic/int8/int16x8, onnx fp32/dynamic/int8."""
-    out = tmp_path_factory.mktemp("quantized") / "cnn"
-    shutil.copytree(trained_bundle, out)
-    hartool("quantize", str(out), "--calibration-windows", "64")
-    return out
+    def build(d: Path) -> None:
+        shutil.copytree(trained_bundle, d / "cnn")
+        hartool("quantize", str(d / "cnn"), "--calibration-windows", "64")
+
+    return _built_once(tmp_path_factory, "quantized", build) / "cnn"
 
 
 @pytest.fixture()
