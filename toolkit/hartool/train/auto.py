@@ -162,8 +162,9 @@ def train_auto(opts: TrainOptions, on_fold: Callable[[dict[str, Any]], None] | N
     picked = pick(scores) if table else likely_arch(data.split.train)
     final = train(dataclasses.replace(opts, arch=picked))
     bundle = Bundle.load(Path(opts.out))
-    section = {"candidates": list(archs), "candidate_rule": f"knn when the median class has fewer than "
-               f"{KNN_CANDIDATE_WINDOWS_PER_CLASS} training windows", "picked": picked, "rule": PICK_RULE, "table": table, "folds": scores,
+    section = {"candidates": list(archs), "picked": picked, "rule": PICK_RULE, "table": table, "folds": scores,
+               "candidate_rule": f"knn when the median class has fewer than {KNN_CANDIDATE_WINDOWS_PER_CLASS} "
+                                 "training windows",
                "budget": budget, "cv_subjects": pool, "excluded_test_subjects": list(excluded)}
     bundle.manifest["training"]["auto"] = section
     bundle.save()

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from ..core.errors import DataError
 from ..core.metrics import classification_report
 
 # Template units (classes x the largest class's count) and template values (units x window x channels): the
@@ -146,6 +147,9 @@ def fit_knn(x_train: np.ndarray, train: Any, x_val: np.ndarray, val: Any, n_clas
     y = np.concatenate([train.y, val.y])
     subject = np.concatenate([train.subject, val.subject])
     is_val = np.arange(len(y)) >= len(train.y)
+    missing = [train.labels[c] for c in range(n_classes) if not np.any(y == c)]
+    if missing:
+        raise DataError(f"--arch knn: no training or validation window of {', '.join(missing)} to use as a template")
     keep = select_templates(y, cap, seed)
     t, ty, ts = flat[keep], y[keep], subject[keep]
     tau = choose_tau(t, ty, ts, n_classes)
