@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -144,3 +145,19 @@ def test_knn_bundle_streams_without_tensorflow(knn_bundle: tuple[Path, Path]) ->
     walking = [label for label, truth in pure if truth == "WALKING"]
     assert walking and all(label == "WALKING" for label in walking)
     assert all(label in LABELS[1:] for label, truth in pure if truth != "WALKING")
+
+
+def test_knn_bundle_enrolls_a_new_activity(knn_bundle: tuple[Path, Path], tmp_path: Path) -> None:
+    bundle, _ = knn_bundle
+    # The embedding: per class, the nearest template's score and the mean score (2 x 3 classes).
+    assert json.loads((bundle / "manifest.json").read_text())["embedding"]["dim"] == 2 * len(LABELS)
+    mine = tmp_path / "bundle"
+    shutil.copytree(bundle, mine)
+    laying = write_subject(tmp_path / "new" / "dan_laying.csv", "dan", [("LAYING", 15.0)], seed=7, rate_hz=RATE)
+    enrolled = json.loads(hartool("enroll", str(mine), "--label", "LAYING", "--port", str(laying), "--json").stdout)
+    assert enrolled["added"] == ["LAYING"]
+    again = write_subject(tmp_path / "new" / "dan_laying2.csv", "dan", [("LAYING", 10.0)], seed=8, rate_hz=RATE)
+    rows = [json.loads(line) for line in hartool("stream", str(mine), "--port", str(again), "--jsonl",
+                                                   "--smooth", "none").stdout.splitlines()]
+    assert rows and all(r["labels"] == [*LABELS, "LAYING"] for r in rows)
+    assert sum(r["label"] == "LAYING" for r in rows) >= 0.9 * len(rows)

@@ -5,7 +5,8 @@ For a standardised, flattened window x and a template t, ``argmin ||x - t||^2 = 
 scores every template, a max over each class's templates gives ``||x||^2 - d_c^2`` (d_c: the distance to the
 nearest template of class c), and a softmax of those over a temperature ``tau`` gives probabilities whose argmax
 is the 1-NN label. Nothing is trained: the weights are the training windows. Every op is a plain builtin
-(FULLY_CONNECTED, RESHAPE, MAX, MUL, SOFTMAX), so the bundle exports, quantizes and streams like any other.
+(FULLY_CONNECTED, RESHAPE, REDUCE_MAX, MEAN, CONCATENATION, SOFTMAX), so the bundle exports, quantizes, streams
+and enrolls new activities like any other.
 
 Templates are the training and validation windows (a template method wastes no example; the validation score
 in the manifest is of the training templates alone, measured before the validation windows join). ``tau`` is
@@ -109,7 +110,7 @@ def choose_tau(t: np.ndarray, ty: np.ndarray, subject: np.ndarray, n_classes: in
 
 
 def build_knn_model(t: np.ndarray, ty: np.ndarray, n_classes: int, window: int, channels: int, tau: float) -> Any:
-    """The template classifier: input ``imu`` (window, channels), output ``probs`` (classes).
+    """The template classifier: input ``imu`` (window, channels), output ``probs`` (classes), embedding 2 x classes.
 
     Unit ``j * classes + c`` holds class c's j-th template, so a reshape to (k_max, classes) and a max over the
     first axis is the per-class max. A class with fewer than k_max templates repeats its own (a copy never
@@ -132,9 +133,14 @@ def build_knn_model(t: np.ndarray, ty: np.ndarray, n_classes: int, window: int, 
     x = dense(x)
     dense.set_weights([2.0 * units.T, -(units.astype(np.float64) ** 2).sum(1).astype(np.float32)])
     x = layers.Reshape((k_max, n_classes))(x)
-    x = layers.GlobalMaxPooling1D()(x)
-    x = layers.Rescaling(1.0 / tau)(x)
-    out = layers.Activation("softmax", name="probs")(x)
+    # The embedding that enrollment fits its heads on (train/embedding.py takes the input of ``probs``): per class
+    # the nearest template's score and the mean over its units. A new activity shows as "near none of them".
+    emb = layers.Concatenate()([layers.GlobalMaxPooling1D()(x), layers.GlobalAveragePooling1D()(x)])
+    probs = layers.Dense(n_classes, activation="softmax", name="probs")
+    out = probs(emb)
+    # logits = nearest score / tau: the mean half of the embedding does not vote.
+    probs.set_weights([np.vstack([np.eye(n_classes) / tau, np.zeros((n_classes, n_classes))]).astype(np.float32),
+                       np.zeros(n_classes, np.float32)])
     return keras.Model(inp, out, name="knn")
 
 
