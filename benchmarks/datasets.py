@@ -5,11 +5,13 @@ Usage: nice -n 10 .venv/bin/python benchmarks/datasets.py [--out benchmarks/out/
 
 1. Converts the sets (benchmarks/convert_datasets.py: BasicMotions, the seglearn watch set, PickupGestureWiimoteZ)
    to csv:DIR folders.
-2. Trains `--arch cnn`, `features` and `auto` on each with its canonical split (UEA/UCR: the archive's test
+2. Trains `--arch cnn`, `features`, `knn` and `auto` on each with its canonical split (UEA/UCR: the archive's test
    series; watch: 5 folds by subject, as the paper) and the defaults a user gets (windows of 2.56 s at the
    set's rate; Wiimote: the whole 3.61 s series, as the UCR protocol classifies whole series).
 3. Scores the Keras model on the test windows, and for UEA/UCR sets per series (mean window probabilities),
    which is what the published numbers measure; writes benchmarks/results/datasets.json and prints markdown.
+4. Quantizes every knn bundle (and auto's, when it picked knn) to TFLite fp32, dynamic and int8: the template
+   model's sizes and int8 accuracy.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import Any
 import numpy as np
 from _common import REPO, hartool, md_table, save, stamp
 
-ARCHS = ("cnn", "features", "auto")
+ARCHS = ("cnn", "features", "knn", "auto")
 # Published classic baselines on the same split (accuracy, source). "best classic" is what auto must reach.
 PUBLISHED = {
     "basicmotions": {"metric": "series", "best_classic": ("1-NN DTW_D", 0.975),
@@ -69,10 +71,25 @@ def run_one(name: str, folder: Path, arch: str, fold: list[str], out: Path, skip
     else:
         took = None
     m = json.loads((out / "manifest.json").read_text())
-    return {"arch": arch, "picked": m["arch"], "windows": m["metrics"]["test"]["accuracy"],
-            "series": series_accuracy(out) if PUBLISHED[name]["metric"] == "series" else None,
-            "auto_table": m["training"].get("auto", {}).get("table"), "recipe": m["training"].get("recipe"),
-            "wall_s": took}
+    row = {"arch": arch, "picked": m["arch"], "windows": m["metrics"]["test"]["accuracy"],
+           "series": series_accuracy(out) if PUBLISHED[name]["metric"] == "series" else None,
+           "auto_table": m["training"].get("auto", {}).get("table"), "recipe": m["training"].get("recipe"),
+           "wall_s": took}
+    if m["arch"] == "knn":
+        row.update(knn_artifacts(out, skip))
+    return row
+
+
+def knn_artifacts(bundle: Path, skip: bool) -> dict[str, Any]:
+    """A knn bundle's templates, and its TFLite artifacts (fp32, dynamic, int8): size and test-window accuracy."""
+    m = json.loads((bundle / "manifest.json").read_text())
+    if not (skip and m.get("artifacts")):
+        hartool("quantize", str(bundle), "--formats", "tflite", "--modes", "fp32,dynamic,int8", "--json")
+        m = json.loads((bundle / "manifest.json").read_text())
+    knn = m["training"]["knn"]
+    return {"knn": {k: knn[k] for k in ("templates", "units", "subset", "tau", "loo_accuracy")},
+            "artifacts": [{k: a.get(k) for k in ("name", "bytes", "accuracy", "agreement")} for a in m["artifacts"]],
+            "default_artifact": m.get("default_artifact")}
 
 
 def bench(name: str, folder: Path, folds: list[list[str]], out: Path, skip: bool,
@@ -112,7 +129,7 @@ def markdown(rows: list[dict[str, Any]]) -> str:
                                                          for a in ARCHS), picks,
                       f"{base} {value:.1%}" if value is not None else f"{base} (see note)",
                       f"{ed:.1%}" if ed is not None else "-"])
-    return md_table(["dataset", "scored per", "cnn", "features", "auto", "auto picked", "best published classic",
+    return md_table(["dataset", "scored per", "cnn", "features", "knn", "auto", "auto picked", "best published classic",
                      "1-NN ED (measured here)"], table)
 
 
@@ -121,7 +138,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "out" / "datasets")
     ap.add_argument("--only", default=None, help="Comma-separated dataset names.")
     ap.add_argument("--skip-train", action="store_true", help="Report bundles an earlier run left in OUT.")
-    ap.add_argument("--archs", default=",".join(ARCHS), help="Comma-separated subset of cnn,features,auto.")
+    ap.add_argument("--archs", default=",".join(ARCHS), help="Comma-separated subset of cnn,features,knn,auto.")
     ap.add_argument("--max-folds", type=int, default=None,
                     help="Only the first N folds of a cross-validated protocol (watch), to fit a time box.")
     args = ap.parse_args()
@@ -137,7 +154,10 @@ def main() -> None:
         rows += bench(name, Path(index[name]["dir"]), folds, args.out / "bundles", args.skip_train,
                       tuple(args.archs.split(",")))
     doc = {**stamp(sys.argv), "published": PUBLISHED, "rows": rows}
-    save("datasets.json" if not args.only else f"datasets-{'-'.join(names)}.json", doc)
+    # A subset of archs gets its own file: it must not overwrite the full run's rows.
+    tag = "".join(f"-{n}" for n in names) if args.only else ""
+    tag += "".join(f"-{a}" for a in args.archs.split(",")) if args.archs != ",".join(ARCHS) else ""
+    save(f"datasets{tag}.json", doc)
     print(markdown(rows))
 
 

@@ -29,6 +29,13 @@ from .fit import DEFAULT_EPOCHS, TrainOptions, TrainResult, load_training_data, 
 
 # Candidates in order of preference on a tie: the CNN quantizes to full int8 and sees the raw signal.
 CANDIDATES = ("cnn", "features")
+# knn joins on small data only: under this many training windows in the median class (at the evaluation stride,
+# so independent examples, not shifted copies) a network has little to learn its features from, and a template
+# method is the textbook tool (the UCR/UEA archives' 1-NN baselines). Above it knn's templates are a subset (the
+# size budget) and its cost per window grows with them, while the networks have enough examples: HAPT (1,000+
+# per class) and the watch set (393) keep the two-way choice; BasicMotions (51) and the Wiimote gestures (4)
+# get knn. Decided from the data's size, before any fold is scored.
+KNN_CANDIDATE_WINDOWS_PER_CLASS = 100
 PICK_RULE = ("the first candidate unless another's mean per-fold gain over it exceeds the standard error of "
              "those gains")
 SMALL_FOLDS = 5
@@ -49,19 +56,28 @@ class AutoResult:
     final: TrainResult
 
 
+def candidates(train: Any) -> tuple[str, ...]:
+    """The archs auto cross-validates for these training windows (a :class:`hartool.data.windows.Windows` at the
+    evaluation stride): :data:`CANDIDATES`, plus knn when the median class has fewer than
+    :data:`KNN_CANDIDATE_WINDOWS_PER_CLASS` windows."""
+    counts = [c for c in train.class_counts().values() if c > 0]
+    small = bool(counts) and float(np.median(counts)) < KNN_CANDIDATE_WINDOWS_PER_CLASS
+    return (*CANDIDATES, "knn") if small else CANDIDATES
+
+
 def subject_folds(names: list[str], k: int, seed: int) -> list[list[str]]:
     """``names`` shuffled (seeded) into ``k`` groups of near-equal size."""
     order = np.random.default_rng(seed).permutation(len(names))
     return [sorted(names[i] for i in order[j::k]) for j in range(k)]
 
 
-def auto_budget(opts: TrainOptions, data: Any) -> dict[str, Any]:
+def auto_budget(opts: TrainOptions, data: Any, archs: tuple[str, ...] = CANDIDATES) -> dict[str, Any]:
     """Folds and epochs per fold run: full runs on small data, fewer folds and epochs on large data."""
     full = len(data.train.y) <= FULL_CV_MAX_WINDOWS
     pool = len(data.split.train_subjects) + len(data.split.val_subjects)
     folds = min(SMALL_FOLDS if full else LARGE_FOLDS, pool)
     epochs = {a: opts.epochs if opts.epochs is not None or full
-              else max(1, int(round(DEFAULT_EPOCHS[a] * LARGE_EPOCH_SHARE))) for a in CANDIDATES}
+              else max(1, int(round(DEFAULT_EPOCHS[a] * LARGE_EPOCH_SHARE))) for a in archs}
     return {"folds": folds, "epochs": epochs, "full_cv": full,
             "why": f"full runs ({len(data.train.y):,} training windows)" if full else
                    f"{folds} folds of {LARGE_EPOCH_SHARE:.0%} of the usual epochs ({len(data.train.y):,} training "
@@ -84,7 +100,7 @@ def _names(ds: Any, ids: list[int]) -> list[str]:
 
 def _table(scores: list[dict[str, Any]]) -> list[dict[str, Any]]:
     rows = []
-    for arch in CANDIDATES:
+    for arch in dict.fromkeys(s["arch"] for s in scores):
         acc = np.asarray([s["accuracy"] for s in scores if s["arch"] == arch])
         f1 = np.asarray([s["macro_f1"] for s in scores if s["arch"] == arch])
         if acc.size:
@@ -102,10 +118,11 @@ def pick(scores: list[dict[str, Any]]) -> str:
     over a few folds alone would follow that noise. Pairing by fold removes the people effect, and the
     first candidate (the CNN: full int8, raw signal) keeps its place unless the data says otherwise.
     """
-    by_arch = {a: np.asarray([s["accuracy"] for s in scores if s["arch"] == a]) for a in CANDIDATES}
-    base = CANDIDATES[0]
+    archs = list(dict.fromkeys(s["arch"] for s in scores))  # in the order they were scored: the first is the base
+    by_arch = {a: np.asarray([s["accuracy"] for s in scores if s["arch"] == a]) for a in archs}
+    base = archs[0]
     best, best_margin = base, 0.0
-    for arch in CANDIDATES[1:]:
+    for arch in archs[1:]:
         diff = by_arch[arch] - by_arch[base]
         if diff.size == 0 or diff.size != by_arch[base].size:
             continue
@@ -117,7 +134,7 @@ def pick(scores: list[dict[str, Any]]) -> str:
 
 
 def train_auto(opts: TrainOptions, on_fold: Callable[[dict[str, Any]], None] | None = None) -> AutoResult:
-    """Cross-validate :data:`CANDIDATES` on the training subjects, train the best on the usual split."""
+    """Cross-validate the :func:`candidates` on the training subjects, train the best on the usual split."""
     from ..data import load_dataset
 
     ds = load_dataset(opts.dataset)
@@ -125,14 +142,15 @@ def train_auto(opts: TrainOptions, on_fold: Callable[[dict[str, Any]], None] | N
     data = load_training_data(dataclasses.replace(opts, arch="cnn"), ds)
     excluded = tuple(_names(data.dataset, data.split.test_subjects))
     pool = _names(data.dataset, data.split.train_subjects) + _names(data.dataset, data.split.val_subjects)
-    budget = auto_budget(opts, data)
+    archs = candidates(data.split.train)
+    budget = auto_budget(opts, data, archs)
     scores: list[dict[str, Any]] = []
     scratch = Path(tempfile.mkdtemp(prefix=".auto-", dir=Path(opts.out).parent if Path(opts.out).parent.exists()
                                     else None))
     try:
         if budget["folds"] >= 2:
             for i, fold in enumerate(subject_folds(pool, budget["folds"], opts.seed)):
-                for arch in CANDIDATES:
+                for arch in archs:
                     score = _fold_score(opts, arch, fold, excluded, budget["epochs"][arch], scratch / f"{arch}{i}")
                     scores.append(score)
                     if on_fold is not None:
@@ -144,7 +162,9 @@ def train_auto(opts: TrainOptions, on_fold: Callable[[dict[str, Any]], None] | N
     picked = pick(scores) if table else likely_arch(data.split.train)
     final = train(dataclasses.replace(opts, arch=picked))
     bundle = Bundle.load(Path(opts.out))
-    section = {"candidates": list(CANDIDATES), "picked": picked, "rule": PICK_RULE, "table": table, "folds": scores,
+    section = {"candidates": list(archs), "picked": picked, "rule": PICK_RULE, "table": table, "folds": scores,
+               "candidate_rule": f"knn when the median class has fewer than {KNN_CANDIDATE_WINDOWS_PER_CLASS} "
+                                 "training windows",
                "budget": budget, "cv_subjects": pool, "excluded_test_subjects": list(excluded)}
     bundle.manifest["training"]["auto"] = section
     bundle.save()

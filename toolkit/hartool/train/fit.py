@@ -23,7 +23,8 @@ from .models import ARCHS
 
 # Defaults that reach the accuracy targets on 2 CPU cores within the time budget (see benchmarks/RESULTS.md).
 # cnn: 30 epochs (early stopping usually ends it near 20) beat 12 on validation, 93.6 vs 91.7 % (RESULTS.md).
-DEFAULT_EPOCHS = {"cnn": 30, "lstm": 25, "cnn-lstm": 30, "bilstm": 15, "features": 30}
+# knn trains nothing: its weights are the training windows (train/knn.py).
+DEFAULT_EPOCHS = {"cnn": 30, "lstm": 25, "cnn-lstm": 30, "bilstm": 15, "features": 30, "knn": 0}
 # Weight averaging starts from the random initial weights: below this many steps it keeps too much of them.
 EMA_MIN_STEPS = 3000
 # Yaw augmentation of a fixed-orientation model needs a dominant upright posture to turn about (HAPT: 76 % of
@@ -31,7 +32,9 @@ EMA_MIN_STEPS = 3000
 UPRIGHT_MIN_SHARE = 0.6
 # Hop between training windows as a share of the window (HAPT: 16 and 32 of 128 samples): denser for the cheap
 # convolutional models, sparser for recurrent ones (an LSTM step per sample is what costs time on a CPU).
-DEFAULT_TRAIN_STRIDE_SHARE = {"cnn": 1 / 8, "lstm": 1 / 4, "cnn-lstm": 1 / 8, "bilstm": 1 / 4, "features": 1 / 8}
+# knn: dense too, as templates shifted in time are what lets a nearest neighbour match a movement that starts late.
+DEFAULT_TRAIN_STRIDE_SHARE = {"cnn": 1 / 8, "lstm": 1 / 4, "cnn-lstm": 1 / 8, "bilstm": 1 / 4, "features": 1 / 8,
+                              "knn": 1 / 8}
 # Placement-free augmentation (no upright trunk to turn about: a wrist, an ankle, a hand-held device): a random
 # 3-D tilt of up to this many degrees, as a strap or a grip sits a little differently on every wearer. With 15 a
 # small model lost an activity whose gravity lay 13 degrees from another's (RESULTS.md "Many datasets").
@@ -231,20 +234,43 @@ def train(opts: TrainOptions) -> TrainResult:
     # Imported here so that nothing outside training pays TensorFlow's start-up cost.
     import keras
 
-    from .models import build_model
-
     keras.utils.set_random_seed(opts.seed)
     spec = _fit_spec(opts, train_w.x, ds.sample_rate_hz)
     x_val, x_test = (preprocess(w.x, spec) for w in (val_w, test_w))
     n_classes = len(evaluation.labels)
+    out = Path(opts.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if opts.arch == "knn":
+        model, run, val_metrics = _fit_templates(opts, data, spec, x_val, n_classes)
+        scored = {"test": (x_test, test_w.y)}
+    else:
+        model, run = _fit_network(opts, data, spec, x_val, n_classes, out)
+        val_metrics, scored = None, {"val": (x_val, val_w.y), "test": (x_test, test_w.y)}
+    metrics = _score_and_save(model, out, scored, evaluation.labels)
+    if val_metrics is not None:
+        metrics = {"val": val_metrics, **metrics}
+    training = {**run, "n_params": int(model.count_params()), "recipe": recipe}
+    Bundle(out, _manifest(opts, data, spec, x_val.shape, training, metrics)).save()
+    _plot_confusion(metrics["test"]["confusion"], evaluation.labels, out / "confusion.png",
+                    title=f"{opts.arch} on {ds.name} test subjects")
+    return TrainResult(
+        bundle=out / MANIFEST, arch=opts.arch, metrics=metrics, train_time_s=run["train_time_s"],
+        epochs_run=run["epochs_run"], n_params=training["n_params"],
+        windows={"train": len(train_w.y), "val": len(val_w.y), "test": len(test_w.y)}, notes=recipe["notes"],
+    )
+
+
+def _fit_network(opts: TrainOptions, data: Any, spec: dict[str, Any], x_val: np.ndarray, n_classes: int,
+                 out: Path) -> tuple[Any, dict[str, Any]]:
+    """Build and fit ``opts.arch``; returns the model and what the fit decided and measured."""
+    from .models import build_model
+
+    train_w, val_w = data.train, data.val
     model = build_model(opts.arch, n_classes, opts.window, x_val.shape[-1], variant=opts.variant)
     yaw_axis = yaw_axis_of(opts, train_w.x)
     batches = _training_batches(opts, train_w, spec, n_classes, yaw_axis)
     epochs = opts.resolved_epochs()
     _compile(model, opts, steps=len(batches) * epochs)
-
-    out = Path(opts.out)
-    out.mkdir(parents=True, exist_ok=True)
     ckpt = out / "best_val.weights.h5"
     started = time.perf_counter()
     history = model.fit(
@@ -255,21 +281,20 @@ def train(opts: TrainOptions) -> TrainResult:
     train_time = time.perf_counter() - started
     if opts.select == "best-val" and ckpt.exists():
         model.load_weights(str(ckpt))
+    return model, {"epochs": epochs, "yaw_axis": yaw_axis, "epochs_run": len(history.history.get("loss", [])),
+                   "train_time_s": round(train_time, 2),
+                   "best_val_accuracy": float(max(history.history.get("val_accuracy", [0.0])))}
 
-    metrics = _score_and_save(model, out, {"val": (x_val, val_w.y), "test": (x_test, test_w.y)}, evaluation.labels)
-    training = {
-        "epochs": epochs, "yaw_axis": yaw_axis, "epochs_run": len(history.history.get("loss", [])),
-        "train_time_s": round(train_time, 2), "n_params": int(model.count_params()),
-        "best_val_accuracy": float(max(history.history.get("val_accuracy", [0.0]))), "recipe": recipe,
-    }
-    Bundle(out, _manifest(opts, data, spec, x_val.shape, training, metrics)).save()
-    _plot_confusion(metrics["test"]["confusion"], evaluation.labels, out / "confusion.png",
-                    title=f"{opts.arch} on {ds.name} test subjects")
-    return TrainResult(
-        bundle=out / MANIFEST, arch=opts.arch, metrics=metrics, train_time_s=train_time,
-        epochs_run=training["epochs_run"], n_params=training["n_params"],
-        windows={"train": len(train_w.y), "val": len(val_w.y), "test": len(test_w.y)}, notes=recipe["notes"],
-    )
+
+def _fit_templates(opts: TrainOptions, data: Any, spec: dict[str, Any], x_val: np.ndarray,
+                   n_classes: int) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+    """``--arch knn``: the template model (nothing trained), its run record and its validation metrics."""
+    from .knn import fit_knn
+
+    fit = fit_knn(preprocess(data.train.x, spec), data.train, x_val, data.val, n_classes, opts.seed)
+    run = {"epochs": 0, "yaw_axis": None, "epochs_run": 0, "train_time_s": round(fit.train_time_s, 2),
+           "best_val_accuracy": float(fit.val_metrics["accuracy"]), "knn": fit.section}
+    return fit.model, run, fit.val_metrics
 
 
 def _plot_confusion(confusion: Any, labels: list[str], path: Path, title: str) -> None:
@@ -299,6 +324,7 @@ def _manifest(opts: TrainOptions, data: Any, spec: dict[str, Any], x_shape: tupl
     """The bundle's manifest after training; ``run`` holds what the fit itself decided and measured."""
     ds, evaluation, out = data.dataset, data.split.train, Path(opts.out)
     yaw_axis = run["yaw_axis"]
+    extra = {"knn": run["knn"]} if "knn" in run else {}
     return {
         "format_version": FORMAT_VERSION,
         "hartool_version": __version__,
@@ -324,6 +350,7 @@ def _manifest(opts: TrainOptions, data: Any, spec: dict[str, Any], x_shape: tupl
             "label_smoothing": opts.resolved_recipe("label_smoothing"),
             "aug_scale": opts.resolved_recipe("aug_scale"),
             **{k: run[k] for k in ("epochs_run", "train_time_s", "n_params", "best_val_accuracy", "recipe")},
+            **extra,
         },
         "dataset": data.manifest_section(opts.max_windows),
         "metrics": metrics,
@@ -409,6 +436,8 @@ def choose_recipe(opts: TrainOptions, data: Any) -> tuple[TrainOptions, dict[str
 
     advice = window_advice(data.dataset, data.label_ids, int(opts.window))
     notes: list[str] = [advice] if advice else []
+    if opts.arch == "knn":  # nothing is trained: no augmentation, no epochs to choose
+        return opts, {"name": "templates", "placement": None, "notes": notes}
     trunk = opts.orientation == "free" or trunk_axis(data.train.x) is not None
     if not trunk and opts.aug_tilt_deg is None:
         opts = dataclasses.replace(opts, aug_tilt_deg=PLACEMENT_FREE_TILT_DEG)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-ARCHS = ("cnn", "lstm", "cnn-lstm", "bilstm", "features")
+# knn is built from its templates (train/knn.py), not here.
+ARCHS = ("cnn", "lstm", "cnn-lstm", "bilstm", "features", "knn")
 # Variants of the cnn architecture. "hybrid2" (the default) is a small CNN that also sees per-window
 # statistics of its input, computed inside the graph from built-in layers (one input, nothing custom to
 # register, every op has an int8 kernel), laid out to keep the mean precise in full int8; "hybrid" is the
@@ -127,8 +128,9 @@ def build_model(
     import keras
     from keras import layers
 
-    if arch not in ARCHS:
-        raise ValueError(f"unknown arch {arch!r}; choose one of {', '.join(ARCHS)}")
+    if arch not in ARCHS or arch == "knn":
+        raise ValueError(f"unknown arch {arch!r}; choose one of {', '.join(a for a in ARCHS if a != 'knn')} "
+                         "(knn: hartool.train.knn.build_knn_model)")
     if arch == "features":  # input: the feature vector of hartool.core.features (``channels`` = its length)
         from .features_model import build_features_mlp
 
