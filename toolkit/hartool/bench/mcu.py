@@ -108,6 +108,8 @@ def parse_harness(text: str) -> dict[str, Any]:
             info["ticks_per_1024_instructions"] = int(parts[1])
         elif parts[:1] == ["stack"]:
             info["stack_bytes"] = int(parts[1])
+        elif parts[:1] == ["op"]:
+            info.setdefault("op_ticks", []).append(int(parts[2]))
         elif len(parts) == 4:
             labels.append(int(parts[1]))
             ticks.append(int(parts[2]))
@@ -125,14 +127,18 @@ def run_host(src: Path, windows: np.ndarray, work: Path, timeout: float = 600) -
     return parse_harness(out.decode())
 
 
-def run_cortex_m4(src: Path, windows: np.ndarray, work: Path, timeout: float = 600) -> dict[str, Any]:
-    """Cross-build the library with ``windows`` linked in and run it under qemu's mps2-an386 with -icount."""
+def run_cortex_m4(src: Path, windows: np.ndarray, work: Path, timeout: float = 600,
+                  profile: bool = False) -> dict[str, Any]:
+    """Cross-build the library with ``windows`` linked in and run it under qemu's mps2-an386 with -icount;
+    with ``profile``, also instructions per window of each graph op ("op_instructions", in graph order; the
+    per-op hooks add a few instructions, so the total comes from a build without them)."""
     target = TARGETS["cortex-m4"]
     work.mkdir(parents=True, exist_ok=True)
     (work / "windows.c").write_text(_windows_c(np.asarray(windows, dtype=np.float32)))
     elf = work / "prog.elf"
     _run([require(target.cc), *target.flags, *CFLAGS, "--specs=nano.specs", "--specs=rdimon.specs", "-nostartfiles",
-          "-T", str(support_file("link.ld")), "-DHARTOOL_WINDOWS_LINKED", "-DHARTOOL_SYSTICK", f"-I{src}",
+          "-T", str(support_file("link.ld")), "-DHARTOOL_WINDOWS_LINKED", "-DHARTOOL_SYSTICK",
+          *(["-DHARTOOL_PROFILE"] if profile else []), f"-I{src}",
           str(support_file("startup.c")), str(support_file("harness.c")), *sorted(str(c) for c in src.glob("*.c")),
           str(work / "windows.c"), "-lm", "-Wl,--gc-sections", "-o", str(elf)], timeout)
     qemu = [require(target.qemu[0]), *target.qemu[1:], "-nographic", "-semihosting",
@@ -140,7 +146,10 @@ def run_cortex_m4(src: Path, windows: np.ndarray, work: Path, timeout: float = 6
     res = parse_harness(_run(qemu, timeout).decode())
     if "ticks_per_1024_instructions" not in res or len(res["labels"]) != len(windows):
         raise McuError(f"qemu run printed {len(res['labels'])} of {len(windows)} windows")
-    res["instructions"] = res["ticks"] * 1024.0 / res["ticks_per_1024_instructions"]
+    per_tick = 1024.0 / res["ticks_per_1024_instructions"]
+    res["instructions"] = res["ticks"] * per_tick
+    if profile:
+        res["op_instructions"] = [t * per_tick / len(windows) for t in res.get("op_ticks", [])]
     return res
 
 

@@ -31,10 +31,18 @@ int32_t hk_rdbpot(int32_t x, int exponent) {
   return (x >> exponent) + (remainder > threshold ? 1 : 0);
 }
 
+/* MultiplyByQuantizedMultiplier for the multipliers TFLite computes (0 <= multiplier < 2^31, so SRDHM never
+ * saturates). SRDHM's sign-dependent nudge followed by truncation toward zero equals one floor division of
+ * (a*b + 2^30) by 2^31 for every sign (for a*b < 0: trunc((ab + 1 - 2^30) / 2^31) = ceil(..) =
+ * floor((ab + 2^30) / 2^31)), so it is one 64-bit multiply-add and a shift: bit-exact, and a few instructions
+ * instead of hk_srdhm's branches. */
+static int32_t hk_requant_parts(int32_t x, int32_t multiplier, int left, int right) {
+  const int64_t ab = (int64_t)hk_wrap_shl(x, left) * multiplier + (1 << 30);
+  return hk_rdbpot((int32_t)(ab >> 31), right);
+}
+
 int32_t hk_requant(int32_t x, int32_t multiplier, int shift) {
-  const int left = shift > 0 ? shift : 0;
-  const int right = shift > 0 ? 0 : -shift;
-  return hk_rdbpot(hk_srdhm(hk_wrap_shl(x, left), multiplier), right);
+  return hk_requant_parts(x, multiplier, shift > 0 ? shift : 0, shift > 0 ? 0 : -shift);
 }
 
 /* SaturatingRoundingMultiplyByPOT with a positive exponent: a saturating left shift. */
@@ -181,19 +189,136 @@ void hk_conv2d(const hk_conv_params *p, const int8_t *in, int8_t *out) {
   }
 }
 
+/* hk_conv1d works on words holding two int16 halves. hk_split turns four int8 values (one word) into the
+ * pairs (v0, v2) and (v1, v3): one SXTB16 each on cores with the DSP extension (M4, M7, M33). Splitting the
+ * inputs and the weights the same way keeps the pairs matched, so hk_mac2 (SMLAD: two multiply-accumulates
+ * in one instruction) needs no reordering of either. Elsewhere the same words are built and used in plain C. */
+static uint32_t hk_ld32(const void *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+#if defined(__ARM_FEATURE_DSP)
+static void hk_split(uint32_t v, uint32_t *even, uint32_t *odd) {
+  *even = hk_sxtb16(v);
+  *odd = hk_sxtb16_ror8(v);
+}
+static int32_t hk_mac2(int32_t acc, uint32_t x, uint32_t w) { return hk_smlad(x, w, acc); }
+#else
+static uint32_t hk_pair(uint32_t lo, uint32_t hi) {
+  return (uint32_t)(uint16_t)(int16_t)(int8_t)lo | (uint32_t)(uint16_t)(int16_t)(int8_t)hi << 16;
+}
+static void hk_split(uint32_t v, uint32_t *even, uint32_t *odd) {
+  *even = hk_pair(v, v >> 16);
+  *odd = hk_pair(v >> 8, v >> 24);
+}
+static int32_t hk_mac2(int32_t acc, uint32_t x, uint32_t w) {
+  return acc + (int16_t)(x & 0xFFFFu) * (int16_t)(w & 0xFFFFu) + (int16_t)(x >> 16) * (int16_t)(w >> 16);
+}
+#endif
+
+/* The input row between zero-point padding, so a padded tap adds w * (zero_point + in_offset) = 0 as
+ * TFLite's skipped taps do, and every window is a full dot product without bounds checks. */
+static void hk_conv1d_pad(const hk_conv1d_params *p, const int8_t *in, int8_t *row) {
+  const int before = p->pad * p->in_c, n = p->in_w * p->in_c;
+  memset(row, (int)p->in_zero_point, (size_t)before);
+  memcpy(row + before, in, (size_t)n);
+  memset(row + before + n, (int)p->in_zero_point, (size_t)(p->row_bytes - before - n));
+}
+
+/* Four windows starting at `x`, `step` bytes apart, split into int16 pairs and interleaved group by group
+ * (group g: one 64-bit word per window, its even pair low and its odd pair high), so the dot-product loop
+ * reads each window's four inputs with one 64-bit load (LDRD) through one pointer. */
+static void hk_conv1d_gather(const int8_t *x, int step, int taps, uint64_t *block) {
+  int i, j;
+  for (i = 0; i < taps; i += 4, block += 4)
+    for (j = 0; j < 4; ++j) {
+      uint32_t even, odd;
+      hk_split(hk_ld32(x + j * step + i), &even, &odd);
+      block[j] = (uint64_t)odd << 32 | even;
+    }
+}
+
+/* Four taps of one window: its gathered inputs (even pair, then odd pair) times the split weights; `*x`
+ * advances past them. On DSP cores one LDRD loads both pairs (gcc splits a 64-bit load into two LDR). */
+static int32_t hk_mac4(int32_t acc, const uint64_t **x, uint32_t even, uint32_t odd) {
+  uint32_t lo, hi;
+#if defined(__ARM_FEATURE_DSP)
+  __asm("ldrd %0, %1, [%2], #8" : "=r"(lo), "=r"(hi), "+r"(*x) : : "memory");
+#else
+  lo = (uint32_t)**x;
+  hi = (uint32_t)(**x >> 32);
+  ++*x;
+#endif
+  return hk_mac2(hk_mac2(acc, lo, even), hi, odd);
+}
+
+/* Four windows at a time against every output channel: the windows are gathered once and reused by all
+ * filters; per filter the four accumulators stay in registers while its weights are walked once, contiguously.
+ * The last block is shifted left to end at the last window (it recomputes a few outputs instead of running a
+ * remainder loop); with fewer than four windows the row is long enough for four and the extra ones are not
+ * stored. The bias already holds in_offset * sum(w), so the loop multiplies raw int8 values. */
+void hk_conv1d(const hk_conv1d_params *p, const int8_t *in, int8_t *out) {
+  const int step = p->stride * p->in_c, taps = p->taps, out_w = p->out_w, out_c = p->out_c;
+  const int32_t out_offset = p->out_offset, act_min = p->act_min, act_max = p->act_max;
+  int8_t *row = (int8_t *)p->scratch;
+  uint64_t *block = (uint64_t *)p->scratch + p->row_bytes / 8;
+  int oc, ox, j;
+  hk_conv1d_pad(p, in, row);
+  for (ox = 0; ox < out_w; ox += 4) {
+    const int first = out_w < 4 ? 0 : HK_MIN(ox, out_w - 4), stored = HK_MIN(4, out_w - first);
+    int8_t *dst = out + first * out_c;
+    hk_conv1d_gather(row + first * step, step, taps, block);
+    for (oc = 0; oc < out_c; ++oc, ++dst) {
+      const int8_t *w = p->filter + oc * taps, *w_end = w + taps;
+      const uint64_t *x = block;
+      const int left = p->shift[oc] > 0 ? p->shift[oc] : 0, right = p->shift[oc] > 0 ? 0 : -p->shift[oc];
+      int32_t acc[4];
+      int32_t a0 = p->bias[oc], a1 = a0, a2 = a0, a3 = a0;  /* scalars: kept in registers */
+      for (; w < w_end; w += 4) {
+        uint32_t even, odd;
+        hk_split(hk_ld32(w), &even, &odd);  /* four weights, split once for four windows */
+        a0 = hk_mac4(a0, &x, even, odd);
+        a1 = hk_mac4(a1, &x, even, odd);
+        a2 = hk_mac4(a2, &x, even, odd);
+        a3 = hk_mac4(a3, &x, even, odd);
+      }
+      acc[0] = a0; acc[1] = a1; acc[2] = a2; acc[3] = a3;
+      for (j = 0; j < stored; ++j) {
+        const int32_t v = hk_requant_parts(acc[j], p->multiplier[oc], left, right) + out_offset;
+        dst[j * out_c] = (int8_t)HK_CLAMP(v, act_min, act_max);
+      }
+    }
+  }
+}
+
+/* dst[i] = max(dst[i], src[i]) for n int8 values; on DSP cores four at a time (SSUB8 sets a GE flag per byte,
+ * SEL picks each byte by it: one asm block, so nothing can touch the flags in between). */
+static void hk_max_bytes(int8_t *dst, const int8_t *src, int n) {
+  int i = 0;
+#if defined(__ARM_FEATURE_DSP)
+  for (; i + 4 <= n; i += 4) {
+    const uint32_t a = hk_ld32(dst + i), b = hk_ld32(src + i);
+    uint32_t r;
+    __asm("ssub8 %0, %1, %2\n\tsel %0, %1, %2" : "=&r"(r) : "r"(a), "r"(b) : "cc");
+    memcpy(dst + i, &r, 4);
+  }
+#endif
+  for (; i < n; ++i)
+    if (src[i] > dst[i]) dst[i] = src[i];
+}
+
+/* Channels innermost: the window's bounds are worked out once per output position, not per value. */
 void hk_max_pool(const hk_pool_params *p, const int8_t *in, int8_t *out) {
-  int oy, ox, c, fy, fx;
+  const int c = p->c, clamp = p->act_min > -128 || p->act_max < 127;
+  int oy, ox, fy, fx, i;
   for (oy = 0; oy < p->out_h; ++oy) {
     for (ox = 0; ox < p->out_w; ++ox) {
       const int y0 = oy * p->stride_h - p->pad_h, x0 = ox * p->stride_w - p->pad_w;
       const int fy0 = HK_MAX(0, -y0), fy1 = HK_MIN(p->k_h, p->in_h - y0);
       const int fx0 = HK_MAX(0, -x0), fx1 = HK_MIN(p->k_w, p->in_w - x0);
-      for (c = 0; c < p->c; ++c) {
-        int32_t m = -128;
-        for (fy = fy0; fy < fy1; ++fy)
-          for (fx = fx0; fx < fx1; ++fx) m = HK_MAX(m, (int32_t)in[((y0 + fy) * p->in_w + x0 + fx) * p->c + c]);
-        out[(oy * p->out_w + ox) * p->c + c] = (int8_t)HK_CLAMP(m, p->act_min, p->act_max);
-      }
+      int8_t *dst = out + (oy * p->out_w + ox) * c;
+      memset(dst, -128, (size_t)c);
+      for (fy = fy0; fy < fy1; ++fy)
+        for (fx = fx0; fx < fx1; ++fx) hk_max_bytes(dst, in + ((y0 + fy) * p->in_w + x0 + fx) * c, c);
+      if (clamp)
+        for (i = 0; i < c; ++i) dst[i] = (int8_t)HK_CLAMP(dst[i], p->act_min, p->act_max);
     }
   }
 }
