@@ -69,7 +69,7 @@ def _conv1d_plan(graph: Graph, op: Operator) -> dict[str, Any] | None:
     iw, ic, ow = x.shape[2], x.shape[3], y.shape[2]
     k, stride = w.shape[2], op.options["strideW"]
     pad = _padding(op.options["padding"], stride, 1, iw, k, ow)
-    taps = -(-k * ic // 4) * 4
+    taps = -(-k * ic // 8) * 8
     # four windows per pass (see hk_conv1d): the row holds the padded input and four windows' reach
     row = -(-max((pad + iw) * ic, (max(ow, 4) - 1) * stride * ic + taps) // 8) * 8
     return {"in_w": iw, "in_c": ic, "out_w": ow, "stride": stride, "pad": pad, "taps": taps, "row_bytes": row}
@@ -255,7 +255,7 @@ def dequantize(sink: Sink, op: Operator) -> str:
     _types(sink, op, (INT8,), FLOAT)
     x = _t(sink, op.inputs[0])
     return (f"hk_dequantize({sink.ptr(op.inputs[0])}, {sink.ptr(op.outputs[0])}, {x.size}, "
-            f"{float(x.scale)!r}, {x.zero_point});")
+            f"{float(np.float32(x.scale))!r}f, {x.zero_point});")
 
 
 def reshape(sink: Sink, op: Operator) -> str:

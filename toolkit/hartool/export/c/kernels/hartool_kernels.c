@@ -2,7 +2,6 @@
  * Every rounding step follows TFLite's reference kernels so outputs are bit-exact with TFLite Micro. */
 #include "hartool_kernels.h"
 
-#include <math.h>
 #include <string.h>
 
 #define HK_MIN(a, b) ((a) < (b) ? (a) : (b))
@@ -32,13 +31,17 @@ int32_t hk_rdbpot(int32_t x, int exponent) {
 }
 
 /* MultiplyByQuantizedMultiplier for the multipliers TFLite computes (0 <= multiplier < 2^31, so SRDHM never
- * saturates). SRDHM's sign-dependent nudge followed by truncation toward zero equals one floor division of
- * (a*b + 2^30) by 2^31 for every sign (for a*b < 0: trunc((ab + 1 - 2^30) / 2^31) = ceil(..) =
- * floor((ab + 2^30) / 2^31)), so it is one 64-bit multiply-add and a shift: bit-exact, and a few instructions
- * instead of hk_srdhm's branches. */
+ * saturates), bit-exact and branch-light:
+ * - SRDHM's sign-dependent nudge then truncation toward zero equals floor(t / 2^31) with t = a*b + 2^30 for
+ *   every sign (for a*b < 0: trunc((ab + 1 - 2^30) / 2^31) = ceil(..) = floor((ab + 2^30) / 2^31));
+ * - RoundingDivideByPOT(q, e) = floor((q + 2^(e-1) - (q < 0)) / 2^e), and q < 0 exactly when t < 0; nested
+ *   floors collapse, so the result is floor((t + 2^(30+e) - (t < 0) * 2^31) / 2^(31+e)): the high word of that
+ *   sum shifted by e - 1. One 64-bit multiply-add, no overflow anywhere (the sum stays in int64). */
 static int32_t hk_requant_parts(int32_t x, int32_t multiplier, int left, int right) {
-  const int64_t ab = (int64_t)hk_wrap_shl(x, left) * multiplier + (1 << 30);
-  return hk_rdbpot((int32_t)(ab >> 31), right);
+  int64_t t = (int64_t)hk_wrap_shl(x, left) * multiplier + (1 << 30);
+  if (right == 0) return (int32_t)(t >> 31);
+  t += ((int64_t)1 << (30 + right)) - (t < 0 ? ((int64_t)1 << 31) : 0);
+  return (int32_t)(t >> 32) >> (right - 1);
 }
 
 int32_t hk_requant(int32_t x, int32_t multiplier, int shift) {
@@ -53,17 +56,35 @@ static int32_t hk_sat_shl(int32_t x, int exponent) {
   return hk_wrap_shl(x, exponent);
 }
 
+/* std::round (halves away from zero) of a float already clamped to +-512, without a libm call: truncation,
+ * then one step away from zero when the dropped fraction is >= 1/2 (v - trunc(v) is exact in float). */
+static int32_t hk_round(float v) {
+  int32_t t = (int32_t)v;
+  const float frac = v - (float)t;
+  if (frac >= 0.5f) ++t;
+  else if (frac <= -0.5f) --t;
+  return t;
+}
+
 void hk_quantize(const float *in, int8_t *out, int n, float scale, int32_t zero_point) {
   int i;
   for (i = 0; i < n; ++i) {
-    const int32_t v = (int32_t)roundf(in[i] / scale) + zero_point;
+    float q = in[i] / scale;
+    int32_t v;
+    /* beyond +-512 every value saturates to the same int8 (|zero_point| <= 128); NaN stays NaN and is
+     * clamped like +512 here (the int conversion of NaN would be undefined) */
+    q = q < -512.0f ? -512.0f : (q <= 512.0f ? q : 512.0f);
+    v = hk_round(q) + zero_point;
     out[i] = (int8_t)HK_CLAMP(v, -128, 127);
   }
 }
 
-void hk_dequantize(const int8_t *in, float *out, int n, double scale, int32_t zero_point) {
+/* TFLite computes double(scale) * (q - zero_point) and rounds to float. The product of a float scale and an
+ * integer under 2^9 is exact in double, so rounding it once to float equals one float multiplication (also
+ * correctly rounded): bit-identical, and no soft-float double arithmetic on single-precision FPUs. */
+void hk_dequantize(const int8_t *in, float *out, int n, float scale, int32_t zero_point) {
   int i;
-  for (i = 0; i < n; ++i) out[i] = (float)(scale * (double)((int32_t)in[i] - zero_point));
+  for (i = 0; i < n; ++i) out[i] = scale * (float)((int32_t)in[i] - zero_point);
 }
 
 /* Dot product of two int8 vectors. On Cortex-M cores with the DSP extension (M4, M7, M33) four products take
@@ -213,6 +234,12 @@ static int32_t hk_mac2(int32_t acc, uint32_t x, uint32_t w) {
 }
 #endif
 
+static int8_t hk_out8(int32_t v, int32_t lo, int32_t hi) {
+  if (v < lo) v = lo;
+  if (v > hi) v = hi;
+  return (int8_t)v;
+}
+
 /* The input row between zero-point padding, so a padded tap adds w * (zero_point + in_offset) = 0 as
  * TFLite's skipped taps do, and every window is a full dot product without bounds checks. */
 static void hk_conv1d_pad(const hk_conv1d_params *p, const int8_t *in, int8_t *row) {
@@ -259,7 +286,7 @@ void hk_conv1d(const hk_conv1d_params *p, const int8_t *in, int8_t *out) {
   const int32_t out_offset = p->out_offset, act_min = p->act_min, act_max = p->act_max;
   int8_t *row = (int8_t *)p->scratch;
   uint64_t *block = (uint64_t *)p->scratch + p->row_bytes / 8;
-  int oc, ox, j;
+  int oc, ox;
   hk_conv1d_pad(p, in, row);
   for (ox = 0; ox < out_w; ox += 4) {
     const int first = out_w < 4 ? 0 : HK_MIN(ox, out_w - 4), stored = HK_MIN(4, out_w - first);
@@ -269,21 +296,26 @@ void hk_conv1d(const hk_conv1d_params *p, const int8_t *in, int8_t *out) {
       const int8_t *w = p->filter + oc * taps, *w_end = w + taps;
       const uint64_t *x = block;
       const int left = p->shift[oc] > 0 ? p->shift[oc] : 0, right = p->shift[oc] > 0 ? 0 : -p->shift[oc];
-      int32_t acc[4];
+      const int32_t mult = p->multiplier[oc];
       int32_t a0 = p->bias[oc], a1 = a0, a2 = a0, a3 = a0;  /* scalars: kept in registers */
-      for (; w < w_end; w += 4) {
+      for (; w < w_end; w += 8) {  /* two groups of four taps per pass: half the loop overhead */
         uint32_t even, odd;
         hk_split(hk_ld32(w), &even, &odd);  /* four weights, split once for four windows */
         a0 = hk_mac4(a0, &x, even, odd);
         a1 = hk_mac4(a1, &x, even, odd);
         a2 = hk_mac4(a2, &x, even, odd);
         a3 = hk_mac4(a3, &x, even, odd);
+        hk_split(hk_ld32(w + 4), &even, &odd);
+        a0 = hk_mac4(a0, &x, even, odd);
+        a1 = hk_mac4(a1, &x, even, odd);
+        a2 = hk_mac4(a2, &x, even, odd);
+        a3 = hk_mac4(a3, &x, even, odd);
       }
-      acc[0] = a0; acc[1] = a1; acc[2] = a2; acc[3] = a3;
-      for (j = 0; j < stored; ++j) {
-        const int32_t v = hk_requant_parts(acc[j], p->multiplier[oc], left, right) + out_offset;
-        dst[j * out_c] = (int8_t)HK_CLAMP(v, act_min, act_max);
-      }
+      /* written out (not a loop over an array), so the accumulators never go through the stack */
+      dst[0] = hk_out8(hk_requant_parts(a0, mult, left, right) + out_offset, act_min, act_max);
+      if (stored > 1) dst[out_c] = hk_out8(hk_requant_parts(a1, mult, left, right) + out_offset, act_min, act_max);
+      if (stored > 2) dst[2 * out_c] = hk_out8(hk_requant_parts(a2, mult, left, right) + out_offset, act_min, act_max);
+      if (stored > 3) dst[3 * out_c] = hk_out8(hk_requant_parts(a3, mult, left, right) + out_offset, act_min, act_max);
     }
   }
 }
@@ -342,8 +374,9 @@ void hk_mean(const hk_mean_params *p, const int8_t *in, int8_t *out) {
   int o, r, i;
   for (o = 0; o < p->outer; ++o) {
     for (i = 0; i < p->inner; ++i) {
+      const int8_t *x = in + o * p->reduce * p->inner + i;
       int32_t sum = 0, v;
-      for (r = 0; r < p->reduce; ++r) sum += in[(o * p->reduce + r) * p->inner + i];
+      for (r = 0; r < p->reduce; ++r, x += p->inner) sum += *x;
       sum -= p->in_zero_point * p->reduce;
       v = hk_requant(sum, p->multiplier, p->shift) + p->out_zero_point;
       out[o * p->inner + i] = (int8_t)HK_CLAMP(v, -128, 127);
@@ -355,8 +388,9 @@ void hk_reduce_max(int outer, int reduce, int inner, const int8_t *in, int8_t *o
   int o, r, i;
   for (o = 0; o < outer; ++o) {
     for (i = 0; i < inner; ++i) {
+      const int8_t *x = in + o * reduce * inner + i;
       int8_t m = -128;
-      for (r = 0; r < reduce; ++r) m = HK_MAX(m, in[(o * reduce + r) * inner + i]);
+      for (r = 0; r < reduce; ++r, x += inner) m = HK_MAX(m, *x);
       out[o * inner + i] = m;
     }
   }
@@ -375,27 +409,28 @@ static int32_t hk_add_one(const hk_binary_params *p, int8_t a, int8_t b) {
   return hk_rdbpot(hk_srdhm(sx + sy, p->out_multiplier), -p->out_shift) + p->out_offset;
 }
 
-/* One loop for both element-wise ops: 4-D broadcasting through per-input strides. */
-static void hk_binary(const hk_binary_params *p, const int8_t *in1, const int8_t *in2, int8_t *out,
-                      int32_t (*op)(const hk_binary_params *, int8_t, int8_t)) {
-  int i0, i1, i2, i3, n = 0;
+/* One loop for both element-wise ops: 4-D broadcasting through per-input strides. The op is a flag rather
+ * than a function pointer so both ops inline into the loop (an indirect call per value cost ~20 instructions). */
+static void hk_binary(const hk_binary_params *p, const int8_t *in1, const int8_t *in2, int8_t *out, int add) {
+  int i0, i1, i2, i3;
   for (i0 = 0; i0 < p->dims[0]; ++i0)
     for (i1 = 0; i1 < p->dims[1]; ++i1)
-      for (i2 = 0; i2 < p->dims[2]; ++i2)
-        for (i3 = 0; i3 < p->dims[3]; ++i3) {
-          const int a = i0 * p->stride1[0] + i1 * p->stride1[1] + i2 * p->stride1[2] + i3 * p->stride1[3];
-          const int b = i0 * p->stride2[0] + i1 * p->stride2[1] + i2 * p->stride2[2] + i3 * p->stride2[3];
-          const int32_t v = op(p, in1[a], in2[b]);
-          out[n++] = (int8_t)HK_CLAMP(v, p->act_min, p->act_max);
+      for (i2 = 0; i2 < p->dims[2]; ++i2) {
+        const int8_t *a = in1 + i0 * p->stride1[0] + i1 * p->stride1[1] + i2 * p->stride1[2];
+        const int8_t *b = in2 + i0 * p->stride2[0] + i1 * p->stride2[1] + i2 * p->stride2[2];
+        for (i3 = 0; i3 < p->dims[3]; ++i3, a += p->stride1[3], b += p->stride2[3]) {
+          const int32_t v = add ? hk_add_one(p, *a, *b) : hk_mul_one(p, *a, *b);
+          *out++ = (int8_t)HK_CLAMP(v, p->act_min, p->act_max);
         }
+      }
 }
 
 void hk_mul(const hk_binary_params *p, const int8_t *in1, const int8_t *in2, int8_t *out) {
-  hk_binary(p, in1, in2, out, hk_mul_one);
+  hk_binary(p, in1, in2, out, 0);
 }
 
 void hk_add(const hk_binary_params *p, const int8_t *in1, const int8_t *in2, int8_t *out) {
-  hk_binary(p, in1, in2, out, hk_add_one);
+  hk_binary(p, in1, in2, out, 1);
 }
 
 /* exp(x) for x in [-1/4, 0), Q0.31 in and out (gemmlowp's Taylor expansion around -1/8). */

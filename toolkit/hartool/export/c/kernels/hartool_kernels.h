@@ -29,7 +29,7 @@ typedef struct {
  * export folds the input zero point into the bias and pads each filter with zero weights to `taps`. */
 typedef struct {
   int in_w, in_c, out_w, out_c, stride, pad;  /* pad: zero-point samples before the first input sample */
-  int taps;                   /* k_w * in_c rounded up to a multiple of 4 */
+  int taps;                   /* k_w * in_c rounded up to a multiple of 8 */
   int row_bytes;              /* the padded input row in scratch, a multiple of 8, >= (max(out_w,4)-1)*stride*in_c+taps */
   int32_t in_zero_point, out_offset, act_min, act_max;
   const int8_t *filter;       /* [out_c][taps] */
@@ -72,7 +72,7 @@ typedef struct {
 } hk_softmax_params;
 
 void hk_quantize(const float *in, int8_t *out, int n, float scale, int32_t zero_point);
-void hk_dequantize(const int8_t *in, float *out, int n, double scale, int32_t zero_point);
+void hk_dequantize(const int8_t *in, float *out, int n, float scale, int32_t zero_point);
 void hk_conv2d(const hk_conv_params *p, const int8_t *in, int8_t *out);
 void hk_conv1d(const hk_conv1d_params *p, const int8_t *in, int8_t *out);
 void hk_max_pool(const hk_pool_params *p, const int8_t *in, int8_t *out);
