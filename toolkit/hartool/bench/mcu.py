@@ -21,7 +21,8 @@ import numpy as np
 
 from ..core.errors import HartoolError
 
-CFLAGS = ["-O2", "-std=c99", "-ffp-contract=off", "-ffunction-sections", "-fdata-sections"]
+CFLAGS = ["-std=c99", "-ffp-contract=off", "-ffunction-sections", "-fdata-sections"]
+OPT = "-O2"  # the default; the benchmark also reports -O3 and -Os
 ICOUNT_SHIFT = 3
 APT = "gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf"
 
@@ -74,13 +75,13 @@ def _run(cmd: list[str], timeout: float, stdin: bytes | None = None) -> bytes:
     return res.stdout
 
 
-def library_sizes(src: Path, target: Target, work: Path, timeout: float = 300) -> dict[str, int]:
+def library_sizes(src: Path, target: Target, work: Path, timeout: float = 300, opt: str = OPT) -> dict[str, int]:
     """Sections of the library's objects for ``target``: text, rodata, data, bss (bytes)."""
     work.mkdir(parents=True, exist_ok=True)
     objs = []
     for c in sorted(src.glob("*.c")):
         obj = work / f"{c.stem}.{target.name}.o"
-        _run([require(target.cc), *target.flags, *CFLAGS, "-c", str(c), "-o", str(obj)], timeout)
+        _run([require(target.cc), *target.flags, opt, *CFLAGS, "-c", str(c), "-o", str(obj)], timeout)
         objs.append(str(obj))
     sizes = {"text": 0, "rodata": 0, "data": 0, "bss": 0}
     for line in _run([require(target.size), "-A", *objs], timeout).decode().splitlines():
@@ -121,14 +122,14 @@ def run_host(src: Path, windows: np.ndarray, work: Path, timeout: float = 600) -
     """Build the library with the host gcc and classify ``windows`` (n, window, channels) float32."""
     work.mkdir(parents=True, exist_ok=True)
     exe = work / "host_harness"
-    _run([require("gcc"), *CFLAGS, f"-I{src}", "-o", str(exe), str(support_file("harness.c")),
+    _run([require("gcc"), OPT, *CFLAGS, f"-I{src}", "-o", str(exe), str(support_file("harness.c")),
           *sorted(str(c) for c in src.glob("*.c")), "-lm"], timeout)
     out = _run([str(exe)], timeout, stdin=np.ascontiguousarray(windows, dtype=np.float32).tobytes())
     return parse_harness(out.decode())
 
 
 def run_cortex_m4(src: Path, windows: np.ndarray, work: Path, timeout: float = 600,
-                  profile: bool = False) -> dict[str, Any]:
+                  profile: bool = False, opt: str = OPT) -> dict[str, Any]:
     """Cross-build the library with ``windows`` linked in and run it under qemu's mps2-an386 with -icount;
     with ``profile``, also instructions per window of each graph op ("op_instructions", in graph order; the
     per-op hooks add a few instructions, so the total comes from a build without them)."""
@@ -136,7 +137,7 @@ def run_cortex_m4(src: Path, windows: np.ndarray, work: Path, timeout: float = 6
     work.mkdir(parents=True, exist_ok=True)
     (work / "windows.c").write_text(_windows_c(np.asarray(windows, dtype=np.float32)))
     elf = work / "prog.elf"
-    _run([require(target.cc), *target.flags, *CFLAGS, "--specs=nano.specs", "--specs=rdimon.specs", "-nostartfiles",
+    _run([require(target.cc), *target.flags, opt, *CFLAGS, "--specs=nano.specs", "--specs=rdimon.specs", "-nostartfiles",
           "-T", str(support_file("link.ld")), "-DHARTOOL_WINDOWS_LINKED", "-DHARTOOL_SYSTICK",
           *(["-DHARTOOL_PROFILE"] if profile else []), f"-I{src}",
           str(support_file("startup.c")), str(support_file("harness.c")), *sorted(str(c) for c in src.glob("*.c")),

@@ -59,6 +59,9 @@ def _act(op: Operator, out: Tensor) -> tuple[int, int]:
     return quant.activation_range(act, out.scale, out.zero_point)
 
 
+WINDOWS = 8  # hk_conv1d's windows per pass (HK_WINDOWS in the kernels)
+
+
 def _conv1d_plan(graph: Graph, op: Operator) -> dict[str, Any] | None:
     """hk_conv1d's geometry for a CONV_2D over a 1-D signal (input and filter height 1, no dilation), else None."""
     x, w, y = (graph.tensors[i] for i in (op.inputs[0], op.inputs[1], op.outputs[0]))
@@ -69,16 +72,16 @@ def _conv1d_plan(graph: Graph, op: Operator) -> dict[str, Any] | None:
     iw, ic, ow = x.shape[2], x.shape[3], y.shape[2]
     k, stride = w.shape[2], op.options["strideW"]
     pad = _padding(op.options["padding"], stride, 1, iw, k, ow)
-    taps = -(-k * ic // 8) * 8
-    # four windows per pass (see hk_conv1d): the row holds the padded input and four windows' reach
-    row = -(-max((pad + iw) * ic, (max(ow, 4) - 1) * stride * ic + taps) // 8) * 8
+    taps = -(-k * ic // 4) * 4
+    # the row holds the padded input and the reach of one pass of WINDOWS windows (see hk_conv1d)
+    row = -(-max((pad + iw) * ic, (max(ow, WINDOWS) - 1) * stride * ic + taps) // 8) * 8
     return {"in_w": iw, "in_c": ic, "out_w": ow, "stride": stride, "pad": pad, "taps": taps, "row_bytes": row}
 
 
 def scratch_bytes(graph: Graph, op: Operator) -> int:
     """Arena bytes an op needs while it runs (hk_conv1d: padded input row and four gathered windows), else 0."""
     plan = _conv1d_plan(graph, op) if op.op == "CONV_2D" else None
-    return plan["row_bytes"] + 8 * plan["taps"] if plan else 0
+    return plan["row_bytes"] + 2 * WINDOWS * plan["taps"] if plan else 0
 
 
 def _conv1d_filter(w: np.ndarray, taps: int) -> np.ndarray:

@@ -249,13 +249,14 @@ static void hk_conv1d_pad(const hk_conv1d_params *p, const int8_t *in, int8_t *r
   memset(row + before + n, (int)p->in_zero_point, (size_t)(p->row_bytes - before - n));
 }
 
-/* Four windows starting at `x`, `step` bytes apart, split into int16 pairs and interleaved group by group
- * (group g: one 64-bit word per window, its even pair low and its odd pair high), so the dot-product loop
- * reads each window's four inputs with one 64-bit load (LDRD) through one pointer. */
+/* HK_WINDOWS windows starting at `x`, `step` bytes apart, split into int16 pairs and interleaved group by
+ * group (group g: one 64-bit word per window, its even pair low and its odd pair high), so the dot-product
+ * loop reads each window's four inputs with one 64-bit load (LDRD) through one pointer. */
+#define HK_WINDOWS 8
 static void hk_conv1d_gather(const int8_t *x, int step, int taps, uint64_t *block) {
   int i, j;
-  for (i = 0; i < taps; i += 4, block += 4)
-    for (j = 0; j < 4; ++j) {
+  for (i = 0; i < taps; i += 4, block += HK_WINDOWS)
+    for (j = 0; j < HK_WINDOWS; ++j) {
       uint32_t even, odd;
       hk_split(hk_ld32(x + j * step + i), &even, &odd);
       block[j] = (uint64_t)odd << 32 | even;
@@ -276,46 +277,49 @@ static int32_t hk_mac4(int32_t acc, const uint64_t **x, uint32_t even, uint32_t 
   return hk_mac2(hk_mac2(acc, lo, even), hi, odd);
 }
 
-/* Four windows at a time against every output channel: the windows are gathered once and reused by all
- * filters; per filter the four accumulators stay in registers while its weights are walked once, contiguously.
- * The last block is shifted left to end at the last window (it recomputes a few outputs instead of running a
- * remainder loop); with fewer than four windows the row is long enough for four and the extra ones are not
- * stored. The bias already holds in_offset * sum(w), so the loop multiplies raw int8 values. */
+/* Eight windows at a time against every output channel: the windows are gathered once and reused by all
+ * filters; per filter the eight accumulators stay in registers (with the two weight pairs, one input pair and
+ * two pointers that is all 14 a Cortex-M core has) while its weights are walked once, contiguously: per four
+ * taps one weight load and split serve eight windows. The last block is shifted left to end at the last
+ * window (it recomputes a few outputs instead of running a remainder loop); with fewer than eight windows
+ * the row is long enough for eight and the extra ones are not stored. The bias already holds
+ * in_offset * sum(w), so the loop multiplies raw int8 values. */
 void hk_conv1d(const hk_conv1d_params *p, const int8_t *in, int8_t *out) {
+  /* parameters copied to locals once: every int8 store below may alias *p, so gcc would reload them */
   const int step = p->stride * p->in_c, taps = p->taps, out_w = p->out_w, out_c = p->out_c;
   const int32_t out_offset = p->out_offset, act_min = p->act_min, act_max = p->act_max;
   int8_t *row = (int8_t *)p->scratch;
   uint64_t *block = (uint64_t *)p->scratch + p->row_bytes / 8;
-  int oc, ox;
+  int oc, ox, j;
   hk_conv1d_pad(p, in, row);
-  for (ox = 0; ox < out_w; ox += 4) {
-    const int first = out_w < 4 ? 0 : HK_MIN(ox, out_w - 4), stored = HK_MIN(4, out_w - first);
-    int8_t *dst = out + first * out_c;
+  for (ox = 0; ox < out_w; ox += HK_WINDOWS) {
+    const int first = out_w < HK_WINDOWS ? 0 : HK_MIN(ox, out_w - HK_WINDOWS);
+    const int stored = HK_MIN(HK_WINDOWS, out_w - first);
     hk_conv1d_gather(row + first * step, step, taps, block);
-    for (oc = 0; oc < out_c; ++oc, ++dst) {
+    for (oc = 0; oc < out_c; ++oc) {
       const int8_t *w = p->filter + oc * taps, *w_end = w + taps;
       const uint64_t *x = block;
       const int left = p->shift[oc] > 0 ? p->shift[oc] : 0, right = p->shift[oc] > 0 ? 0 : -p->shift[oc];
       const int32_t mult = p->multiplier[oc];
-      int32_t a0 = p->bias[oc], a1 = a0, a2 = a0, a3 = a0;  /* scalars: kept in registers */
-      for (; w < w_end; w += 8) {  /* two groups of four taps per pass: half the loop overhead */
+      int8_t *dst = out + first * out_c + oc;
+      int32_t acc[HK_WINDOWS];
+      /* scalars, not acc[]: an array indexed in the loop would live on the stack */
+      int32_t a0 = p->bias[oc], a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+      for (; w < w_end; w += 4) {
         uint32_t even, odd;
-        hk_split(hk_ld32(w), &even, &odd);  /* four weights, split once for four windows */
+        hk_split(hk_ld32(w), &even, &odd);  /* four weights, split once for eight windows */
         a0 = hk_mac4(a0, &x, even, odd);
         a1 = hk_mac4(a1, &x, even, odd);
         a2 = hk_mac4(a2, &x, even, odd);
         a3 = hk_mac4(a3, &x, even, odd);
-        hk_split(hk_ld32(w + 4), &even, &odd);
-        a0 = hk_mac4(a0, &x, even, odd);
-        a1 = hk_mac4(a1, &x, even, odd);
-        a2 = hk_mac4(a2, &x, even, odd);
-        a3 = hk_mac4(a3, &x, even, odd);
+        a4 = hk_mac4(a4, &x, even, odd);
+        a5 = hk_mac4(a5, &x, even, odd);
+        a6 = hk_mac4(a6, &x, even, odd);
+        a7 = hk_mac4(a7, &x, even, odd);
       }
-      /* written out (not a loop over an array), so the accumulators never go through the stack */
-      dst[0] = hk_out8(hk_requant_parts(a0, mult, left, right) + out_offset, act_min, act_max);
-      if (stored > 1) dst[out_c] = hk_out8(hk_requant_parts(a1, mult, left, right) + out_offset, act_min, act_max);
-      if (stored > 2) dst[2 * out_c] = hk_out8(hk_requant_parts(a2, mult, left, right) + out_offset, act_min, act_max);
-      if (stored > 3) dst[3 * out_c] = hk_out8(hk_requant_parts(a3, mult, left, right) + out_offset, act_min, act_max);
+      acc[0] = a0; acc[1] = a1; acc[2] = a2; acc[3] = a3; acc[4] = a4; acc[5] = a5; acc[6] = a6; acc[7] = a7;
+      for (j = 0; j < stored; ++j, dst += out_c) *dst = hk_out8(hk_requant_parts(acc[j], mult, left, right) + out_offset,
+                                                                 act_min, act_max);
     }
   }
 }

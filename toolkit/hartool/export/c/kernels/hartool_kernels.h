@@ -29,14 +29,14 @@ typedef struct {
  * export folds the input zero point into the bias and pads each filter with zero weights to `taps`. */
 typedef struct {
   int in_w, in_c, out_w, out_c, stride, pad;  /* pad: zero-point samples before the first input sample */
-  int taps;                   /* k_w * in_c rounded up to a multiple of 8 */
-  int row_bytes;              /* the padded input row in scratch, a multiple of 8, >= (max(out_w,4)-1)*stride*in_c+taps */
+  int taps;                   /* k_w * in_c rounded up to a multiple of 4 */
+  int row_bytes;              /* the padded input row in scratch, a multiple of 8, >= (max(out_w,8)-1)*stride*in_c+taps */
   int32_t in_zero_point, out_offset, act_min, act_max;
   const int8_t *filter;       /* [out_c][taps] */
   const int32_t *bias;        /* bias + in_offset * sum of the filter's weights, per output channel */
   const int32_t *multiplier;  /* per output channel */
   const int8_t *shift;        /* per output channel */
-  void *scratch;              /* in the arena, live only during this op: row_bytes + 8 * taps bytes, 8-byte aligned */
+  void *scratch;              /* in the arena, live only during this op: row_bytes + 16 * taps bytes, 8-byte aligned */
 } hk_conv1d_params;
 
 typedef struct {
