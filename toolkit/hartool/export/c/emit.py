@@ -13,6 +13,7 @@ from .plan import plan_arena
 CTYPES = {np.dtype(np.int8): "int8_t", np.dtype(np.int32): "int32_t", np.dtype(np.float32): "float",
           np.dtype(np.int64): "int64_t"}
 HEADER = "hartool_graph.h"
+ITEM_BYTES = {"int8_t": 1, "int32_t": 4}
 # Per-op instruction counts for the benchmark: built with -DHARTOOL_PROFILE, the harness supplies the hook.
 PROFILE_HOOK = ("#ifdef HARTOOL_PROFILE\nvoid hartool_profile_mark(int op);  /* called before op `op` and after the last */\n"
                 "#define HARTOOL_MARK(i) hartool_profile_mark(i)\n#else\n#define HARTOOL_MARK(i) ((void)0)\n#endif")
@@ -39,6 +40,7 @@ class GraphEmitter:
         self._op = 0  # the operator being lowered (whose scratch `scratch()` names)
         self.decls: list[str] = []
         self.weights: dict[int, str] = {}
+        self.const_bytes = 0  # weights and per-channel parameters emitted as const arrays (flash)
         self._n = 0
 
     def _name(self, prefix: str) -> str:
@@ -55,6 +57,7 @@ class GraphEmitter:
             self.decls.append(f"/* {tensor.name} {list(tensor.shape)} */\n"
                               f"static const {ctype} {name}[{max(tensor.size, 1)}] = {_c_values(tensor.data)};")
             self.weights[t] = name
+            self.const_bytes += tensor.nbytes
         return self.weights[t]
 
     def scratch(self) -> str:
@@ -62,6 +65,7 @@ class GraphEmitter:
 
     def array(self, ctype: str, values: Any) -> str:
         name = self._name("hc")
+        self.const_bytes += np.asarray(values).size * ITEM_BYTES.get(ctype, 4)  # pointers: 4 B on 32-bit cores
         self.decls.append(f"static const {ctype} {name}[] = {_c_values(values)};")
         return name
 

@@ -105,9 +105,11 @@ def conv_2d(sink: Sink, op: Operator) -> str:
     sums = w.data.reshape(oc, -1).astype(np.int64).sum(axis=1)
     plan = _conv1d_plan(sink.graph, op)
     # sum(w * (x + in_offset)) + bias = sum(w * x) + (bias + in_offset * sum(w)): the second term is fixed at
-    # export (integers, so exact); the generic kernel is kept for 2-D filters or a folded bias beyond int32
+    # export (integers, so exact); the generic kernel is kept for 2-D filters and unbounded accumulators
     folded = (_t(sink, bias).data.astype(np.int64) if bias >= 0 else 0) - x.zero_point * sums
-    if plan is not None and np.all(np.abs(folded) < 2**31):
+    # hk_conv1d's requantization needs |acc| * 2^left < 2^30 (inputs are int8, so |x| <= 128)
+    bound = (np.abs(folded) + 128 * np.abs(w.data.reshape(oc, -1).astype(np.int64)).sum(axis=1)) << np.maximum(shift, 0)
+    if plan is not None and np.all(bound < 2**30):
         p = sink.struct("hk_conv1d_params", dict(
             plan, out_c=oc, in_zero_point=x.zero_point, out_offset=y.zero_point, act_min=lo, act_max=hi,
             filter=sink.array("int8_t", _conv1d_filter(w.data, plan["taps"])), bias=sink.array("int32_t", folded),

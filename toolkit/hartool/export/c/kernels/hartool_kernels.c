@@ -263,6 +263,21 @@ static void hk_conv1d_gather(const int8_t *x, int step, int taps, uint64_t *bloc
     }
 }
 
+/* hk_requant for an accumulator the export has bounded: |x| * 2^left < 2^30 (see hk_conv1d_params), so 2x * 2^left
+ * fits in int32 and SRDHM(x * 2^left, m) = floor((x * 2^left * m + 2^30) / 2^31) is the rounded high word of
+ * (2x * 2^left) * m: one SMMULR on DSP cores. |q| < 2^30, so RoundingDivideByPOT's q + 2^(right-1) - (q < 0)
+ * cannot overflow either. `half` is 2^(right-1) and `neg` all ones when right > 0, both 0 when right == 0. */
+static int32_t hk_requant_small(int32_t x, int32_t multiplier, int left, int right, int32_t half, int32_t neg) {
+  const int32_t x2 = hk_wrap_shl(x, left + 1);
+  int32_t q;
+#if defined(__ARM_FEATURE_DSP)
+  __asm("smmulr %0, %1, %2" : "=r"(q) : "r"(x2), "r"(multiplier));
+#else
+  q = (int32_t)(((int64_t)x2 * multiplier + ((int64_t)1 << 31)) >> 32);
+#endif
+  return (q + half + ((q >> 31) & neg)) >> right;
+}
+
 /* Four taps of one window: its gathered inputs (even pair, then odd pair) times the split weights; `*x`
  * advances past them. On DSP cores one LDRD loads both pairs (gcc splits a 64-bit load into two LDR). */
 static int32_t hk_mac4(int32_t acc, const uint64_t **x, uint32_t even, uint32_t odd) {
@@ -300,7 +315,7 @@ void hk_conv1d(const hk_conv1d_params *p, const int8_t *in, int8_t *out) {
       const int8_t *w = p->filter + oc * taps, *w_end = w + taps;
       const uint64_t *x = block;
       const int left = p->shift[oc] > 0 ? p->shift[oc] : 0, right = p->shift[oc] > 0 ? 0 : -p->shift[oc];
-      const int32_t mult = p->multiplier[oc];
+      const int32_t mult = p->multiplier[oc], half = right > 0 ? 1 << (right - 1) : 0, neg = right > 0 ? -1 : 0;
       int8_t *dst = out + first * out_c + oc;
       int32_t acc[HK_WINDOWS];
       /* scalars, not acc[]: an array indexed in the loop would live on the stack */
@@ -318,8 +333,8 @@ void hk_conv1d(const hk_conv1d_params *p, const int8_t *in, int8_t *out) {
         a7 = hk_mac4(a7, &x, even, odd);
       }
       acc[0] = a0; acc[1] = a1; acc[2] = a2; acc[3] = a3; acc[4] = a4; acc[5] = a5; acc[6] = a6; acc[7] = a7;
-      for (j = 0; j < stored; ++j, dst += out_c) *dst = hk_out8(hk_requant_parts(acc[j], mult, left, right) + out_offset,
-                                                                 act_min, act_max);
+      for (j = 0; j < stored; ++j, dst += out_c)
+        *dst = hk_out8(hk_requant_small(acc[j], mult, left, right, half, neg) + out_offset, act_min, act_max);
     }
   }
 }

@@ -26,7 +26,8 @@ typedef struct {
 } hk_conv_params;
 
 /* CONV_2D of a 1-D signal (input height 1, filter height 1, no dilation), the layers of hartool's CNNs. The
- * export folds the input zero point into the bias and pads each filter with zero weights to `taps`. */
+ * export folds the input zero point into the bias, pads each filter with zero weights to `taps`, and checks that
+ * every accumulator stays within +-2^30 / 2^max(shift, 0) (bias + 128 * sum|w|), so requantization is cheap. */
 typedef struct {
   int in_w, in_c, out_w, out_c, stride, pad;  /* pad: zero-point samples before the first input sample */
   int taps;                   /* k_w * in_c rounded up to a multiple of 4 */
