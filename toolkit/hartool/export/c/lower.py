@@ -79,7 +79,7 @@ def _conv1d_plan(graph: Graph, op: Operator) -> dict[str, Any] | None:
 
 
 def scratch_bytes(graph: Graph, op: Operator) -> int:
-    """Arena bytes an op needs while it runs (hk_conv1d: padded input row and four gathered windows), else 0."""
+    """Arena bytes an op needs while it runs (hk_conv1d: padded input row and WINDOWS gathered windows), else 0."""
     plan = _conv1d_plan(graph, op) if op.op == "CONV_2D" else None
     return plan["row_bytes"] + 2 * WINDOWS * plan["taps"] if plan else 0
 
@@ -106,7 +106,11 @@ def conv_2d(sink: Sink, op: Operator) -> str:
     plan = _conv1d_plan(sink.graph, op)
     # sum(w * (x + in_offset)) + bias = sum(w * x) + (bias + in_offset * sum(w)): the second term is fixed at
     # export (integers, so exact); the generic kernel is kept for 2-D filters and unbounded accumulators
-    folded = (_t(sink, bias).data.astype(np.int64) if bias >= 0 else 0) - x.zero_point * sums
+    bias_data = _t(sink, bias).data if bias >= 0 else np.zeros(oc, np.int64)
+    if bias_data is None:  # a bias computed at run time cannot be folded
+        plan = None
+        bias_data = np.zeros(oc, np.int64)
+    folded = bias_data.astype(np.int64) - x.zero_point * sums
     # hk_conv1d's requantization needs |acc| * 2^left < 2^30 (inputs are int8, so |x| <= 128)
     bound = (np.abs(folded) + 128 * np.abs(w.data.reshape(oc, -1).astype(np.int64)).sum(axis=1)) << np.maximum(shift, 0)
     if plan is not None and np.all(bound < 2**30):
