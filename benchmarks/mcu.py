@@ -4,6 +4,8 @@
 - argmax agreement with LiteRT's int8 artifact and test accuracy of both;
 - Cortex-M4 build under qemu-system-arm -M mps2-an386 on evenly spread test windows: outputs equal to the host
   build, instructions per window (qemu -icount + SysTick), stack high-water mark, implied time at 64 MHz;
+- Cortex-M4 instructions per window of each graph op (a build whose graph brackets every op with SysTick reads),
+  and the library at -O3 and -Os beside the default -O2 (sizes, instructions, outputs equal to the host);
 - Cortex-M0+ and RV32IMC builds: sizes.
 
 Usage: .venv/bin/python benchmarks/mcu.py BUNDLE [--m4-windows 60]   (BUNDLE quantized with --modes int8)
@@ -91,13 +93,15 @@ def main() -> None:
     rows = [target_row(src, name, work / "t", raw[pick] if name == "cortex-m4" else None) for name in TARGETS]
     m4 = rows[0]
     m4_equal_to_host = m4["equal_to_host"]
+    per_op, opt_levels = m4_profile(src, raw[pick], work, info["ops"])
     doc = {**stamp(["python", "benchmarks/mcu.py", *sys.argv[1:]]), "export": info, "windows": len(raw),
            "values_compared": int(c_vals.size), "differing_int8_values_vs_tflm": diff_int8,
            "differing_float_bytes_vs_tflm": int(np.sum(c_vals.view(np.uint32) != ref.view(np.uint32))),
            "argmax_agreement_vs_litert_int8": float(np.mean(host["labels"] == litert_label)),
            "accuracy_c": float(np.mean(host["labels"] == y)), "accuracy_litert_int8": float(np.mean(litert_label == y)),
            "accuracy_manifest_tflite_int8": bundle.artifact("tflite-int8").get("accuracy"),
-           "m4_windows": len(pick), "m4_equal_to_host": bool(m4_equal_to_host), "targets": rows}
+           "m4_windows": len(pick), "m4_equal_to_host": bool(m4_equal_to_host), "targets": rows,
+           "m4_per_op": per_op, "m4_opt_levels": opt_levels}
     path = save("mcu.json", doc)
     print(f"raw results: {path}")
     print(f"{doc['date']} {doc['machine']}")
@@ -113,6 +117,28 @@ def main() -> None:
                      f"{r['ms_at_clock']:.1f}" if r["ms_at_clock"] else "-",
                      f"{r['windows_run']}: {'yes' if m4_equal_to_host else 'NO'}" if r["windows_run"] else "build only"]
                     for r in rows]))
+    print(md_table(["op", "instructions / window"],
+                   [[f"{o['index']} {o['op']}", f"{o['instructions']:,.0f}"] for o in per_op]))
+    print(md_table(["-O", "text", "rodata", "instructions / window", "qemu = host"],
+                   [[o["opt"], f"{o['text']:,}", f"{o['rodata']:,}", f"{o['instructions_per_window']:,.0f}",
+                     "yes" if o["equal_to_host"] else "NO"] for o in opt_levels]))
+
+
+def m4_profile(src: Path, windows: np.ndarray, work: Path, ops: list[str]) -> tuple[list[dict], list[dict]]:
+    """Cortex-M4: instructions per window of each op (-O2), and the whole library at -O2, -O3 and -Os."""
+    from hartool.bench.mcu import TARGETS, library_sizes, run_cortex_m4, run_host
+
+    prof = run_cortex_m4(src, windows, work / "profile", profile=True)
+    per_op = [{"index": i, "op": op, "instructions": float(n)} for i, (op, n) in enumerate(zip(ops, prof["op_instructions"],
+                                                                                              strict=True))]
+    host = run_host(src, windows, work / "host-m4")
+    levels = []
+    for opt in ("-O2", "-O3", "-Os"):
+        board = run_cortex_m4(src, windows, work / f"m4{opt}", opt=opt)
+        sizes = library_sizes(src, TARGETS["cortex-m4"], work / f"size{opt}", opt=opt)
+        levels.append({"opt": opt, **sizes, "instructions_per_window": float(np.mean(board["instructions"])),
+                       "equal_to_host": board["outputs"] == host["outputs"]})
+    return per_op, levels
 
 
 if __name__ == "__main__":

@@ -71,6 +71,25 @@ def test_conv_2d(tmp_path_factory, w, cin, cout, k, stride, padding, act, si, zi
 
 
 @SETTINGS
+@given(st.integers(2, 6), st.integers(3, 9), st.integers(1, 5), st.integers(1, 5), st.integers(1, 3),
+       st.sampled_from([1, 2]), st.sampled_from([0, 1]), scales, zps, scales, zps, st.integers(0, 99))
+def test_conv_2d_two_dimensional(tmp_path_factory, h, w, cin, cout, k, stride, padding, si, zi, so, zo, seed) -> None:
+    """Filters taller than one row take the generic kernel (hk_conv2d), not the 1-D one."""
+    rng = np.random.default_rng(seed)
+    k = min(k, h, w)
+    wscale = rng.uniform(1e-3, 2e-2, cout)
+    out_h, out_w = ((-(-n // stride) if padding == 0 else (n - k) // stride + 1) for n in (h, w))
+    filt = T([cout, k, k, cin], np.int8, list(wscale), [0] * cout, rng.integers(-127, 128, (cout, k, k, cin), dtype=np.int8))
+    bias = T([cout], np.int32, list(np.float32(si) * wscale.astype(np.float32)), [0] * cout,
+             rng.integers(-4000, 4000, cout, dtype=np.int32))
+    opts = options("Conv2DOptionsT", padding=padding, strideW=stride, strideH=stride, fusedActivationFunction=1,
+                   dilationWFactor=1, dilationHFactor=1)
+    m = OneOp("CONV_2D", [_act([1, h, w, cin], si, zi), filt, bias], _act([1, out_h, out_w, cout], so, zo),
+              opts, "Conv2DOptions", version=3)
+    _check(m, _tmp(tmp_path_factory), seed)
+
+
+@SETTINGS
 @given(st.integers(1, 40), st.integers(1, 10), scales, zps, scales, zps, st.booleans(), st.sampled_from([0, 1]),
        st.integers(0, 99))
 def test_fully_connected(tmp_path_factory, depth, units, si, zi, so, zo, per_channel, act, seed) -> None:

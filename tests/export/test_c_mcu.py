@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hartool.bench.mcu import TARGETS, target_row
+from hartool.bench.mcu import TARGETS, run_cortex_m4, target_row
 
 FLASH_BUDGET, RAM_BUDGET = 96 * 1024, 24 * 1024
 
@@ -39,6 +39,19 @@ def test_cortex_m4_under_qemu_equals_host(library_src: Path, tmp_path: Path) -> 
     assert row["bss"] >= 4096 and 0 < row["stack_bytes"] < 2048
     # every window runs the same ops on the same shapes: the count barely moves with the data
     assert 1e6 < row["instructions_per_window"] < 2e7
+
+
+def test_per_op_profile_adds_up(library_src: Path, tmp_path: Path) -> None:
+    """The profiling build brackets every graph op with SysTick reads: one count per op, summing to the window."""
+    _need("arm-none-eabi-gcc", "qemu-system-arm")
+    windows = np.random.default_rng(1).normal(0, 0.6, (2, 128, 6)).astype(np.float32)
+    plain = run_cortex_m4(library_src, windows, tmp_path / "plain")
+    prof = run_cortex_m4(library_src, windows, tmp_path / "prof", profile=True)
+    ops = (library_src / "hartool_graph.c").read_text().count("HARTOOL_MARK(") - 3  # two #defines, the last mark
+    assert len(prof["op_instructions"]) == ops and min(prof["op_instructions"]) > 0
+    assert prof["outputs"] == plain["outputs"]
+    # the ops are all of a window but the preprocessing and the argmax (and the hooks add a little)
+    assert 0.9 < sum(prof["op_instructions"]) / float(np.mean(plain["instructions"])) < 1.05
 
 
 @pytest.mark.parametrize("name", ["cortex-m0plus", "rv32imc"])

@@ -21,7 +21,8 @@ import numpy as np
 
 from ..core.errors import HartoolError
 
-CFLAGS = ["-O2", "-std=c99", "-ffp-contract=off", "-ffunction-sections", "-fdata-sections"]
+CFLAGS = ["-std=c99", "-ffp-contract=off", "-ffunction-sections", "-fdata-sections"]
+OPT = "-O2"  # the default; the benchmark also reports -O3 and -Os
 ICOUNT_SHIFT = 3
 APT = "gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf"
 
@@ -74,13 +75,13 @@ def _run(cmd: list[str], timeout: float, stdin: bytes | None = None) -> bytes:
     return res.stdout
 
 
-def library_sizes(src: Path, target: Target, work: Path, timeout: float = 300) -> dict[str, int]:
+def library_sizes(src: Path, target: Target, work: Path, timeout: float = 300, opt: str = OPT) -> dict[str, int]:
     """Sections of the library's objects for ``target``: text, rodata, data, bss (bytes)."""
     work.mkdir(parents=True, exist_ok=True)
     objs = []
     for c in sorted(src.glob("*.c")):
         obj = work / f"{c.stem}.{target.name}.o"
-        _run([require(target.cc), *target.flags, *CFLAGS, "-c", str(c), "-o", str(obj)], timeout)
+        _run([require(target.cc), *target.flags, opt, *CFLAGS, "-c", str(c), "-o", str(obj)], timeout)
         objs.append(str(obj))
     sizes = {"text": 0, "rodata": 0, "data": 0, "bss": 0}
     for line in _run([require(target.size), "-A", *objs], timeout).decode().splitlines():
@@ -108,6 +109,8 @@ def parse_harness(text: str) -> dict[str, Any]:
             info["ticks_per_1024_instructions"] = int(parts[1])
         elif parts[:1] == ["stack"]:
             info["stack_bytes"] = int(parts[1])
+        elif parts[:1] == ["op"]:
+            info.setdefault("op_ticks", []).append(int(parts[2]))
         elif len(parts) == 4:
             labels.append(int(parts[1]))
             ticks.append(int(parts[2]))
@@ -119,20 +122,24 @@ def run_host(src: Path, windows: np.ndarray, work: Path, timeout: float = 600) -
     """Build the library with the host gcc and classify ``windows`` (n, window, channels) float32."""
     work.mkdir(parents=True, exist_ok=True)
     exe = work / "host_harness"
-    _run([require("gcc"), *CFLAGS, f"-I{src}", "-o", str(exe), str(support_file("harness.c")),
+    _run([require("gcc"), OPT, *CFLAGS, f"-I{src}", "-o", str(exe), str(support_file("harness.c")),
           *sorted(str(c) for c in src.glob("*.c")), "-lm"], timeout)
     out = _run([str(exe)], timeout, stdin=np.ascontiguousarray(windows, dtype=np.float32).tobytes())
     return parse_harness(out.decode())
 
 
-def run_cortex_m4(src: Path, windows: np.ndarray, work: Path, timeout: float = 600) -> dict[str, Any]:
-    """Cross-build the library with ``windows`` linked in and run it under qemu's mps2-an386 with -icount."""
+def run_cortex_m4(src: Path, windows: np.ndarray, work: Path, timeout: float = 600,
+                  profile: bool = False, opt: str = OPT) -> dict[str, Any]:
+    """Cross-build the library with ``windows`` linked in and run it under qemu's mps2-an386 with -icount;
+    with ``profile``, also instructions per window of each graph op ("op_instructions", in graph order; the
+    per-op hooks add a few instructions, so the total comes from a build without them)."""
     target = TARGETS["cortex-m4"]
     work.mkdir(parents=True, exist_ok=True)
     (work / "windows.c").write_text(_windows_c(np.asarray(windows, dtype=np.float32)))
     elf = work / "prog.elf"
-    _run([require(target.cc), *target.flags, *CFLAGS, "--specs=nano.specs", "--specs=rdimon.specs", "-nostartfiles",
-          "-T", str(support_file("link.ld")), "-DHARTOOL_WINDOWS_LINKED", "-DHARTOOL_SYSTICK", f"-I{src}",
+    _run([require(target.cc), *target.flags, opt, *CFLAGS, "--specs=nano.specs", "--specs=rdimon.specs", "-nostartfiles",
+          "-T", str(support_file("link.ld")), "-DHARTOOL_WINDOWS_LINKED", "-DHARTOOL_SYSTICK",
+          *(["-DHARTOOL_PROFILE"] if profile else []), f"-I{src}",
           str(support_file("startup.c")), str(support_file("harness.c")), *sorted(str(c) for c in src.glob("*.c")),
           str(work / "windows.c"), "-lm", "-Wl,--gc-sections", "-o", str(elf)], timeout)
     qemu = [require(target.qemu[0]), *target.qemu[1:], "-nographic", "-semihosting",
@@ -140,7 +147,10 @@ def run_cortex_m4(src: Path, windows: np.ndarray, work: Path, timeout: float = 6
     res = parse_harness(_run(qemu, timeout).decode())
     if "ticks_per_1024_instructions" not in res or len(res["labels"]) != len(windows):
         raise McuError(f"qemu run printed {len(res['labels'])} of {len(windows)} windows")
-    res["instructions"] = res["ticks"] * 1024.0 / res["ticks_per_1024_instructions"]
+    per_tick = 1024.0 / res["ticks_per_1024_instructions"]
+    res["instructions"] = res["ticks"] * per_tick
+    if profile:
+        res["op_instructions"] = [t * per_tick / len(windows) for t in res.get("op_ticks", [])]
     return res
 
 

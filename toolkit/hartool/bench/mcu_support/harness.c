@@ -43,6 +43,22 @@ static uint32_t nop_ticks(void) {
 }
 #endif
 
+#ifdef HARTOOL_PROFILE
+/* Per-op SysTick ticks summed over all windows: the graph calls this before each op and after the last. The
+ * counter is re-read on the way out so the hook's own instructions are (almost) not charged to an op. */
+#define MAX_OPS 256
+static uint32_t op_ticks[MAX_OPS];
+static int last_op = -1, ops_seen;
+static uint32_t last_cvr;
+void hartool_profile_mark(int op) {
+  const uint32_t now = SYST_CVR;
+  if (last_op >= 0 && last_op < MAX_OPS) op_ticks[last_op] += (last_cvr - now) & 0xFFFFFFu;
+  if (op + 1 > ops_seen) ops_seen = op + 1;
+  last_op = op;
+  last_cvr = SYST_CVR;
+}
+#endif
+
 static const float *next_window(int i, float *buf) {
 #ifdef HARTOOL_WINDOWS_LINKED
   (void)buf;
@@ -72,6 +88,9 @@ int main(void) {
     uint32_t t0;
     SYST_CVR = 0;
     t0 = SYST_CVR;
+#ifdef HARTOOL_PROFILE
+    last_op = -1;
+#endif
     label = hartool_classify(w, 0);
     ticks = (t0 - SYST_CVR) & 0xFFFFFFu;
 #else
@@ -86,6 +105,9 @@ int main(void) {
   }
 #ifdef HARTOOL_SYSTICK
   printf("stack %lu bytes\n", (unsigned long)stack_used(top));
+#endif
+#ifdef HARTOOL_PROFILE
+  for (k = 0; k + 1 < ops_seen && k < MAX_OPS; ++k) printf("op %d %lu\n", k, (unsigned long)op_ticks[k]);
 #endif
   return 0;
 }

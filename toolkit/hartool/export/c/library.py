@@ -159,6 +159,5 @@ def export_c(bundle_path: str | Path, out: str | Path) -> dict[str, Any]:
         atomic_write_text(root / "src" / name, text)
     atomic_write_text(root / "library.properties", library_properties(bundle))
     atomic_write_text(root / "examples" / "hartool_classify" / "hartool_classify.ino", kernel_text("hartool_classify.ino"))
-    weights = sum(graph.tensors[t].nbytes for t in emitter.weights)
     return {"out": str(root), "sources": sorted(f"src/{n}" for n in files), "ops": [op.op for op in graph.operators],
-            "arena_bytes": emitter.arena_bytes, "weight_bytes": weights, "probs_output": probs}
+            "arena_bytes": emitter.arena_bytes, "weight_bytes": emitter.const_bytes, "probs_output": probs}

@@ -22,6 +22,7 @@ class Sink(Protocol):
     def ptr(self, t: int) -> str: ...
     def array(self, ctype: str, values: Any) -> str: ...
     def struct(self, ctype: str, fields: dict[str, Any]) -> str: ...
+    def scratch(self) -> str: ...
 
 
 def _t(sink: Sink, i: int) -> Tensor:
@@ -58,25 +59,75 @@ def _act(op: Operator, out: Tensor) -> tuple[int, int]:
     return quant.activation_range(act, out.scale, out.zero_point)
 
 
+WINDOWS = 8  # hk_conv1d's windows per pass (HK_WINDOWS in the kernels)
+
+
+def _conv1d_plan(graph: Graph, op: Operator) -> dict[str, Any] | None:
+    """hk_conv1d's geometry for a CONV_2D over a 1-D signal (input and filter height 1, no dilation), else None."""
+    x, w, y = (graph.tensors[i] for i in (op.inputs[0], op.inputs[1], op.outputs[0]))
+    if len(x.shape) != 4 or len(y.shape) != 4 or w.data is None or len(w.shape) != 4:
+        return None
+    if x.shape[1] != 1 or w.shape[1] != 1 or y.shape[1] != 1 or op.options.get("dilationWFactor", 1) != 1:
+        return None
+    iw, ic, ow = x.shape[2], x.shape[3], y.shape[2]
+    k, stride = w.shape[2], op.options["strideW"]
+    pad = _padding(op.options["padding"], stride, 1, iw, k, ow)
+    taps = -(-k * ic // 4) * 4
+    # the row holds the padded input and the reach of one pass of WINDOWS windows (see hk_conv1d)
+    row = -(-max((pad + iw) * ic, (max(ow, WINDOWS) - 1) * stride * ic + taps) // 8) * 8
+    return {"in_w": iw, "in_c": ic, "out_w": ow, "stride": stride, "pad": pad, "taps": taps, "row_bytes": row}
+
+
+def scratch_bytes(graph: Graph, op: Operator) -> int:
+    """Arena bytes an op needs while it runs (hk_conv1d: padded input row and WINDOWS gathered windows), else 0."""
+    plan = _conv1d_plan(graph, op) if op.op == "CONV_2D" else None
+    return plan["row_bytes"] + 2 * WINDOWS * plan["taps"] if plan else 0
+
+
+def _conv1d_filter(w: np.ndarray, taps: int) -> np.ndarray:
+    """[out_c][taps]: each filter's weights flattened and zero-padded to ``taps``."""
+    flat = w.reshape(w.shape[0], -1)
+    padded = np.zeros((w.shape[0], taps), np.int8)
+    padded[:, :flat.shape[1]] = flat
+    return padded
+
+
 def conv_2d(sink: Sink, op: Operator) -> str:
     _types(sink, op, (INT8, INT8), INT8)
     x, w, y = _t(sink, op.inputs[0]), _t(sink, op.inputs[1]), _t(sink, op.outputs[0])
     (ih, iw, ic), (oh, ow, oc) = _nhwc(x, op), _nhwc(y, op)
     _require(w.data is not None and w.shape[3] == ic, op, "non-constant or grouped filter")
     _require(not np.any(w.zero_points), op, "asymmetric filter")
-    o = op.options
-    sh, sw, dh, dw = o["strideH"], o["strideW"], o["dilationHFactor"], o["dilationWFactor"]
     bias = op.inputs[2] if len(op.inputs) > 2 else -1
     _require(bias < 0 or _t(sink, bias).dtype == np.int32, op, "non-int32 bias")
     mult, shift = quant.conv_multipliers(x.scale, w.scales, y.scale, oc)
     lo, hi = _act(op, y)
+    sums = w.data.reshape(oc, -1).astype(np.int64).sum(axis=1)
+    plan = _conv1d_plan(sink.graph, op)
+    # sum(w * (x + in_offset)) + bias = sum(w * x) + (bias + in_offset * sum(w)): the second term is fixed at
+    # export (integers, so exact); the generic kernel is kept for 2-D filters and unbounded accumulators
+    bias_data = _t(sink, bias).data if bias >= 0 else np.zeros(oc, np.int64)
+    if bias_data is None:  # a bias computed at run time cannot be folded
+        plan = None
+        bias_data = np.zeros(oc, np.int64)
+    folded = bias_data.astype(np.int64) - x.zero_point * sums
+    # hk_conv1d's requantization needs |acc| * 2^left < 2^30 (inputs are int8, so |x| <= 128)
+    bound = (np.abs(folded) + 128 * np.abs(w.data.reshape(oc, -1).astype(np.int64)).sum(axis=1)) << np.maximum(shift, 0)
+    if plan is not None and np.all(bound < 2**30):
+        p = sink.struct("hk_conv1d_params", dict(
+            plan, out_c=oc, in_zero_point=x.zero_point, out_offset=y.zero_point, act_min=lo, act_max=hi,
+            filter=sink.array("int8_t", _conv1d_filter(w.data, plan["taps"])), bias=sink.array("int32_t", folded),
+            multiplier=sink.array("int32_t", mult), shift=sink.array("int8_t", shift), scratch=sink.scratch()))
+        return f"hk_conv1d(&{p}, {sink.ptr(op.inputs[0])}, {sink.ptr(op.outputs[0])});"
+    o = op.options
+    sh, sw, dh, dw = o["strideH"], o["strideW"], o["dilationHFactor"], o["dilationWFactor"]
     p = sink.struct("hk_conv_params", dict(
         in_h=ih, in_w=iw, in_c=ic, out_h=oh, out_w=ow, out_c=oc, k_h=w.shape[1], k_w=w.shape[2],
         stride_h=sh, stride_w=sw, dil_h=dh, dil_w=dw,
         pad_h=_padding(o["padding"], sh, dh, ih, w.shape[1], oh), pad_w=_padding(o["padding"], sw, dw, iw, w.shape[2], ow),
         in_offset=-x.zero_point, out_offset=y.zero_point, act_min=lo, act_max=hi,
         filter=sink.ptr(op.inputs[1]), bias=sink.ptr(bias) if bias >= 0 else "0",
-        filter_sums=sink.array("int32_t", w.data.reshape(oc, -1).astype(np.int64).sum(axis=1)),
+        filter_sums=sink.array("int32_t", sums),
         multiplier=sink.array("int32_t", mult), shift=sink.array("int8_t", shift)))
     return f"hk_conv2d(&{p}, {sink.ptr(op.inputs[0])}, {sink.ptr(op.outputs[0])});"
 
@@ -213,7 +264,7 @@ def dequantize(sink: Sink, op: Operator) -> str:
     _types(sink, op, (INT8,), FLOAT)
     x = _t(sink, op.inputs[0])
     return (f"hk_dequantize({sink.ptr(op.inputs[0])}, {sink.ptr(op.outputs[0])}, {x.size}, "
-            f"{float(x.scale)!r}, {x.zero_point});")
+            f"{float(np.float32(x.scale))!r}f, {x.zero_point});")
 
 
 def reshape(sink: Sink, op: Operator) -> str:

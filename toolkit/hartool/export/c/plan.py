@@ -1,4 +1,5 @@
-"""One static arena for every activation tensor, planned from tensor lifetimes (greedy by size, first fit)."""
+"""One static arena for every activation tensor and every op's scratch, planned from lifetimes (greedy by size,
+first fit)."""
 
 from __future__ import annotations
 
@@ -22,15 +23,17 @@ def lifetimes(graph: Graph) -> dict[int, tuple[int, int]]:
     return {t: (a, b) for t, (a, b) in life.items()}
 
 
-def plan_arena(graph: Graph) -> tuple[dict[int, int], int]:
-    """(tensor index -> byte offset, arena bytes); tensors whose lifetimes overlap never share bytes."""
+def plan_arena(graph: Graph, scratch: dict[int, int] | None = None) -> tuple[dict[int, int], dict[int, int], int]:
+    """(tensor index -> byte offset, op index -> offset of its scratch, arena bytes). ``scratch`` asks for
+    working memory (bytes) live only while one op runs; regions whose lifetimes overlap never share bytes."""
     life = lifetimes(graph)
-    order = sorted(life, key=lambda t: (-graph.tensors[t].nbytes, t))
+    items = [(("t", t), graph.tensors[t].nbytes, *life[t]) for t in life]
+    items += [(("op", i), n, i, i) for i, n in (scratch or {}).items()]
+    items.sort(key=lambda it: (-it[1], it[0][0] == "op", it[0][1]))
     placed: list[tuple[int, int, int, int]] = []  # (offset, size, first, last)
-    offsets: dict[int, int] = {}
-    for t in order:
-        size = -(-graph.tensors[t].nbytes // ALIGN) * ALIGN
-        first, last = life[t]
+    offsets: dict[tuple[str, int], int] = {}
+    for key, nbytes, first, last in items:
+        size = -(-nbytes // ALIGN) * ALIGN
         busy = sorted((o, s) for o, s, a, b in placed if not (b < first or last < a))
         offset = 0
         for o, s in busy:
@@ -38,5 +41,7 @@ def plan_arena(graph: Graph) -> tuple[dict[int, int], int]:
                 break
             offset = max(offset, o + s)
         placed.append((offset, size, first, last))
-        offsets[t] = offset
-    return offsets, max((o + s for o, s, _, _ in placed), default=0)
+        offsets[key] = offset
+    return ({k: o for (kind, k), o in offsets.items() if kind == "t"},
+            {k: o for (kind, k), o in offsets.items() if kind == "op"},
+            max((o + s for o, s, _, _ in placed), default=0))

@@ -2,7 +2,6 @@
  * Every rounding step follows TFLite's reference kernels so outputs are bit-exact with TFLite Micro. */
 #include "hartool_kernels.h"
 
-#include <math.h>
 #include <string.h>
 
 #define HK_MIN(a, b) ((a) < (b) ? (a) : (b))
@@ -31,10 +30,22 @@ int32_t hk_rdbpot(int32_t x, int exponent) {
   return (x >> exponent) + (remainder > threshold ? 1 : 0);
 }
 
+/* MultiplyByQuantizedMultiplier for the multipliers TFLite computes (0 <= multiplier < 2^31, so SRDHM never
+ * saturates), bit-exact and branch-light:
+ * - SRDHM's sign-dependent nudge then truncation toward zero equals floor(t / 2^31) with t = a*b + 2^30 for
+ *   every sign (for a*b < 0: trunc((ab + 1 - 2^30) / 2^31) = ceil(..) = floor((ab + 2^30) / 2^31));
+ * - RoundingDivideByPOT(q, e) = floor((q + 2^(e-1) - (q < 0)) / 2^e), and q < 0 exactly when t < 0; nested
+ *   floors collapse, so the result is floor((t + 2^(30+e) - (t < 0) * 2^31) / 2^(31+e)): the high word of that
+ *   sum shifted by e - 1. One 64-bit multiply-add, no overflow anywhere (the sum stays in int64). */
+static int32_t hk_requant_parts(int32_t x, int32_t multiplier, int left, int right) {
+  int64_t t = (int64_t)hk_wrap_shl(x, left) * multiplier + (1 << 30);
+  if (right == 0) return (int32_t)(t >> 31);
+  t += ((int64_t)1 << (30 + right)) - (t < 0 ? ((int64_t)1 << 31) : 0);
+  return (int32_t)(t >> 32) >> (right - 1);
+}
+
 int32_t hk_requant(int32_t x, int32_t multiplier, int shift) {
-  const int left = shift > 0 ? shift : 0;
-  const int right = shift > 0 ? 0 : -shift;
-  return hk_rdbpot(hk_srdhm(hk_wrap_shl(x, left), multiplier), right);
+  return hk_requant_parts(x, multiplier, shift > 0 ? shift : 0, shift > 0 ? 0 : -shift);
 }
 
 /* SaturatingRoundingMultiplyByPOT with a positive exponent: a saturating left shift. */
@@ -45,17 +56,35 @@ static int32_t hk_sat_shl(int32_t x, int exponent) {
   return hk_wrap_shl(x, exponent);
 }
 
+/* std::round (halves away from zero) of a float already clamped to +-512, without a libm call: truncation,
+ * then one step away from zero when the dropped fraction is >= 1/2 (v - trunc(v) is exact in float). */
+static int32_t hk_round(float v) {
+  int32_t t = (int32_t)v;
+  const float frac = v - (float)t;
+  if (frac >= 0.5f) ++t;
+  else if (frac <= -0.5f) --t;
+  return t;
+}
+
 void hk_quantize(const float *in, int8_t *out, int n, float scale, int32_t zero_point) {
   int i;
   for (i = 0; i < n; ++i) {
-    const int32_t v = (int32_t)roundf(in[i] / scale) + zero_point;
+    float q = in[i] / scale;
+    int32_t v;
+    /* beyond +-512 every value saturates to the same int8 (|zero_point| <= 128); NaN stays NaN and is
+     * clamped like +512 here (the int conversion of NaN would be undefined) */
+    q = q < -512.0f ? -512.0f : (q <= 512.0f ? q : 512.0f);
+    v = hk_round(q) + zero_point;
     out[i] = (int8_t)HK_CLAMP(v, -128, 127);
   }
 }
 
-void hk_dequantize(const int8_t *in, float *out, int n, double scale, int32_t zero_point) {
+/* TFLite computes double(scale) * (q - zero_point) and rounds to float. The product of a float scale and an
+ * integer under 2^9 is exact in double, so rounding it once to float equals one float multiplication (also
+ * correctly rounded): bit-identical, and no soft-float double arithmetic on single-precision FPUs. */
+void hk_dequantize(const int8_t *in, float *out, int n, float scale, int32_t zero_point) {
   int i;
-  for (i = 0; i < n; ++i) out[i] = (float)(scale * (double)((int32_t)in[i] - zero_point));
+  for (i = 0; i < n; ++i) out[i] = scale * (float)((int32_t)in[i] - zero_point);
 }
 
 /* Dot product of two int8 vectors. On Cortex-M cores with the DSP extension (M4, M7, M33) four products take
@@ -181,19 +210,166 @@ void hk_conv2d(const hk_conv_params *p, const int8_t *in, int8_t *out) {
   }
 }
 
+/* hk_conv1d works on words holding two int16 halves. hk_split turns four int8 values (one word) into the
+ * pairs (v0, v2) and (v1, v3): one SXTB16 each on cores with the DSP extension (M4, M7, M33). Splitting the
+ * inputs and the weights the same way keeps the pairs matched, so hk_mac2 (SMLAD: two multiply-accumulates
+ * in one instruction) needs no reordering of either. Elsewhere the same words are built and used in plain C. */
+static uint32_t hk_ld32(const void *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+#if defined(__ARM_FEATURE_DSP)
+static void hk_split(uint32_t v, uint32_t *even, uint32_t *odd) {
+  *even = hk_sxtb16(v);
+  *odd = hk_sxtb16_ror8(v);
+}
+static int32_t hk_mac2(int32_t acc, uint32_t x, uint32_t w) { return hk_smlad(x, w, acc); }
+#else
+static uint32_t hk_pair(uint32_t lo, uint32_t hi) {
+  return (uint32_t)(uint16_t)(int16_t)(int8_t)lo | (uint32_t)(uint16_t)(int16_t)(int8_t)hi << 16;
+}
+static void hk_split(uint32_t v, uint32_t *even, uint32_t *odd) {
+  *even = hk_pair(v, v >> 16);
+  *odd = hk_pair(v >> 8, v >> 24);
+}
+static int32_t hk_mac2(int32_t acc, uint32_t x, uint32_t w) {
+  return acc + (int16_t)(x & 0xFFFFu) * (int16_t)(w & 0xFFFFu) + (int16_t)(x >> 16) * (int16_t)(w >> 16);
+}
+#endif
+
+static int8_t hk_out8(int32_t v, int32_t lo, int32_t hi) {
+  if (v < lo) v = lo;
+  if (v > hi) v = hi;
+  return (int8_t)v;
+}
+
+/* The input row between zero-point padding, so a padded tap adds w * (zero_point + in_offset) = 0 as
+ * TFLite's skipped taps do, and every window is a full dot product without bounds checks. */
+static void hk_conv1d_pad(const hk_conv1d_params *p, const int8_t *in, int8_t *row) {
+  const int before = p->pad * p->in_c, n = p->in_w * p->in_c;
+  memset(row, (int)p->in_zero_point, (size_t)before);
+  memcpy(row + before, in, (size_t)n);
+  memset(row + before + n, (int)p->in_zero_point, (size_t)(p->row_bytes - before - n));
+}
+
+/* HK_WINDOWS windows starting at `x`, `step` bytes apart, split into int16 pairs and interleaved group by
+ * group (group g: one 64-bit word per window, its even pair low and its odd pair high), so the dot-product
+ * loop reads each window's four inputs with one 64-bit load (LDRD) through one pointer. */
+#define HK_WINDOWS 8
+static void hk_conv1d_gather(const int8_t *x, int step, int taps, uint64_t *block) {
+  int i, j;
+  for (i = 0; i < taps; i += 4, block += HK_WINDOWS)
+    for (j = 0; j < HK_WINDOWS; ++j) {
+      uint32_t even, odd;
+      hk_split(hk_ld32(x + j * step + i), &even, &odd);
+      block[j] = (uint64_t)odd << 32 | even;
+    }
+}
+
+/* hk_requant for an accumulator the export has bounded: |x| * 2^left < 2^30 (see hk_conv1d_params), so 2x * 2^left
+ * fits in int32 and SRDHM(x * 2^left, m) = floor((x * 2^left * m + 2^30) / 2^31) is the rounded high word of
+ * (2x * 2^left) * m: one SMMULR on DSP cores. |q| < 2^30, so RoundingDivideByPOT's q + 2^(right-1) - (q < 0)
+ * cannot overflow either. `half` is 2^(right-1) and `neg` all ones when right > 0, both 0 when right == 0. */
+static int32_t hk_requant_small(int32_t x, int32_t multiplier, int left, int right, int32_t half, int32_t neg) {
+  const int32_t x2 = hk_wrap_shl(x, left + 1);
+  int32_t q;
+#if defined(__ARM_FEATURE_DSP)
+  __asm("smmulr %0, %1, %2" : "=r"(q) : "r"(x2), "r"(multiplier));
+#else
+  q = (int32_t)(((int64_t)x2 * multiplier + ((int64_t)1 << 31)) >> 32);
+#endif
+  return (q + half + ((q >> 31) & neg)) >> right;
+}
+
+/* Four taps of one window: its gathered inputs (even pair, then odd pair) times the split weights; `*x`
+ * advances past them. On DSP cores one LDRD loads both pairs (gcc splits a 64-bit load into two LDR). */
+static int32_t hk_mac4(int32_t acc, const uint64_t **x, uint32_t even, uint32_t odd) {
+  uint32_t lo, hi;
+#if defined(__ARM_FEATURE_DSP)
+  __asm("ldrd %0, %1, [%2], #8" : "=r"(lo), "=r"(hi), "+r"(*x) : : "memory");
+#else
+  lo = (uint32_t)**x;
+  hi = (uint32_t)(**x >> 32);
+  ++*x;
+#endif
+  return hk_mac2(hk_mac2(acc, lo, even), hi, odd);
+}
+
+/* Eight windows at a time against every output channel: the windows are gathered once and reused by all
+ * filters; per filter the eight accumulators stay in registers (with the two weight pairs, one input pair and
+ * two pointers that is all 14 a Cortex-M core has) while its weights are walked once, contiguously: per four
+ * taps one weight load and split serve eight windows. The last block is shifted left to end at the last
+ * window (it recomputes a few outputs instead of running a remainder loop); with fewer than eight windows
+ * the row is long enough for eight and the extra ones are not stored. The bias already holds
+ * in_offset * sum(w), so the loop multiplies raw int8 values. */
+void hk_conv1d(const hk_conv1d_params *p, const int8_t *in, int8_t *out) {
+  /* parameters copied to locals once: every int8 store below may alias *p, so gcc would reload them */
+  const int step = p->stride * p->in_c, taps = p->taps, out_w = p->out_w, out_c = p->out_c;
+  const int32_t out_offset = p->out_offset, act_min = p->act_min, act_max = p->act_max;
+  int8_t *row = (int8_t *)p->scratch;
+  uint64_t *block = (uint64_t *)p->scratch + p->row_bytes / 8;
+  int oc, ox, j;
+  hk_conv1d_pad(p, in, row);
+  for (ox = 0; ox < out_w; ox += HK_WINDOWS) {
+    const int first = out_w < HK_WINDOWS ? 0 : HK_MIN(ox, out_w - HK_WINDOWS);
+    const int stored = HK_MIN(HK_WINDOWS, out_w - first);
+    hk_conv1d_gather(row + first * step, step, taps, block);
+    for (oc = 0; oc < out_c; ++oc) {
+      const int8_t *w = p->filter + oc * taps, *w_end = w + taps;
+      const uint64_t *x = block;
+      const int left = p->shift[oc] > 0 ? p->shift[oc] : 0, right = p->shift[oc] > 0 ? 0 : -p->shift[oc];
+      const int32_t mult = p->multiplier[oc], half = right > 0 ? 1 << (right - 1) : 0, neg = right > 0 ? -1 : 0;
+      int8_t *dst = out + first * out_c + oc;
+      int32_t acc[HK_WINDOWS];
+      /* scalars, not acc[]: an array indexed in the loop would live on the stack */
+      int32_t a0 = p->bias[oc], a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+      for (; w < w_end; w += 4) {
+        uint32_t even, odd;
+        hk_split(hk_ld32(w), &even, &odd);  /* four weights, split once for eight windows */
+        a0 = hk_mac4(a0, &x, even, odd);
+        a1 = hk_mac4(a1, &x, even, odd);
+        a2 = hk_mac4(a2, &x, even, odd);
+        a3 = hk_mac4(a3, &x, even, odd);
+        a4 = hk_mac4(a4, &x, even, odd);
+        a5 = hk_mac4(a5, &x, even, odd);
+        a6 = hk_mac4(a6, &x, even, odd);
+        a7 = hk_mac4(a7, &x, even, odd);
+      }
+      acc[0] = a0; acc[1] = a1; acc[2] = a2; acc[3] = a3; acc[4] = a4; acc[5] = a5; acc[6] = a6; acc[7] = a7;
+      for (j = 0; j < stored; ++j, dst += out_c)
+        *dst = hk_out8(hk_requant_small(acc[j], mult, left, right, half, neg) + out_offset, act_min, act_max);
+    }
+  }
+}
+
+/* dst[i] = max(dst[i], src[i]) for n int8 values; on DSP cores four at a time (SSUB8 sets a GE flag per byte,
+ * SEL picks each byte by it: one asm block, so nothing can touch the flags in between). */
+static void hk_max_bytes(int8_t *dst, const int8_t *src, int n) {
+  int i = 0;
+#if defined(__ARM_FEATURE_DSP)
+  for (; i + 4 <= n; i += 4) {
+    const uint32_t a = hk_ld32(dst + i), b = hk_ld32(src + i);
+    uint32_t r;
+    __asm("ssub8 %0, %1, %2\n\tsel %0, %1, %2" : "=&r"(r) : "r"(a), "r"(b) : "cc");
+    memcpy(dst + i, &r, 4);
+  }
+#endif
+  for (; i < n; ++i)
+    if (src[i] > dst[i]) dst[i] = src[i];
+}
+
+/* Channels innermost: the window's bounds are worked out once per output position, not per value. */
 void hk_max_pool(const hk_pool_params *p, const int8_t *in, int8_t *out) {
-  int oy, ox, c, fy, fx;
+  const int c = p->c, clamp = p->act_min > -128 || p->act_max < 127;
+  int oy, ox, fy, fx, i;
   for (oy = 0; oy < p->out_h; ++oy) {
     for (ox = 0; ox < p->out_w; ++ox) {
       const int y0 = oy * p->stride_h - p->pad_h, x0 = ox * p->stride_w - p->pad_w;
       const int fy0 = HK_MAX(0, -y0), fy1 = HK_MIN(p->k_h, p->in_h - y0);
       const int fx0 = HK_MAX(0, -x0), fx1 = HK_MIN(p->k_w, p->in_w - x0);
-      for (c = 0; c < p->c; ++c) {
-        int32_t m = -128;
-        for (fy = fy0; fy < fy1; ++fy)
-          for (fx = fx0; fx < fx1; ++fx) m = HK_MAX(m, (int32_t)in[((y0 + fy) * p->in_w + x0 + fx) * p->c + c]);
-        out[(oy * p->out_w + ox) * p->c + c] = (int8_t)HK_CLAMP(m, p->act_min, p->act_max);
-      }
+      int8_t *dst = out + (oy * p->out_w + ox) * c;
+      memset(dst, -128, (size_t)c);
+      for (fy = fy0; fy < fy1; ++fy)
+        for (fx = fx0; fx < fx1; ++fx) hk_max_bytes(dst, in + ((y0 + fy) * p->in_w + x0 + fx) * c, c);
+      if (clamp)
+        for (i = 0; i < c; ++i) dst[i] = (int8_t)HK_CLAMP(dst[i], p->act_min, p->act_max);
     }
   }
 }
@@ -217,8 +393,9 @@ void hk_mean(const hk_mean_params *p, const int8_t *in, int8_t *out) {
   int o, r, i;
   for (o = 0; o < p->outer; ++o) {
     for (i = 0; i < p->inner; ++i) {
+      const int8_t *x = in + o * p->reduce * p->inner + i;
       int32_t sum = 0, v;
-      for (r = 0; r < p->reduce; ++r) sum += in[(o * p->reduce + r) * p->inner + i];
+      for (r = 0; r < p->reduce; ++r, x += p->inner) sum += *x;
       sum -= p->in_zero_point * p->reduce;
       v = hk_requant(sum, p->multiplier, p->shift) + p->out_zero_point;
       out[o * p->inner + i] = (int8_t)HK_CLAMP(v, -128, 127);
@@ -230,8 +407,9 @@ void hk_reduce_max(int outer, int reduce, int inner, const int8_t *in, int8_t *o
   int o, r, i;
   for (o = 0; o < outer; ++o) {
     for (i = 0; i < inner; ++i) {
+      const int8_t *x = in + o * reduce * inner + i;
       int8_t m = -128;
-      for (r = 0; r < reduce; ++r) m = HK_MAX(m, in[(o * reduce + r) * inner + i]);
+      for (r = 0; r < reduce; ++r, x += inner) m = HK_MAX(m, *x);
       out[o * inner + i] = m;
     }
   }
@@ -250,27 +428,28 @@ static int32_t hk_add_one(const hk_binary_params *p, int8_t a, int8_t b) {
   return hk_rdbpot(hk_srdhm(sx + sy, p->out_multiplier), -p->out_shift) + p->out_offset;
 }
 
-/* One loop for both element-wise ops: 4-D broadcasting through per-input strides. */
-static void hk_binary(const hk_binary_params *p, const int8_t *in1, const int8_t *in2, int8_t *out,
-                      int32_t (*op)(const hk_binary_params *, int8_t, int8_t)) {
-  int i0, i1, i2, i3, n = 0;
+/* One loop for both element-wise ops: 4-D broadcasting through per-input strides. The op is a flag rather
+ * than a function pointer so both ops inline into the loop (an indirect call per value cost ~20 instructions). */
+static void hk_binary(const hk_binary_params *p, const int8_t *in1, const int8_t *in2, int8_t *out, int add) {
+  int i0, i1, i2, i3;
   for (i0 = 0; i0 < p->dims[0]; ++i0)
     for (i1 = 0; i1 < p->dims[1]; ++i1)
-      for (i2 = 0; i2 < p->dims[2]; ++i2)
-        for (i3 = 0; i3 < p->dims[3]; ++i3) {
-          const int a = i0 * p->stride1[0] + i1 * p->stride1[1] + i2 * p->stride1[2] + i3 * p->stride1[3];
-          const int b = i0 * p->stride2[0] + i1 * p->stride2[1] + i2 * p->stride2[2] + i3 * p->stride2[3];
-          const int32_t v = op(p, in1[a], in2[b]);
-          out[n++] = (int8_t)HK_CLAMP(v, p->act_min, p->act_max);
+      for (i2 = 0; i2 < p->dims[2]; ++i2) {
+        const int8_t *a = in1 + i0 * p->stride1[0] + i1 * p->stride1[1] + i2 * p->stride1[2];
+        const int8_t *b = in2 + i0 * p->stride2[0] + i1 * p->stride2[1] + i2 * p->stride2[2];
+        for (i3 = 0; i3 < p->dims[3]; ++i3, a += p->stride1[3], b += p->stride2[3]) {
+          const int32_t v = add ? hk_add_one(p, *a, *b) : hk_mul_one(p, *a, *b);
+          *out++ = (int8_t)HK_CLAMP(v, p->act_min, p->act_max);
         }
+      }
 }
 
 void hk_mul(const hk_binary_params *p, const int8_t *in1, const int8_t *in2, int8_t *out) {
-  hk_binary(p, in1, in2, out, hk_mul_one);
+  hk_binary(p, in1, in2, out, 0);
 }
 
 void hk_add(const hk_binary_params *p, const int8_t *in1, const int8_t *in2, int8_t *out) {
-  hk_binary(p, in1, in2, out, hk_add_one);
+  hk_binary(p, in1, in2, out, 1);
 }
 
 /* exp(x) for x in [-1/4, 0), Q0.31 in and out (gemmlowp's Taylor expansion around -1/8). */

@@ -25,6 +25,21 @@ typedef struct {
   const int8_t *shift;        /* per output channel */
 } hk_conv_params;
 
+/* CONV_2D of a 1-D signal (input height 1, filter height 1, no dilation), the layers of hartool's CNNs. The
+ * export folds the input zero point into the bias, pads each filter with zero weights to `taps`, and checks that
+ * every accumulator stays within +-2^30 / 2^max(shift, 0) (bias + 128 * sum|w|), so requantization is cheap. */
+typedef struct {
+  int in_w, in_c, out_w, out_c, stride, pad;  /* pad: zero-point samples before the first input sample */
+  int taps;                   /* k_w * in_c rounded up to a multiple of 4 */
+  int row_bytes;              /* the padded input row in scratch, a multiple of 8, >= (max(out_w,8)-1)*stride*in_c+taps */
+  int32_t in_zero_point, out_offset, act_min, act_max;
+  const int8_t *filter;       /* [out_c][taps] */
+  const int32_t *bias;        /* bias + in_offset * sum of the filter's weights, per output channel */
+  const int32_t *multiplier;  /* per output channel */
+  const int8_t *shift;        /* per output channel */
+  void *scratch;              /* in the arena, live only during this op: row_bytes + 16 * taps bytes, 8-byte aligned */
+} hk_conv1d_params;
+
 typedef struct {
   int in_h, in_w, c, out_h, out_w, k_h, k_w, stride_h, stride_w, pad_h, pad_w;
   int32_t act_min, act_max;
@@ -58,8 +73,9 @@ typedef struct {
 } hk_softmax_params;
 
 void hk_quantize(const float *in, int8_t *out, int n, float scale, int32_t zero_point);
-void hk_dequantize(const int8_t *in, float *out, int n, double scale, int32_t zero_point);
+void hk_dequantize(const int8_t *in, float *out, int n, float scale, int32_t zero_point);
 void hk_conv2d(const hk_conv_params *p, const int8_t *in, int8_t *out);
+void hk_conv1d(const hk_conv1d_params *p, const int8_t *in, int8_t *out);
 void hk_max_pool(const hk_pool_params *p, const int8_t *in, int8_t *out);
 void hk_fully_connected(const hk_fc_params *p, const int8_t *in, int8_t *out);
 void hk_mean(const hk_mean_params *p, const int8_t *in, int8_t *out);
