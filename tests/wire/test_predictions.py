@@ -12,14 +12,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from hartool.core.errors import WireError
 from hartool.wire.batch import DecodedBatch, DevicePrediction
 from hartool.wire.binary import BinaryDecoder
-from hartool.wire.frames import check_payload, cobs_decode, frame_from_values, encode_frame
+from hartool.wire.frames import check_payload, cobs_decode, encode_frame, frame_from_values
 from hartool.wire.prediction import encode_prediction_frame, encode_prediction_line, prob_counts
 from hartool.wire.reader import ReaderThread
 from hartool.wire.serialport import SerialPort
 from hartool.wire.text import TextDecoder, encode_text_line
-from hartool.core.errors import WireError
 
 VECTORS = json.loads((Path(__file__).resolve().parents[2] / "firmware_bridge" / "vectors" / "predictions.json")
                      .read_text())
