@@ -1,4 +1,4 @@
-"""Predictions made on the board (a classifying sketch's prediction messages) as :class:`WindowPrediction`\\ s,
+"""Predictions made on the board (a classifying sketch's prediction messages) as window predictions (:class:`WindowPrediction`),
 labelled with the bundle's labels, so the sinks show and publish them exactly like the host's own windows.
 
 The session (runtime/session.py) hands every :class:`hartool.wire.batch.DevicePrediction` the reader queued to

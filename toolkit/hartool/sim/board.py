@@ -17,7 +17,7 @@ from hartool.wire.prediction import encode_prediction_frame, encode_prediction_l
 
 __all__ = ["BoardModel", "ClassifyingBoard"]
 
-BoardModel = Callable[[np.ndarray], "tuple[int, int, Sequence[float]] | None"]
+BoardModel = Callable[[np.ndarray], tuple[int, int, Sequence[float]] | None]
 
 
 class ClassifyingBoard:
