@@ -1,5 +1,5 @@
-"""Predictions made on the board (a classifying sketch's prediction messages) as window predictions (:class:`WindowPrediction`),
-labelled with the bundle's labels, so the sinks show and publish them exactly like the host's own windows.
+"""Predictions made on the board (a classifying sketch's prediction messages) as :class:`WindowPrediction`
+objects labelled with the bundle's labels, so the sinks show and publish them exactly like the host's own windows.
 
 The session (runtime/session.py) hands every :class:`hartool.wire.batch.DevicePrediction` the reader queued to
 :meth:`DevicePredictions.convert`; the sinks only see ``source == "device"`` on the result.
