@@ -1,4 +1,5 @@
-"""hartool wire encoder for MicroPython and CPython: COBS, CRC-16/CCITT-FALSE, binary frames, text lines.
+"""hartool wire encoder for MicroPython and CPython: COBS, CRC-16/CCITT-FALSE, binary frames, text lines, and
+prediction messages (frame and line) for a board that classifies by itself.
 
 Device-side twin of the host codecs (toolkit/hartool/wire/frames.py, binary.py, text.py), written independently on purpose:
 both must reproduce firmware_bridge/vectors/ byte for byte. Runs on MicroPython (single-precision floats,
@@ -11,6 +12,8 @@ import struct
 VERSION = 1
 FLAG_TIMESTAMP = 0x01
 HEADER_SIZE = 10
+PREDICTION_KIND = 0x81  # first payload byte of a prediction frame (a sample frame starts with VERSION)
+PREDICTION_HEADER_SIZE = 12
 
 # Default scales as exact float32 bit patterns, so that a single-precision MicroPython port and CPython
 # put the same four bytes on the wire (computing pi/180 in float32 would round differently).
@@ -196,3 +199,41 @@ class Framer:
         frame = self.flush()
         self.seq = (self.seq + n) & 0xFFFF
         return frame
+
+
+def prob_count(p):
+    """Probability -> u8 count: round(p * 256) half up, clamped to 0..255; NaN -> 0 (p * 256 is exact)."""
+    x = p * 256.0
+    if x != x or x <= 0:
+        return 0
+    if x >= 255.0:
+        return 255
+    return int(x + 0.5)
+
+
+def _prediction_fields(label, probs):
+    n = len(probs)
+    if not (1 <= n <= 255 and 0 <= label < n):
+        raise ValueError("1..255 classes and a label among them")
+    return [prob_count(p) for p in probs]
+
+
+def encode_prediction(window, label, probs, t_ms=None):
+    """Prediction frame: COBS(kind, flags, window u32, t_ms u32, label, nclass, u8 counts, CRC) + b"\x00"."""
+    counts = _prediction_fields(label, probs)
+    n = len(counts)
+    buf = bytearray(PREDICTION_HEADER_SIZE + n + 2)
+    flags = FLAG_TIMESTAMP if t_ms is not None else 0
+    struct.pack_into("<BBIIBB", buf, 0, PREDICTION_KIND, flags, window & 0xFFFFFFFF,
+                     (t_ms or 0) & 0xFFFFFFFF, label, n)
+    buf[PREDICTION_HEADER_SIZE : PREDICTION_HEADER_SIZE + n] = bytes(counts)
+    struct.pack_into("<H", buf, PREDICTION_HEADER_SIZE + n, crc16(memoryview(buf)[: PREDICTION_HEADER_SIZE + n]))
+    return cobs_encode(buf) + b"\x00"
+
+
+def format_prediction_line(window, label, probs, t_ms=None):
+    """Prediction line: pred,window,t_ms (or -),label,nclass,count...\r\n as bytes (integers only)."""
+    counts = _prediction_fields(label, probs)
+    t = "-" if t_ms is None else str(t_ms & 0xFFFFFFFF)
+    fields = ["pred", str(window & 0xFFFFFFFF), t, str(label), str(len(counts))] + [str(c) for c in counts]
+    return (",".join(fields) + "\r\n").encode()

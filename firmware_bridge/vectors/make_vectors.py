@@ -23,11 +23,13 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 try:
     from hartool.core.errors import WireError
-    from hartool.wire import binary, frames, text
+    from hartool.wire import binary, frames, prediction, text
+    from hartool.wire.batch import DevicePrediction
 except ImportError:  # run straight from a checkout without PYTHONPATH
     sys.path.insert(0, str(HERE.parents[1] / "toolkit"))
     from hartool.core.errors import WireError
-    from hartool.wire import binary, frames, text
+    from hartool.wire import binary, frames, prediction, text
+    from hartool.wire.batch import DevicePrediction
 
 ACC = float(np.float32(frames.ACC_SCALE_G))
 GYR = float(np.float32(frames.GYRO_SCALE_RAD_S))
@@ -431,12 +433,89 @@ def text_streams() -> dict:
     }
 
 
+def _prediction_case(name: str, window: int, label: int, probs, t_ms=None) -> dict:
+    probs = f32_list(probs)
+    for p in probs:
+        if abs((p * 256) % 1.0 - 0.5) < TIE_MARGIN:
+            raise SystemExit(f"prediction probability {p!r} is too close to a rounding tie")
+    pred = DevicePrediction(window, label, prediction.prob_counts(probs), t_ms)
+    wire = prediction.encode_prediction_frame(pred)
+    line = prediction.encode_prediction_line(pred)
+    return {"name": name, "window": window, "label": label, "probs": probs, "t_ms": t_ms,
+            "counts": list(pred.counts), "payload_hex": frames.cobs_decode(wire[:-1]).hex(),
+            "frame_hex": wire.hex(), "line": line.decode(), "line_hex": line.hex()}
+
+
+def _pred_doc(p) -> dict:
+    return {"window": p.window, "label": p.label, "counts": list(p.counts), "t_ms": p.t_ms}
+
+
+def _run_prediction_stream(protocol: str, stream: bytes) -> dict:
+    """Decode ``stream`` byte by byte with the host decoder: its samples, predictions and counters."""
+    dec = binary.BinaryDecoder(6) if protocol == "binary" else text.TextDecoder(6, skip_first_line=False)
+    samples, preds = 0, []
+    for i in range(len(stream)):
+        batch = dec.feed(stream[i : i + 1])
+        samples += 0 if batch is None else len(batch.values)
+        preds += [_pred_doc(p) for p in dec.take_predictions()]
+    bad = {"bad_frames": dec.bad_frames} if protocol == "binary" else {"bad_lines": dec.bad_lines,
+                                                                       "header_lines": dec.header_lines}
+    return {"samples": samples, "predictions": preds, "bad_predictions": dec.bad_predictions, **bad}
+
+
+def _prediction_streams(good: list[bytes], lines: list[bytes]) -> list[dict]:
+    rows = _imu_rows(3, 11)
+    sample_frames = [_wire(i, 20 * i, [rows[i]]) for i in range(3)]
+    sample_lines = [text.encode_text_line(f32_list(r)) for r in rows]
+
+    def bad_label(p: bytearray) -> None:
+        p[10] = p[11]  # label == nclass: the CRC is recomputed, so the frame arrives whole but malformed
+
+    cases = [
+        ("binary", "samples_and_predictions_interleaved",
+         b"\x00" + sample_frames[0] + good[0] + sample_frames[1] + good[1] + sample_frames[2]),
+        ("binary", "bad_crc_is_a_bad_frame_then_the_next_decodes",
+         b"\x00" + _reframe(good[0], lambda p: p.__setitem__(12, p[12] ^ 0x40), fix_crc=False) + good[1]),
+        ("binary", "whole_but_bad_label_is_a_bad_prediction", b"\x00" + _reframe(good[0], bad_label, True) + good[1]),
+        ("binary", "truncated_prediction_frame", b"\x00" + good[0][: len(good[0]) // 2] + b"\x00" + good[1]),
+        ("text", "prediction_lines_among_samples",
+         sample_lines[0] + lines[0] + sample_lines[1] + sample_lines[2] + lines[1]),
+        ("text", "malformed_prediction_lines_are_counted",
+         b"".join(sample_lines) + b"pred,1,2\r\n" + b"pred,1,-,7,6,1,2,3,4,5,6\r\n"
+         + b"pred,1,-,0,2,300,5\r\n" + b"pred,x,-,0,1,255\r\n" + lines[0]),
+    ]
+    return [{"protocol": proto, "name": name, "stream_hex": data.hex(), "expect": _run_prediction_stream(proto, data)}
+            for proto, name, data in cases]
+
+
+def predictions() -> dict:
+    cases = [
+        _prediction_case("six_classes_with_timestamp", 0, 3, [0.01, 0.02, 0.05, 0.85, 0.04, 0.03], 123456),
+        _prediction_case("int8_softmax_outputs_are_exact", 12, 1, [3 / 256, 250 / 256, 3 / 256]),
+        _prediction_case("window_and_t_ms_u32_max_clamped_probs", 4294967295, 0, [1.0, 0.0], 4294967295),
+        _prediction_case("out_of_range_probs_clamp", 7, 1, [-0.01, 1.2, 0.3], 5000),
+        _prediction_case("zero_bytes_for_cobs", 256, 0, [0.0, 0.0, 0.0, 0.0, 0.0, 1.0], 0),
+        _prediction_case("one_class", 1, 0, [1.0]),
+        _prediction_case("twelve_classes", 70000, 11, [i / 100 + 0.001 for i in range(12)], 99),
+    ]
+    good = [bytes.fromhex(c["frame_hex"]) for c in cases[:2]]
+    lines = [bytes.fromhex(c["line_hex"]) for c in cases[:2]]
+    return {
+        "description": "Prediction messages of a board that classifies by itself: window (u32), label, "
+        "probabilities (float32) -> u8 counts round(p*256) clamped -> payload -> COBS(payload)+00, and the text "
+        "line. streams: bytes -> what the host decoder (6 channels) makes of them.",
+        "cases": cases,
+        "streams": _prediction_streams(good, lines),
+    }
+
+
 FILES = {
     "primitives.json": primitives,
     "text_lines.json": text_lines,
     "binary_frames.json": binary_frames,
     "binary_streams.json": binary_streams,
     "text_streams.json": text_streams,
+    "predictions.json": predictions,
 }
 
 

@@ -54,6 +54,11 @@ def _commands() -> tuple[list[str], list[str]]:
             f"{scales} {vals}"
         )
         expected.append(c["frame_hex"])
+    for c in load_vectors("predictions.json")["cases"]:
+        probs = " ".join(_num(p) for p in c["probs"])
+        ts = c["t_ms"] is not None
+        cmds.append(f"pred {c['window']} {int(ts)} {c['t_ms'] or 0} {c['label']} {len(c['probs'])} {probs}")
+        expected += [c["frame_hex"], c["line_hex"]]
     return cmds, expected
 
 
@@ -65,8 +70,10 @@ def test_header_reproduces_all_vectors(runner):
     assert result.returncode == 0, result.stderr
     got = result.stdout.splitlines()
     assert len(got) == len(expected)
+    # A prediction command answers two lines (its frame and its text line).
+    per_line = [cmd for cmd in cmds for _ in range(2 if cmd.startswith("pred ") else 1)]
     mismatches = [
-        (cmd.split()[0], cmd[:60], g, e) for cmd, g, e in zip(cmds, got, expected, strict=True) if g != e
+        (cmd.split()[0], cmd[:60], g, e) for cmd, g, e in zip(per_line, got, expected, strict=True) if g != e
     ]
     assert not mismatches
     assert len(expected) >= 30

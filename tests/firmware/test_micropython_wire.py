@@ -19,6 +19,7 @@ from hartool.wire.text import TextDecoder
 PRIMITIVES = load_vectors("primitives.json")
 TEXT_LINES = load_vectors("text_lines.json")["cases"]
 FRAMES = load_vectors("binary_frames.json")["cases"]
+PREDICTIONS = load_vectors("predictions.json")["cases"]
 hwire, fw_main, fw_imu = micropython_modules()
 REST = (0.0123, -0.9871, 0.1042, 0.0021, -0.0143, 0.0007)
 
@@ -64,6 +65,13 @@ def test_framer_builds_the_same_frames(case):
     outputs = [framer.add(row, case["t_ms"] + 1000 * i) for i, row in enumerate(case["values"])]
     assert outputs[:-1] == [None] * (len(outputs) - 1)
     assert outputs[-1].hex() == case["frame_hex"]  # only the first sample's time is sent
+
+
+@pytest.mark.parametrize("case", PREDICTIONS, ids=[c["name"] for c in PREDICTIONS])
+def test_prediction_vectors(case):
+    assert [hwire.prob_count(p) for p in case["probs"]] == case["counts"]
+    assert hwire.encode_prediction(case["window"], case["label"], case["probs"], case["t_ms"]).hex() == case["frame_hex"]
+    assert hwire.format_prediction_line(case["window"], case["label"], case["probs"], case["t_ms"]).hex() == case["line_hex"]
 
 
 def test_default_scales_are_the_float32_constants():
@@ -234,7 +242,8 @@ def test_under_real_micropython_when_available(tmp_path):
         pytest.skip(f"node not installed ({SETUP_HINT}: apt-get install nodejs)")
     if not os.path.exists(mjs):
         pytest.skip(f"MicroPython (WebAssembly port) not installed at {mjs} ({SETUP_HINT})")
-    vectors = {"crc": PRIMITIVES["crc16"], "cobs": PRIMITIVES["cobs"], "text": TEXT_LINES, "frames": FRAMES}
+    vectors = {"crc": PRIMITIVES["crc16"], "cobs": PRIMITIVES["cobs"], "text": TEXT_LINES, "frames": FRAMES,
+               "preds": PREDICTIONS}
     script = (
         (MICROPYTHON / "hartool_wire.py").read_text()
         + "\nV = "
@@ -251,6 +260,9 @@ bad += [c["name"] for c in V["text"]
 bad += [c["name"] for c in V["frames"]
         if encode_frame(c["seq"], c["t_ms"], c["scales"], c["values"], c["has_timestamp"]).hex()
         != c["frame_hex"]]
+bad += [c["name"] for c in V["preds"]
+        if encode_prediction(c["window"], c["label"], c["probs"], c["t_ms"]).hex() != c["frame_hex"]
+        or format_prediction_line(c["window"], c["label"], c["probs"], c["t_ms"]).hex() != c["line_hex"]]
 print("MPY-RESULT", len(bad), bad)
 """
     )

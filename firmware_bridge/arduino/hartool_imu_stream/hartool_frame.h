@@ -1,7 +1,8 @@
 /*
  * hartool_frame.h - header-only encoder for the hartool wire protocol (see firmware_bridge/PROTOCOL.md).
  *
- * COBS framing, CRC-16/CCITT-FALSE, int16 scaling with saturation, binary frame packing and text lines.
+ * COBS framing, CRC-16/CCITT-FALSE, int16 scaling with saturation, binary frame packing and text lines, and
+ * prediction messages (frame and line) for a board that classifies by itself.
  * Plain C99: no Arduino headers, no malloc, no printf (AVR's printf has no %f), explicit little-endian
  * byte order (no struct layout or alignment assumptions). Checked byte for byte against
  * firmware_bridge/vectors/ by tests/firmware/test_c_header.py.
@@ -302,6 +303,96 @@ static inline size_t hartool_format_text_line(char *out, size_t cap, const float
             out[o++] = ',';
         }
         o += hartool_format_value(out + o, values[ch], decimals);
+    }
+    out[o++] = '\r';
+    out[o++] = '\n';
+    out[o] = '\0';
+    return o;
+}
+
+/* ---- Prediction messages (PROTOCOL.md "Prediction messages"): a window classified on the board. ---- */
+
+#ifndef HARTOOL_MAX_CLASSES
+#define HARTOOL_MAX_CLASSES 32
+#endif
+#define HARTOOL_PREDICTION_KIND 0x81u /* first payload byte; a sample frame starts with its version, 1 */
+#define HARTOOL_PREDICTION_HEADER_SIZE 12u
+#define HARTOOL_PREDICTION_PAYLOAD_SIZE(ncls) (HARTOOL_PREDICTION_HEADER_SIZE + (ncls) + 2u)
+/* Worst-case bytes on the wire for one prediction frame, including the 0x00 delimiter. */
+#define HARTOOL_PREDICTION_FRAME_MAX(ncls) (HARTOOL_COBS_MAX(HARTOOL_PREDICTION_PAYLOAD_SIZE(ncls)) + 1u)
+/* Longest prediction line: "pred," + window, t_ms (10 digits each), label, nclass (3 each), 4 per class,
+ * commas, CR LF and a terminating NUL. */
+#define HARTOOL_PREDICTION_LINE_MAX(ncls) (5u + 11u + 11u + 4u + 4u + 4u * (ncls) + 3u)
+
+/* Probability -> u8 count: round(p * 256) half up, clamped to 0..255; NaN -> 0. p * 256 is exact in float,
+ * and an int8 softmax output (scale 1/256) keeps all of its information. */
+static inline uint8_t hartool_prob_count(float p) {
+    float x = p * 256.0f;
+    if (!(x > 0.0f)) {
+        return 0; /* also NaN */
+    }
+    if (x >= 255.0f) {
+        return 255;
+    }
+    return (uint8_t)(uint32_t)(x + 0.5f);
+}
+
+/* Encode one prediction (window counter, the class the board chose, ncls probabilities) into out
+ * (HARTOOL_PREDICTION_FRAME_MAX(ncls) bytes) as COBS + 0x00. Returns the byte count, 0 if ncls is 0, above
+ * HARTOOL_MAX_CLASSES, or label is not below ncls. */
+static inline size_t hartool_encode_prediction(uint8_t *out, uint32_t window, int with_timestamp, uint32_t t_ms,
+                                               uint8_t label, uint8_t ncls, const float *probs) {
+    uint8_t payload[HARTOOL_PREDICTION_PAYLOAD_SIZE(HARTOOL_MAX_CLASSES)];
+    size_t off = HARTOOL_PREDICTION_HEADER_SIZE, olen;
+    uint8_t k;
+    if (ncls == 0 || ncls > HARTOOL_MAX_CLASSES || label >= ncls) {
+        return 0;
+    }
+    payload[0] = (uint8_t)HARTOOL_PREDICTION_KIND;
+    payload[1] = with_timestamp ? (uint8_t)HARTOOL_FLAG_TIMESTAMP : 0u;
+    hartool_put_u32(payload + 2, window);
+    hartool_put_u32(payload + 6, with_timestamp ? t_ms : 0u);
+    payload[10] = label;
+    payload[11] = ncls;
+    for (k = 0; k < ncls; k++) {
+        payload[off++] = hartool_prob_count(probs[k]);
+    }
+    hartool_put_u16(payload + off, hartool_crc16(payload, off, 0xFFFFu));
+    olen = hartool_cobs_encode(payload, off + 2, out);
+    out[olen] = 0;
+    return olen + 1;
+}
+
+/* Write one prediction line "pred,window,t_ms|-,label,nclass,count...\r\n" plus a NUL into out (cap bytes; use
+ * HARTOOL_PREDICTION_LINE_MAX). Integers only: no printf. Returns the length without the NUL, 0 on a bad
+ * argument or a too small cap. */
+static inline size_t hartool_format_prediction_line(char *out, size_t cap, uint32_t window, int with_timestamp,
+                                                    uint32_t t_ms, uint8_t label, uint8_t ncls,
+                                                    const float *probs) {
+    size_t o = 0;
+    uint8_t k;
+    if (ncls == 0 || label >= ncls || cap < HARTOOL_PREDICTION_LINE_MAX(ncls)) {
+        return 0;
+    }
+    out[o++] = 'p';
+    out[o++] = 'r';
+    out[o++] = 'e';
+    out[o++] = 'd';
+    out[o++] = ',';
+    o += hartool_put_uint(out + o, window);
+    out[o++] = ',';
+    if (with_timestamp) {
+        o += hartool_put_uint(out + o, t_ms);
+    } else {
+        out[o++] = '-';
+    }
+    out[o++] = ',';
+    o += hartool_put_uint(out + o, label);
+    out[o++] = ',';
+    o += hartool_put_uint(out + o, ncls);
+    for (k = 0; k < ncls; k++) {
+        out[o++] = ',';
+        o += hartool_put_uint(out + o, hartool_prob_count(probs[k]));
     }
     out[o++] = '\r';
     out[o++] = '\n';

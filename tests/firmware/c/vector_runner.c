@@ -9,6 +9,9 @@
  *                                                 -> full wire frame via hartool_framer (COBS + 00)
  *   text <with_ts> <t_ms> <decimals> <nch> <value>*nch
  *                                                 -> text line bytes
+ *   pred <window> <with_ts> <t_ms> <label> <ncls> <prob>*ncls
+ *                                                 -> prediction frame (COBS + 00) and, on the next line,
+ *                                                    the prediction text line bytes
  * Values arrive as decimal doubles and are narrowed to float, exactly like firmware sensor values.
  */
 #define HARTOOL_MAX_CH 8
@@ -122,6 +125,24 @@ static void run_text(void) {
     print_hex((const uint8_t *)out, len);
 }
 
+static void run_prediction(void) {
+    uint8_t out[HARTOOL_PREDICTION_FRAME_MAX(HARTOOL_MAX_CLASSES)];
+    char text[HARTOOL_PREDICTION_LINE_MAX(HARTOOL_MAX_CLASSES)];
+    float probs[HARTOOL_MAX_CLASSES];
+    uint32_t window = (uint32_t)next_ulong();
+    int with_ts = (int)next_long();
+    uint32_t t_ms = (uint32_t)next_ulong();
+    uint8_t label = (uint8_t)next_long();
+    uint8_t ncls = (uint8_t)next_long();
+    uint8_t k;
+    for (k = 0; k < ncls && k < HARTOOL_MAX_CLASSES; k++) {
+        probs[k] = next_float();
+    }
+    print_hex(out, hartool_encode_prediction(out, window, with_ts, t_ms, label, ncls, probs));
+    print_hex((const uint8_t *)text,
+              hartool_format_prediction_line(text, sizeof text, window, with_ts, t_ms, label, ncls, probs));
+}
+
 int main(void) {
     while (fgets(line, sizeof line, stdin) != NULL) {
         const char *cmd = strtok(line, " \n");
@@ -138,6 +159,8 @@ int main(void) {
             run_frame();
         } else if (strcmp(cmd, "text") == 0) {
             run_text();
+        } else if (strcmp(cmd, "pred") == 0) {
+            run_prediction();
         } else {
             fprintf(stderr, "unknown command %s\n", cmd);
             return 2;

@@ -1,5 +1,7 @@
 """Microcontroller targets for an exported C library (`hartool export c`): cross builds, sizes, and on
-Cortex-M4 a run under qemu (mps2-an386) with instruction counts from `-icount` and SysTick.
+Cortex-M4 a run under qemu (mps2-an386) with instruction counts from `-icount` and SysTick; and the host build
+as a shared object called through ctypes (:class:`HostLibrary`: the board's arithmetic on this machine, which
+`hartool simulate --classify` runs as its classifying board).
 
 What is measured and what is estimated: flash and RAM are the library's own sections (text, rodata, data,
 bss; the arena is inside bss) from the cross compiler's `size`; the stack is a painted high-water mark under
@@ -9,9 +11,11 @@ instruction per cycle (a Cortex-M4 spends more on loads and branches: a lower bo
 
 from __future__ import annotations
 
+import ctypes
 import re
 import shutil
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -172,3 +176,88 @@ def target_row(src: Path, name: str, work: Path, windows: np.ndarray | None = No
                    ms_at_clock=inst / clock_hz * 1e3,
                    equal_to_host=board["outputs"] == host["outputs"] and bool(np.all(board["labels"] == host["labels"])))
     return row
+
+
+def _model_defines(src: Path) -> dict[str, int]:
+    """The sizes hartool_model.h defines (HARTOOL_WINDOW, _STRIDE, _CHANNELS, _CLASSES)."""
+    text = (src / "hartool_model.h").read_text(encoding="utf-8")
+    found = {m.group(1): int(m.group(2)) for m in re.finditer(r"#define HARTOOL_(WINDOW|STRIDE|CHANNELS|CLASSES) (\d+)",
+                                                                 text)}
+    if len(found) != 4:
+        raise McuError(f"{src / 'hartool_model.h'} does not define the window, stride, channels and classes")
+    return found
+
+
+# Compiled into the host shared object beside the library: the stream state's size and a push that copies the
+# result out, so Python never mirrors the C structs' layout.
+_HOST_SHIM = """#include <string.h>
+#include "hartool_model.h"
+size_t hartool_host_stream_bytes(void) { return sizeof(hartool_stream); }
+int hartool_host_push(hartool_stream *s, const float *sample, int *label, float *probs, unsigned long *window) {
+  hartool_result r;
+  if (!hartool_stream_push(s, sample, &r)) return 0;
+  *label = r.label;
+  memcpy(probs, r.probs, sizeof r.probs);
+  *window = r.window;
+  return 1;
+}
+"""
+
+
+class HostLibrary:
+    """An exported library (``src``: its ``src/`` folder) built with the host gcc as a shared object.
+
+    :meth:`classify` is ``hartool_classify`` on one window; :meth:`stream` returns a push function over a fresh
+    ``hartool_stream`` (``hartool_stream_push``: the windowing the board does), one sample at a time.
+    """
+
+    def __init__(self, src: Path, work: Path, timeout: float = 600) -> None:
+        dims = _model_defines(src)
+        self.window, self.stride = dims["WINDOW"], dims["STRIDE"]
+        self.channels, self.classes = dims["CHANNELS"], dims["CLASSES"]
+        work.mkdir(parents=True, exist_ok=True)
+        (work / "hartool_host_shim.c").write_text(_HOST_SHIM)
+        so = work / "libhartool_model.so"
+        _run([require("gcc"), *CFLAGS, "-shared", "-fPIC", f"-I{src}", "-o", str(so), str(work / "hartool_host_shim.c"),
+              *sorted(str(c) for c in src.glob("*.c")), "-lm"], timeout)
+        lib = ctypes.CDLL(str(so))
+        floats = ctypes.POINTER(ctypes.c_float)
+        lib.hartool_classify.argtypes = [floats, floats]
+        lib.hartool_classify.restype = ctypes.c_int
+        lib.hartool_host_stream_bytes.restype = ctypes.c_size_t
+        lib.hartool_stream_init.argtypes = [ctypes.c_void_p]
+        lib.hartool_host_push.argtypes = [ctypes.c_void_p, floats, ctypes.POINTER(ctypes.c_int), floats,
+                                          ctypes.POINTER(ctypes.c_ulong)]
+        lib.hartool_host_push.restype = ctypes.c_int
+        self._lib = lib
+
+    def classify(self, window: np.ndarray) -> tuple[int, np.ndarray]:
+        """(label, float32 probabilities) of one (window, channels) window."""
+        x = np.ascontiguousarray(window, dtype=np.float32)
+        if x.shape != (self.window, self.channels):
+            raise McuError(f"a window is {self.window} x {self.channels}, got {x.shape}")
+        probs = np.zeros(self.classes, np.float32)
+        fp = ctypes.POINTER(ctypes.c_float)
+        label = self._lib.hartool_classify(x.ctypes.data_as(fp), probs.ctypes.data_as(fp))
+        return int(label), probs
+
+    def stream(self) -> Callable[[np.ndarray], tuple[int, int, list[float]] | None]:
+        """A push function over a fresh stream: one sample in; (window, label, probs) when a window completes."""
+        lib = self._lib
+        state = ctypes.create_string_buffer(int(lib.hartool_host_stream_bytes()))
+        lib.hartool_stream_init(state)
+        label, window = ctypes.c_int(), ctypes.c_ulong()
+        probs = np.zeros(self.classes, np.float32)
+        fp = ctypes.POINTER(ctypes.c_float)
+        probs_p = probs.ctypes.data_as(fp)
+
+        def step(sample: np.ndarray) -> tuple[int, int, list[float]] | None:
+            x = np.ascontiguousarray(sample, dtype=np.float32)
+            if x.size != self.channels:  # the C side reads CHANNELS floats
+                raise McuError(f"a sample has {self.channels} channels, got {x.size}")
+            if not lib.hartool_host_push(state, x.ctypes.data_as(fp), ctypes.byref(label), probs_p,
+                                         ctypes.byref(window)):
+                return None
+            return int(window.value), int(label.value), probs.tolist()
+
+        return step

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -12,6 +15,7 @@ import click
 from .common import status
 
 if TYPE_CHECKING:
+    from ..sim.board import ClassifyingBoard
     from ..sim.device import DeviceOptions
 
 _KINDS = ("serial", "hyperimu-tcp", "hyperimu-udp", "sensorlogger-http", "sensorlogger-mqtt", "mcu-tcp")
@@ -58,12 +62,18 @@ _PROB = click.FloatRange(0.0, 1.0)
 @click.option("--keep-open", is_flag=True,
               help="Serial: keep the port open after the last sample until Ctrl-C (by default the device "
                    "lets the host read everything, closes the port like an unplug and exits).")
+@click.option("--classify", type=click.Choice(["predictions", "both"]), default=None, is_flag=False,
+              flag_value="predictions",
+              help="Serial: a board that classifies by itself with --bundle's exported C library (built with the "
+                   "host gcc) and sends one prediction message per window; 'both': its raw samples too.")
+@click.option("--bundle", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="The bundle a --classify board runs (its tflite-int8 artifact, as `hartool export c` builds it).")
 @click.option("--seed", type=int, default=0, show_default=True)
 def simulate(kind: str, to: str | None, subject: int, dataset: str, csv_file: Path | None, protocol: str,
              rate_hz: float | None, jitter_ms: float | None, fmt: str, batch_ms: float, reconnect_every: int | None,
              speed: float, samples_per_frame: int, noise: float, garbage: float, drop: float, truncate: float,
              nan_prob: float, disconnect_after: int | None, loop: bool, no_wait: bool, keep_open: bool,
-             seed: int) -> None:
+             classify: str | None, bundle: Path | None, seed: int) -> None:
     """Play a held-out subject's recording as a device would send it.
 
     Serial (default): a virtual IMU board; prints its pseudo-terminal path, then streams. It waits for the
@@ -83,7 +93,12 @@ def simulate(kind: str, to: str | None, subject: int, dataset: str, csv_file: Pa
       hartool simulate --as sensorlogger-http --to http://127.0.0.1:8000/data
       hartool simulate --as sensorlogger-mqtt --to mqtt://127.0.0.1:1883/phone/imu
       hartool simulate --as mcu-tcp --to 127.0.0.1:9000 --rate 104
+      hartool simulate --classify --bundle bundles/cnn --protocol binary   # a classifying board
     """
+    if (classify is None) != (bundle is None):
+        raise click.BadParameter("--classify and --bundle go together", param_hint="--classify")
+    if classify is not None and kind != "serial":
+        raise click.BadParameter("a classifying board is a serial device (--as serial)", param_hint="--classify")
     values, src_rate = _simulation_source(dataset, subject, csv_file)
     if kind == "serial":
         if to is not None:
@@ -94,15 +109,42 @@ def simulate(kind: str, to: str | None, subject: int, dataset: str, csv_file: Pa
             disconnect_after = len(values)  # the end of the recording: drain, then close like an unplug
         faults = FaultSpec(garbage_prob=garbage, drop_prob=drop, truncate_prob=truncate, nan_prob=nan_prob,
                            noise_std=noise, disconnect_after=disconnect_after)
-        _play_serial(values, DeviceOptions(rate_hz=rate_hz or src_rate, speed=speed, protocol=protocol, faults=faults,
-                                           seed=seed, samples_per_frame=samples_per_frame, loop=loop,
-                                           paused=not no_wait), keep_open)
+        with _board(bundle, classify, values) as board:
+            _play_serial(values, DeviceOptions(rate_hz=rate_hz or src_rate, speed=speed, protocol=protocol,
+                                               faults=faults, seed=seed, samples_per_frame=samples_per_frame,
+                                               loop=loop, paused=not no_wait, board=board), keep_open)
         return
     if to is None:
         raise click.BadParameter(f"--as {kind} needs --to (where the host listens)", param_hint="--to")
     if garbage or drop or truncate or nan_prob or noise or disconnect_after is not None or loop:
         raise click.BadParameter("fault injection and --loop apply to --as serial only", param_hint="--as")
     _play_app(kind, to, values, src_rate, rate_hz, jitter_ms, fmt, batch_ms / 1000.0, reconnect_every, speed, seed)
+
+
+@contextlib.contextmanager
+def _board(bundle: Path | None, classify: str | None, values) -> Iterator[ClassifyingBoard | None]:  # type: ignore[no-untyped-def]
+    """The classifying board of ``--classify``: the bundle exported to C, built with the host gcc (kept in a
+    temporary folder while the board runs), or None."""
+    if bundle is None:
+        yield None
+        return
+    from ..bench.mcu import HostLibrary
+    from ..core.errors import HartoolError
+    from ..export.c.library import export_c
+    from ..sim.board import ClassifyingBoard
+
+    with tempfile.TemporaryDirectory(prefix="hartool-board-") as tmp:
+        try:
+            export_c(bundle, Path(tmp) / "lib")
+            lib = HostLibrary(Path(tmp) / "lib" / "src", Path(tmp) / "build")
+        except HartoolError as exc:
+            raise click.ClickException(str(exc)) from exc
+        if lib.channels != values.shape[1]:
+            raise click.ClickException(f"the bundle's model takes {lib.channels} channels, the recording has "
+                                       f"{values.shape[1]}")
+        status(f"classifying board: {bundle} as C (host gcc build), window {lib.window} / stride {lib.stride}, "
+               f"{lib.classes} classes; sends predictions" + (" and samples" if classify == "both" else ""))
+        yield ClassifyingBoard(lib.stream(), send_samples=classify == "both")
 
 
 def _play_app(kind: str, to: str, values, src_rate: float, rate_hz: float | None, jitter_ms: float | None,  # type: ignore[no-untyped-def]
@@ -161,6 +203,9 @@ def _play_serial(values, opts: DeviceOptions, keep_open: bool) -> None:  # type:
                 pass
             status(f"sent {device.samples_sent} samples ({device.samples_dropped_injected} dropped, "
                    f"{device.garbage_bursts} garbage bursts, {device.truncated} truncated, {device.nan_injected} NaN)")
+            if opts.board is not None:
+                status(f"sent {device.predictions_sent} predictions of {opts.board.windows} windows "
+                       f"({device.predictions_dropped} dropped, {device.predictions_truncated} truncated)")
             # --keep-open: a board that stays plugged in; the host ends on its own terms (--until-quiet, ...).
             while keep_open and not device.disconnected:
                 time.sleep(0.2)

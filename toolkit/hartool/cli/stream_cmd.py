@@ -33,7 +33,15 @@ def _summary_text(summary: Any) -> list[str]:
         f"end-to-end p50 {_fmt_us(summary.e2e_us, 'p50')} p99 {_fmt_us(summary.e2e_us, 'p99')}"
         + (f"; device rate {summary.rate_hz:.1f} Hz" if summary.rate_hz else "")
         + (f"; peak RSS {summary.peak_rss_mb:.0f} MB" if summary.peak_rss_mb else ""),
-    ] + _door_text(summary.port_counters)
+    ] + _device_text(summary) + _door_text(summary.port_counters)
+
+
+def _device_text(summary: Any) -> list[str]:
+    """The board's own predictions, when it sent any (a classifying sketch)."""
+    if not (summary.device_predictions or summary.bad_predictions or summary.refused_predictions):
+        return []
+    return [f"  device predictions {summary.device_predictions} (malformed {summary.bad_predictions}, refused "
+            f"{summary.refused_predictions}: class count not the bundle's)"]
 
 
 def _door_text(counters: dict[str, int]) -> list[str]:

@@ -48,6 +48,8 @@ class WindowPrediction:
     sample in seconds since the stream's first sample (sample index / rate without device time); ``t_s``
     is host time since the stream started. ``dropped`` is the stream's running count of lost samples.
     ``lag`` is how many later windows the smoothed label waited for (0 unless the smoother looks ahead).
+    ``source`` is ``host`` for windows classified here, ``device`` for a board's own prediction messages
+    (runtime/devicepred.py: ``window`` is then the board's counter and ``t_end_s`` its clock).
     """
 
     window: int
@@ -68,6 +70,7 @@ class WindowPrediction:
     lag: int = 0
     # False while a `free` bundle's stream has no upright reference yet: the label is a best guess.
     calibrated: bool = True
+    source: str = "host"
 
     @property
     def smoothed(self) -> tuple[str, list[float]]:
@@ -80,7 +83,7 @@ class WindowPrediction:
                "raw_probs": [round(p, 5) for p in self.raw_probs], "head": self.head,
                "dropped": self.dropped, "inference_us": round(self.inference_us, 1),
                "e2e_us": round(self.e2e_us, 1), "t": round(self.t_s, 4), "uncertain": self.uncertain,
-               "lag": self.lag, "calibrated": self.calibrated}
+               "lag": self.lag, "calibrated": self.calibrated, "source": self.source}
         if self.labels is not None:
             doc["labels"] = self.labels
         return doc

@@ -10,7 +10,9 @@
     print(session.summary.windows)
 
 The reader thread (wire/reader.py) owns the port; iterating the session takes its batches, feeds the
-classifier, hands each window to the sinks (stdout, JSONL, MQTT, the live page) and then to the caller.
+classifier, hands each window to the sinks (stdout, JSONL, MQTT, the live page) and then to the caller. A board
+that classifies by itself sends prediction messages instead of (or besides) samples: they are labelled with the
+bundle's labels (runtime/devicepred.py) and take the same way to the sinks and the caller, marked ``source="device"``.
 e2e latency runs from the moment the reader received the bytes that let a window be labelled to the return
 of the caller's loop body (the CLI prints there).
 """
@@ -29,9 +31,11 @@ import numpy as np
 from ..core.bundle import Bundle
 from ..core.errors import DataError, WireError
 from ..core.rss import peak_rss_mb
+from ..wire.batch import DevicePrediction
 from ..wire.reader import ReaderEvent, ReaderThread
 from ..wire.spec import SourceSpec, open_source
 from .classifier import ClassifierOptions, StreamClassifier, WindowPrediction, parse_smooth
+from .devicepred import DevicePredictions
 from .sinks import FanOut, Sink
 from .stream import StreamOptions, StreamSummary
 
@@ -89,6 +93,7 @@ class Session:
         self.sink_counters: dict[str, Any] = {}
         try:
             self.clf = _prepare(bundle_dir, opts, classifier)
+            self.device = DevicePredictions(self.clf.bundle.labels, opts.min_confidence, self.clf.started)
             self.summary = StreamSummary(artifact=self.clf.entry["name"], backend=self.clf.predictor.backend,
                                          port=opts.source.port)
             self._say_model()
@@ -180,6 +185,9 @@ class Session:
                 yield from self._event(item)
                 continue
             last_data, told = time.perf_counter(), False
+            if isinstance(item, DevicePrediction):
+                yield from self._device(item)
+                continue
             yield from self._take(item)
         if summary.end_reason == "running":
             summary.end_reason = "stopped"
@@ -218,6 +226,14 @@ class Session:
             preds += self.clf.flush()  # the last window wanted: no waiting for look-ahead that may not come
         yield from self._deliver(preds, batch.received_ns)
 
+    def _device(self, pred: DevicePrediction) -> Iterator[WindowPrediction]:
+        """A board's own prediction: labelled and delivered like a window (refused, counted, if it does not fit)."""
+        window = self.device.convert(pred, self.clf.dropped)
+        for line in self.device.pop_messages():
+            self.say(line)
+        if window is not None:
+            yield from self._deliver([window], pred.received_ns)
+
     def _flush_end(self) -> Iterator[WindowPrediction]:
         """The stream ended: classify the samples still held for the time-unit decision (a very short stream),
         then deliver the windows a look-ahead smoother still holds."""
@@ -239,16 +255,21 @@ class Session:
             self.say(line)
         summary, max_windows = self.summary, self.opts.max_windows
         for p in preds:
-            if max_windows and summary.windows >= max_windows:
+            if max_windows and summary.windows + summary.device_predictions >= max_windows:
                 return
             self.fan(p)
-            summary.windows += 1
-            if max_windows and summary.windows >= max_windows:
+            device = p.source == "device"
+            if device:
+                summary.device_predictions += 1
+            else:
+                summary.windows += 1
+            if max_windows and summary.windows + summary.device_predictions >= max_windows:
                 summary.end_reason = "max_windows"
             yield p
             p.e2e_us = (time.perf_counter_ns() - received_ns) / 1000.0
-            self._lat[0].append(p.inference_us)
-            self._lat[1].append(p.e2e_us)
+            if not device:  # a board's prediction has no host inference; its latency is the link's
+                self._lat[0].append(p.inference_us)
+                self._lat[1].append(p.e2e_us)
 
     def _finish(self) -> None:
         summary, clf, reader = self.summary, self.clf, self.reader
@@ -268,6 +289,7 @@ class Session:
         summary.dropped, summary.dropped_queue = clf.dropped, stats.dropped_queue
         summary.reconnects = max(summary.reconnects, stats.reconnects)
         summary.protocol = stats.protocol
+        summary.bad_predictions, summary.refused_predictions = stats.bad_predictions, self.device.refused
         extra = reader.decoder_extra()
         summary.port_counters = reader.port_counters()
         summary.bad_batches = extra.get("bad_batches", 0) + summary.port_counters.get("bad_batches", 0)

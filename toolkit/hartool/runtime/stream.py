@@ -72,6 +72,11 @@ class StreamSummary:
     e2e_us: dict[str, float] = field(default_factory=dict)
     peak_rss_mb: float | None = None
     port_counters: dict[str, int] = field(default_factory=dict)
+    # A board that classifies by itself: its prediction messages shown, malformed (counted, skipped) and
+    # refused (a class count other than the bundle's).
+    device_predictions: int = 0
+    bad_predictions: int = 0
+    refused_predictions: int = 0
 
     @property
     def failed(self) -> bool:

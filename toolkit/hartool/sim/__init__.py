@@ -2,6 +2,7 @@
 
 * :mod:`hartool.sim.device`: :class:`~hartool.sim.device.VirtualDevice`, an IMU board on a pseudo-terminal
   (text or binary protocol, fault injection).
+* :mod:`hartool.sim.board`: a classifying board for it (an injected model; prediction messages per window).
 * :mod:`hartool.sim.signals`: turning a 50 Hz recording into what a phone measures (its own rate, jittery
   clocks, gravity split off the total acceleration).
 * :mod:`hartool.sim.apps`: the packets HyperIMU, Sensor Logger and an MCU with ``micros()`` send.

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from hartool.sim.board import ClassifyingBoard
 from hartool.wire.frames import (
     ACC_SCALE_G,
     BINARY_VERSION,
@@ -102,7 +103,9 @@ class DeviceOptions:
     (the host may switch it). ``timestamps``: send the device clock (ms). ``samples_per_frame``: binary
     samples per frame. ``loop``: start over at the end. ``decimals``: text precision. ``scales``: binary
     scale per channel. ``banner``: a first line/0x00 the host may cut. ``log_sent``: keep the indices of
-    the samples sent intact (``sent_indices``). ``paused``: wait for the host's ``s``.
+    the samples sent intact (``sent_indices``). ``paused``: wait for the host's ``s``. ``board``: a classifying
+    board (sim/board.py) that sends a prediction message per window, instead of the samples unless its
+    ``send_samples``; without samples on the wire the garbage, drop and truncate faults hit the predictions.
     """
 
     rate_hz: float = 50.0
@@ -118,6 +121,7 @@ class DeviceOptions:
     banner: bool = True
     log_sent: bool = False
     paused: bool = False
+    board: ClassifyingBoard | None = None
 
     def __post_init__(self) -> None:
         if self.protocol not in ("text", "binary"):
@@ -181,6 +185,9 @@ class VirtualDevice:
         self.frames_sent = 0
         self.bytes_written = 0
         self.commands_received = 0
+        self.predictions_sent = 0  # prediction messages written intact (a classifying board)
+        self.predictions_dropped = 0  # not sent (a fault)
+        self.predictions_truncated = 0  # half sent, then the delimiter (a fault)
         self.disconnected = False
         #: Global indices (sample k of pass p = p * n + k) of the samples sent intact, if ``log_sent``.
         self.sent_indices: list[int] | None = [] if opts.log_sent else None
@@ -406,6 +413,41 @@ class VirtualDevice:
             intact.extend(range(g, g + (b - a)))
         return b"".join(parts), intact
 
+    def _encode(self, start: int, end: int) -> tuple[bytes, list[int]]:
+        """Samples [start, end) as the board sends them: sample lines / frames, its prediction messages, or both."""
+        board = self.options.board
+        if board is None or board.send_samples:
+            data, intact = self._encode_binary(start, end) if self.protocol == "binary" else self._encode_text(start, end)
+        else:
+            data, intact = b"", []
+        if board is not None:
+            data += self._board_messages(board, start, end)
+        return data, intact
+
+    def _board_messages(self, board: ClassifyingBoard, start: int, end: int) -> bytes:
+        """The board's prediction messages for samples [start, end) (one pass); faults hit them when no samples go."""
+        n = len(self.values)
+        plan = self._plan(start // n)
+        i0, binary, faults = start % n, self.protocol == "binary", not board.send_samples
+        parts: list[bytes] = []
+        for off in range(end - start):
+            i = i0 + off
+            if faults and i in plan.garbage:
+                parts.append(self._garbage(plan.garbage[i], binary))
+            msg = board.push(plan.values[i], self._t_ms(start + off) if self.timestamps else None, self.protocol)
+            if msg is None:
+                continue
+            if faults and plan.drop[i]:
+                self.predictions_dropped += 1
+                continue
+            if faults and plan.truncate[i]:  # half a frame / line, then its delimiter: one bad frame / prediction line
+                self.predictions_truncated += 1
+                parts.append(msg[: max(1, (len(msg) - 1) // 2)] + (b"\x00" if binary else b"\r\n"))
+                continue
+            self.predictions_sent += 1
+            parts.append(msg)
+        return b"".join(parts)
+
     # ----------------------------------------------------------------------------------------------------
     # Device thread
 
@@ -519,10 +561,7 @@ class VirtualDevice:
                 select.select([self._master], [], [], wait)  # sleeps, but wakes for a host command
                 continue
             start = self._cursor
-            if self.protocol == "binary":
-                data, intact = self._encode_binary(start, end)
-            else:
-                data, intact = self._encode_text(start, end)
+            data, intact = self._encode(start, end)
             if not self._write_all(data):
                 break
             self._cursor = end

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from hartool.core.errors import WireError
-from hartool.wire.batch import ColumnLayout, DecodedBatch
+from hartool.wire.batch import ColumnLayout, DecodedBatch, DevicePrediction
 from hartool.wire.binary import BinaryDecoder
 from hartool.wire.jsoncodec import MAX_LINE_BYTES, JsonDecoder
 from hartool.wire.text import PRINTABLE, TextDecoder
@@ -26,6 +26,7 @@ __all__ = [
     "make_decoder",
     "protocol_of",
     "sniff_protocol",
+    "take_predictions",
 ]
 
 PROTOCOLS: tuple[str, ...] = ("auto", "text", "binary", "json")
@@ -46,6 +47,8 @@ _COUNTERS = (
     "discarded_bytes",
     "bad_batches",
     "unknown_sensors",
+    "predictions",
+    "bad_predictions",
 )
 
 
@@ -96,7 +99,8 @@ class AutoDecoder:
     def feed(self, data: bytes) -> DecodedBatch | None:
         if self.inner is not None:
             batch = self.inner.feed(data)
-            if batch is None and self.inner.samples == 0 and self.protocol in _RESNIFFABLE:
+            if (batch is None and self.inner.samples == 0 and not getattr(self.inner, "predictions", 0)
+                    and self.protocol in _RESNIFFABLE):
                 return self._resniff(data)
             return batch
         buf = self._buf
@@ -188,6 +192,13 @@ def decoder_counters(decoder: object) -> dict[str, int]:
     return out
 
 
+def take_predictions(decoder: object) -> list[DevicePrediction]:
+    """The prediction messages a decoder (text, binary or auto) collected since the last call; JSON has none."""
+    inner = decoder.inner if isinstance(decoder, AutoDecoder) else decoder
+    take = getattr(inner, "take_predictions", None)
+    return take() if take is not None else []
+
+
 def protocol_of(decoder: object) -> str | None:
     if isinstance(decoder, AutoDecoder):
         return decoder.protocol
@@ -203,7 +214,7 @@ def protocol_of(decoder: object) -> str | None:
 def sniff_protocol(data: bytes) -> str:
     """Guess the wire format of a captured byte sample: "binary", "text", "json" or "unknown".
 
-    A decodable frame is proof of binary, a complete line holding a JSON object of JSON. Otherwise: text
+    A decodable frame (samples or a prediction) is proof of binary, a complete line holding a JSON object of JSON. Otherwise: text
     never contains 0x00 and is mostly printable with newlines; binary has 0x00 delimiters and high-entropy
     bytes around them.
     """
@@ -222,7 +233,7 @@ def sniff_protocol(data: bytes) -> str:
         probe.feed(bytes(data))
     except WireError:
         pass
-    if probe.frames:
+    if probe.frames or probe.predictions:
         return "binary"
     if texty:
         return "text"

@@ -1,5 +1,6 @@
-"""What every decoder returns: :class:`DecodedBatch` (with :class:`SensorPart` for multi-clock apps), and the
-``--columns`` text layout (:class:`ColumnLayout`, :func:`parse_columns`)."""
+"""What every decoder returns: :class:`DecodedBatch` (with :class:`SensorPart` for multi-clock apps), the
+:class:`DevicePrediction` of a board that classifies by itself, and the ``--columns`` text layout
+(:class:`ColumnLayout`, :func:`parse_columns`)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import numpy as np
 
 from hartool.core.errors import WireError
 
-__all__ = ["DEFAULT_CHANNEL_NAMES", "ColumnLayout", "DecodedBatch", "SensorPart", "parse_columns"]
+__all__ = ["DEFAULT_CHANNEL_NAMES", "ColumnLayout", "DecodedBatch", "DevicePrediction", "SensorPart", "parse_columns"]
 
 #: The channel order of hartool's 6-axis models (acc in g, gyro in rad/s), used when a caller names none.
 DEFAULT_CHANNEL_NAMES: tuple[str, ...] = ("acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z")
@@ -68,6 +69,26 @@ class DecodedBatch:
         if self.parts is not None:
             return sum(len(p.t) for p in self.parts)
         return len(self.values)
+
+
+@dataclass
+class DevicePrediction:
+    """One window classified on the board (a prediction message, PROTOCOL.md "Prediction messages").
+
+    ``window`` is the board's window counter (u32, wraps), ``label`` the class index it chose, ``counts`` one
+    u8 per class (probability = count / 256), ``t_ms`` the device milliseconds when it was sent, if any.
+    """
+
+    window: int
+    label: int
+    counts: tuple[int, ...]
+    t_ms: int | None = None
+    # time.perf_counter_ns() when the bytes completing the message were read; set by the reader thread.
+    received_ns: int = 0
+
+    @property
+    def probs(self) -> list[float]:
+        return [c / 256.0 for c in self.counts]
 
 
 @dataclass(frozen=True)

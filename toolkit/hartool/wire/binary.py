@@ -8,8 +8,9 @@ import numpy as np
 
 from hartool.core.errors import WireError
 from hartool.core.timebase import Unwrap32
-from hartool.wire.batch import DecodedBatch
+from hartool.wire.batch import DecodedBatch, DevicePrediction
 from hartool.wire.frames import FLAG_TIMESTAMP, HEADER_SIZE, MAX_ENCODED_FRAME, check_payload, cobs_decode
+from hartool.wire.prediction import PREDICTION_KIND, BadPrediction, parse_prediction_payload
 
 __all__ = ["BinaryDecoder"]
 
@@ -19,7 +20,9 @@ class BinaryDecoder:
 
     Counters: ``frames`` (good), ``bad_frames`` (COBS / length / version / CRC / channel-count errors),
     ``samples``, ``dropped`` (samples lost in sequence gaps), ``seq_gaps`` (gap events) and ``seq_resets``
-    (backward sequence jumps, i.e. a device restart, which are not counted as loss).
+    (backward sequence jumps, i.e. a device restart, which are not counted as loss). Prediction frames
+    (a board that classifies by itself) are collected for :meth:`take_predictions` (``predictions``); one
+    with a good CRC but a bad layout counts in ``bad_predictions``, one with a bad CRC is a bad frame.
     """
 
     def __init__(
@@ -34,6 +37,9 @@ class BinaryDecoder:
         self.dropped = 0
         self.seq_gaps = 0
         self.seq_resets = 0
+        self.predictions = 0
+        self.bad_predictions = 0
+        self._predictions: list[DevicePrediction] = []
         #: bytes thrown away without counting a bad frame (the possibly cut frame at connect time).
         self.discarded_bytes = 0
         self._buf = bytearray()
@@ -78,6 +84,11 @@ class BinaryDecoder:
             self._at_start = False
             self._check_overflow()
 
+    def take_predictions(self) -> list[DevicePrediction]:
+        """The prediction messages decoded since the last call, in arrival order."""
+        out, self._predictions = self._predictions, []
+        return out
+
     def _check_overflow(self) -> None:
         if len(self._buf) > self.max_frame_bytes:
             # No delimiter within the largest legal frame: garbage. Keep memory bounded, count it once.
@@ -110,6 +121,9 @@ class BinaryDecoder:
         """(payload, header) of a good frame of this stream's channel count; None (counted) otherwise."""
         try:
             payload = cobs_decode(enc)
+            if payload[:1] == bytes((PREDICTION_KIND,)):
+                self._prediction(payload)
+                return None
             header = check_payload(payload)
         except WireError:
             if first:
@@ -126,6 +140,16 @@ class BinaryDecoder:
             self.bad_frames += 1
             return None
         return payload, header
+
+    def _prediction(self, payload: bytes) -> None:
+        """A prediction frame: kept, or counted when its CRC holds but its layout does not (a bad CRC raises)."""
+        try:
+            pred = parse_prediction_payload(payload)
+        except BadPrediction:
+            self.bad_predictions += 1
+            return
+        self.predictions += 1
+        self._predictions.append(pred)
 
     def _take(self, frame: tuple[bytes, tuple[int, int, int, int, int]], run: _Run) -> None:
         payload, (flags, seq, t_ms, nch, nsamp) = frame

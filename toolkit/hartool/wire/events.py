@@ -53,3 +53,5 @@ class ReaderStats:
     reconnects: int
     protocol: str | None
     hint: str | None
+    predictions: int = 0  # prediction messages of a board that classifies by itself
+    bad_predictions: int = 0  # prediction messages that arrived whole but malformed

@@ -1,5 +1,5 @@
 """The bounded hand-off between the reader thread and its consumer: batches may be dropped (counted, and the
-gap marked on the next batch), events never are (they wait, in order, until there is room)."""
+gap marked on the next batch), events and device predictions never are (they wait, in order, until there is room)."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ import collections
 import queue
 import threading
 
-from hartool.wire.batch import DecodedBatch
+from hartool.wire.batch import DecodedBatch, DevicePrediction
 from hartool.wire.events import ReaderEvent
 
 __all__ = ["Handoff"]
 
-Item = DecodedBatch | ReaderEvent
+Item = DecodedBatch | ReaderEvent | DevicePrediction
 
 
 class Handoff:
@@ -25,7 +25,7 @@ class Handoff:
         self.batches = 0  # put into the queue
         self.dropped_queue = 0  # samples decoded, then dropped because the consumer fell behind
         self._pending_drop = 0  # dropped samples not yet reported in a queued batch
-        self._events: collections.deque[ReaderEvent] = collections.deque()
+        self._events: collections.deque[ReaderEvent | DevicePrediction] = collections.deque()
         self._stop = stop
 
     def get(self, timeout: float, producer_done: bool) -> Item | None:
@@ -75,7 +75,7 @@ class Handoff:
         self.batches += 1
         self._pending_drop = 0
 
-    def emit(self, event: ReaderEvent) -> None:
+    def emit(self, event: ReaderEvent | DevicePrediction) -> None:
         self._events.append(event)
         self.flush()
 

@@ -14,8 +14,9 @@ from hartool.wire.autodetect import (
     decoder_counters,
     make_decoder,
     protocol_of,
+    take_predictions,
 )
-from hartool.wire.batch import ColumnLayout, DecodedBatch
+from hartool.wire.batch import ColumnLayout, DecodedBatch, DevicePrediction
 from hartool.wire.events import ReaderEvent, ReaderStats
 from hartool.wire.handoff import Handoff
 from hartool.wire.port import DeviceGone, Port
@@ -29,7 +30,8 @@ LISTEN_HINT = "receiving bytes but no valid {what} yet: check the sender's forma
 
 
 class ReaderThread(threading.Thread):
-    """A daemon thread that owns ``port``: reads it, decodes, and queues :class:`DecodedBatch` / :class:`ReaderEvent`.
+    """A daemon thread that owns ``port``: reads it, decodes, and queues :class:`DecodedBatch` / :class:`ReaderEvent`
+    / :class:`DevicePrediction` (a board that classifies by itself; queued like events, never dropped).
 
     The read loop never blocks on the consumer: when the bounded queue is full a batch is dropped and its
     samples are counted in ``dropped_queue`` and added to the ``dropped`` of the next batch that is
@@ -109,7 +111,7 @@ class ReaderThread(threading.Thread):
     # ----------------------------------------------------------------------------------------------------
     # Consumer side (any thread)
 
-    def get(self, timeout: float = 0.1) -> DecodedBatch | ReaderEvent | None:
+    def get(self, timeout: float = 0.1) -> DecodedBatch | ReaderEvent | DevicePrediction | None:
         """The next batch or event in arrival order, or None if none came within ``timeout``.
 
         Raises the fatal :class:`WireError` (wrong channel count, ...) when its event is reached, so the
@@ -173,6 +175,8 @@ class ReaderThread(threading.Thread):
                 reconnects=self._reconnects,
                 protocol=protocol,
                 hint=self.hint,
+                predictions=c.get("predictions", 0),
+                bad_predictions=c.get("bad_predictions", 0),
             )
 
     def decoder_extra(self) -> dict[str, int]:
@@ -278,6 +282,7 @@ class ReaderThread(threading.Thread):
             self._conn_bytes += len(data)
             with self._lock:
                 batch = self._decoder.feed(data)
+                predictions = take_predictions(self._decoder)
             detected = self._decoder.protocol if isinstance(self._decoder, AutoDecoder) else None
             if detected is not None and detected != self._announced_protocol:
                 # Detection may run again after a bad start (random bytes, then the real stream).
@@ -285,6 +290,9 @@ class ReaderThread(threading.Thread):
                 self._announced_protocol = detected
                 self._emit(ReaderEvent("protocol", f"{verb} {detected} protocol"))
             self._announce_note()
+            for pred in predictions:  # small and rare: queued in order like events, never dropped
+                pred.received_ns = received_ns
+                self.handoff.emit(pred)
             if batch is not None:
                 batch.received_ns = received_ns
                 self._deliver(batch)
@@ -308,7 +316,7 @@ class ReaderThread(threading.Thread):
 
     def _check_hint(self) -> None:
         counters = decoder_counters(self._decoder)
-        if counters.get("samples", 0):
+        if counters.get("samples", 0) or counters.get("predictions", 0):
             self._hinted = True
             return
         if counters.get("header_lines", 0) and not counters.get("bad_lines", 0):

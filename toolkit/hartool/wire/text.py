@@ -14,7 +14,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from hartool.core.errors import WireError
-from hartool.wire.batch import ColumnLayout, DecodedBatch
+from hartool.wire.batch import ColumnLayout, DecodedBatch, DevicePrediction
+from hartool.wire.prediction import PREDICTION_WORD, BadPrediction, parse_prediction_line
 
 __all__ = ["PRINTABLE", "TextDecoder", "encode_text_line"]
 
@@ -40,7 +41,9 @@ class TextDecoder:
 
     Counters: ``lines`` (non-blank lines seen), ``bad_lines`` (garbage, wrong count, NaN/inf, over-long),
     ``header_lines`` (printable non-numeric text with a word in it), ``samples``, ``dropped`` (bad lines
-    after detection, i.e. samples lost; each is reported once in a batch's ``dropped``).
+    after detection, i.e. samples lost; each is reported once in a batch's ``dropped``). Lines whose first
+    field is ``pred`` are prediction messages of a board that classifies by itself: collected for
+    :meth:`take_predictions` (``predictions``), or counted in ``bad_predictions`` when malformed (not a lost sample).
     """
 
     def __init__(
@@ -73,6 +76,9 @@ class TextDecoder:
         self.header_lines = 0
         self.samples = 0
         self.dropped = 0
+        self.predictions = 0
+        self.bad_predictions = 0
+        self._predictions: list[DevicePrediction] = []
         self._skip_first = skip_first_line
         self._buf = bytearray()
         self._overlong = False
@@ -129,6 +135,11 @@ class TextDecoder:
             values = block.astype(np.float32)
         t = block[:, self._t_col].copy() if self._t_col is not None else None
         return DecodedBatch(values=values, t=t, dropped=dropped, time_unit=self.time_unit)
+
+    def take_predictions(self) -> list[DevicePrediction]:
+        """The prediction lines decoded since the last call, in arrival order."""
+        out, self._predictions = self._predictions, []
+        return out
 
     def _bad(self, n: int = 1) -> None:
         self.bad_lines += n
@@ -188,6 +199,9 @@ class TextDecoder:
             return
         self.lines += 1
         fits = len(line) <= self.max_line_bytes
+        if tokens[0] == PREDICTION_WORD and fits:
+            self._prediction(tokens)
+            return
         vals = _parse_tokens(tokens) if fits else None
         if vals is None:
             # Printable text with a word in it is a header or banner ("aX,aY,aZ", "MPU6050 ready");
@@ -220,6 +234,15 @@ class TextDecoder:
             self._decide(cand)
             out.extend(cand)
             cand.clear()
+
+    def _prediction(self, tokens: list[bytes]) -> None:
+        try:
+            pred = parse_prediction_line(tokens)
+        except BadPrediction:
+            self.bad_predictions += 1
+            return
+        self.predictions += 1
+        self._predictions.append(pred)
 
     def _decide(self, cand: list[list[float]]) -> None:
         count = len(cand[0])

@@ -315,7 +315,8 @@ def window_event(p: Any, received: float) -> dict[str, Any]:
             "probs": [round(float(x), 4) for x in p.probs],
             "raw_probs": None if raw is None else [round(float(x), 4) for x in raw],
             "t_end_s": p.t_end_s, "dropped": p.dropped, "uncertain": bool(p.uncertain),
-            "calibrated": bool(p.calibrated), "received": round(received, 3)}
+            "calibrated": bool(p.calibrated), "source": "device" if p.source == "device" else "host",
+            "received": round(received, 3)}
 
 
 class LivePageSink:
