@@ -129,12 +129,13 @@ def score(codes: np.ndarray, ends: np.ndarray, labels: list[str], window: int, h
                           for n in NAMES}}
 
 
-def train_without(held: str, out: Path, epochs: int | None) -> Path:
-    bundle = out / f"without-{held}"
+def train_without(held: str, out: Path, epochs: int | None, orientation: str = "fixed") -> Path:
+    bundle = out / (f"without-{held}" if orientation == "fixed" else f"without-{held}-{orientation}")
     if (bundle / "manifest.json").is_file() and (bundle / "enroll_reference.npz").is_file():
         return bundle
     others = ",".join(n for n in NAMES if n != held)
-    args = ["train", "--arch", "cnn", "--labels", others, "--out", str(bundle), "--quiet", "--json"]
+    args = ["train", "--arch", "cnn", "--labels", others, "--orientation", orientation, "--out", str(bundle),
+            "--quiet", "--json"]
     if epochs:
         args += ["--epochs", str(epochs)]
     print(f"training without {held} ...", file=sys.stderr)
@@ -146,7 +147,7 @@ def train_without(held: str, out: Path, epochs: int | None) -> Path:
 def run_new(args: argparse.Namespace) -> dict:
     out = Path(args.out)
     held = args.held
-    bundle = train_without(held, out, args.epochs)
+    bundle = train_without(held, out, args.epochs, args.orientation)
     ds = load_dataset("hapt")
     window = json.loads((bundle / "manifest.json").read_text())["window"]
     per, heads, streams = [], {}, {}
@@ -183,7 +184,8 @@ def run_new(args: argparse.Namespace) -> dict:
               f"{a['old_windows']}, enroll {wall:.1f} s wall ({result['elapsed_s']:.1f} s in the library)",
               file=sys.stderr)
     cross = cross_person(bundle, heads, streams, window, held) if args.cross else None
-    return {"held": held, "bundle": str(bundle), "epochs": args.epochs, "mode": "fast" if args.fast else "stream",
+    return {"held": held, "bundle": str(bundle), "epochs": args.epochs, "orientation": args.orientation,
+            "mode": "fast" if args.fast else "stream",
             "subjects": per, "cross": cross, "summary": summarize(per, held)}
 
 
@@ -388,6 +390,8 @@ def main() -> None:
     ap.add_argument("--out", default="benchmarks/out/enroll")
     ap.add_argument("--fast", action="store_true", help="score in-process instead of through hartool stream")
     ap.add_argument("--cross", action="store_true", help="also cross-person recall (in-process)")
+    ap.add_argument("--orientation", choices=["fixed", "free"], default="fixed",
+                    help="new: train the bundle with this --orientation (free: calibrated windows, issue 25)")
     args = ap.parse_args()
     started = time.perf_counter()
     if args.what == "latency":
@@ -403,7 +407,8 @@ def main() -> None:
         return
     doc = run_new(args) if args.what == "new" else run_personalize(args)
     doc.update(stamp(sys.argv), took_s=round(time.perf_counter() - started, 1))
-    name = f"enroll_{args.what}_{args.held if args.what == 'new' else 'personal'}{'_fast' if args.fast else ''}.json"
+    free = "_free" if args.orientation == "free" else ""
+    name = f"enroll_{args.what}_{args.held if args.what == 'new' else 'personal'}{free}{'_fast' if args.fast else ''}.json"
     print(f"saved {save(name, doc)}", file=sys.stderr)
     if args.what == "new":
         print(markdown_new(doc))
