@@ -86,7 +86,8 @@ class Win:
     raw_probs: list[float] = field(default_factory=lambda: [0.9, 0.1])
     t_end_s: float = 0.0
     calibrated: bool = True
+    source: str = "host"
 
     def to_json(self) -> dict[str, Any]:
         return {"window": self.window, "label": self.label, "confidence": self.confidence, "probs": self.probs,
-                "dropped": self.dropped, "uncertain": self.uncertain}
+                "dropped": self.dropped, "uncertain": self.uncertain, "source": self.source}

@@ -82,7 +82,7 @@ def test_preprocess_is_standardisation() -> None:
     np.testing.assert_allclose(y.reshape(-1, 6).std(0), 1, atol=1e-3)
     out = np.empty((128, 6), np.float32)
     assert preprocess(x[0], spec, out=out) is out
-    with pytest.raises(BundleError, match="window has 3 channels, preprocessing expects 6"):
+    with pytest.raises(BundleError, match="input has 3 channels, the bundle.s preprocessing expects 6"):
         preprocess(x[..., :3], spec)
     assert "clip" not in spec  # bundles written before the clip existed read the same way
 

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from .errors import BundleError
+from .standardize import standardize
 
 FEATURES_TYPE = "features"
 STATS = ("mean", "std", "min", "max", "rms")
@@ -100,15 +101,7 @@ def preprocess_features(x: np.ndarray, spec: Mapping[str, Any], out: np.ndarray 
     if x.shape[-1] != spec["channels"]:
         raise BundleError(f"window has {x.shape[-1]} channels, the feature spec expects {spec['channels']}")
     feats = raw_features(x, spec["rate_hz"], spec["band_edges_hz"])
-    mean = np.asarray(spec["mean"], dtype=np.float32)
-    std = np.asarray(spec["std"], dtype=np.float32)
-    if feats.shape[-1] != mean.shape[0]:
-        raise BundleError(f"{feats.shape[-1]} features computed, the spec has {mean.shape[0]}")
-    if out is None:
-        out = np.empty(feats.shape, dtype=np.float32)
-    np.subtract(feats, mean, out=out)
-    np.divide(out, std, out=out)
-    return out
+    return standardize(feats, spec["mean"], spec["std"], "features", out)
 
 
 def model_input_shape(spec: Mapping[str, Any], window: int, channels: int) -> tuple[int, ...]:

@@ -9,6 +9,7 @@ import numpy as np
 
 from .errors import BundleError
 from .features import FEATURES_TYPE, preprocess_features
+from .standardize import standardize
 
 PREPROCESSING_TYPE = "standardize"
 
@@ -45,14 +46,7 @@ def preprocess(x: np.ndarray, spec: Mapping[str, Any], out: np.ndarray | None = 
         return preprocess_features(x, spec, out)
     if spec.get("type") != PREPROCESSING_TYPE:
         raise BundleError(f"unsupported preprocessing type {spec.get('type')!r} (expected {PREPROCESSING_TYPE!r})")
-    mean = np.asarray(spec["mean"], dtype=np.float32)
-    std = np.asarray(spec["std"], dtype=np.float32)
-    if x.shape[-1] != mean.shape[0]:
-        raise BundleError(f"window has {x.shape[-1]} channels, preprocessing expects {mean.shape[0]}")
-    if out is None:
-        out = np.empty(x.shape, dtype=np.float32)
-    np.subtract(x, mean, out=out, casting="unsafe")
-    np.divide(out, std, out=out)
+    out = standardize(x, spec["mean"], spec["std"], "channels", out)
     clip = spec.get("clip")
     if clip is not None:
         np.clip(out, -clip, clip, out=out)
