@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import signal
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from types import FrameType
 from typing import Any
 
 import click
@@ -33,3 +36,28 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 def pct(value: float | None, digits: int = 2) -> str:
     return "-" if value is None else f"{100.0 * value:.{digits}f}%"
+
+
+@contextmanager
+def first_interrupt_calls(first: Callable[[], None]) -> Iterator[None]:
+    """The first Ctrl-C calls ``first`` instead of raising; a second one raises KeyboardInterrupt.
+
+    SIGTERM and SIGHUP arrive here too (``hartool.cli.main`` routes them to the SIGINT handler). A
+    KeyboardInterrupt raised between two bytecodes can split "write the window" from "count the window",
+    so a stream stopped by systemd could print a window its summary does not count; a flag the stream
+    checks between batches cannot. Main thread only (Python's rule for signal handlers).
+    """
+    calls = 0
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        nonlocal calls
+        calls += 1
+        if calls > 1:
+            raise KeyboardInterrupt
+        first()
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)

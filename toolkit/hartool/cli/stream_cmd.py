@@ -9,7 +9,7 @@ import click
 
 from ..runtime.smoothing import DEFAULT_SMOOTHING
 from ..wire.spec import SourceSpec
-from .common import status
+from .common import first_interrupt_calls, status
 from .options import SmoothType, source_options
 from .outputs import open_stream_outputs, output_options
 
@@ -92,7 +92,7 @@ def stream(bundle: Path, source: SourceSpec, artifact: str | None, backend: str,
           --columns t,acc_x,acc_y,acc_z,gyro_x,gyro_y,gyro_z          # HyperIMU CSV over TCP
       hartool stream bundles/cnn --port http://0.0.0.0:8000/data     # Sensor Logger HTTP push
     """
-    from ..runtime.session import run_stream
+    from ..runtime.session import Session
     from ..runtime.sinks import summary_lines
     from ..runtime.stream import StreamOptions
 
@@ -100,7 +100,11 @@ def stream(bundle: Path, source: SourceSpec, artifact: str | None, backend: str,
                          min_confidence=min_confidence, duration_s=duration_s, max_windows=max_windows,
                          until_quiet_s=until_quiet_s)
     fan = open_stream_outputs(bundle, outputs_kw, reconnect=source.reconnect)  # fatal problems fail before reading
-    summary = run_stream(bundle, opts, lambda _p: None, on_status=status, sinks=fan)  # the session closes the sinks
+    session = Session(bundle, opts, sinks=fan, on_status=status)  # the session closes the sinks
+    with first_interrupt_calls(session.interrupt):
+        for _ in session:
+            pass
+    summary = session.close()
     sink_counters = fan.close(summary)  # their final counters (closing twice returns them again)
     for line in _summary_text(summary) + summary_lines(sink_counters):
         status(line)

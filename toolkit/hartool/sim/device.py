@@ -53,6 +53,7 @@ _MAX_BATCH_SAMPLES = 512  # per write: keeps a burst under ~25 KB of text and th
 _POLL_S = 0.05  # longest sleep between checks of stop/commands
 # A host that reads nothing for this long is not coming back for the rest of the buffer.
 _DRAIN_STALL_S = 5.0
+_DRAIN_QUIET_S = 0.2  # the host queue must stay empty this long before the master closes (see _disconnect)
 
 
 @dataclass(frozen=True)
@@ -507,14 +508,15 @@ class VirtualDevice:
         seconds to drain the buffer, and every byte it still reads is a sample not lost. Only a host that
         reads nothing for ``_DRAIN_STALL_S`` is given up on.
         """
-        last_unread, stalled_since, quiet = -1, time.monotonic(), 0
+        last_unread, stalled_since, quiet_since = -1, time.monotonic(), None
         while not self._stop.is_set():
             unread = self._host_unread()
-            # Two empty readings in a row: bytes written last may still be on their way into the queue.
-            quiet = quiet + 1 if unread == 0 else 0
-            if quiet >= 2:
-                break
             now = time.monotonic()
+            # Empty for _DRAIN_QUIET_S, not just one reading: the kernel moves the bytes written last into the
+            # host's queue from a worker thread, which a loaded machine can hold back for many milliseconds.
+            quiet_since = (quiet_since or now) if unread == 0 else None
+            if quiet_since is not None and now - quiet_since >= _DRAIN_QUIET_S:
+                break
             if unread != last_unread:
                 last_unread, stalled_since = unread, now
             elif now - stalled_since > _DRAIN_STALL_S:
