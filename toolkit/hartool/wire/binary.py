@@ -8,14 +8,14 @@ import numpy as np
 
 from hartool.core.errors import WireError
 from hartool.core.timebase import Unwrap32
-from hartool.wire.batch import DecodedBatch, DevicePrediction
+from hartool.wire.batch import DecodedBatch
 from hartool.wire.frames import FLAG_TIMESTAMP, HEADER_SIZE, MAX_ENCODED_FRAME, check_payload, cobs_decode
-from hartool.wire.prediction import PREDICTION_KIND, BadPrediction, parse_prediction_payload
+from hartool.wire.prediction import PREDICTION_KIND, PredictionInbox, parse_prediction_payload
 
 __all__ = ["BinaryDecoder"]
 
 
-class BinaryDecoder:
+class BinaryDecoder(PredictionInbox):
     """Incremental decoder of a COBS/CRC frame stream; resynchronises on every 0x00 delimiter.
 
     Counters: ``frames`` (good), ``bad_frames`` (COBS / length / version / CRC / channel-count errors),
@@ -37,9 +37,7 @@ class BinaryDecoder:
         self.dropped = 0
         self.seq_gaps = 0
         self.seq_resets = 0
-        self.predictions = 0
-        self.bad_predictions = 0
-        self._predictions: list[DevicePrediction] = []
+        super().__init__()
         #: bytes thrown away without counting a bad frame (the possibly cut frame at connect time).
         self.discarded_bytes = 0
         self._buf = bytearray()
@@ -84,10 +82,6 @@ class BinaryDecoder:
             self._at_start = False
             self._check_overflow()
 
-    def take_predictions(self) -> list[DevicePrediction]:
-        """The prediction messages decoded since the last call, in arrival order."""
-        out, self._predictions = self._predictions, []
-        return out
 
     def _check_overflow(self) -> None:
         if len(self._buf) > self.max_frame_bytes:
@@ -122,7 +116,7 @@ class BinaryDecoder:
         try:
             payload = cobs_decode(enc)
             if payload[:1] == bytes((PREDICTION_KIND,)):
-                self._prediction(payload)
+                self._keep_prediction(parse_prediction_payload, payload)
                 return None
             header = check_payload(payload)
         except WireError:
@@ -141,15 +135,6 @@ class BinaryDecoder:
             return None
         return payload, header
 
-    def _prediction(self, payload: bytes) -> None:
-        """A prediction frame: kept, or counted when its CRC holds but its layout does not (a bad CRC raises)."""
-        try:
-            pred = parse_prediction_payload(payload)
-        except BadPrediction:
-            self.bad_predictions += 1
-            return
-        self.predictions += 1
-        self._predictions.append(pred)
 
     def _take(self, frame: tuple[bytes, tuple[int, int, int, int, int]], run: _Run) -> None:
         payload, (flags, seq, t_ms, nch, nsamp) = frame

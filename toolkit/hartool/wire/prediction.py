@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import math
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from hartool.core.errors import WireError
 from hartool.wire.batch import DevicePrediction
@@ -35,6 +36,33 @@ PROB_SCALE = 256  # probability = count / 256: the int8 softmax output's own qua
 
 class BadPrediction(WireError):
     """A prediction message that arrived intact (good CRC, or a whole text line) but is malformed."""
+
+
+_Raw = TypeVar("_Raw")
+
+
+class PredictionInbox:
+    """A decoder's prediction messages: kept in arrival order until taken; a malformed one is counted in
+    ``bad_predictions`` (it is not a lost sample). Shared by the binary and the text decoder."""
+
+    def __init__(self) -> None:
+        self.predictions = 0
+        self.bad_predictions = 0
+        self._predictions: list[DevicePrediction] = []
+
+    def take_predictions(self) -> list[DevicePrediction]:
+        """The prediction messages decoded since the last call, in arrival order."""
+        out, self._predictions = self._predictions, []
+        return out
+
+    def _keep_prediction(self, parse: Callable[[_Raw], DevicePrediction], raw: _Raw) -> None:
+        try:
+            pred = parse(raw)
+        except BadPrediction:
+            self.bad_predictions += 1
+            return
+        self.predictions += 1
+        self._predictions.append(pred)
 
 
 _HEAD = struct.Struct("<BBIIBB")  # kind, flags, window, t_ms, label, nclass

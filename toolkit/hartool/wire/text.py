@@ -14,8 +14,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from hartool.core.errors import WireError
-from hartool.wire.batch import ColumnLayout, DecodedBatch, DevicePrediction
-from hartool.wire.prediction import PREDICTION_WORD, BadPrediction, parse_prediction_line
+from hartool.wire.batch import ColumnLayout, DecodedBatch
+from hartool.wire.prediction import PREDICTION_WORD, PredictionInbox, parse_prediction_line
 
 __all__ = ["PRINTABLE", "TextDecoder", "encode_text_line"]
 
@@ -26,7 +26,7 @@ PRINTABLE = bytes(range(0x20, 0x7F))
 _FAST_PATH_MIN_LINES = 4  # measured: below this the fixed cost of the chunk path beats its gain
 
 
-class TextDecoder:
+class TextDecoder(PredictionInbox):
     """Incremental decoder of numeric text lines (CSV / TSV / space separated, optional leading timestamp).
 
     Detection: the first line after connecting may be cut and is never used; then ``detect_lines``
@@ -76,9 +76,7 @@ class TextDecoder:
         self.header_lines = 0
         self.samples = 0
         self.dropped = 0
-        self.predictions = 0
-        self.bad_predictions = 0
-        self._predictions: list[DevicePrediction] = []
+        super().__init__()
         self._skip_first = skip_first_line
         self._buf = bytearray()
         self._overlong = False
@@ -136,10 +134,6 @@ class TextDecoder:
         t = block[:, self._t_col].copy() if self._t_col is not None else None
         return DecodedBatch(values=values, t=t, dropped=dropped, time_unit=self.time_unit)
 
-    def take_predictions(self) -> list[DevicePrediction]:
-        """The prediction lines decoded since the last call, in arrival order."""
-        out, self._predictions = self._predictions, []
-        return out
 
     def _bad(self, n: int = 1) -> None:
         self.bad_lines += n
@@ -200,7 +194,7 @@ class TextDecoder:
         self.lines += 1
         fits = len(line) <= self.max_line_bytes
         if tokens[0] == PREDICTION_WORD and fits:
-            self._prediction(tokens)
+            self._keep_prediction(parse_prediction_line, tokens)
             return
         vals = _parse_tokens(tokens) if fits else None
         if vals is None:
@@ -235,14 +229,6 @@ class TextDecoder:
             out.extend(cand)
             cand.clear()
 
-    def _prediction(self, tokens: list[bytes]) -> None:
-        try:
-            pred = parse_prediction_line(tokens)
-        except BadPrediction:
-            self.bad_predictions += 1
-            return
-        self.predictions += 1
-        self._predictions.append(pred)
 
     def _decide(self, cand: list[list[float]]) -> None:
         count = len(cand[0])
