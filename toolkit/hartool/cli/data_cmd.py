@@ -82,7 +82,8 @@ def _echo_recommendation(rec: dict) -> None:
     click.echo("recommendation:")
     click.echo(f"  window: {rec['window_text']}" + (" (the current window leaves too much out)"
                                                      if rec["window_changed"] else ""))
-    why = ("very few windows per class: the feature model usually wins" if rec["arch"] == "features"
+    why = ("very few windows per class: the feature model usually wins, and auto also scores the nearest-"
+           "template model (--arch knn), which won on a set of 50 short gestures" if rec["arch"] == "features"
            else "enough windows for a CNN to match the features or beat them")
     click.echo(f"  arch: --arch auto would likely pick {rec['arch']} ({why})")
     if rec["more_data"]:

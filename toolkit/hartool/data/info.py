@@ -30,7 +30,8 @@ from hartool.data.windows import Windows, dataset_info
 SMALL_DATA_WINDOWS_PER_CLASS = 400
 # Below this many, `--arch auto` most likely picks the feature model: a CNN has too few examples to learn its own
 # features (RESULTS.md "Many datasets": 4 and 10 windows per class went to features; 51 (BasicMotions) tied,
-# 393 (the watch set) and HAPT's thousands went to the CNN).
+# 393 (the watch set) and HAPT's thousands went to the CNN). Below train.auto's KNN_CANDIDATE_WINDOWS_PER_CLASS
+# auto also scores knn, which won on PickupGestureWiimoteZ: `data info` says so beside "features".
 FEATURES_LIKELY_WINDOWS_PER_CLASS = 50
 # Minutes of each activity per person that the recommendation aims at (HAPT has about 1-2 per cell and 30 people).
 TARGET_MINUTES_PER_CELL = 2.0
