@@ -17,16 +17,6 @@ from hartool_testing import TINY_TRAIN, hartool, wait_until
 _BUILD_S = 1800.0  # the other worker's build of a shared fixture ends by then (a hang guard, not a speed limit)
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Files holding a ``long`` test go first (stable order otherwise).
-
-    pytest-xdist's ``--dist loadfile`` hands out whole files in collection order; a minutes-long file handed
-    out last runs alone on one core while the others idle, so the run's wall time is its start plus its length.
-    """
-    long_files = {item.path for item in items if item.get_closest_marker("long")}
-    items.sort(key=lambda item: item.path not in long_files)
-
-
 @contextmanager
 def _locked(path: Path) -> Iterator[None]:
     """An exclusive lock on ``path`` across processes (polled, so the wait ends: ``_BUILD_S``)."""

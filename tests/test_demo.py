@@ -5,13 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-
 from hartool.runtime.smoothing import DEFAULT_SMOOTHING
 from hartool_testing import hartool
 
 
-@pytest.mark.long
 def test_demo_fast_chain(tmp_path: Path) -> None:
     out = tmp_path / "demo"
     proc = hartool("demo", "--fast", "--out", str(out), "--epochs", "1", "--max-windows", "300",

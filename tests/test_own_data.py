@@ -57,7 +57,6 @@ def _record(data: Path, subject: str, label: str, seed: int) -> Path:
     return out
 
 
-@pytest.mark.long
 def test_record_train_quantize_with_named_subjects(tmp_path: Path) -> None:
     data = tmp_path / "my-data"
     for i, subject in enumerate(SUBJECTS):

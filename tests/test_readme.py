@@ -575,7 +575,6 @@ def seed_more_data(root: Path) -> None:
     write_csv_dir(root / "my-data", basic_subjects(["carol", "dave"], 30.0, ("WALKING", "SITTING", "STANDING")))
 
 
-@pytest.mark.long
 @pytest.mark.parametrize("block", BLOCKS, ids=[b.id for b in BLOCKS])
 def test_readme_block(block: Block, workspace: Workspace) -> None:
     assert block.directive is not None, f"README.md line {block.line}: add a <!-- readme-test: ... --> line"

@@ -7,7 +7,6 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-import pytest
 from click.testing import CliRunner
 
 from hartool.cli import cli
@@ -94,7 +93,6 @@ def test_unknown_mode_and_missing_model(trained_bundle: Path, tmp_path: Path) ->
     assert result.output.strip() == f"Error: {dst}: bundle has no trained model (model.keras missing)"
 
 
-@pytest.mark.long
 def test_lstm_int8_falls_back_to_unrolled(tmp_path: Path) -> None:
     out = tmp_path / "lstm"
     args = list(TINY_TRAIN)

@@ -122,7 +122,6 @@ def test_bad_token_files_are_one_line(tmp_path: Path, content: str | None) -> No
         read_token(path)
 
 
-@pytest.mark.long
 @pytest.mark.skipif(not browser_available(), reason="needs Debian chromium + chromium-driver")
 def test_page_in_chromium_shows_hostile_labels_as_text_and_works_with_a_token(tmp_path: Path) -> None:
     sink = LivePageSink("127.0.0.1", 0, ["WALKING", EVIL_LABEL], token=TOKEN).start()

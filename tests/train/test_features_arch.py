@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from hartool.core.bundle import Bundle
 from hartool.core.preprocess import preprocess
@@ -15,7 +14,6 @@ from hartool.runtime.artifacts import load_bundle_predictor
 from hartool_testing import TINY_TRAIN, hartool
 
 
-@pytest.mark.long
 def test_features_bundle_trains_quantizes_and_benchmarks(tmp_path: Path) -> None:
     out = tmp_path / "features"
     hartool("train", "--arch", "features", "--out", str(out), *TINY_TRAIN)

@@ -34,7 +34,6 @@ def test_hapt_bands_are_unchanged() -> None:
     assert band_edges_for(50.0, 128) == DEFAULT_BAND_EDGES_HZ
 
 
-@pytest.mark.long
 @pytest.mark.parametrize("rate", [10, 25, 50, 100])  # issue 24 asks for each of these rates
 def test_features_train_and_stream_at_the_rate(tmp_path: Path, rate: int) -> None:
     data = tmp_path / "data"

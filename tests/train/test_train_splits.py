@@ -69,7 +69,6 @@ def test_train_with_named_test_subjects_and_a_label_subset(three: Path, tmp_path
     assert float((keras_pred == evalset.y_test).mean()) == pytest.approx(result["metrics"]["test"]["accuracy"])
 
 
-@pytest.mark.long
 def test_loso_reports_every_subject_and_trains_the_final_model_on_everyone(three: Path, tmp_path: Path) -> None:
     out = tmp_path / "loso"
     proc = hartool("train", "--dataset", f"csv:{three}", "--out", str(out), "--cv", "loso", *TINY_TRAIN)
