@@ -102,7 +102,8 @@ def conv_2d(sink: Sink, op: Operator) -> str:
     _require(bias < 0 or _t(sink, bias).dtype == np.int32, op, "non-int32 bias")
     mult, shift = quant.conv_multipliers(x.scale, w.scales, y.scale, oc)
     lo, hi = _act(op, y)
-    sums = w.data.reshape(oc, -1).astype(np.int64).sum(axis=1)
+    flat = w.data.reshape(oc, -1).astype(np.int64)
+    sums = flat.sum(axis=1)
     plan = _conv1d_plan(sink.graph, op)
     # sum(w * (x + in_offset)) + bias = sum(w * x) + (bias + in_offset * sum(w)): the second term is fixed at
     # export (integers, so exact); the generic kernel is kept for 2-D filters and unbounded accumulators
@@ -112,7 +113,7 @@ def conv_2d(sink: Sink, op: Operator) -> str:
         bias_data = np.zeros(oc, np.int64)
     folded = bias_data.astype(np.int64) - x.zero_point * sums
     # hk_conv1d's requantization needs |acc| * 2^left < 2^30 (inputs are int8, so |x| <= 128)
-    bound = (np.abs(folded) + 128 * np.abs(w.data.reshape(oc, -1).astype(np.int64)).sum(axis=1)) << np.maximum(shift, 0)
+    bound = (np.abs(folded) + 128 * np.abs(flat).sum(axis=1)) << np.maximum(shift, 0)
     if plan is not None and np.all(bound < 2**30):
         p = sink.struct("hk_conv1d_params", dict(
             plan, out_c=oc, in_zero_point=x.zero_point, out_offset=y.zero_point, act_min=lo, act_max=hi,

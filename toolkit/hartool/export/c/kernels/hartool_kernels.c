@@ -234,6 +234,7 @@ static int32_t hk_mac2(int32_t acc, uint32_t x, uint32_t w) {
 }
 #endif
 
+/* HK_CLAMP as a function: its argument below is a requantization call, which the macro would evaluate twice. */
 static int8_t hk_out8(int32_t v, int32_t lo, int32_t hi) {
   if (v < lo) v = lo;
   if (v > hi) v = hi;
