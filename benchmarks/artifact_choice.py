@@ -4,7 +4,7 @@ Usage: .venv/bin/python benchmarks/artifact_choice.py BUNDLE [--runs 5] [--modes
 
 Copies BUNDLE to a temporary folder and runs the real `hartool quantize COPY --formats tflite --modes MODES`
 ``--runs`` times in a row. Each run times every artifact of the bundle in the same interleaved rounds and
-records the default (the fastest within 0.3 pp of the best accuracy); this script reads the manifest after
+records the default (the fastest within 0.3 pp of the best validation accuracy); this script reads the manifest after
 each run and reports every run's latencies and pick. Then `hartool benchmark COPY` (a fresh process per
 artifact, 1,000 timed runs each) gives an independent ordering to compare the pick with. Writes
 benchmarks/results/NAME (default artifact-choice.json) and prints the RESULTS.md section.

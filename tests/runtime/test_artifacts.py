@@ -1,4 +1,4 @@
-"""Default artifact: the fastest within 0.3 pp of the best accuracy, with the reason in the manifest."""
+"""Default artifact: the fastest within 0.3 pp of the best validation accuracy, with the reason in the manifest."""
 
 from __future__ import annotations
 
@@ -10,9 +10,22 @@ from hartool.core.bundle import Bundle
 from hartool.runtime.artifacts import choice_reason, choose_artifact, default_artifact_record, rank_default
 
 
-def entry(name: str, acc: float | None, lat: float | None, fmt: str = "tflite") -> dict:
+def entry(name: str, acc: float | None, lat: float | None, fmt: str = "tflite", val: float | None = None) -> dict:
     return {"name": name, "format": fmt, "mode": name.split("-")[1], "file": f"{name}.{fmt}", "bytes": 1,
-            "sha256": "0", "accuracy": acc, "latency_us": lat}
+            "sha256": "0", "accuracy": acc, "latency_us": lat, "val_accuracy": val}
+
+
+def test_the_choice_is_made_on_validation_never_on_test_accuracy() -> None:
+    # int8 is 1 pp better on test, fp32 1 pp better on validation: validation decides.
+    entries = [entry("tflite-fp32", 0.95, 15.0, val=0.97), entry("tflite-int8", 0.96, 7.0, val=0.96)]
+    pick, reason = rank_default(entries)
+    assert pick["name"] == "tflite-fp32"
+    assert "of the best validation accuracy (97.00 %, tflite-fp32)" in reason and reason.endswith("97.00 %")
+    # An old manifest without validation accuracy anywhere: test accuracy, and the reason says so.
+    for e in entries:
+        e["val_accuracy"] = None
+    pick, reason = rank_default(entries)
+    assert pick["name"] == "tflite-int8" and "best test accuracy (96.00 %, tflite-int8; no validation" in reason
 
 
 def test_fastest_within_tolerance_wins() -> None:
@@ -51,9 +64,11 @@ def test_quantize_records_the_choice_and_stream_uses_it(quantized_bundle: Path) 
     record = bundle.manifest["default_artifact"]
     chosen = choose_artifact(bundle)
     assert chosen["name"] == record["name"]
-    best = max(a["accuracy"] for a in bundle.artifacts)
-    assert chosen["accuracy"] >= best - 0.003 - 1e-12
-    near = [a for a in bundle.artifacts if a["accuracy"] >= best - 0.003 - 1e-12]
+    assert all(0.0 <= a["val_accuracy"] <= 1.0 for a in bundle.artifacts)
+    assert bundle.manifest["quantize"]["choice_windows"]["from"] == "validation subjects"
+    best = max(a["val_accuracy"] for a in bundle.artifacts)
+    assert chosen["val_accuracy"] >= best - 0.003 - 1e-12
+    near = [a for a in bundle.artifacts if a["val_accuracy"] >= best - 0.003 - 1e-12]
     assert chosen["latency_us"] <= 1.1 * min(a["latency_us"] for a in near)
     assert choice_reason(bundle, chosen) == record["reason"]
     assert choice_reason(bundle, bundle.artifact("tflite-fp32"), "tflite-fp32") == "named with --artifact"

@@ -243,7 +243,7 @@ def _artifact_pairs(bundle: Bundle, opts: BenchmarkOptions) -> tuple[list[tuple[
                                                                       list[str]]:
     """(artifact entry, backend, threads) triples in manifest order, plus notes about what was skipped."""
     names = dict.fromkeys(opts.artifacts)
-    # "default": the artifact `stream` would run (fastest within 0.3 pp of the best accuracy).
+    # "default": the artifact `stream` would run (fastest within 0.3 pp of the best validation accuracy).
     entries = [choose_artifact(bundle) if name == "default" else bundle.artifact(name) for name in names] \
         if names else bundle.artifacts
     for entry in entries:

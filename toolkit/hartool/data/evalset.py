@@ -13,12 +13,20 @@ from .splits import cap_windows, resolve_subjects
 
 @dataclass(frozen=True)
 class EvalSet:
-    """Preprocessed test windows (what `metrics.test` was computed on) and calibration windows."""
+    """Preprocessed test windows (what `metrics.test` was computed on), validation and calibration windows.
+
+    ``x_val`` / ``y_val`` are what choices between artifacts are made on (never the test windows): the
+    validation subjects' windows, or, for a bundle trained without validation subjects, the calibration
+    windows drawn from its training subjects (``val_from`` says which).
+    """
 
     x_test: np.ndarray
     y_test: np.ndarray
     subject_test: np.ndarray
     x_calib: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    val_from: str  # "validation subjects" | "training windows"
 
 
 def _subjects_of(ds: Any, dataset: dict[str, Any], key: str) -> list[int]:
@@ -46,14 +54,17 @@ def bundle_eval_set(manifest: dict[str, Any], calibration_windows: int = 300, se
     windows = make_windows(ds, manifest["window"], manifest["stride"], labels=manifest["labels"])
     train_ids = _subjects_of(ds, dataset, "train")
     test_ids = _subjects_of(ds, dataset, "test") or train_ids
+    val_ids = _subjects_of(ds, dataset, "val")
+    cap, cap_seed = dataset.get("max_windows"), training.get("seed", 0)
     train = windows.subset(np.isin(windows.subject, train_ids))
-    test = cap_windows(windows.subset(np.isin(windows.subject, test_ids)), dataset.get("max_windows"),
-                       training.get("seed", 0))
+    test = cap_windows(windows.subset(np.isin(windows.subject, test_ids)), cap, cap_seed)
     rng = np.random.default_rng(seed)
-    pick = rng.choice(len(train.y), size=min(calibration_windows, len(train.y)), replace=False)
-    return EvalSet(
-        x_test=transform.preprocess(test.x),
-        y_test=test.y,
-        subject_test=test.subject,
-        x_calib=transform.preprocess(train.x[np.sort(pick)]),
-    )
+    pick = np.sort(rng.choice(len(train.y), size=min(calibration_windows, len(train.y)), replace=False))
+    x_calib = transform.preprocess(train.x[pick])
+    val = cap_windows(windows.subset(np.isin(windows.subject, val_ids)), cap, cap_seed) if val_ids else None
+    if val is not None and len(val.y):
+        x_val, y_val, val_from = transform.preprocess(val.x), val.y, "validation subjects"
+    else:
+        x_val, y_val, val_from = x_calib, train.y[pick], "training windows"
+    return EvalSet(x_test=transform.preprocess(test.x), y_test=test.y, subject_test=test.subject, x_calib=x_calib,
+                   x_val=x_val, y_val=y_val, val_from=val_from)

@@ -62,6 +62,7 @@ class ArtifactResult:
     sha256: str | None = None
     error: str | None = None
     accuracy: float | None = None
+    val_accuracy: float | None = None  # what the default artifact is chosen by (runtime/artifacts.py)
     delta_pp: float | None = None
     agreement: float | None = None
     size_vs_fp32: float | None = None
@@ -74,7 +75,7 @@ class ArtifactResult:
     tflite_runtime: str | None = None
 
     def manifest_entry(self) -> dict[str, Any]:
-        keep = ("name", "format", "mode", "file", "bytes", "sha256", "accuracy", "agreement", "delta_pp",
+        keep = ("name", "format", "mode", "file", "bytes", "sha256", "accuracy", "val_accuracy", "agreement", "delta_pp",
                 "input_dtype", "output_dtype", "quantization", "latency_us", "ops", "tflite_runtime")
         return {k: v for k, v in asdict(self).items() if k in keep}
 
@@ -347,6 +348,7 @@ def _finish(run: _Run) -> None:
     bundle.manifest["default_artifact"] = default_artifact_record(bundle.artifacts)
     bundle.manifest["quantize"] = {
         "calibration_windows": int(run.evalset.x_calib.shape[0]), "seed": run.opts.seed,
+        "choice_windows": {"from": run.evalset.val_from, "windows": int(run.evalset.y_val.shape[0])},
         "failures": [{"name": r.name, "error": r.error} for r in results if r.status != "ok"],
         "latency": {"runs": run.opts.latency_runs, "rounds": LATENCY_ROUNDS, "timed_together": timed},
     }
@@ -389,6 +391,7 @@ def _evaluate(res: ArtifactResult, path: Path, evalset: Any, manifest: dict[str,
     say(f"evaluating {res.name} on {len(evalset.y_test)} test windows ({pred.backend})")
     y = pred.predict(evalset.x_test).argmax(1)
     res.accuracy = float((y == evalset.y_test).mean())
+    res.val_accuracy = float((pred.predict(evalset.x_val).argmax(1) == evalset.y_val).mean())
     res.delta_pp = round(100.0 * (res.accuracy - manifest["metrics"]["test"]["accuracy"]), 3)
     if keras_pred is not None and len(keras_pred) == len(y):
         res.agreement = float((keras_pred == y).mean())

@@ -1,8 +1,11 @@
-"""Which artifact of a bundle runs by default: the fastest one within 0.3 pp of the best accuracy.
+"""Which artifact of a bundle runs by default: the fastest one within 0.3 pp of the best validation accuracy.
 
 Latencies within 10 % of the fastest count as a tie, which the preference order below breaks.
 
-`quantize` records each artifact's accuracy (through LiteRT / onnxruntime, on the bundle's test windows) and a
+`quantize` records each artifact's accuracy (through LiteRT / onnxruntime) on the bundle's test windows, which
+is reported, and on its validation windows, which is what the choice is made on: picking by test accuracy
+would tune on the test subjects (on a small set one artifact "wins" by a window or two). Bundles quantized
+before ``val_accuracy`` existed are ranked by their test accuracy, and the reason says so. Also recorded: a
 median latency per window (every artifact of the bundle timed in the same interleaved rounds) in the manifest,
 then stores the choice and its reason as ``manifest["default_artifact"] = {"name", "reason"}``. `stream` and
 `benchmark` take that choice when it still names a runnable artifact, else apply the same rule to what the
@@ -43,6 +46,13 @@ def _preferred(entries: list[dict[str, Any]]) -> dict[str, Any]:
     return entries[0]
 
 
+def _accuracy_key(entries: list[dict[str, Any]]) -> str:
+    """Rank by validation accuracy when every artifact that has an accuracy also has one (mixing the two
+    would compare different windows)."""
+    scored = [e for e in entries if e.get("accuracy") is not None or e.get("val_accuracy") is not None]
+    return "val_accuracy" if scored and all(e.get("val_accuracy") is not None for e in scored) else "accuracy"
+
+
 def rank_default(entries: list[dict[str, Any]]) -> tuple[dict[str, Any], str]:
     """The default artifact among ``entries`` (manifest entries) and one sentence saying why.
 
@@ -51,16 +61,18 @@ def rank_default(entries: list[dict[str, Any]]) -> tuple[dict[str, Any], str]:
     runnable = _runnable(entries)
     if not runnable:
         raise BundleError("no .tflite or .onnx artifact that an installed interpreter can run")
-    scored = [e for e in runnable if e.get("accuracy") is not None]
+    key = _accuracy_key(runnable)
+    scored = [e for e in runnable if e.get(key) is not None]
     if not scored:
         pick = _preferred(runnable)
         return pick, "no accuracy recorded: first in the preference order (int8 TFLite first)"
-    best = max(scored, key=lambda e: e["accuracy"])
-    floor = best["accuracy"] - ACCURACY_TOLERANCE_PP / 100.0 - 1e-12
-    near = [e for e in scored if e["accuracy"] >= floor]
+    best = max(scored, key=lambda e: e[key])
+    floor = best[key] - ACCURACY_TOLERANCE_PP / 100.0 - 1e-12
+    near = [e for e in scored if e[key] >= floor]
     timed = [e for e in near if e.get("latency_us")]
-    head = (f"of {len(near)} artifact(s) within {ACCURACY_TOLERANCE_PP:g} pp of the best accuracy "
-            f"({100 * best['accuracy']:.2f} %, {best['name']})")
+    what, why_test = ("validation", "") if key == "val_accuracy" else ("test", "; no validation accuracy recorded")
+    head = (f"of {len(near)} artifact(s) within {ACCURACY_TOLERANCE_PP:g} pp of the best {what} accuracy "
+            f"({100 * best[key]:.2f} %, {best['name']}{why_test})")
     if timed:
         timed.sort(key=lambda e: e["latency_us"])
         fastest = timed[0]
@@ -69,7 +81,7 @@ def rank_default(entries: list[dict[str, Any]]) -> tuple[dict[str, Any], str]:
             f"first in the preference order of those within {100 * LATENCY_TIE:.0f} % of the fastest "
             f"({fastest['name']}, {fastest['latency_us']:.1f} us)")
         return pick, (f"{which} {head}: {pick['latency_us']:.1f} us per window, accuracy "
-                      f"{100 * pick['accuracy']:.2f} %")
+                      f"{100 * pick[key]:.2f} %")
     pick = _preferred(near)
     return pick, f"no latency recorded: first in the preference order {head}"
 
