@@ -28,7 +28,8 @@ def one_run(bundle: Path, modes: str) -> dict[str, Any]:
     m = json.loads((bundle / "manifest.json").read_text())
     return {"default": m["default_artifact"]["name"], "reason": m["default_artifact"]["reason"], "wall_s": took,
             "latency_us": {a["name"]: a["latency_us"] for a in m["artifacts"]},
-            "accuracy": {a["name"]: a["accuracy"] for a in m["artifacts"]}}
+            "accuracy": {a["name"]: a["accuracy"] for a in m["artifacts"]},
+            "val_accuracy": {a["name"]: a.get("val_accuracy") for a in m["artifacts"]}}
 
 
 def benchmark_order(bundle: Path, out: Path) -> dict[str, float]:
