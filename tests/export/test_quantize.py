@@ -23,6 +23,7 @@ def test_every_mode_loads_and_agrees(quantized_bundle: Path) -> None:
     bundle = Bundle.load(quantized_bundle)
     arts = {a["name"]: a for a in bundle.artifacts}
     assert set(arts) == EXPECTED
+    assert bundle.manifest["quantize"]["converter_processes"] == 1  # all eight conversions in one child
     keras_pred = np.load(quantized_bundle / "keras_test_probs.npy").argmax(1)
     evalset = bundle_eval_set(bundle.manifest)
     for name, entry in arts.items():
@@ -70,7 +71,8 @@ def test_onnx_metadata_carries_labels(quantized_bundle: Path) -> None:
 def test_converter_crash_is_reported_and_others_written(trained_bundle: Path, tmp_path: Path) -> None:
     dst = tmp_path / "b"
     shutil.copytree(trained_bundle, dst)
-    proc = hartool("quantize", str(dst), "--formats", "tflite", "--modes", "fp32,int8", "--json",
+    # int8 first: the crash kills the converter child, and fp32 after it gets a new one.
+    proc = hartool("quantize", str(dst), "--formats", "tflite", "--modes", "int8,fp32", "--json",
                    env={"HARTOOL_EXPORT_FAULT": "tflite:int8"})
     rows = {r["name"]: r for r in json.loads(proc.stdout)}
     assert rows["tflite-int8"]["status"] == "failed"
@@ -79,6 +81,7 @@ def test_converter_crash_is_reported_and_others_written(trained_bundle: Path, tm
     names = [a["name"] for a in Bundle.load(dst).artifacts]
     assert names == ["tflite-fp32"]
     assert not (dst / "model_int8.tflite").exists()
+    assert Bundle.load(dst).manifest["quantize"]["converter_processes"] == 2
 
 
 def test_unknown_mode_and_missing_model(trained_bundle: Path, tmp_path: Path) -> None:

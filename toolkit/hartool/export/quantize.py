@@ -1,8 +1,7 @@
-"""Quantize a bundle to TFLite and ONNX artifacts, each converted in a child process and verified at runtime."""
+"""Quantize a bundle to TFLite and ONNX artifacts, converted in a child process (export/jobs.py) and verified at runtime."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -17,17 +16,17 @@ from typing import Any
 import numpy as np
 
 from ..core.bundle import Bundle, file_entry
-from ..core.child import child_env, describe_exit
+from ..core.child import child_env
 from ..core.errors import ExportError, HartoolError
 from ..runtime.artifacts import contract, default_artifact_record
 from ..runtime.backends import Predictor, load_predictor
+from .jobs import ConverterPool
 
 TFLITE_MODES = ("fp32", "fp16", "dynamic", "int8", "int16x8")
 ONNX_MODES = ("fp32", "dynamic", "int8")  # ONNX "int8" = static QDQ; "dynamic" = ORT dynamic int8 weights
 FORMATS = ("tflite", "onnx")
 RECURRENT_ARCHS = ("lstm", "cnn-lstm", "bilstm")
 INTEGER_MODES = ("int8", "int16x8")
-WORKER = "hartool.export.worker"
 
 
 @dataclass(frozen=True)
@@ -86,22 +85,6 @@ def parse_list(value: str, allowed: tuple[str, ...], what: str) -> tuple[str, ..
     if bad or not items:
         raise HartoolError(f"unknown {what} {', '.join(bad) or repr(value)}; choose from {', '.join(allowed)}")
     return items
-
-
-def _run_job(job: dict[str, Any], workdir: Path, timeout_s: float) -> tuple[dict[str, Any] | None, str | None]:
-    """Run one conversion in a child python; returns (result, None) or (None, reason)."""
-    tag = f"{job['format']}-{job['mode']}{'-unrolled' if job.get('unroll') else ''}"
-    job_path = workdir / f"{tag}.job.json"
-    job["result"] = str(workdir / f"{tag}.result.json")
-    job_path.write_text(json.dumps(job))
-    try:
-        proc = subprocess.run([sys.executable, "-m", WORKER, str(job_path)], capture_output=True, text=True,
-                              timeout=timeout_s, env=child_env(), check=False)
-    except subprocess.TimeoutExpired:
-        return None, f"converter timed out after {timeout_s:.0f} s"
-    if proc.returncode != 0 or not Path(job["out"]).is_file():
-        return None, describe_exit(proc.returncode, proc.stderr, who="converter ")
-    return json.loads(Path(job["result"]).read_text()), None
 
 
 # Runs one window through a TFLite interpreter module given as argv[1] and saves every output, dequantized;
@@ -241,6 +224,7 @@ class _Run:
     workdir: Path
     say: Callable[[str], None]
     keras_pred: np.ndarray | None
+    pool: ConverterPool
     results: list[ArtifactResult] = field(default_factory=list)
     fp32_bytes: dict[str, int] = field(default_factory=dict)
 
@@ -280,9 +264,10 @@ def quantize_bundle(bundle_dir: str | os.PathLike[str], opts: QuantizeOptions,
     try:
         calib = workdir / "calib.npy"
         np.save(calib, evalset.x_calib)
-        run = _Run(bundle, opts, evalset, _job_base(bundle, opts, calib), workdir, say, keras_pred)
-        for fmt, mode, unroll in _plan(opts, run.job["arch"]):
-            _produce(run, fmt, mode, unroll)
+        with ConverterPool(workdir, opts.timeout_s) as pool:
+            run = _Run(bundle, opts, evalset, _job_base(bundle, opts, calib), workdir, say, keras_pred, pool)
+            for fmt, mode, unroll in _plan(opts, run.job["arch"]):
+                _produce(run, fmt, mode, unroll)
         _finish(run)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -302,8 +287,7 @@ def _produce(run: _Run, fmt: str, mode: str, unroll: bool) -> None:
     run.say(f"converting {name}")
     tmp_out = run.workdir / fname
     t0 = time.perf_counter()
-    out, err = _run_job({**run.job, "format": fmt, "mode": mode, "unroll": unroll, "out": str(tmp_out)},
-                        run.workdir, run.opts.timeout_s)
+    out, err = run.pool.run({**run.job, "format": fmt, "mode": mode, "unroll": unroll, "out": str(tmp_out)})
     convert_s = round(time.perf_counter() - t0, 1)
     if err:
         hint = "; use int16x8 or dynamic" if mode == "int8" and arch in RECURRENT_ARCHS and not unroll else ""
@@ -349,6 +333,7 @@ def _finish(run: _Run) -> None:
     bundle.manifest["quantize"] = {
         "calibration_windows": int(run.evalset.x_calib.shape[0]), "seed": run.opts.seed,
         "choice_windows": {"from": run.evalset.val_from, "windows": int(run.evalset.y_val.shape[0])},
+        "converter_processes": run.pool.started,  # 1 unless a conversion crashed or failed (export/jobs.py)
         "failures": [{"name": r.name, "error": r.error} for r in results if r.status != "ok"],
         "latency": {"runs": run.opts.latency_runs, "rounds": LATENCY_ROUNDS, "timed_together": timed},
     }

@@ -1,7 +1,9 @@
-"""Child-process converter: one conversion per process, so a converter segfault cannot take hartool down.
+"""Child-process converter, so a converter segfault cannot take hartool down.
 
-Run as ``python -m hartool.export.worker JOB.json``; writes the artifact to ``job["out"]`` and a JSON
-result to ``job["result"]``. The parent (``hartool.export.quantize``) owns timeouts, renames and reporting.
+Run as ``python -m hartool.export.worker --serve`` (job paths on stdin, one ``ok`` line per finished job:
+``hartool.export.jobs``) or ``python -m hartool.export.worker JOB.json`` for one job. Each job writes the
+artifact to ``job["out"]`` and a JSON result to ``job["result"]``. The parent owns timeouts, renames and
+reporting.
 """
 
 from __future__ import annotations
@@ -142,17 +144,44 @@ def _onnx_static(job: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
-def main(argv: list[str]) -> int:
-    job = json.loads(Path(argv[1]).read_text())
+def run_job(job_path: str) -> None:
+    """Convert one job file; raises (or dies, for the fault hook) when the conversion fails."""
+    import keras
+
+    # A fresh Keras state per job: layer names and the TF graph do not carry over from the previous job.
+    keras.backend.clear_session()
+    job = json.loads(Path(job_path).read_text())
     if os.environ.get(FAULT_ENV) == f"{job['format']}:{job['mode']}":
         os.kill(os.getpid(), signal.SIGSEGV)
     if os.environ.get(FAULT_ENV) == f"{job['format']}:{job['mode']}:unloadable":
         # A "successful" conversion whose file no interpreter can load (the parent must not register it).
         Path(job["out"]).write_bytes(b"TFL3" + bytes(60))
         Path(job["result"]).write_text(json.dumps({"ops": []}))
-        return 0
+        return
     result = convert_tflite(job) if job["format"] == "tflite" else convert_onnx(job)
     Path(job["result"]).write_text(json.dumps(result))
+
+
+def serve() -> int:
+    """Take job paths from stdin, one per line, and answer ``ok`` for each on the original stdout.
+
+    Everything else that would go to stdout (converter prints, C++ logs) goes to stderr, so the answers are
+    the only bytes on the protocol pipe. An exception ends the process: the parent reads why from stderr.
+    """
+    proto = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)
+    for line in sys.stdin:
+        if line.strip():
+            run_job(line.strip())
+            proto.write("ok\n")
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    """``--serve`` (what hartool.export.jobs runs) or one job file (by hand, for debugging a converter)."""
+    if argv[1:] == ["--serve"]:
+        return serve()
+    run_job(argv[1])
     return 0
 
 
