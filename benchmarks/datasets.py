@@ -34,8 +34,9 @@ PUBLISHED = {
     "watch": {"metric": "windows", "best_classic": ("random forest on features", 0.873),
               "others": "CRNN 88.9 % with 20 subjects (Burns et al. 2018, subject-stratified 5-fold CV; the "
                         "random-forest number is of the 10-subject preprint, the subset seglearn ships)"},
-    "wiimote": {"metric": "series", "best_classic": ("1-NN DTW", None),
-                "others": "UCR archive (Dau et al. 2019) table; not re-checked here"},
+    "wiimote": {"metric": "series", "best_classic": ("1-NN DTW", 0.74),
+                "others": "the UCR archive's (Dau et al. 2019) DTW figure was not reachable here; 74 % is 1-NN DTW "
+                          "computed by the archive's protocol (nn_baseline.py), whose 1-NN ED gives the published 66 %"},
 }
 EXTRA_ARGS = {"wiimote": ["--window", "361", "--stride", "361"]}
 
