@@ -3,8 +3,8 @@
 The converters run in a child (``hartool.export.worker --serve``) so that a converter segfault cannot take
 hartool down. Importing TensorFlow takes ~5 s and a `quantize` makes 8 to 18 artifacts, so one child takes
 the jobs one after the other, and only a job that kills it (a crash, an exception, a timeout) costs a new
-one for the jobs after it. A failed job's reason is read from
-what the child wrote to stderr since that job began, so an earlier job's warnings are never blamed.
+one for the jobs after it. A failed job's reason is read from what the child wrote to stderr since that job
+began, so an earlier job's warnings are never blamed.
 
 Protocol: the parent writes a job file's path and a newline to the child's stdin; the child converts, writes
 the artifact and ``job["result"]``, and answers one line ``ok`` on its protocol pipe. End of file on that pipe
