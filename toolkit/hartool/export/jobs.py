@@ -18,7 +18,6 @@ import select
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import IO, Any
 
@@ -74,14 +73,9 @@ class ConverterPool:
 
     def _answer(self, pipe: IO[str]) -> str | None:
         """The child's one-line answer ("" at end of file), or None when the job's time ran out."""
-        deadline = time.monotonic() + self._timeout_s
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return None
-            ready, _, _ = select.select([pipe], [], [], min(left, 1.0))
-            if ready:
-                return pipe.readline().strip()
+        # One wait for the whole job: select() resumes after a signal with the time that is left (PEP 475).
+        ready, _, _ = select.select([pipe], [], [], self._timeout_s)
+        return pipe.readline().strip() if ready else None
 
     def _failure(self, proc: subprocess.Popen[str], err_from: int, answered: bool) -> str:
         """Why the job failed: the child's exit status and what it wrote to stderr during this job.
