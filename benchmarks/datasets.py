@@ -65,10 +65,12 @@ def series_accuracy(bundle: Path) -> float | None:
     return float(np.mean(hits))
 
 
-def run_one(name: str, folder: Path, arch: str, fold: list[str], out: Path, skip: bool) -> dict[str, Any]:
+def run_one(name: str, folder: Path, arch: str, fold: list[str], out: Path, skip: bool,
+            seed: int = 0) -> dict[str, Any]:
     if not (skip and (out / "manifest.json").exists()):
         _, took = hartool("train", "--dataset", f"csv:{folder}", "--arch", arch, "--out", str(out),
-                          "--test-subjects", ",".join(fold), "--quiet", "--json", *EXTRA_ARGS.get(name, []))
+                          "--test-subjects", ",".join(fold), "--seed", str(seed), "--quiet", "--json",
+                          *EXTRA_ARGS.get(name, []))
     else:
         took = None
     m = json.loads((out / "manifest.json").read_text())
@@ -88,16 +90,18 @@ def knn_artifacts(bundle: Path, skip: bool) -> dict[str, Any]:
         hartool("quantize", str(bundle), "--formats", "tflite", "--modes", "fp32,dynamic,int8", "--json")
         m = json.loads((bundle / "manifest.json").read_text())
     knn = m["training"]["knn"]
-    return {"knn": {k: knn[k] for k in ("templates", "units", "subset", "tau", "loo_accuracy")},
+    return {"knn": {k: knn.get(k) for k in ("templates", "units", "subset", "distance", "band", "band_loo_accuracy",
+                                            "tau", "loo_accuracy")},
             "artifacts": [{k: a.get(k) for k in ("name", "bytes", "accuracy", "agreement")} for a in m["artifacts"]],
             "default_artifact": m.get("default_artifact")}
 
 
 def bench(name: str, folder: Path, folds: list[list[str]], out: Path, skip: bool,
-          archs: tuple[str, ...] = ARCHS) -> list[dict[str, Any]]:
+          archs: tuple[str, ...] = ARCHS, seed: int = 0) -> list[dict[str, Any]]:
     rows = []
+    suffix = f"-seed{seed}" if seed else ""
     for arch in archs:
-        per_fold = [run_one(name, folder, arch, fold, out / name / f"{arch}-fold{k}", skip)
+        per_fold = [run_one(name, folder, arch, fold, out / name / f"{arch}-fold{k}{suffix}", skip, seed)
                     for k, fold in enumerate(folds)]
         metric = PUBLISHED[name]["metric"]
         score = float(np.mean([f[metric] for f in per_fold]))
@@ -142,6 +146,7 @@ def main() -> None:
     ap.add_argument("--archs", default=",".join(ARCHS), help="Comma-separated subset of cnn,features,knn,auto.")
     ap.add_argument("--max-folds", type=int, default=None,
                     help="Only the first N folds of a cross-validated protocol (watch), to fit a time box.")
+    ap.add_argument("--seed", type=int, default=0, help="`train --seed`: the seed of auto's folds and of training.")
     args = ap.parse_args()
     data = args.out / "csv"
     if not (data / "index.json").exists() or not args.skip_train:
@@ -153,11 +158,12 @@ def main() -> None:
     for name in names:
         folds = test_folds(name, index)[: args.max_folds]
         rows += bench(name, Path(index[name]["dir"]), folds, args.out / "bundles", args.skip_train,
-                      tuple(args.archs.split(",")))
+                      tuple(args.archs.split(",")), args.seed)
     doc = {**stamp(sys.argv), "published": PUBLISHED, "rows": rows}
     # A subset of archs gets its own file: it must not overwrite the full run's rows.
     tag = "".join(f"-{n}" for n in names) if args.only else ""
     tag += "".join(f"-{a}" for a in args.archs.split(",")) if args.archs != ",".join(ARCHS) else ""
+    tag += f"-seed{args.seed}" if args.seed else ""
     save(f"datasets{tag}.json", doc)
     print(markdown(rows))
 

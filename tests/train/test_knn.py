@@ -1,5 +1,6 @@
-"""`--arch knn`: the template model is exactly 1-NN (Keras and TFLite), streams without TensorFlow, and joins
-`--arch auto` on small data only."""
+"""`--arch knn`: the template model is exactly 1-NN under its distance (Euclidean, or the symmetric LB_Keogh
+bound in a band chosen on the templates; Keras and TFLite), streams without TensorFlow, and joins `--arch auto`
+on small data only."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -18,7 +20,7 @@ from hartool.data.windows import Windows
 from hartool.runtime.artifacts import load_bundle_predictor
 from hartool.train.auto import candidates
 from hartool.train.fit import TrainOptions, load_training_data
-from hartool.train.knn import class_scores, per_class_cap, select_templates
+from hartool.train.knn import candidate_bands, choose_band, class_scores, per_class_cap, select_templates
 from hartool_testing import hartool
 from owndata_testing import write_subject
 
@@ -29,13 +31,34 @@ RATE = 25
 SECONDS = 10.0
 
 
-def nearest_labels(x: np.ndarray, t: np.ndarray, ty: np.ndarray) -> np.ndarray:
-    """Brute-force 1-NN: the label of the template at the least Euclidean distance."""
-    d = ((x.reshape(len(x), -1)[:, None, :] - t.reshape(len(t), -1)[None, :, :]) ** 2).sum(-1)
+def _running(x: np.ndarray, band: int, reduce: Any) -> np.ndarray:
+    """The running max or min over +-band samples of (n, window, channels) series, one sample at a time."""
+    return np.stack([reduce(x[:, max(0, i - band):i + band + 1], axis=1) for i in range(x.shape[1])], axis=1)
+
+
+def _outside(v: np.ndarray, upper: np.ndarray, lower: np.ndarray) -> np.ndarray:
+    """Per pair, the squared amounts by which ``v`` leaves the envelope [lower, upper], summed."""
+    return (np.maximum(v - upper, 0) ** 2 + np.maximum(lower - v, 0) ** 2).sum((2, 3))
+
+
+def nearest_labels(x: np.ndarray, t: np.ndarray, ty: np.ndarray, band: int = 0) -> np.ndarray:
+    """Brute-force 1-NN: the label of the template at the least distance, written from the definitions.
+
+    Band 0: the Euclidean distance. Else the symmetric LB_Keogh bound: the larger of how far the window leaves
+    the template's envelope and how far the template leaves the window's.
+    """
+    x, t = x.astype(np.float64), t.astype(np.float64)
+    if band == 0:
+        d = ((x[:, None] - t[None]) ** 2).sum((2, 3))
+    else:
+        tu, tl = _running(t, band, np.max)[None], _running(t, band, np.min)[None]
+        xu, xl = _running(x, band, np.max)[:, None], _running(x, band, np.min)[:, None]
+        d = np.maximum(_outside(x[:, None], tu, tl), _outside(t[None], xu, xl))
     return ty[d.argmin(1)]
 
 
-def test_template_model_is_exactly_1nn() -> None:
+@pytest.mark.parametrize("band", [0, 2])
+def test_template_model_is_exactly_1nn(band: int) -> None:
     from hartool.train.knn import build_knn_model
     from hartool.train.models import fixed_batch_twin
 
@@ -44,16 +67,44 @@ def test_template_model_is_exactly_1nn() -> None:
     ty = np.repeat(np.arange(3), counts)
     t = rng.normal(size=(len(ty), 16, 2)).astype(np.float32)
     x = rng.normal(size=(200, 16, 2)).astype(np.float32)
-    model = build_knn_model(t.reshape(len(t), -1), ty, 3, 16, 2, tau=5.0)
+    model = build_knn_model(t, ty, 3, tau=5.0, band=band)
     probs = model.predict(x, verbose=0)
-    expected = nearest_labels(x, t, ty)
+    expected = nearest_labels(x, t, ty, band)
     assert len(set(expected.tolist())) == 3
+    if band:  # the bound is not the Euclidean distance: some windows change their nearest template
+        assert np.mean(expected != nearest_labels(x, t, ty)) > 0.05
     np.testing.assert_array_equal(probs.argmax(1), expected)
     np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-5)
+    # The export rebuilds the model from its config: the band's constants must survive that.
     twin = fixed_batch_twin(model, "knn")
     np.testing.assert_allclose(np.asarray(twin(x[:1])), probs[:1], atol=1e-5)
-    flat = t.reshape(len(t), -1).astype(np.float64)
-    np.testing.assert_array_equal(class_scores(x.reshape(len(x), -1), flat, ty, 3).argmax(1), expected)
+    np.testing.assert_array_equal(class_scores(x, t.astype(np.float64), ty, 3, band=band).argmax(1), expected)
+
+
+def test_band_is_chosen_on_the_templates_leave_one_subject_out() -> None:
+    # Three gestures share a first peak and differ by a small second one; each of 5 subjects moves 3 samples
+    # later than the last. Euclidean 1-NN then matches the other gesture of the same lateness (chance), a band
+    # wider than the lateness matches the gesture.
+    window, grid = 48, np.arange(48)
+
+    def bump(at: float, height: float = 1.0) -> np.ndarray:
+        return height * np.exp(-0.5 * (grid - at) ** 2)
+
+    shapes = (lambda s: bump(8 + s), lambda s: bump(8 + s) + bump(26 + s, 0.5),
+              lambda s: bump(8 + s) + bump(36 + s, 0.5))
+    ty = np.repeat(np.arange(3), 5)
+    subject = np.tile(np.arange(5), 3)
+    t = np.stack([shapes[c](3 * s) for c, s in zip(ty, subject, strict=True)])[..., None].astype(np.float32)
+    chosen = choose_band(t, ty, subject, 3)
+    assert candidate_bands(len(t), window, 1) == (0, 1, 2, 5)
+    assert chosen["band_loo_accuracy"]["0"] < 0.5
+    assert chosen["band"] == 5 and chosen["loo_accuracy"] == 1.0 and chosen["tau"] > 0
+    # Everyone on time: every band classifies the templates, and the narrowest of equals (Euclidean) is kept.
+    on_time = np.stack([shapes[c](0) for c in ty])[..., None].astype(np.float32)
+    chosen = choose_band(on_time, ty, subject, 3)
+    assert set(chosen["band_loo_accuracy"].values()) == {1.0} and chosen["band"] == 0
+    # Too many templates for the search: the Euclidean distance alone, no matter the data.
+    assert candidate_bands(2000, 128, 6) == (0,)
 
 
 def test_template_budget_and_subset() -> None:
@@ -100,6 +151,7 @@ def test_knn_bundle_keras_and_tflite_equal_brute_force_1nn(knn_bundle: tuple[Pat
     m = bundle.manifest
     knn = m["training"]["knn"]
     assert m["arch"] == "knn" and knn["subset"] == "every window" and knn["tau"] > 0
+    assert set(knn["band_loo_accuracy"]) == {str(b) for b in candidate_bands(knn["templates"], m["window"], 6)}
     t = m["training"]
     data = load_training_data(TrainOptions(
         arch="knn", dataset=m["dataset"]["name"], window=m["window"], stride=m["stride"], seed=t["seed"],
@@ -110,7 +162,7 @@ def test_knn_bundle_keras_and_tflite_equal_brute_force_1nn(knn_bundle: tuple[Pat
     ty = np.concatenate([data.train.y, data.val.y])
     assert knn["templates"] == len(ty)
     x_test = preprocess(data.test.x, spec)
-    expected = nearest_labels(x_test, templates, ty)
+    expected = nearest_labels(x_test, templates, ty, knn["band"])
     # Not all the truth: the two identical classes are told apart by chance, as 1-NN does.
     assert 0 < np.mean(expected == data.test.y) < 1
     keras_pred = np.load(bundle_dir / "keras_test_probs.npy").argmax(1)

@@ -24,7 +24,8 @@ if TYPE_CHECKING:
                    "unless another is clearly better (default for csv:DIR without --cv; cnn otherwise). cnn: "
                    "CNN-only, quantizes to full int8. lstm: 2x LSTM(64). cnn-lstm, bilstm: seed variants. features: "
                    "statistical/spectral features (numpy, bands up to Nyquist) + a small MLP. knn: nearest training "
-                   "window (templates, nothing trained), for a handful of examples per class.")
+                   "window (templates, nothing trained; Euclidean or a DTW-like band chosen on them), for a handful "
+                   "of examples per class.")
 @click.option("--dataset", default="hapt", show_default=True,
               help="hapt (embedded UCI HAPT), uci-har:PATH (UCI HAR Dataset folder) or csv:DIR (your recordings).")
 @click.option("--out", "out", type=click.Path(path_type=Path), required=True, help="Bundle directory to write.")
