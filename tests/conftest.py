@@ -6,6 +6,7 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
+import signal
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,6 +21,21 @@ _BUILD_S = 1800.0  # the other worker's build of a shared fixture ends by then (
 # worker idles; started first, the short files fill in around them.
 _LONGEST_FIRST = ("tests/test_readme.py", "tests/test_demo.py", "tests/train/test_rates.py",
                   "tests/export/test_quantize.py")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _children_take_ctrl_c() -> Iterator[None]:
+    """Children started by the tests get the default SIGINT, even when pytest itself was started with `&` from
+    a script (which makes SIGINT ignored, and an exec keeps an ignored signal ignored). Ctrl-C is how tests end
+    `stream`, `record`, `monitor`, boards and listeners, and what the signal tests check."""
+    previous = signal.getsignal(signal.SIGINT)
+    if previous == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        if previous == signal.SIG_IGN:
+            signal.signal(signal.SIGINT, previous)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -379,16 +379,8 @@ class Workspace:
 
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Workspace]:
-    # Children inherit an ignored SIGINT (pytest started with `&` from a script), and Ctrl-C is how this test
-    # ends records, boards and listeners: give them the default handler while the README runs.
-    previous = signal.getsignal(signal.SIGINT)
-    if previous == signal.SIG_IGN:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        yield Workspace(tmp_path_factory.mktemp("readme"), request)
-    finally:
-        if previous == signal.SIG_IGN:
-            signal.signal(signal.SIGINT, previous)
+    # Ctrl-C is how this test ends records, boards and listeners (conftest makes sure children can get one).
+    yield Workspace(tmp_path_factory.mktemp("readme"), request)
 
 
 @dataclass

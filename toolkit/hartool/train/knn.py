@@ -160,7 +160,7 @@ def choose_band(t: np.ndarray, ty: np.ndarray, subject: np.ndarray, n_classes: i
         table[str(band)] = round(acc, 4)
         if best is None or acc > best[1]:
             best = (band, acc, s[rows], ty[rows], (t64[rows].reshape(int(rows.sum()), -1) ** 2).sum(1))
-    band, acc, s, y, sq = best
+    band, _, s, y, sq = best
     return {"band": band, "band_loo_accuracy": table, **choose_tau(s, y, sq)}
 
 
