@@ -152,6 +152,8 @@ def test_knn_bundle_keras_and_tflite_equal_brute_force_1nn(knn_bundle: tuple[Pat
     knn = m["training"]["knn"]
     assert m["arch"] == "knn" and knn["subset"] == "every window" and knn["tau"] > 0
     assert set(knn["band_loo_accuracy"]) == {str(b) for b in candidate_bands(knn["templates"], m["window"], 6)}
+    # These seeded walks pick a band (2 samples), so the stream, quantize and enroll tests below run that graph.
+    assert knn["band"] > 0 and knn["distance"] == f"symmetric LB_Keogh, band {knn['band']} samples"
     t = m["training"]
     data = load_training_data(TrainOptions(
         arch="knn", dataset=m["dataset"]["name"], window=m["window"], stride=m["stride"], seed=t["seed"],
