@@ -1,5 +1,5 @@
 """Session fixtures shared across rooms: a tiny trained bundle and its quantized artifacts, built once per run
-(once for all pytest-xdist workers too)."""
+(once for all pytest-xdist workers too); Ctrl-C for the tests' children; the longest files collected first."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import pytest
 from hartool_testing import TINY_TRAIN, hartool, wait_until
 
 _BUILD_S = 1800.0  # the other worker's build of a shared fixture ends by then (a hang guard, not a speed limit)
-# The longest files (about 4, 2 and 1.5 minutes on 2 cores), collected first. Under ``--dist loadfile`` a file is
+# The longest files (about 4, 2, 1.5 and 1.5 minutes on 2 cores), collected first. Under ``--dist loadfile`` a file is
 # one unit of work handed out in collection order, so a long file collected last runs alone while the other
 # worker idles; started first, the short files fill in around them.
 _LONGEST_FIRST = ("tests/test_readme.py", "tests/test_demo.py", "tests/train/test_rates.py",
