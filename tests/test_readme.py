@@ -378,9 +378,9 @@ class Workspace:
 
 
 @pytest.fixture(scope="module")
-def workspace(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Workspace]:
+def workspace(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Workspace:
     # Ctrl-C is how this test ends records, boards and listeners (conftest makes sure children can get one).
-    yield Workspace(tmp_path_factory.mktemp("readme"), request)
+    return Workspace(tmp_path_factory.mktemp("readme"), request)
 
 
 @dataclass

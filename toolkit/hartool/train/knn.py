@@ -86,8 +86,6 @@ def select_templates(y: np.ndarray, cap: int, seed: int) -> np.ndarray:
 
 def envelope(x: np.ndarray, band: int) -> tuple[np.ndarray, np.ndarray]:
     """The running max and min of (n, window, channels) series over ``+-band`` samples (edges: what exists)."""
-    if band == 0:
-        return x, x
     pad = [(0, 0), (band, band), (0, 0)]
     hi = np.lib.stride_tricks.sliding_window_view(np.pad(x, pad, constant_values=-np.inf), 2 * band + 1, axis=1)
     lo = np.lib.stride_tricks.sliding_window_view(np.pad(x, pad, constant_values=np.inf), 2 * band + 1, axis=1)
@@ -152,16 +150,19 @@ def choose_band(t: np.ndarray, ty: np.ndarray, subject: np.ndarray, n_classes: i
     exclude = subject[:, None] == subject[None, :]
     if exclude.all():
         exclude = np.eye(len(t), dtype=bool)
+    # The rows that can be scored: a template of their own class from another subject exists (whatever the band).
+    rows = (~exclude & (ty[:, None] == ty[None, :])).any(1)
+    y = ty[rows]
     table, best = {}, None
     for band in candidate_bands(len(t), *t.shape[1:]):
-        s = class_scores(t64, t64, ty, n_classes, exclude, band)
-        rows = np.isfinite(s[np.arange(len(ty)), ty])
-        acc = float(np.mean(s[rows].argmax(1) == ty[rows])) if rows.any() else 0.0
+        s = class_scores(t64, t64, ty, n_classes, exclude, band)[rows]
+        acc = float(np.mean(s.argmax(1) == y)) if len(y) else 0.0
         table[str(band)] = round(acc, 4)
         if best is None or acc > best[1]:
-            best = (band, acc, s[rows], ty[rows], (t64[rows].reshape(int(rows.sum()), -1) ** 2).sum(1))
-    band, _, s, y, sq = best
-    return {"band": band, "band_loo_accuracy": table, **choose_tau(s, y, sq)}
+            best = (band, acc, s)
+    band, _, s = best
+    sq_norms = (t64[rows].reshape(len(y), -1) ** 2).sum(1)
+    return {"band": band, "band_loo_accuracy": table, **choose_tau(s, y, sq_norms)}
 
 
 def choose_tau(s: np.ndarray, y: np.ndarray, sq_norms: np.ndarray) -> dict[str, Any]:
