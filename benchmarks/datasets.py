@@ -55,7 +55,7 @@ def series_accuracy(bundle: Path) -> float | None:
     opts = TrainOptions(arch=m["arch"], dataset=m["dataset"]["name"], window=m["window"], stride=m["stride"],
                         test_subjects=tuple(m["dataset"]["test_subject_names"]), val_subjects=tuple(
                             m["dataset"]["val_subject_names"]) or None, labels=tuple(m["labels"]), seed=t["seed"],
-                        train_stride=t["train_stride"])
+                        train_stride=t["train_stride"], orientation=m.get("orientation", {}).get("mode", "fixed"))
     test = load_training_data(opts).test
     probs = np.load(bundle / "keras_test_probs.npy")
     if len(probs) != len(test.y):

@@ -145,7 +145,7 @@ def test_cli_refusal_is_one_line(bundle_copy: Path, tmp_path: Path) -> None:
     assert res.returncode != 0
     assert [ln for ln in res.stderr.splitlines() if ln.startswith("Error:")] == [
         "Error: bundle was trained with --orientation free: the C library has no on-device orientation "
-        "calibration yet; export a --orientation fixed bundle"]
+        "calibration yet; train one with --orientation fixed"]
 
 
 def test_hostile_label_text_becomes_an_inert_c_string(tmp_path: Path) -> None:

@@ -124,7 +124,7 @@ def _windows(counts: list[int]) -> Windows:
 
 def test_auto_offers_knn_on_small_data_only() -> None:
     # HAPT's own training split (thousands of windows per class): knn is not even a candidate.
-    hapt = load_training_data(TrainOptions())
+    hapt = load_training_data(TrainOptions(orientation="fixed"))
     assert candidates(hapt.split.train) == ("cnn", "features")
     # The watch set (393 in the median class) neither; BasicMotions (51) and the Wiimote gestures (4) do.
     assert candidates(_windows([380, 393, 410])) == ("cnn", "features")

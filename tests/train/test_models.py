@@ -31,11 +31,15 @@ def test_default_cnn_is_the_small_hybrid() -> None:
     assert 30_000 < n < 55_000
 
 
-def test_orientation_free_records_its_choice(tmp_path: Path) -> None:
+def test_cnn_on_a_trunk_worn_phone_defaults_to_free_and_says_why(tmp_path: Path) -> None:
+    """hapt (a waist phone) without --orientation: the calibrated model, recorded with its reason and said on
+    stderr."""
     out = tmp_path / "free"
-    hartool("train", "--arch", "cnn", "--orientation", "free", "--out", str(out), *TINY_TRAIN)
+    proc = hartool("train", "--arch", "cnn", "--out", str(out), *TINY_TRAIN)
     m = json.loads((out / "manifest.json").read_text())
     assert m["orientation"]["mode"] == "free" and m["orientation"]["reference_from"] == "walking"
+    assert m["orientation"]["chosen"].startswith("trunk-worn") and m["training"]["orientation"] == "free"
+    assert "orientation free (default): trunk-worn" in proc.stderr
     assert m["training"]["variant"] == "hybrid2" and m["training"]["aug_tilt_deg"] == 5.0
     assert m["training"]["aug_yaw_deg"] == 180.0
     np.testing.assert_allclose(m["training"]["aug_yaw_axis"], REFERENCE_GRAVITY)
@@ -44,8 +48,8 @@ def test_orientation_free_records_its_choice(tmp_path: Path) -> None:
 
 def test_fixed_cnn_turns_about_its_own_upright_axis_by_default(tmp_path: Path) -> None:
     out, off = tmp_path / "fixed", tmp_path / "off"
-    hartool("train", "--arch", "cnn", "--out", str(out), *TINY_TRAIN)
-    hartool("train", "--arch", "cnn", "--out", str(off), "--yaw-aug", "0", *TINY_TRAIN)
+    hartool("train", "--arch", "cnn", "--orientation", "fixed", "--out", str(out), *TINY_TRAIN)
+    hartool("train", "--arch", "cnn", "--orientation", "fixed", "--out", str(off), "--yaw-aug", "0", *TINY_TRAIN)
     m, m_off = (json.loads((b / "manifest.json").read_text())["training"] for b in (out, off))
     assert m["aug_yaw_deg"] == 180.0 and m["patience"] is None and m["epochs_run"] == 2
     # HAPT's waist phone: upright gravity lies along +x, within a few degrees of the calibrated frame's vertical.
@@ -53,3 +57,4 @@ def test_fixed_cnn_turns_about_its_own_upright_axis_by_default(tmp_path: Path) -
     assert np.degrees(np.arccos(np.clip(np.dot(m["aug_yaw_axis"], ref), -1, 1))) < 5.0
     assert m_off["aug_yaw_deg"] == 0.0 and m_off["aug_yaw_axis"] is None
     assert json.loads((out / "manifest.json").read_text())["preprocessing"]["clip"] == 4.0
+    assert json.loads((out / "manifest.json").read_text())["orientation"] == {"mode": "fixed", "chosen": "given"}

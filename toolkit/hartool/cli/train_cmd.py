@@ -48,9 +48,11 @@ if TYPE_CHECKING:
               help="Validation subjects (default: a seeded 15% of the non-test subjects).")
 @click.option("--cv", type=click.Choice(["loso"]), default=None,
               help="loso: leave each subject out in turn and report a table; the bundle is then trained on everyone.")
-@click.option("--orientation", type=click.Choice(["fixed", "free"]), default="fixed", show_default=True,
-              help="fixed: the device is worn like the training data's. free: any way round; the wearer stands "
-                   "still, upright, for 5 s after starting (the stream calibrates on it).")
+@click.option("--orientation", type=click.Choice(["fixed", "free"]), default=None,
+              help="free: worn any way round; the stream calibrates to upright from walking and the postures it "
+                   "sees, nothing asked of the wearer (default for cnn on a trunk-worn device's acc + gyro). "
+                   "fixed: the device is always worn as in the training data (default otherwise; needed for "
+                   "hartool export c).")
 @click.option("--yaw-aug", "yaw_aug", type=click.FloatRange(0, 180), default=None, metavar="DEG",
               help="Turn each training window about the upright axis by up to DEG either way, as when the device "
                    "is clipped on turned (default: cnn and lstm 180, others 0; 0 = off).")
@@ -65,7 +67,7 @@ if TYPE_CHECKING:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 def train(arch: str | None, dataset: str, out: Path, epochs: int | None, seed: int, batch_size: int,
           window: str | None, stride: str | None, train_stride: int | None, include_transitions: bool,
-          labels: str | None, test_subjects: str | None, val_subjects: str | None, cv: str | None, orientation: str,
+          labels: str | None, test_subjects: str | None, val_subjects: str | None, cv: str | None, orientation: str | None,
           yaw_aug: float | None, patience: int | None, select: str, class_weights: bool,
           tensorboard: Path | None, max_windows: int | None, quiet: bool, as_json: bool) -> None:
     """Train a HAR classifier and write a bundle (manifest.json + model.keras + plots).

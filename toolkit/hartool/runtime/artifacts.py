@@ -80,7 +80,7 @@ def rank_default(entries: list[dict[str, Any]]) -> tuple[dict[str, Any], str]:
         which = "fastest" if pick is fastest else (
             f"first in the preference order of those within {100 * LATENCY_TIE:.0f} % of the fastest "
             f"({fastest['name']}, {fastest['latency_us']:.1f} us)")
-        return pick, (f"{which} {head}: {pick['latency_us']:.1f} us per window, accuracy "
+        return pick, (f"{which} {head}: {pick['latency_us']:.1f} us per window, {what} accuracy "
                       f"{100 * pick[key]:.2f} %")
     pick = _preferred(near)
     return pick, f"no latency recorded: first in the preference order {head}"

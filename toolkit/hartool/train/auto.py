@@ -44,6 +44,13 @@ LARGE_EPOCH_SHARE = 1 / 3
 # Above this many (dense) training windows a fold run costs minutes on 2 cores: fewer folds, fewer epochs.
 # HAPT has 24,000, the 81-minute watch set 18,000, BasicMotions 1,000.
 FULL_CV_MAX_WINDOWS = 8000
+# Held-out windows each arch must be scored on before two archs' means are compared. One pass of k folds scores
+# every pool window once; when that is fewer, one window is several pp of a fold (50 one-window series in 5
+# folds: 10 pp) and which series share a fold decides the pick. Then the k folds are drawn again on new seeded
+# partitions until this many windows are scored (binomial standard error <= 4 pp), at most MAX_CV_PASSES
+# passes; every pass is an ordinary set of fold runs, so the cost grows only where a run costs seconds.
+MIN_CV_WINDOWS = 150
+MAX_CV_PASSES = 3
 
 
 @dataclass
@@ -76,10 +83,15 @@ def auto_budget(opts: TrainOptions, data: Any, archs: tuple[str, ...] = CANDIDAT
     full = len(data.train.y) <= FULL_CV_MAX_WINDOWS
     pool = len(data.split.train_subjects) + len(data.split.val_subjects)
     folds = min(SMALL_FOLDS if full else LARGE_FOLDS, pool)
+    scored = len(data.split.train.y) + len(data.split.val.y)  # every pool window, at the evaluation stride
+    # New partitions exist only when some fold holds more than one subject.
+    passes = 1 if pool <= folds else min(MAX_CV_PASSES, max(1, int(np.ceil(MIN_CV_WINDOWS / max(scored, 1)))))
     epochs = {a: opts.epochs if opts.epochs is not None or full
               else max(1, int(round(DEFAULT_EPOCHS[a] * LARGE_EPOCH_SHARE))) for a in archs}
-    return {"folds": folds, "epochs": epochs, "full_cv": full,
-            "why": f"full runs ({len(data.train.y):,} training windows)" if full else
+    repeat = (f"; {passes} passes of {folds} folds on differently seeded partitions: one pass scores only "
+              f"{scored} windows (< {MIN_CV_WINDOWS})" if passes > 1 else "")
+    return {"folds": folds, "passes": passes, "epochs": epochs, "full_cv": full,
+            "why": f"full runs ({len(data.train.y):,} training windows){repeat}" if full else
                    f"{folds} folds of {LARGE_EPOCH_SHARE:.0%} of the usual epochs ({len(data.train.y):,} training "
                    f"windows: a full CV would take {SMALL_FOLDS}x a training run per arch)"}
 
@@ -139,7 +151,8 @@ def train_auto(opts: TrainOptions, on_fold: Callable[[dict[str, Any]], None] | N
 
     ds = load_dataset(opts.dataset)
     opts = with_lengths(opts, ds.sample_rate_hz)
-    data = load_training_data(dataclasses.replace(opts, arch="cnn"), ds)
+    # Only the split and the class counts are read here; the orientation does not change them.
+    data = load_training_data(dataclasses.replace(opts, arch="cnn", orientation=opts.orientation or "fixed"), ds)
     excluded = tuple(_names(data.dataset, data.split.test_subjects))
     pool = _names(data.dataset, data.split.train_subjects) + _names(data.dataset, data.split.val_subjects)
     archs = candidates(data.split.train)
@@ -149,7 +162,8 @@ def train_auto(opts: TrainOptions, on_fold: Callable[[dict[str, Any]], None] | N
                                     else None))
     try:
         if budget["folds"] >= 2:
-            for i, fold in enumerate(subject_folds(pool, budget["folds"], opts.seed)):
+            folds = [f for p in range(budget["passes"]) for f in subject_folds(pool, budget["folds"], opts.seed + p)]
+            for i, fold in enumerate(folds):
                 for arch in archs:
                     score = _fold_score(opts, arch, fold, excluded, budget["epochs"][arch], scratch / f"{arch}{i}")
                     scores.append(score)

@@ -43,7 +43,8 @@ def cv_summary(folds: list[dict[str, Any]]) -> dict[str, Any]:
 
 def loso_subjects(opts: TrainOptions) -> list[str]:
     """The subjects of the folds (names as written), after the same checks a normal split makes."""
-    data = load_training_data(dataclasses.replace(opts, test_subjects=(), val_subjects=None))
+    data = load_training_data(dataclasses.replace(opts, test_subjects=(), val_subjects=None,
+                                                  orientation=opts.orientation or "fixed"))
     return [data.dataset.subject_name(s) for s in data.dataset.in_name_order(data.split.train_subjects)]
 
 

@@ -108,7 +108,9 @@ class TrainOptions:
     # Standardised inputs are clipped to +-this many sd (None: the arch's RECIPE_DEFAULTS; 0: no clip); see
     # core.preprocess.fit_preprocessing for why a full-int8 model needs it.
     input_clip: float | None = None
-    orientation: str = "fixed"
+    # "fixed", "free", or None: free for a cnn on a trunk-worn device's acc + gyro, else fixed
+    # (:func:`default_orientation`).
+    orientation: str | None = None
     # Caps per split, for tests and smoke runs only.
     max_windows: int | None = None
     verbose: int = 1
@@ -168,6 +170,8 @@ def load_training_data(opts: TrainOptions, ds: Any = None) -> Any:
 
     ds = load_dataset(opts.dataset) if ds is None else ds
     opts = with_lengths(opts, ds.sample_rate_hz)
+    if opts.orientation is None:
+        opts = dataclasses.replace(opts, orientation=default_orientation(opts, ds)[0])
     return training_data(
         _oriented(without_subjects(ds, opts.exclude_subjects), opts), window=opts.window, stride=opts.stride,
         train_stride=opts.resolved_train_stride(), labels=opts.labels, include_transitions=opts.include_transitions,
@@ -190,7 +194,7 @@ def _check_train_options(opts: TrainOptions) -> None:
         raise HartoolError(f"unknown arch {opts.arch!r}; choose one of {', '.join(ARCHS)}")
     if opts.select not in ("last", "best-val"):
         raise HartoolError(f"unknown --select {opts.select!r}; choose last or best-val")
-    if opts.orientation not in ("fixed", "free"):
+    if opts.orientation not in (None, "fixed", "free"):
         raise HartoolError(f"unknown --orientation {opts.orientation!r}; choose fixed or free")
 
 
@@ -223,8 +227,15 @@ def train(opts: TrainOptions) -> TrainResult:
     _check_train_options(opts)
     full = load_dataset(opts.dataset)
     opts = with_lengths(opts, full.sample_rate_hz)
+    orientation_why = "given" if opts.orientation is not None else None
+    if opts.orientation is None:
+        mode, orientation_why = default_orientation(opts, full)
+        opts = dataclasses.replace(opts, orientation=mode)
     data = load_training_data(opts, full)
     opts, recipe = choose_recipe(opts, data)
+    recipe["orientation"] = orientation_why
+    if orientation_why != "given":
+        recipe["notes"].insert(0, f"orientation {opts.orientation} (default): {orientation_why}")
     ds, evaluation = data.dataset, data.split.train
     train_w, val_w, test_w = data.train, data.val, data.test
     for name, w in (("training", train_w), ("validation", val_w), ("test", test_w)):
@@ -338,7 +349,7 @@ def _manifest(opts: TrainOptions, data: Any, spec: dict[str, Any], x_shape: tupl
         "stride": opts.stride,
         "input": {"shape": [1, *(int(v) for v in x_shape[1:])], "dtype": "float32"},
         "preprocessing": spec,
-        "orientation": orientation_section(opts.orientation),
+        "orientation": {**orientation_section(opts.orientation), "chosen": run["recipe"].get("orientation")},
         "training": {
             **{k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(opts).items()},
             "epochs": run["epochs"],
@@ -421,6 +432,28 @@ def trunk_axis(x_raw: np.ndarray) -> list[float] | None:
     if share < UPRIGHT_MIN_SHARE or active_share < UPRIGHT_MIN_SHARE:
         return None
     return [round(float(v), 6) for v in axis]
+
+
+def default_orientation(opts: TrainOptions, ds: Any) -> tuple[str, str]:
+    """The orientation a run without ``--orientation`` trains, and why.
+
+    ``free`` for a cnn on a trunk-worn device's acc + gyro (g, rad/s): calibrated from walking and the postures
+    seen, it scores as well as ``fixed`` worn as trained and stays right when the device is tilted or
+    re-attached, where ``fixed`` falls to 29 % (RESULTS.md "Wear it anyhow"). ``fixed`` otherwise: the other
+    archs were not measured calibrated, and a wrist, an ankle or a hand has no upright trunk to calibrate to.
+    """
+    from ..data.recordings import default_channels
+
+    if opts.arch != "cnn":
+        return "fixed", f"--arch {opts.arch} is trained on the device frame as worn"
+    if list(ds.channels) != default_channels():
+        return "fixed", "calibration needs acc_x..z in g and gyro_x..z in rad/s"
+    fixed = dataclasses.replace(opts, orientation="fixed", train_stride=int(opts.stride or 1), max_windows=None)
+    if trunk_axis(load_training_data(fixed, ds).train.x) is None:
+        return "fixed", "no upright trunk posture in the training windows (a wrist, an ankle, a hand?)"
+    return "free", ("trunk-worn (an upright posture in most windows): the stream calibrates to upright from "
+                    "walking and the postures it sees, however the device is worn; --orientation fixed for a "
+                    "device always worn as in the training data (and for hartool export c)")
 
 
 def choose_recipe(opts: TrainOptions, data: Any) -> tuple[TrainOptions, dict[str, Any]]:

@@ -31,7 +31,7 @@ def _check_bundle(bundle: Bundle) -> Path:
     m = bundle.manifest
     if (m.get("orientation") or {}).get("mode", "fixed") != "fixed":
         raise ExportError("bundle was trained with --orientation free: the C library has no on-device "
-                          "orientation calibration yet; export a --orientation fixed bundle")
+                          "orientation calibration yet; train one with --orientation fixed")
     prep = bundle.preprocessing.get("type")
     if prep != "standardize":
         raise ExportError(f"preprocessing {prep!r} has no C implementation (the --arch features extractor, "
