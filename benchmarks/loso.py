@@ -1,7 +1,7 @@
 """Leave-one-subject-out over the 30 HAPT subjects with the default training recipe (issue 13).
 
 Usage: .venv/bin/python benchmarks/loso.py --arch cnn [--arch features] [--out /work/loso] [--nice]
-       .venv/bin/python benchmarks/loso.py --arch cnn --out /work/loso --partial   # folds logged so far
+       .venv/bin/python benchmarks/loso.py --arch cnn --out /work/loso --partial [--tag T]   # folds logged so far
 
 Runs `hartool train --arch ARCH --cv loso --out OUT/ARCH` (every fold: the default epochs, early stopping and
 seed, one subject held out, validation subjects drawn from the rest; then the final bundle on everyone),
@@ -84,19 +84,21 @@ def main() -> int:
     ap.add_argument("--nice", action="store_true")
     ap.add_argument("--partial", action="store_true",
                     help="do not train: report the folds an unfinished run has logged in OUT/loso-ARCH.log")
+    ap.add_argument("--tag", default="", help="added to the result file names (loso-ARCH-TAG.json): a run of "
+                                              "another default must not overwrite an earlier one's rows")
     args, extra = ap.parse_known_args()
     doc = stamp(sys.argv)
     doc["runs"] = []
     if args.partial:
         doc["runs"] = [partial(arch, args.out / f"loso-{arch}.log") for arch in args.arch]
         for run in doc["runs"]:
-            save(f"loso-{run['arch']}-partial.json", {**doc, "runs": [run]})
+            save(f"loso-{run['arch']}{'-' + args.tag if args.tag else ''}-partial.json", {**doc, "runs": [run]})
         print(render(doc))
         return 0
     for arch in args.arch:
         run = run_loso(arch, args.out / arch, args.nice, extra)
         doc["runs"].append(run)
-        save(f"loso-{arch}.json", {**doc, "runs": [run]})
+        save(f"loso-{arch}{'-' + args.tag if args.tag else ''}.json", {**doc, "runs": [run]})
     print(render(doc))
     return 0
 

@@ -10,7 +10,7 @@ own StreamClassifier (runtime/classifier.py, grid samples one hop at a time, no 
 - ``reattached``: turned by one random rotation for the first half of its samples and another for the rest.
 
 A window counts as calibrated when the stream's calibrator held an upright reference after classifying it
-(``StreamClassifier.calibrator.calibrated``; fixed bundles never are). Reported per case: accuracy of the
+(``StreamClassifier.transform.calibrator.calibrated``; fixed bundles never are). Reported per case: accuracy of the
 calibrated windows and their share of all scored windows (coverage), accuracy of the uncalibrated windows and
 of all windows, seconds from the stream's start to the first calibrated window, and seconds from the
 re-attach to the first calibrated window whose upright direction is right again (within ``--relock-deg`` of
@@ -76,7 +76,7 @@ def stream(bundle: Bundle, artifact: str | None, values: np.ndarray, labels: np.
     rows = []
     for s in range(0, len(values), hop):
         for p in clf.push(None, values[s:s + hop]):
-            cal = clf.calibrator
+            cal = clf.transform.calibrator
             row = {"t": p.end_sample / rate, "after": p.end_sample - window >= halfway,
                    "calibrated": bool(cal is not None and cal.calibrated), "err": None}
             if row["calibrated"]:

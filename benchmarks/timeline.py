@@ -216,16 +216,22 @@ def main() -> int:
                          "validation subjects only.")
     ap.add_argument("--subject-budget", type=float, default=None, metavar="PP",
                     help="Also admit only settings that cost no selection subject more than PP (window accuracy).")
+    ap.add_argument("--method", default=None, metavar="SPEC",
+                    help="Choose nothing: report this setting (e.g. today's default) against no smoothing.")
     args = ap.parse_args()
     streams = [load_streams(p, args.artifact, args.select_on) for p in (args.bundle or [Path("/work/bundles/cnn")])]
     budget = ACC_BUDGET_PP[args.select_on]
     doc = stamp(sys.argv) | {"bundles": {}, "select_on": args.select_on, "accuracy_budget_pp": budget,
                              "subject_budget_pp": args.subject_budget}
-    grids = [{spec: evaluate(spec, st["select"], st["stride_s"]) for spec in grid()} for st in streams]
-    rows = [combined(spec, grids) for spec in grid()]
+    specs = ["none", args.method] if args.method else grid()
+    grids = [{spec: evaluate(spec, st["select"], st["stride_s"]) for spec in specs} for st in streams]
+    rows = [combined(spec, grids) for spec in specs]
     sb = args.subject_budget
-    chosen = {m: pick([r for r in rows if family(r["method"]) == m], 0.0, budget, sb)["method"] for m in FAMILIES}
-    default = pick([r for r in rows if r["method"] in chosen.values()], 0.0, budget, sb)["method"]
+    if args.method:
+        chosen, default = {"none": "none", family(args.method): args.method}, args.method
+    else:
+        chosen = {m: pick([r for r in rows if family(r["method"]) == m], 0.0, budget, sb)["method"] for m in FAMILIES}
+        default = pick([r for r in rows if r["method"] in chosen.values()], 0.0, budget, sb)["method"]
     doc["default"], doc["chosen"] = default, chosen
     for st, g in zip(streams, grids, strict=True):
         doc["bundles"][str(st["path"])] = {

@@ -19,11 +19,12 @@ from pathlib import Path
 import pytest
 
 from hartool.core.csvformat import read_csv_session
+from hartool.runtime.smoothing import DEFAULT_SMOOTHING, make_smoother
 from hartool.wire.mqtt import parse_mqtt_url
 from hartool_testing import SAFETY_S, wait_until
 from mqtt_testing import Recorder
 
-LAG = 3  # the default smoothing (hmm ..., lag=3) holds this many windows for look-ahead
+LAG = make_smoother(DEFAULT_SMOOTHING, 6).lag  # the default smoothing holds this many windows for look-ahead
 
 
 class Proc:

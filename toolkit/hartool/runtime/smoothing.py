@@ -39,8 +39,11 @@ METHODS = ("none", "mean", "vote", "hysteresis", "hmm")
 # benchmarks/RESULTS.md. Re-chosen for the 2026-12-01 default CNN on validation subjects only (people the models
 # never trained on; `timeline.py --select-on val`): an HMM over activity changes replaced mean:4. With the
 # look-ahead HMM in the grid (lag <= 3 windows, declared beforehand) the same rule on the same subjects picked
-# the setting below: every label is shown 3 windows (3.8 s at the HAPT stride) after its window ends.
-DEFAULT_SMOOTHING = "hmm:switch=0.005,floor=0.2,lag=3"
+# hmm:switch=0.005,floor=0.2,lag=3. Re-chosen 2026-12-03 for the calibrated (`--orientation free`) default CNN,
+# on its validation subjects only, admitting only settings that cost no validation subject any window accuracy:
+# the setting below meets both goals there (no subject loses, 1.40x the true change rate). Every label is shown
+# 2 windows (2.6 s at the HAPT stride) after its window ends.
+DEFAULT_SMOOTHING = "hmm:switch=0.02,floor=0.2,lag=2"
 # The previous default: labels with no delay (causal), for a user who wants them at once.
 CAUSAL_SMOOTHING = "hmm:switch=0.05,floor=0.1"
 
