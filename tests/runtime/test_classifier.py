@@ -165,3 +165,7 @@ def test_free_bundle_marks_windows_before_the_upright_reference(quantized_bundle
     assert rows[0].to_json()["calibrated"] is False and rows[0].to_json()["uncertain"] is True
     # Never from the standing still at the start: the earliest lock is the geometry of upright and lying postures.
     assert rows[first].end_sample > lying_from
+    # The stream said why the first labels are uncertain, then when and from what it locked.
+    messages = clf.pop_messages()
+    assert messages[0].startswith("orientation: not calibrated yet: labels are marked uncertain until")
+    assert any(m.startswith("orientation: calibration locked from") for m in messages[1:]), messages

@@ -84,6 +84,10 @@ class StreamTransform:
                  input_shape: tuple[int, ...] | None) -> None:
         self.transform = transform
         self.calibrator = calibrator
+        # Said once at the start: otherwise a stream that begins sitting shows only "(uncertain)" and no reason.
+        self._messages = [] if calibrator is None else [
+            "orientation: not calibrated yet: labels are marked uncertain until the device has seen the wearer "
+            "walk a few steps (or sit, stand and lie)"]
         shape = input_shape or (transform.window, len(transform.manifest["channels"]))
         # One preallocated input (with its batch axis), filled in place when it has the window's own shape.
         self._x = np.zeros((1, *shape), dtype=np.float32)
@@ -108,4 +112,5 @@ class StreamTransform:
             self.calibrator.gap()
 
     def pop_messages(self) -> list[str]:
-        return self.calibrator.pop_messages() if self.calibrator is not None else []
+        out, self._messages = self._messages, []
+        return out + (self.calibrator.pop_messages() if self.calibrator is not None else [])
