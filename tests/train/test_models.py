@@ -43,7 +43,8 @@ def test_cnn_on_a_trunk_worn_phone_defaults_to_free_and_says_why(tmp_path: Path)
     assert m["training"]["variant"] == "hybrid2" and m["training"]["aug_tilt_deg"] == 5.0
     assert m["training"]["aug_yaw_deg"] == 180.0
     np.testing.assert_allclose(m["training"]["aug_yaw_axis"], REFERENCE_GRAVITY)
-    assert 0.0 <= m["metrics"]["test"]["accuracy"] <= 1.0
+    # Two epochs on calibrated windows already learn something (57 % at seed 0; chance is 1 in 6).
+    assert m["metrics"]["test"]["accuracy"] > 0.35
 
 
 def test_fixed_cnn_turns_about_its_own_upright_axis_by_default(tmp_path: Path) -> None:
