@@ -169,9 +169,7 @@ def load_training_data(opts: TrainOptions, ds: Any = None) -> Any:
     from ..data.splits import training_data, without_subjects
 
     ds = load_dataset(opts.dataset) if ds is None else ds
-    opts = with_lengths(opts, ds.sample_rate_hz)
-    if opts.orientation is None:
-        opts = dataclasses.replace(opts, orientation=default_orientation(opts, ds)[0])
+    opts, _ = resolve_orientation(with_lengths(opts, ds.sample_rate_hz), ds)
     return training_data(
         _oriented(without_subjects(ds, opts.exclude_subjects), opts), window=opts.window, stride=opts.stride,
         train_stride=opts.resolved_train_stride(), labels=opts.labels, include_transitions=opts.include_transitions,
@@ -226,11 +224,7 @@ def train(opts: TrainOptions) -> TrainResult:
 
     _check_train_options(opts)
     full = load_dataset(opts.dataset)
-    opts = with_lengths(opts, full.sample_rate_hz)
-    orientation_why = "given" if opts.orientation is not None else None
-    if opts.orientation is None:
-        mode, orientation_why = default_orientation(opts, full)
-        opts = dataclasses.replace(opts, orientation=mode)
+    opts, orientation_why = resolve_orientation(with_lengths(opts, full.sample_rate_hz), full)
     data = load_training_data(opts, full)
     opts, recipe = choose_recipe(opts, data)
     recipe["orientation"] = orientation_why
@@ -432,6 +426,14 @@ def trunk_axis(x_raw: np.ndarray) -> list[float] | None:
     if share < UPRIGHT_MIN_SHARE or active_share < UPRIGHT_MIN_SHARE:
         return None
     return [round(float(v), 6) for v in axis]
+
+
+def resolve_orientation(opts: TrainOptions, ds: Any) -> tuple[TrainOptions, str]:
+    """``opts`` with its orientation set, and why: ``"given"``, or :func:`default_orientation`'s reason."""
+    if opts.orientation is not None:
+        return opts, "given"
+    mode, why = default_orientation(opts, ds)
+    return dataclasses.replace(opts, orientation=mode), why
 
 
 def default_orientation(opts: TrainOptions, ds: Any) -> tuple[str, str]:
