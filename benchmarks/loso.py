@@ -2,6 +2,7 @@
 
 Usage: .venv/bin/python benchmarks/loso.py --arch cnn [--arch features] [--out /work/loso] [--nice]
        .venv/bin/python benchmarks/loso.py --arch cnn --out /work/loso --partial [--tag T]   # folds logged so far
+       .venv/bin/python benchmarks/loso.py --arch cnn --out /work/loso --resume [--nice]     # finish a stopped run
 
 Runs `hartool train --arch ARCH --cv loso --out OUT/ARCH` (every fold: the default epochs, early stopping and
 seed, one subject held out, validation subjects drawn from the rest; then the final bundle on everyone),
@@ -16,6 +17,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -49,6 +51,32 @@ def folds_from_log(log: Path) -> list[dict[str, Any]]:
     for m in re.finditer(r"^fold (\S+): accuracy ([0-9.]+)% on (\d+) windows$", log.read_text(), re.M):
         folds.append({"subject": m.group(1), "accuracy": float(m.group(2)) / 100, "windows": int(m.group(3))})
     return folds
+
+
+def resume(arch: str, out: Path, nice: bool, extra: list[str]) -> None:
+    """Finish a stopped run: train the folds its log lacks, one `hartool train --test-subjects S` each.
+
+    A fold of ``--cv loso`` is exactly that run (same recipe, seed and validation draw), so the folds add up to
+    the table an uninterrupted run would have written; each is appended to the log in the same line format.
+    """
+    log = out / f"loso-{arch}.log"
+    done = {f["subject"] for f in folds_from_log(log)}
+    subjects = [str(s) for s in range(1, 31) if str(s) not in done]  # HAPT's subjects, the fold order
+    for subject in subjects:
+        bundle = out / f"resume-{arch}-{subject}"
+        cmd = [sys.executable, "-m", "hartool", "train", "--arch", arch, "--test-subjects", subject,
+               "--out", str(bundle), *extra]
+        if nice:
+            cmd = ["nice", "-n", "19", *cmd]
+        with (out / f"resume-{arch}.log").open("a") as fh:
+            proc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, check=False,
+                                  env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+        if proc.returncode != 0:
+            raise SystemExit(f"{' '.join(cmd)} failed (exit {proc.returncode}); see {out / f'resume-{arch}.log'}")
+        test = json.loads((bundle / "manifest.json").read_text())["metrics"]["test"]
+        with log.open("a") as fh:
+            fh.write(f"fold {subject}: accuracy {100 * test['accuracy']:.2f}% on {test['n']} windows\n")
+        shutil.rmtree(bundle, ignore_errors=True)
 
 
 def partial(arch: str, log: Path) -> dict[str, Any]:
@@ -86,9 +114,15 @@ def main() -> int:
                     help="do not train: report the folds an unfinished run has logged in OUT/loso-ARCH.log")
     ap.add_argument("--tag", default="", help="added to the result file names (loso-ARCH-TAG.json): a run of "
                                               "another default must not overwrite an earlier one's rows")
+    ap.add_argument("--resume", action="store_true",
+                    help="train only the folds OUT/loso-ARCH.log lacks, append them to it; then use --partial")
     args, extra = ap.parse_known_args()
     doc = stamp(sys.argv)
     doc["runs"] = []
+    if args.resume:
+        for arch in args.arch:
+            resume(arch, args.out, args.nice, extra)
+        return 0
     if args.partial:
         doc["runs"] = [partial(arch, args.out / f"loso-{arch}.log") for arch in args.arch]
         for run in doc["runs"]:
