@@ -28,7 +28,7 @@ from hartool.data import load_dataset, recording_for_subject
 from hartool.runtime.classifier import ClassifierOptions, StreamClassifier
 
 
-def one_round(bundle: Bundle, artifact: str | None, values: np.ndarray) -> dict[str, float]:
+def one_round(bundle: Bundle, artifact: str | None, values: np.ndarray) -> dict[str, Any]:
     """Median and p99 (µs) of the interpreter and of the whole per-hop push, over one pass of ``values``."""
     clf = StreamClassifier(bundle, ClassifierOptions(artifact=artifact, smooth="none"))
     interp, hop = [], []
