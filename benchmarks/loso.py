@@ -28,19 +28,24 @@ import numpy as np
 from _common import md_table, save, stamp
 
 
-def run_loso(arch: str, out: Path, nice: bool, extra: list[str]) -> dict[str, Any]:
-    """One `--cv loso` run; returns the manifest's cv table and the wall time."""
-    cmd = [sys.executable, "-m", "hartool", "train", "--arch", arch, "--cv", "loso", "--out", str(out), *extra]
+def train_cli(args: list[str], nice: bool, log: Path, mode: str) -> None:
+    """`hartool train ARGS` with its output in ``log`` (opened with ``mode``); exits the script if it fails."""
+    cmd = [sys.executable, "-m", "hartool", "train", *args]
     if nice:
         cmd = ["nice", "-n", "19", *cmd]
-    t0 = time.perf_counter()
-    log = out.parent / f"loso-{arch}.log"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("w") as fh:
+    with log.open(mode) as fh:
         proc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
                               check=False)
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed (exit {proc.returncode}); see {log}")
+
+
+def run_loso(arch: str, out: Path, nice: bool, extra: list[str]) -> dict[str, Any]:
+    """One `--cv loso` run; returns the manifest's cv table and the wall time."""
+    t0 = time.perf_counter()
+    log = out.parent / f"loso-{arch}.log"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    train_cli(["--arch", arch, "--cv", "loso", "--out", str(out), *extra], nice, log, "w")
     cv = json.loads((out / "manifest.json").read_text())["metrics"]["cv"]
     return {"arch": arch, "cv": cv, "wall_s": time.perf_counter() - t0, "log": str(log), "args": extra}
 
@@ -64,15 +69,8 @@ def resume(arch: str, out: Path, nice: bool, extra: list[str]) -> None:
     subjects = [str(s) for s in range(1, 31) if str(s) not in done]  # HAPT's subjects, the fold order
     for subject in subjects:
         bundle = out / f"resume-{arch}-{subject}"
-        cmd = [sys.executable, "-m", "hartool", "train", "--arch", arch, "--test-subjects", subject,
-               "--out", str(bundle), *extra]
-        if nice:
-            cmd = ["nice", "-n", "19", *cmd]
-        with (out / f"resume-{arch}.log").open("a") as fh:
-            proc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, check=False,
-                                  env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
-        if proc.returncode != 0:
-            raise SystemExit(f"{' '.join(cmd)} failed (exit {proc.returncode}); see {out / f'resume-{arch}.log'}")
+        train_cli(["--arch", arch, "--test-subjects", subject, "--out", str(bundle), *extra], nice,
+                  out / f"resume-{arch}.log", "a")
         test = json.loads((bundle / "manifest.json").read_text())["metrics"]["test"]
         with log.open("a") as fh:
             fh.write(f"fold {subject}: accuracy {100 * test['accuracy']:.2f}% on {test['n']} windows\n")
