@@ -48,6 +48,7 @@ def test_folds(name: str, index: dict[str, Any]) -> list[list[str]]:
 
 def series_accuracy(bundle: Path) -> float | None:
     """Accuracy per test subject (= series for UEA/UCR sets): the class of the mean window probabilities."""
+    from hartool.core.orientation import orientation_mode
     from hartool.train.fit import TrainOptions, load_training_data
 
     m = json.loads((bundle / "manifest.json").read_text())
@@ -55,7 +56,7 @@ def series_accuracy(bundle: Path) -> float | None:
     opts = TrainOptions(arch=m["arch"], dataset=m["dataset"]["name"], window=m["window"], stride=m["stride"],
                         test_subjects=tuple(m["dataset"]["test_subject_names"]), val_subjects=tuple(
                             m["dataset"]["val_subject_names"]) or None, labels=tuple(m["labels"]), seed=t["seed"],
-                        train_stride=t["train_stride"], orientation=m.get("orientation", {}).get("mode", "fixed"))
+                        train_stride=t["train_stride"], orientation=orientation_mode(m))
     test = load_training_data(opts).test
     probs = np.load(bundle / "keras_test_probs.npy")
     if len(probs) != len(test.y):

@@ -58,6 +58,15 @@ def folds_from_log(log: Path) -> list[dict[str, Any]]:
     return folds
 
 
+def fold_subjects(arch: str, extra: list[str]) -> list[str]:
+    """The subjects `--cv loso` makes folds of, in its order, for the ``--dataset`` passed through (default hapt)."""
+    from hartool.train.cv import loso_subjects
+    from hartool.train.fit import TrainOptions
+
+    dataset = next((extra[i + 1] for i, a in enumerate(extra[:-1]) if a == "--dataset"), "hapt")
+    return loso_subjects(TrainOptions(arch=arch, dataset=dataset))
+
+
 def resume(arch: str, out: Path, nice: bool, extra: list[str]) -> None:
     """Finish a stopped run: train the folds its log lacks, one `hartool train --test-subjects S` each.
 
@@ -66,7 +75,7 @@ def resume(arch: str, out: Path, nice: bool, extra: list[str]) -> None:
     """
     log = out / f"loso-{arch}.log"
     done = {f["subject"] for f in folds_from_log(log)}
-    subjects = [str(s) for s in range(1, 31) if str(s) not in done]  # HAPT's subjects, the fold order
+    subjects = [s for s in fold_subjects(arch, extra) if s not in done]
     for subject in subjects:
         bundle = out / f"resume-{arch}-{subject}"
         train_cli(["--arch", arch, "--test-subjects", subject, "--out", str(bundle), *extra], nice,

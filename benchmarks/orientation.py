@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from hartool.core.bundle import Bundle
-from hartool.core.orientation import rotate
+from hartool.core.orientation import orientation_mode, rotate
 from hartool.data import load_dataset
 from hartool.data.recordings import UCI_HAR_TEST_SUBJECTS
 from hartool.runtime.artifacts import load_bundle_predictor
@@ -68,7 +68,7 @@ def evaluate(bundle_dir: str, artifact: str | None, seed: int, turn: str = "full
     recs = [r for r in ds.recordings if r.subject in UCI_HAR_TEST_SUBJECTS]
     rng = np.random.default_rng(seed)
     out: dict = {"bundle": str(bundle_dir), "artifact": entry["name"],
-                 "orientation": (bundle.manifest.get("orientation") or {}).get("mode", "fixed"),
+                 "orientation": orientation_mode(bundle.manifest),
                  "recordings": len(recs), "turn": turn}
     out["path"] = "StreamClassifier"
     for case in ("as_worn", "rotated"):

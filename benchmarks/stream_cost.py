@@ -24,6 +24,7 @@ import numpy as np
 from _common import md_table, save, stamp
 
 from hartool.core.bundle import Bundle
+from hartool.core.orientation import orientation_mode
 from hartool.data import load_dataset, recording_for_subject
 from hartool.runtime.classifier import ClassifierOptions, StreamClassifier
 
@@ -62,8 +63,8 @@ def main() -> int:
             rounds[i].append(one_round(bundles[i], args.artifact, values))
     keys = ("interp_p50", "interp_p99", "hop_p50", "hop_p99")
     summary = [{k: float(np.median([x[k] for x in rs])) for k in keys} | {"artifact": rs[0]["artifact"],
-               "windows": rs[0]["windows"], "bundle": str(p), "orientation": b.manifest.get("orientation", {})
-               .get("mode", "fixed")} for rs, p, b in zip(rounds, args.bundle, bundles, strict=True)]
+               "windows": rs[0]["windows"], "bundle": str(p), "orientation": orientation_mode(b.manifest)}
+               for rs, p, b in zip(rounds, args.bundle, bundles, strict=True)]
     doc = stamp(sys.argv) | {"subject": args.subject, "rounds": args.rounds, "bundles": summary, "raw": rounds}
     save(args.name, doc)
     base = summary[0]

@@ -12,6 +12,7 @@ from hartool.core.orientation import (
     calibrator_for,
     is_walking,
     manifest_section,
+    orientation_mode,
     rotate,
     rotation_between,
 )
@@ -187,6 +188,10 @@ def test_recording_calibration_turns_each_attachment_by_its_own_rotation() -> No
 def test_manifest_round_trip() -> None:
     assert calibrator_for({"orientation": manifest_section("fixed")}) is None
     assert calibrator_for({}) is None
+    # One reading of the mode for every room: a manifest from before the field (or with it null) is fixed.
+    assert [orientation_mode(m) for m in ({}, {"orientation": None}, {"orientation": manifest_section("fixed")},
+                                          {"orientation": manifest_section("free")})] == ["fixed", "fixed", "fixed",
+                                                                                           "free"]
     section = manifest_section("free")
     cal = calibrator_for({"orientation": section, "sample_rate_hz": 50.0, "window": 128, "stride": 64})
     assert isinstance(cal, OrientationCalibrator) and not cal.calibrated

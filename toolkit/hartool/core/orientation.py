@@ -368,11 +368,16 @@ def _turn_deg(rot: np.ndarray) -> float:
     return float(np.degrees(np.arccos(np.clip((np.trace(rot) - 1.0) / 2.0, -1.0, 1.0))))
 
 
+def orientation_mode(manifest: Mapping[str, Any]) -> str:
+    """A bundle manifest's orientation mode: ``"free"`` or ``"fixed"`` (bundles from before the field: fixed)."""
+    return str((manifest.get("orientation") or {}).get("mode", "fixed"))
+
+
 def calibrator_for(manifest: Mapping[str, Any], hop: int | None = None) -> OrientationCalibrator | None:
     """The calibrator a bundle's manifest asks for (``orientation.mode == "free"``), else None."""
-    spec = manifest.get("orientation") or {}
-    if spec.get("mode") != "free":
+    if orientation_mode(manifest) != "free":
         return None
+    spec = manifest["orientation"]
     return OrientationCalibrator(manifest["sample_rate_hz"], manifest["window"], hop or manifest["stride"],
                                  reference=spec.get("reference", REFERENCE_GRAVITY))
 

@@ -20,7 +20,13 @@ from typing import Any
 
 import numpy as np
 
-from .orientation import OrientationCalibrator, calibrate_recording, calibrated_dataset, calibrator_for
+from .orientation import (
+    OrientationCalibrator,
+    calibrate_recording,
+    calibrated_dataset,
+    calibrator_for,
+    orientation_mode,
+)
 from .preprocess import preprocess
 
 __all__ = ["InputTransform", "StreamTransform"]
@@ -35,7 +41,7 @@ class InputTransform:
         self.stride = int(manifest["stride"])
         self.sample_rate_hz = float(manifest["sample_rate_hz"])
         self.spec = manifest["preprocessing"]
-        self.calibrated = (manifest.get("orientation") or {}).get("mode") == "free"
+        self.calibrated = orientation_mode(manifest) == "free"
 
     def stream(self, input_shape: tuple[int, ...] | None = None) -> StreamTransform:
         """A fresh per-stream transform (its own causal calibration); ``input_shape`` is the model input's

@@ -12,6 +12,7 @@ from ... import __version__
 from ...core.atomic import atomic_write_text
 from ...core.bundle import Bundle
 from ...core.errors import ExportError
+from ...core.orientation import orientation_mode
 from .emit import GraphEmitter
 from .graph import Graph, read_graph, safe_name
 
@@ -29,7 +30,7 @@ def kernel_text(name: str) -> str:
 def _check_bundle(bundle: Bundle) -> Path:
     """The int8 artifact's path, or one line saying what this bundle lacks for the C generator."""
     m = bundle.manifest
-    if (m.get("orientation") or {}).get("mode", "fixed") != "fixed":
+    if orientation_mode(m) != "fixed":
         raise ExportError("bundle was trained with --orientation free: the C library has no on-device "
                           "orientation calibration yet; train one with --orientation fixed")
     prep = bundle.preprocessing.get("type")
