@@ -31,7 +31,9 @@ messages (:meth:`OrientationCalibrator.pop_messages`).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -82,9 +84,9 @@ def rotation_between(a: Sequence[float], b: Sequence[float]) -> np.ndarray:
     """The smallest rotation matrix R with R @ a/|a| == b/|b| (Rodrigues)."""
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
-    a, b = a / np.linalg.norm(a), b / np.linalg.norm(b)
-    axis = np.cross(a, b)
-    s, c = np.linalg.norm(axis), float(np.dot(a, b))
+    a, b = a / _norm(a), b / _norm(b)
+    axis = _cross(a, b)
+    s, c = _norm(axis), float(np.dot(a, b))
     if s < 1e-9:
         if c > 0:
             return np.eye(3)
@@ -96,11 +98,28 @@ def rotation_between(a: Sequence[float], b: Sequence[float]) -> np.ndarray:
     return np.eye(3) + s * k + (1.0 - c) * (k @ k)
 
 
+def _norm(v: np.ndarray) -> float:
+    """``np.linalg.norm`` of one float64 vector, without its dispatch (the same dot, the same sqrt)."""
+    return math.sqrt(v.dot(v))
+
+
+def _row_norms(x: np.ndarray) -> np.ndarray:
+    """``np.linalg.norm(x, axis=1)`` of a float64 matrix, without its dispatch (the same products and sum)."""
+    return np.sqrt(np.add.reduce(x * x, axis=1))
+
+
+def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``np.cross`` of two 3-vectors, written out (the same products and differences)."""
+    return np.array([a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]])
+
+
 def angle_deg(a: Sequence[float], b: Sequence[float]) -> float:
     """The angle between two vectors, in degrees."""
+    # Plain floats after the dot products: this runs several times for every window of a live stream, and
+    # numpy's per-call cost on a scalar is ten times the arithmetic.
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    c = float(np.dot(a, b) / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-12))
-    return float(np.degrees(np.arccos(np.clip(c, -1.0, 1.0))))
+    c = float(a.dot(b)) / max(_norm(a) * _norm(b), 1e-12)
+    return float(np.degrees(np.arccos(min(max(c, -1.0), 1.0))))
 
 
 def rotate(values: np.ndarray, rot: np.ndarray, acc: slice = slice(0, 3), gyro: slice = slice(3, 6)) -> np.ndarray:
@@ -114,45 +133,73 @@ def rotate(values: np.ndarray, rot: np.ndarray, acc: slice = slice(0, 3), gyro: 
 def is_walking(acc_norm: np.ndarray, sample_rate_hz: float) -> bool:
     """Whether |acc| over one window beats at step frequency (any device orientation)."""
     a = np.asarray(acc_norm, dtype=np.float64) - float(np.mean(acc_norm))
-    energy = float(np.dot(a, a))
+    energy = float(a.dot(a))
     n = len(a)
-    if energy <= 0.0 or float(np.sqrt(energy / n)) <= WALK_SD_G:
+    if energy <= 0.0 or math.sqrt(energy / n) <= WALK_SD_G:
         return False
-    lo, hi = int(sample_rate_hz / STEP_HZ[1]), int(np.ceil(sample_rate_hz / STEP_HZ[0]))
-    if hi >= n // 2:
+    lags = _step_lags(n, float(sample_rate_hz))
+    if lags is None:
         return False  # too short a window to see two steps
     # Unbiased normalised autocorrelation at each step period (one C call for all lags).
-    lags = np.arange(max(lo, 1), hi + 1)
     ac = np.correlate(a, a, mode="full")[n - 1 + lags]
     return float(np.max(ac / energy * n / (n - lags))) > WALK_AC
 
 
-def _jump(acc: np.ndarray, gyro: np.ndarray, sample_rate_hz: float) -> tuple[int, np.ndarray, np.ndarray] | None:
-    """A re-attach inside one window: (split sample, gravity before, gravity after) when the mean acceleration
-    turns by more than JUMP_DEG (JUMP_MOVING_DEG if either side moves) while the gyro's net tilting turn over the
-    window explains less than JUMP_GYRO_SHARE of it, else None."""
-    n = len(acc)
+@functools.lru_cache(maxsize=16)
+def _step_lags(n: int, sample_rate_hz: float) -> np.ndarray | None:
+    """The lags (samples) of one step period at STEP_HZ, or None when a window of ``n`` cannot hold two steps."""
+    lo, hi = int(sample_rate_hz / STEP_HZ[1]), int(np.ceil(sample_rate_hz / STEP_HZ[0]))
+    if hi >= n // 2:
+        return None
+    lags = np.arange(max(lo, 1), hi + 1)
+    lags.flags.writeable = False  # shared by every call
+    return lags
+
+
+@functools.lru_cache(maxsize=16)
+def _split_table(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The candidate split samples of a window of ``n`` (every 4th, an eighth from each end) and the sample
+    counts before and after each, as columns (read-only: shared by every call)."""
     edge = n // 8
     splits = np.arange(edge, n - edge + 1, 4)
-    csum = np.cumsum(np.vstack([np.zeros((1, 3)), acc]), axis=0)
-    before = csum[splits] / splits[:, None]
-    after = (csum[-1] - csum[splits]) / (n - splits)[:, None]
-    norms = np.maximum(np.linalg.norm(before, axis=1) * np.linalg.norm(after, axis=1), 1e-12)
+    out = (splits, splits[:, None], (n - splits)[:, None])
+    for arr in out:
+        arr.flags.writeable = False
+    return out
+
+
+def _jump(acc: np.ndarray, gyro: np.ndarray, sample_rate_hz: float,
+          mag: np.ndarray | None = None) -> tuple[int, np.ndarray, np.ndarray] | None:
+    """A re-attach inside one window: (split sample, gravity before, gravity after) when the mean acceleration
+    turns by more than JUMP_DEG (JUMP_MOVING_DEG if either side moves) while the gyro's net tilting turn over the
+    window explains less than JUMP_GYRO_SHARE of it, else None. ``mag``: |acc| per sample, if already known."""
+    n = len(acc)
+    splits, count_before, count_after = _split_table(n)
+    csum = np.zeros((n + 1, 3))
+    np.cumsum(acc, axis=0, out=csum[1:])
+    before = csum[splits] / count_before
+    after = (csum[-1] - csum[splits]) / count_after
+    norms = np.maximum(_row_norms(before) * _row_norms(after), 1e-12)
     cos = np.sum(before * after, axis=1) / norms
     i = int(np.argmin(cos))
-    turn = float(np.arccos(np.clip(cos[i], -1.0, 1.0)))
+    turn = float(np.arccos(min(max(float(cos[i]), -1.0), 1.0)))
+    turn_deg = float(np.degrees(turn))
+    if turn_deg <= JUMP_DEG:
+        return None  # below either bound: most windows stop here
     p = int(splits[i])
-    mag = np.linalg.norm(acc, axis=1)
+    mag = _row_norms(acc) if mag is None else mag
     if mag[:p].std() < QUIET_SD_G and mag[p:].std() < QUIET_SD_G:
-        big = np.degrees(turn) > JUMP_DEG
+        big = True  # turn_deg > JUMP_DEG
     else:  # walking's own sway tilts short stretches' means: longer sides, a larger turn
-        big = np.degrees(turn) > JUMP_MOVING_DEG and n // 4 <= p <= n - n // 4
+        big = turn_deg > JUMP_MOVING_DEG and n // 4 <= p <= n - n // 4
+    if not big:
+        return None
     # The gyro's net turn (small-angle sum; a stride's oscillation cancels) about axes that tilt gravity: a turn
     # of heading (about gravity) leaves it where it is, a posture change moves it as far as the device turned.
     net = gyro.sum(axis=0) / sample_rate_hz
     down = before[i] / np.linalg.norm(before[i])
     tilt_seen = float(np.linalg.norm(net - np.dot(net, down) * down))
-    return (p, before[i], after[i]) if big and tilt_seen < JUMP_GYRO_SHARE * turn else None
+    return (p, before[i], after[i]) if tilt_seen < JUMP_GYRO_SHARE * turn else None
 
 
 @dataclasses.dataclass
@@ -226,9 +273,9 @@ class OrientationCalibrator:
     def _observe(self, w: np.ndarray) -> None:
         acc, gyro = w[:, 0:3], w[:, 3:6]
         g = acc.mean(axis=0)
-        mag = np.linalg.norm(acc, axis=1)
+        mag = _row_norms(acc)
         self._windows += 1
-        jump = _jump(acc, gyro, self.sample_rate_hz)
+        jump = _jump(acc, gyro, self.sample_rate_hz, mag)
         if jump is not None:
             at = (self._windows - 1) * self.hop + jump[0]
             # Windows overlap: the jump one window carried shows again in the next (in raw samples).
@@ -241,7 +288,7 @@ class OrientationCalibrator:
             self._on_walk(g)
         else:
             self._walk_run.clear()
-        sway = float(np.linalg.norm(gyro, axis=1).mean())
+        sway = float(_row_norms(gyro).mean())
         if mag.std() < ACC_STILL_SD and sway < GYRO_STILL:
             self._on_still(g, sway)
         else:
@@ -301,8 +348,9 @@ class OrientationCalibrator:
         else:
             self._upside_down = 0
         d = g / np.linalg.norm(g)
-        near = min(self._postures, key=lambda p: angle_deg(p.direction, d), default=None)
-        if near is not None and angle_deg(near.direction, d) < CLUSTER_DEG:
+        angles = [angle_deg(p.direction, d) for p in self._postures]
+        near = self._postures[angles.index(min(angles))] if angles else None
+        if near is not None and min(angles) < CLUSTER_DEG:
             near.total, near.sway, near.windows = near.total + d, near.sway + sway, near.windows + 1
         else:
             self._postures = sorted(self._postures, key=lambda p: -p.windows)[:11] + [_Posture(d, sway)]
