@@ -117,8 +117,8 @@ def validation_subjects(bundle: Bundle, ds: Any) -> list[int]:
     return list(split.val_subjects)
 
 
-def subject_probs(bundle: Bundle, pred: Any, ds: Any, subject: int) -> tuple[np.ndarray, np.ndarray]:
-    """(raw probabilities, truth index) for every window of the subject's concatenated recordings."""
+def subject_windows(bundle: Bundle, ds: Any, subject: int) -> tuple[np.ndarray, np.ndarray]:
+    """(raw windows (N, window, C) as the stream cuts them, truth index) of the subject's concatenated recordings."""
     recs = recording_for_subject(ds, subject)
     values = np.concatenate([r.values for r in recs])
     labels = np.concatenate([r.labels for r in recs])
@@ -126,6 +126,12 @@ def subject_probs(bundle: Bundle, pred: Any, ds: Any, subject: int) -> tuple[np.
     truth = window_truths(labels, bundle.window, bundle.stride, label_ids)
     view = np.ascontiguousarray(
         np.lib.stride_tricks.sliding_window_view(values, bundle.window, axis=0)[:: bundle.stride].transpose(0, 2, 1))
+    return view, truth
+
+
+def subject_probs(bundle: Bundle, pred: Any, ds: Any, subject: int) -> tuple[np.ndarray, np.ndarray]:
+    """(raw probabilities, truth index) for every window of the subject's concatenated recordings."""
+    view, truth = subject_windows(bundle, ds, subject)
     cal = calibrator_for(bundle.manifest)
     if cal is not None:  # `--orientation free`: each window turned as the stream's causal calibration turns it
         view = np.stack([cal.push(w) for w in view])
