@@ -202,6 +202,13 @@ def _jump(acc: np.ndarray, gyro: np.ndarray, sample_rate_hz: float,
     return (p, before[i], after[i]) if tilt_seen < JUMP_GYRO_SHARE * turn else None
 
 
+def stillness(mag: np.ndarray, gyro: np.ndarray) -> tuple[bool, float]:
+    """Whether one window is still (|acc| sd below ACC_STILL_SD g, mean |gyro| below GYRO_STILL rad/s), and
+    that mean |gyro| (the sway): ``mag`` is |acc| per sample, ``gyro`` the (T, 3) float64 gyro samples."""
+    sway = float(_row_norms(gyro).mean())
+    return bool(mag.std() < ACC_STILL_SD and sway < GYRO_STILL), sway
+
+
 @dataclasses.dataclass
 class _Posture:
     """A still posture seen so far: the sum of its windows' unit gravity directions (device frame)."""
@@ -288,8 +295,8 @@ class OrientationCalibrator:
             self._on_walk(g)
         else:
             self._walk_run.clear()
-        sway = float(_row_norms(gyro).mean())
-        if mag.std() < ACC_STILL_SD and sway < GYRO_STILL:
+        still, sway = stillness(mag, gyro)
+        if still:
             self._on_still(g, sway)
         else:
             self._upside_down = 0
