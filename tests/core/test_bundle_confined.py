@@ -267,3 +267,28 @@ def test_personalize_only_head_loads(tmp_path: Path) -> None:
     bundle.manifest["head"].update({"new_labels": [], **file_entry(path, bundle.path)})
     head = load_head(bundle)
     assert head is not None and head.labels == LABELS and head.personal_weights is not None
+
+
+@pytest.mark.parametrize("section", ["free", ["free"], {"mode": "sideways"}, {"mode": "free", "reference": [0, 0, 0]},
+                                     {"mode": "free", "reference": [1.0, "x", 0.0]},
+                                     {"mode": "free", "reference": [float("nan"), 0.0, 1.0]},
+                                     {"mode": "free", "reference": [1e309, 0.0, 0.0]},
+                                     {"mode": "free", "reference": [1.0, 0.0]},
+                                     {"mode": "free", "reference": [True, False, False]}])
+def test_a_hostile_orientation_section_is_one_line(tmp_path: Path, section: Any) -> None:
+    """The calibrator turns every window by the manifest's reference: a zero or NaN one would make every window
+    NaN (a silent total loss), a wrong type a traceback. Both are refused when the bundle loads."""
+    manifest = _manifest() | {"orientation": section}
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))  # json writes NaN and 1e309 as NaN / Infinity
+    with pytest.raises(BundleError) as err:
+        Bundle.load(tmp_path)
+    msg = str(err.value)
+    assert msg.startswith(f"{tmp_path / 'manifest.json'}: 'orientation") and "\n" not in msg
+
+
+@pytest.mark.parametrize("section", [None, {"mode": "fixed"}, {"mode": "free", "reference": [0.98, -0.16, -0.03]},
+                                     {"mode": "free", "reference": [1, 0, 0]}, {"mode": "free"}])
+def test_orientation_sections_hartool_writes_load(tmp_path: Path, section: Any) -> None:
+    manifest = _manifest() | ({} if section is None else {"orientation": section})
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    assert Bundle.load(tmp_path).manifest.get("orientation") == section

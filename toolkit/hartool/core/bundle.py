@@ -18,6 +18,7 @@ from typing import Any
 
 from .atomic import atomic_write_json
 from .errors import BundleError
+from .orientation import ORIENTATIONS
 from .safetext import MAX_LABEL, safe_text
 
 MANIFEST = "manifest.json"
@@ -74,12 +75,30 @@ def validate_manifest(manifest: Any, where: str) -> dict[str, Any]:
     for key in ("window", "stride"):
         if not isinstance(manifest[key], int) or manifest[key] <= 0:
             raise BundleError(f"{where}: '{key}' must be a positive integer")
+    _validate_orientation(manifest.get("orientation"), where)
     if not isinstance(manifest["artifacts"], list):
         raise BundleError(f"{where}: 'artifacts' must be a list")
     for entry in manifest["artifacts"]:
         if not isinstance(entry, dict) or any(k not in entry for k in ARTIFACT_KEYS):
             raise BundleError(f"{where}: artifact entry {entry!r} lacks one of {', '.join(ARTIFACT_KEYS)}")
     return manifest
+
+
+def _validate_orientation(section: Any, where: str) -> None:
+    """The orientation section, when there is one: a known mode, and for ``free`` an upright reference that
+    is a direction (three finite numbers, not all zero): a copied bundle must not turn every window to NaN."""
+    if section is None:
+        return
+    if not isinstance(section, dict) or section.get("mode", "fixed") not in ORIENTATIONS:
+        raise BundleError(f"{where}: 'orientation' must be an object whose mode is one of {', '.join(ORIENTATIONS)}")
+    reference = section.get("reference")
+    if reference is None:
+        return
+    ok = (isinstance(reference, list) and len(reference) == 3
+          and all(isinstance(v, (int, float)) and not isinstance(v, bool) and abs(v) < 1e6 for v in reference)
+          and sum(float(v) * float(v) for v in reference) > 1e-12)
+    if not ok:
+        raise BundleError(f"{where}: 'orientation.reference' must be three finite numbers, not all zero")
 
 
 def manifest_files(manifest: Any, where: str = "manifest") -> list[tuple[str, Any]]:
