@@ -98,8 +98,8 @@ def stream_rows(bundle: Path, csv: Path) -> tuple[np.ndarray, list[str], list[st
 def inproc_rows(bundle: Path, values: np.ndarray, head_from: Path | None = None) -> tuple[np.ndarray, list[str]]:
     """What `hartool stream` computes, in-process: the same windows (stride from 0), artifact and head."""
     from hartool.core.bundle import Bundle
-    from hartool.core.orientation import calibrator_for
     from hartool.core.preprocess import preprocess
+    from hartool.core.transform import InputTransform
     from hartool.runtime.artifacts import load_bundle_predictor
     from hartool.runtime.enroll import embed
     from hartool.runtime.heads import load_head
@@ -108,9 +108,7 @@ def inproc_rows(bundle: Path, values: np.ndarray, head_from: Path | None = None)
     _, pred = load_bundle_predictor(b, "tflite-int8")
     ends = np.arange(b.window, len(values) + 1, b.stride)
     x = np.stack([values[e - b.window : e] for e in ends])
-    cal = calibrator_for(b.manifest)
-    if cal is not None:  # a `free` bundle: each window turned as the stream's causal calibration turns it
-        x = np.stack([cal.push(w) for w in x])
+    x = InputTransform(b.manifest).stream_windows(x)  # a `free` bundle: turned as the stream turns them
     probs, emb = embed(pred, preprocess(x, b.preprocessing))
     head = load_head(Bundle.load(head_from)) if head_from else None
     labels = b.labels

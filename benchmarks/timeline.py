@@ -61,8 +61,8 @@ from _common import md_table, save, stamp
 
 from hartool.core.bundle import Bundle
 from hartool.core.metrics import timeline_report, window_truths
-from hartool.core.orientation import calibrator_for
 from hartool.core.preprocess import preprocess
+from hartool.core.transform import InputTransform
 from hartool.data import (
     UCI_HAR_TEST_SUBJECTS,
     load_dataset,
@@ -132,10 +132,7 @@ def subject_windows(bundle: Bundle, ds: Any, subject: int) -> tuple[np.ndarray, 
 def subject_probs(bundle: Bundle, pred: Any, ds: Any, subject: int) -> tuple[np.ndarray, np.ndarray]:
     """(raw probabilities, truth index) for every window of the subject's concatenated recordings."""
     view, truth = subject_windows(bundle, ds, subject)
-    cal = calibrator_for(bundle.manifest)
-    if cal is not None:  # `--orientation free`: each window turned as the stream's causal calibration turns it
-        view = np.stack([cal.push(w) for w in view])
-    x = preprocess(view, bundle.preprocessing)
+    x = preprocess(InputTransform(bundle.manifest).stream_windows(view), bundle.preprocessing)
     probs = pred.predict(x)
     assert len(probs) == len(truth)
     return probs, truth

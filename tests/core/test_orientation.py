@@ -122,6 +122,25 @@ def test_a_still_start_is_never_taken_as_standing_and_walking_locks_any_turn() -
                                    rtol=1e-5)
 
 
+def test_stream_windows_turns_each_window_as_the_stream_does() -> None:
+    """Offline scoring (benchmarks, enrollment checks) calls InputTransform.stream_windows: the windows a fresh
+    stream of the same manifest would feed its model, in order; a fixed bundle's windows untouched."""
+    from hartool.core.transform import InputTransform
+
+    rng = np.random.default_rng(3)
+    values = rotate(np.concatenate([_still(_tilted(25.0), 10.0, rng), _walk(15.0, rng)]), _turn(2))
+    windows = np.stack([values[s:s + 128] for s in range(0, len(values) - 127, 64)])
+    free = {"orientation": manifest_section("free"), "sample_rate_hz": RATE, "window": 128, "stride": 64,
+            "preprocessing": {}, "channels": []}
+    cal = calibrator_for(free)
+    expected = np.stack([cal.push(w) for w in windows])
+    assert cal.calibrated  # the walk locked: later windows are turned, not passed through
+    np.testing.assert_array_equal(InputTransform(free).stream_windows(windows), expected)
+    assert not np.array_equal(expected, windows)
+    fixed = free | {"orientation": manifest_section("fixed")}
+    assert InputTransform(fixed).stream_windows(windows) is windows
+
+
 def test_posture_geometry_locks_before_any_walk_and_finds_standing() -> None:
     rng = np.random.default_rng(2)
     for seed in range(4):

@@ -58,6 +58,14 @@ class InputTransform:
             return values
         return calibrate_recording(values, self.sample_rate_hz, self.window, self.stride)
 
+    def stream_windows(self, windows: np.ndarray) -> np.ndarray:
+        """Raw windows (N, window, C) of one stream, in order and a stride apart, turned as the stream's causal
+        calibration turns them (the same windows, for fixed bundles): what `stream` feeds the model, offline."""
+        calibrator = calibrator_for(self.manifest)
+        if calibrator is None:
+            return windows
+        return np.stack([calibrator.push(w) for w in windows]) if len(windows) else windows
+
     def dataset(self, ds: Any) -> Any:
         """A dataset (``hartool.data.Dataset``) with each recording calibrated as its stream would be."""
         return calibrated_dataset(ds, self.window, self.stride) if self.calibrated else ds
