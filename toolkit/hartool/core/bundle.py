@@ -18,7 +18,7 @@ from typing import Any
 
 from .atomic import atomic_write_json
 from .errors import BundleError
-from .orientation import ORIENTATIONS
+from .orientation import ORIENTATIONS, orientation_mode
 from .safetext import MAX_LABEL, safe_text
 
 MANIFEST = "manifest.json"
@@ -75,7 +75,7 @@ def validate_manifest(manifest: Any, where: str) -> dict[str, Any]:
     for key in ("window", "stride"):
         if not isinstance(manifest[key], int) or manifest[key] <= 0:
             raise BundleError(f"{where}: '{key}' must be a positive integer")
-    _validate_orientation(manifest.get("orientation"), where)
+    _validate_orientation(manifest, where)
     if not isinstance(manifest["artifacts"], list):
         raise BundleError(f"{where}: 'artifacts' must be a list")
     for entry in manifest["artifacts"]:
@@ -84,12 +84,13 @@ def validate_manifest(manifest: Any, where: str) -> dict[str, Any]:
     return manifest
 
 
-def _validate_orientation(section: Any, where: str) -> None:
+def _validate_orientation(manifest: dict[str, Any], where: str) -> None:
     """The orientation section, when there is one: a known mode, and for ``free`` an upright reference that
     is a direction (three finite numbers, not all zero): a copied bundle must not turn every window to NaN."""
+    section = manifest.get("orientation")
     if section is None:
         return
-    if not isinstance(section, dict) or section.get("mode", "fixed") not in ORIENTATIONS:
+    if not isinstance(section, dict) or orientation_mode(manifest) not in ORIENTATIONS:
         raise BundleError(f"{where}: 'orientation' must be an object whose mode is one of {', '.join(ORIENTATIONS)}")
     reference = section.get("reference")
     if reference is None:
