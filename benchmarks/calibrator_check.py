@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 from _common import REPO, md_table, save, stamp
+from orientation import random_rotation  # benchmarks/orientation.py: one seeded uniform 3-D rotation
 
 from hartool.core import orientation as today
 from hartool.data import load_dataset, recording_for_subject
@@ -43,16 +44,6 @@ def baseline_module(ref: str) -> ModuleType:
     sys.modules[spec.name] = module  # dataclasses look their module up by name
     spec.loader.exec_module(module)
     return module
-
-
-def random_rotation(rng: np.random.Generator) -> np.ndarray:
-    """A uniformly random 3-D rotation (a unit quaternion)."""
-    w, x, y, z = rng.normal(size=4)
-    n = np.sqrt(w * w + x * x + y * y + z * z)
-    w, x, y, z = w / n, x / n, y / n, z / n
-    return np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-                     [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-                     [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
 
 
 def streams(ds: Any, seed: int) -> list[tuple[str, np.ndarray]]:
