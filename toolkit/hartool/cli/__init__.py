@@ -40,6 +40,10 @@ class LazyGroup(click.Group):
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name not in COMMANDS:
             return None
+        if cmd_name in _TF_COMMANDS:  # with --debug too: a model must not depend on how verbose its run was
+            from ..train.tflog import reproducible_tf_env
+
+            reproducible_tf_env()
         if not ctx.params.get("debug"):
             quiet_third_party_logs()  # before the command's module (and perhaps TensorFlow) is imported
             if cmd_name in _TF_COMMANDS:

@@ -20,6 +20,7 @@ from ..core.orientation import manifest_section as orientation_section
 from ..core.preprocess import fit_preprocessing, preprocess
 from .augment import augmented_batches, one_hot
 from .models import ARCHS
+from .tflog import reproducible_tf_env
 
 # Defaults that reach the accuracy targets on 2 CPU cores within the time budget (see benchmarks/RESULTS.md).
 # cnn: 30 epochs (early stopping usually ends it near 20) beat 12 on validation, 93.6 vs 91.7 % (RESULTS.md).
@@ -236,6 +237,9 @@ def train(opts: TrainOptions) -> TrainResult:
         if len(w.y) == 0:
             raise DataError(f"{opts.dataset}: no {name} windows (check subjects, window and stride)")
 
+    # Library callers too (the CLI has set it before TensorFlow loaded): in effect while TensorFlow has not yet
+    # started its thread pools, which it does at the first operation.
+    tf_env = reproducible_tf_env()
     # Imported here so that nothing outside training pays TensorFlow's start-up cost.
     import keras
 
@@ -254,7 +258,7 @@ def train(opts: TrainOptions) -> TrainResult:
     metrics = _score_and_save(model, out, scored, evaluation.labels)
     if val_metrics is not None:
         metrics = {"val": val_metrics, **metrics}
-    training = {**run, "n_params": int(model.count_params()), "recipe": recipe}
+    training = {**run, "n_params": int(model.count_params()), "recipe": recipe, "tf_env": tf_env}
     Bundle(out, _manifest(opts, data, spec, x_val.shape, training, metrics)).save()
     _plot_confusion(metrics["test"]["confusion"], evaluation.labels, out / "confusion.png",
                     title=f"{opts.arch} on {ds.name} test subjects")
@@ -354,7 +358,7 @@ def _manifest(opts: TrainOptions, data: Any, spec: dict[str, Any], x_shape: tupl
             "aug_yaw_axis": yaw_axis,
             "label_smoothing": opts.resolved_recipe("label_smoothing"),
             "aug_scale": opts.resolved_recipe("aug_scale"),
-            **{k: run[k] for k in ("epochs_run", "train_time_s", "n_params", "best_val_accuracy", "recipe")},
+            **{k: run[k] for k in ("epochs_run", "train_time_s", "n_params", "best_val_accuracy", "recipe", "tf_env")},
             **extra,
         },
         "dataset": data.manifest_section(opts.max_windows),

@@ -1,9 +1,18 @@
-"""Import TensorFlow without its start-up log lines (oneDNN, CPU features, absl's "before InitializeLog").
+"""The environment TensorFlow is imported with: without its start-up log lines, and with numerics that do not
+depend on the machine.
 
-TensorFlow's C++ side writes these to file descriptor 2 while its libraries load, before any log level can
-apply (``TF_CPP_MIN_LOG_LEVEL`` no longer reaches them), once per library: they bury a command's own output.
-The import is done once, with fd 2 pointed at /dev/null; a failing import still raises its Python error.
-Used by the CLI (unless ``--debug``) and the child processes that import TensorFlow.
+Log lines: TensorFlow's C++ side writes them (oneDNN, CPU features, absl's "before InitializeLog") to file
+descriptor 2 while its libraries load, before any log level can apply (``TF_CPP_MIN_LOG_LEVEL`` no longer
+reaches them), once per library: they bury a command's own output. The import is done once, with fd 2 pointed
+at /dev/null; a failing import still raises its Python error. Used by the CLI (unless ``--debug``) and the
+child processes that import TensorFlow.
+
+Numerics: a seeded training run is bit-identical on one machine, but its float sums depend on two things that
+differ between machines (measured, benchmarks/train_repro.py): how many threads split TensorFlow's kernels
+(the number of cores by default) and which instruction set oneDNN's matrix kernels pick at run time (AVX2 and
+AVX-512 machines round differently). :func:`reproducible_tf_env` fixes both before TensorFlow starts: the same
+command trains the same model whatever the core count, and an AVX-512 machine runs an AVX2 machine's kernels
+(the cap is oneDNN's documented switch; no AVX-512 machine has checked the result yet).
 """
 
 from __future__ import annotations
@@ -11,14 +20,35 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
+import platform
 import sys
 
-__all__ = ["import_tensorflow_quietly"]
+__all__ = ["import_tensorflow_quietly", "reproducible_tf_env", "TF_THREADS", "ONEDNN_ISA"]
+
+# Two threads: what the 2-core machines that trained the bundles in benchmarks/RESULTS.md used by default, so
+# those runs are what this setting reproduces; this model is too small to gain from more (1, 2 and 4 threads
+# trained within 15 % of each other's time on 2 cores).
+TF_THREADS = 2
+# The widest instruction set oneDNN may use on x86-64: the newest one nearly every machine that runs
+# TensorFlow's wheels has. An older CPU (AVX only) still trains, with its own rounding.
+ONEDNN_ISA = "AVX2"
+
+
+def reproducible_tf_env() -> dict[str, str]:
+    """Fix TensorFlow's thread counts and oneDNN's instruction set in ``os.environ`` (values the user set are
+    kept), before TensorFlow starts its thread pools; returns the settings in effect (for the manifest)."""
+    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(TF_THREADS))
+    os.environ.setdefault("TF_NUM_INTEROP_THREADS", str(TF_THREADS))
+    if platform.machine().lower() in ("x86_64", "amd64"):
+        os.environ.setdefault("ONEDNN_MAX_CPU_ISA", ONEDNN_ISA)
+    keys = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "ONEDNN_MAX_CPU_ISA")
+    return {k: os.environ[k] for k in keys if k in os.environ}
 
 
 def import_tensorflow_quietly() -> None:
     """Import ``tensorflow`` (if installed and not yet imported) with its C++ start-up lines silenced."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    reproducible_tf_env()
     if "tensorflow" in sys.modules or importlib.util.find_spec("tensorflow") is None:
         return
     sys.stderr.flush()
