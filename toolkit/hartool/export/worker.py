@@ -106,12 +106,64 @@ def _onnx_fp32(job: dict[str, Any]) -> dict[str, Any]:
     spec = (tf.TensorSpec((None, *model.inputs[0].shape[1:]), tf.float32, name="imu"),)
     fn = tf.function(lambda x: model(x, training=False))
     proto, _ = tf2onnx.convert.from_function(fn, input_signature=spec, opset=job["opset"])
+    stable_names(proto.graph)
+    # tf2onnx's note names the traced function, whose uid counts the functions traced before in this process.
+    proto.graph.doc_string = "converted by tf2onnx from the bundle's model.keras"
     for key, value in job["metadata"].items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value if isinstance(value, str) else json.dumps(value)
     onnx.checker.check_model(proto)
     Path(job["out"]).write_bytes(proto.SerializeToString())
     return {"opset": job["opset"], "embedding_dim": embedding_dim}
+
+
+# tf2onnx's names are not the same from run to run: it numbers what it makes with a process-wide counter
+# (``Squeeze__135``), and of identical constants and nodes it merges it keeps whichever its iteration meets first
+# (``const_axes__3`` or ``const_fold_opt__3__4``, ``lstm_1/zeros`` or ``lstm_1/zeros_1``). The same model came out
+# as different bytes (another sha256 in the manifest), its nodes, tensors and values identical.
+
+
+def stable_names(graph: Any) -> None:
+    """Name a graph by its structure alone, so the same model gives the same bytes: the model's own inputs and
+    outputs keep their names; constants become ``const_K`` in order of first use (and are stored in that order),
+    other tensors ``t_K`` in order of appearance, nodes ``OpType_K``. One renaming over the graph and its
+    subgraphs (a loop body reads outer names), so the graph stays the same graph."""
+    keep = {v.name for v in (*graph.input, *graph.output)} | {""}  # "" marks an omitted optional input
+    consts = {i.name for i in graph.initializer}
+    names: dict[str, str] = {}
+    counts = {"const": 0, "t": 0, "node": 0}
+
+    def renamed(name: str) -> str:
+        if name in keep:
+            return name
+        if name not in names:
+            kind = "const" if name in consts else "t"
+            counts[kind] += 1
+            names[name] = f"{kind}_{counts[kind]}"
+        return names[name]
+
+    def visit(g: Any) -> None:
+        for v in g.input:  # a subgraph's own inputs (the main graph's are kept)
+            v.name = renamed(v.name)
+        for node in g.node:
+            node.input[:] = [renamed(n) for n in node.input]
+            node.output[:] = [renamed(n) for n in node.output]
+            counts["node"] += 1
+            node.name = f"{node.op_type}_{counts['node']}"
+            for attr in node.attribute:
+                for sub in ([attr.g] if attr.HasField("g") else []) + list(attr.graphs):
+                    visit(sub)
+        for items in (g.output, g.initializer, g.value_info):
+            for item in items:
+                item.name = renamed(item.name)
+
+    visit(graph)
+    copies = []
+    for init in sorted(graph.initializer, key=lambda i: (len(i.name), i.name)):  # const_2 before const_10
+        copies.append(type(init)())
+        copies[-1].CopyFrom(init)
+    del graph.initializer[:]
+    graph.initializer.extend(copies)
 
 
 def _onnx_static(job: dict[str, Any]) -> dict[str, Any]:
