@@ -25,14 +25,15 @@ from typing import Any
 
 from _common import REPO, md_table, save, stamp
 
-HARTOOL_SET = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "ONEDNN_MAX_CPU_ISA")
+from hartool.train.tflog import TF_ENV_KEYS
+
 WITHOUT = {"TF_NUM_INTRAOP_THREADS": "0", "TF_NUM_INTEROP_THREADS": "0", "ONEDNN_MAX_CPU_ISA": "ALL"}
 AVX_ONLY = {"ONEDNN_MAX_CPU_ISA": "AVX"}
 
 
 def train(out: Path, args: argparse.Namespace, env: dict[str, str], cpus: list[int]) -> tuple[bytes, float]:
     """One `hartool train` on these CPUs with these extra variables: (test probabilities' bytes, wall s)."""
-    base = {k: v for k, v in os.environ.items() if k not in HARTOOL_SET}
+    base = {k: v for k, v in os.environ.items() if k not in TF_ENV_KEYS}
     cmd = [str(REPO / ".venv" / "bin" / "hartool"), "train", "--arch", "cnn", "--seed", "0", "--quiet",
            "--epochs", str(args.epochs), "--max-windows", str(args.max_windows), "--out", str(out)]
     t0 = time.perf_counter()

@@ -17,16 +17,14 @@ from pathlib import Path
 
 import pytest
 
-from hartool.train.tflog import ONEDNN_ISA, TF_THREADS
+from hartool.train.tflog import ONEDNN_ISA, TF_ENV_KEYS, TF_THREADS
 from hartool_testing import TINY_TRAIN
-
-# Settings inherited from the shell would decide the run instead of hartool's own defaults.
-HARTOOL_SET = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "ONEDNN_MAX_CPU_ISA")
 
 
 def train_pinned(cpus: list[int], out: Path) -> tuple[bytes, dict]:
     """``hartool train`` (tiny) on exactly these CPUs: (the test probabilities' bytes, the manifest)."""
-    env = {k: v for k, v in os.environ.items() if k not in HARTOOL_SET}
+    # Settings inherited from the shell would decide the run instead of hartool's own defaults.
+    env = {k: v for k, v in os.environ.items() if k not in TF_ENV_KEYS}
     proc = subprocess.run([sys.executable, "-m", "hartool", "train", "--arch", "cnn", *TINY_TRAIN, "--out", str(out)],
                           capture_output=True, text=True, env=env, timeout=600, check=False,
                           preexec_fn=lambda: os.sched_setaffinity(0, cpus))

@@ -23,15 +23,16 @@ import os
 import platform
 import sys
 
-__all__ = ["import_tensorflow_quietly", "reproducible_tf_env", "TF_THREADS", "ONEDNN_ISA"]
+__all__ = ["import_tensorflow_quietly", "reproducible_tf_env", "TF_THREADS", "ONEDNN_ISA", "TF_ENV_KEYS"]
 
 # Two threads: what the 2-core machines that trained the bundles in benchmarks/RESULTS.md used by default, so
-# those runs are what this setting reproduces; this model is too small to gain from more (1, 2 and 4 threads
-# trained within 15 % of each other's time on 2 cores).
+# those runs are what this setting reproduces. This model is too small to gain from more: on 2 cores 1, 2 and 4
+# threads trained a short run in the same 20-25 s, and the full seed-0 run took 661 s on one CPU, 636 s on two.
 TF_THREADS = 2
 # The widest instruction set oneDNN may use on x86-64: the newest one nearly every machine that runs
 # TensorFlow's wheels has. An older CPU (AVX only) still trains, with its own rounding.
 ONEDNN_ISA = "AVX2"
+TF_ENV_KEYS = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "ONEDNN_MAX_CPU_ISA")  # what it sets
 
 
 def reproducible_tf_env() -> dict[str, str]:
@@ -41,8 +42,7 @@ def reproducible_tf_env() -> dict[str, str]:
     os.environ.setdefault("TF_NUM_INTEROP_THREADS", str(TF_THREADS))
     if platform.machine().lower() in ("x86_64", "amd64"):
         os.environ.setdefault("ONEDNN_MAX_CPU_ISA", ONEDNN_ISA)
-    keys = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "ONEDNN_MAX_CPU_ISA")
-    return {k: os.environ[k] for k in keys if k in os.environ}
+    return {k: os.environ[k] for k in TF_ENV_KEYS if k in os.environ}
 
 
 def import_tensorflow_quietly() -> None:
