@@ -9,8 +9,8 @@ child processes that import TensorFlow.
 
 Numerics: a seeded training run is bit-identical on one machine, but its float sums depend on two things that
 differ between machines (measured, benchmarks/train_repro.py): how many threads split TensorFlow's kernels
-(the number of cores by default) and which instruction set oneDNN's matrix kernels pick at run time (AVX2 and
-AVX-512 machines round differently). :func:`reproducible_tf_env` fixes both before TensorFlow starts: the same
+(the number of cores by default) and which instruction set oneDNN's matrix kernels pick at run time (AVX and
+AVX2 kernels round differently, measured; AVX-512 ones are wider again). :func:`reproducible_tf_env` fixes both before TensorFlow starts: the same
 command trains the same model whatever the core count, and an AVX-512 machine runs an AVX2 machine's kernels
 (the cap is oneDNN's documented switch; no AVX-512 machine has checked the result yet).
 """
