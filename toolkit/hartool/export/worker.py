@@ -8,6 +8,8 @@ reporting.
 
 from __future__ import annotations
 
+import hashlib
+import heapq
 import json
 import os
 import signal
@@ -106,6 +108,7 @@ def _onnx_fp32(job: dict[str, Any]) -> dict[str, Any]:
     spec = (tf.TensorSpec((None, *model.inputs[0].shape[1:]), tf.float32, name="imu"),)
     fn = tf.function(lambda x: model(x, training=False))
     proto, _ = tf2onnx.convert.from_function(fn, input_signature=spec, opset=job["opset"])
+    canonical_order(proto.graph)
     stable_names(proto.graph)
     # tf2onnx's note names the traced function, whose uid counts the functions traced before in this process.
     proto.graph.doc_string = "converted by tf2onnx from the bundle's model.keras"
@@ -121,6 +124,49 @@ def _onnx_fp32(job: dict[str, Any]) -> dict[str, Any]:
 # (``Squeeze__135``), and of identical constants and nodes it merges it keeps whichever its iteration meets first
 # (``const_axes__3`` or ``const_fold_opt__3__4``, ``lstm_1/zeros`` or ``lstm_1/zeros_1``). The same model came out
 # as different bytes (another sha256 in the manifest), its nodes, tensors and values identical.
+
+
+def canonical_order(graph: Any) -> None:
+    """Put a graph's nodes in one topological order that depends on what they compute, not on their names nor
+    on the order tf2onnx emitted them (its sort breaks ties differently from run to run): among the nodes whose
+    inputs are ready, the one with the smallest signature (a hash of its op, attributes and inputs' signatures,
+    a constant's by its value) comes first."""
+    sig: dict[str, str] = {v.name: "input:" + v.name for v in graph.input} | {"": ""}
+    for init in graph.initializer:
+        blank = type(init)()
+        blank.CopyFrom(init)
+        blank.name = ""
+        sig[init.name] = hashlib.sha256(blank.SerializeToString()).hexdigest()
+    node_sig = []
+    for node in graph.node:  # already topological (ONNX requires it): every input's signature is known
+        attrs = sorted((a.name, a.SerializeToString()) for a in node.attribute)
+        h = hashlib.sha256(repr((node.op_type, attrs, [sig.get(n, "outer:" + n) for n in node.input])).encode())
+        node_sig.append(h.hexdigest())
+        for k, out in enumerate(node.output):
+            sig[out] = f"{node_sig[-1]}:{k}"
+    producer = {out: i for i, node in enumerate(graph.node) for out in node.output}
+    missing = [sum(1 for n in node.input if n in producer) for node in graph.node]
+    consumers: dict[int, list[int]] = {}
+    for i, node in enumerate(graph.node):
+        for n in node.input:
+            if n in producer:
+                consumers.setdefault(producer[n], []).append(i)
+    ready = [(node_sig[i], i) for i, m in enumerate(missing) if m == 0]
+    heapq.heapify(ready)
+    order = []
+    while ready:
+        _, i = heapq.heappop(ready)
+        order.append(i)
+        for j in consumers.get(i, []):
+            missing[j] -= 1
+            if missing[j] == 0:
+                heapq.heappush(ready, (node_sig[j], j))
+    copies = []
+    for i in order:
+        copies.append(type(graph.node[i])())
+        copies[-1].CopyFrom(graph.node[i])
+    del graph.node[:]
+    graph.node.extend(copies)
 
 
 def stable_names(graph: Any) -> None:
