@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pytest
 from click.testing import CliRunner
 
 from hartool.cli import cli
@@ -58,12 +59,20 @@ def test_integer_edges_give_the_same_model(quantized_bundle: Path, bundle_copy: 
     assert (p_float.argmax(1) == p_int.argmax(1)).mean() >= 0.99
 
 
-def test_onnx_artifacts_are_the_same_bytes_in_every_run(quantized_bundle: Path, bundle_copy: Path) -> None:
+ARTIFACT_FILES = {
+    "onnx": ("model_fp32.onnx", "model_dynamic.onnx", "model_int8.onnx"),
+    "tflite": ("model_fp32.tflite", "model_fp16.tflite", "model_dynamic.tflite", "model_int8.tflite",
+               "model_int16x8.tflite"),
+}
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "tflite"])
+def test_artifacts_are_the_same_bytes_in_every_run(quantized_bundle: Path, bundle_copy: Path, fmt: str) -> None:
     # tf2onnx's names changed from run to run (its counter, which of two merged twins survives): another sha256
-    # for the same model. Three runs before the renaming gave three different fp32 files. ONNX only here, so the
-    # converter process has traced other functions before than when it made the bundle's own.
-    hartool("quantize", str(bundle_copy), "--formats", "onnx", "--calibration-windows", "64")
-    for name in ("model_fp32.onnx", "model_dynamic.onnx", "model_int8.onnx"):
+    # for the same model. Three runs before the renaming gave three different fp32 files. One format at a time
+    # here, so the converter process has traced other functions before than when it made the bundle's own.
+    hartool("quantize", str(bundle_copy), "--formats", fmt, "--calibration-windows", "64")
+    for name in ARTIFACT_FILES[fmt]:
         again = (bundle_copy / name).read_bytes()
         assert len(again) > 10_000 and again == (quantized_bundle / name).read_bytes(), name
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -64,3 +67,31 @@ def test_smoother_and_units() -> None:
                 for n in ("acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z")]
     scales = channel_scales(channels, acc_unit="m/s2", gyro_unit="deg/s")
     np.testing.assert_allclose(scales, [1 / 9.80665] * 3 + [np.pi / 180] * 3, rtol=1e-6)
+
+
+def _stderr_of(code: str, level: str) -> str:
+    """stderr of a fresh interpreter process (LiteRT logs its INFO line once per process)."""
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"} | {"TF_CPP_MIN_LOG_LEVEL": level}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300,
+                          check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stderr
+
+
+def test_litert_info_line_hidden_unless_verbose(quantized_bundle: Path) -> None:
+    code = ("from hartool.runtime.backends import load_predictor\n"
+            f"load_predictor({str(quantized_bundle / 'model_int8.tflite')!r}, backend='litert')\n")
+    assert "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." in _stderr_of(code, "0")  # --debug
+    assert _stderr_of(code, "2") == ""  # the CLI's default
+
+
+def test_native_warnings_pass_through_while_info_is_hidden() -> None:
+    code = ("import os, sys\nfrom hartool.runtime.backends import _native_info_hidden\n"
+            "sys.stderr.write('before\\n')\n"
+            "with _native_info_hidden():\n"
+            "    os.write(2, b'INFO: Created a delegate.\\nWARNING: kept\\n')\n"
+            "    sys.stderr.write('python line\\n')\n"
+            "    os.write(2, b'INFO: Replacing 3 node(s)\\nERROR: also kept\\n')\n"
+            "sys.stderr.write('after\\n')\n")
+    assert _stderr_of(code, "2") == "before\nWARNING: kept\npython line\nERROR: also kept\nafter\n"
+    assert _stderr_of(code, "0").count("INFO: ") == 2

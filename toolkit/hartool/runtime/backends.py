@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import os
-from collections.abc import Callable
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -136,6 +139,39 @@ def _check_contract(path: Path, shape: tuple[Any, ...], window: int | None, chan
         raise ModelError(f"{path}: model outputs {out_classes} classes but the bundle has {n_classes} labels")
 
 
+@contextlib.contextmanager
+def _native_info_hidden() -> Iterator[None]:
+    """Hide the ``INFO:`` lines LiteRT's C++ logger writes to fd 2 while an interpreter is built, when
+    ``TF_CPP_MIN_LOG_LEVEL`` >= 1 (the CLI sets 2 unless ``--debug``).
+
+    LiteRT's minimal logger ignores that variable and writes "INFO: Created TensorFlow Lite XNNPACK delegate
+    for CPU." into every process that loads a .tflite, between hartool's own status lines. What native code
+    writes meanwhile is caught in a temporary file and written back without its INFO lines, so a WARNING or
+    an ERROR it logs there still reaches stderr, in order.
+    """
+    level = os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0").strip()
+    try:
+        saved = os.dup(2) if level.isdigit() and int(level) >= 1 else None
+    except OSError:  # no fd 2 (a detached daemon): nothing to hide
+        saved = None
+    if saved is None:
+        yield
+        return
+    with tempfile.TemporaryFile() as sink:
+        sys.stderr.flush()
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            kept = b"".join(ln for ln in sink.read().splitlines(keepends=True) if not ln.startswith(b"INFO: "))
+            if kept:
+                os.write(2, kept)
+
+
 def _load_tflite(path: Path, backend: str, threads: int, xnnpack: bool) -> tuple[Any, str]:
     order = TFLITE_BACKENDS if backend == "auto" else (backend,)
     errors = []
@@ -149,8 +185,9 @@ def _load_tflite(path: Path, backend: str, threads: int, xnnpack: bool) -> tuple
         if not xnnpack:
             kwargs["experimental_op_resolver_type"] = module.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
         try:
-            interp = module.Interpreter(**kwargs)
-            interp.allocate_tensors()
+            with _native_info_hidden():
+                interp = module.Interpreter(**kwargs)
+                interp.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             # tflite-runtime 2.14 rejects newer op versions here; say which backend and why.
             msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
