@@ -1,7 +1,8 @@
 """Does a seeded `hartool train` give the same model on another machine? Runs one short training under the
 conditions that differ between machines (how many CPUs, which instruction set oneDNN may use), with
 hartool's fixed TensorFlow settings and without them, and compares each run's test-window probabilities
-byte for byte with the first run's.
+byte for byte with the first run's. Each run's sha256 of those bytes is recorded too: the same command on
+another machine must print the same digests (compare them with the ones in results/train_repro.json).
 
 Usage: cd benchmarks && ../.venv/bin/python train_repro.py [--epochs 2] [--max-windows 2000]
 
@@ -15,6 +16,7 @@ Writes results/train_repro.json; prints markdown tables.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import subprocess
 import sys
@@ -70,13 +72,15 @@ def main() -> int:
                 env = {"TF_NUM_INTRAOP_THREADS": str(threads), "TF_NUM_INTEROP_THREADS": str(threads)}
                 timing[threads].append(train(Path(tmp) / f"t{threads}_{r}", args, env, every)[1])
     for row in rows:
-        del row["probs"]
+        row["probs_sha256"] = hashlib.sha256(row.pop("probs")).hexdigest()
     doc = stamp(sys.argv) | {"epochs": args.epochs, "max_windows": args.max_windows, "cases": rows,
                              "threads_wall_s": timing}
     save("train_repro.json", doc)
     print(f"Command: `{doc['command']}`  \nDate: {doc['date']}  \nMachine: {doc['machine']}\n")
-    print(md_table(["TensorFlow settings", "machine (emulated)", "test probabilities equal to the first row's"],
-                   [[r["settings"], r["machine"], "yes" if r["same_as_first"] else "**no**"] for r in rows]))
+    print(md_table(["TensorFlow settings", "machine (emulated)", "test probabilities equal to the first row's",
+                    "their sha256 (first 16)"],
+                   [[r["settings"], r["machine"], "yes" if r["same_as_first"] else "**no**", r["probs_sha256"][:16]]
+                    for r in rows]))
     print()
     print(md_table(["intra/inter-op threads", f"wall s per training ({args.timing_rounds} rounds, {len(every)} CPUs)"],
                    [[t, " / ".join(f"{s:.1f}" for s in v)] for t, v in timing.items()]))
