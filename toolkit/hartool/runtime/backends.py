@@ -8,6 +8,7 @@ import importlib.util
 import os
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,6 +140,9 @@ def _check_contract(path: Path, shape: tuple[Any, ...], window: int | None, chan
         raise ModelError(f"{path}: model outputs {out_classes} classes but the bundle has {n_classes} labels")
 
 
+_FD2_LOCK = threading.Lock()  # two loads in two threads must not swap each other's saved stderr
+
+
 @contextlib.contextmanager
 def _native_info_hidden() -> Iterator[None]:
     """Hide the ``INFO:`` lines LiteRT's C++ logger writes to fd 2 while an interpreter is built, when
@@ -150,14 +154,17 @@ def _native_info_hidden() -> Iterator[None]:
     an ERROR it logs there still reaches stderr, in order.
     """
     level = os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0").strip()
-    try:
-        saved = os.dup(2) if level.isdigit() and int(level) >= 1 else None
-    except OSError:  # no fd 2 (a detached daemon): nothing to hide
-        saved = None
-    if saved is None:
+    if not (level.isdigit() and int(level) >= 1):
         yield
         return
-    with tempfile.TemporaryFile() as sink:
+    with _FD2_LOCK, tempfile.TemporaryFile() as sink:
+        try:
+            saved = os.dup(2)
+        except OSError:  # no fd 2 (a detached daemon): nothing to hide
+            saved = None
+        if saved is None:
+            yield
+            return
         sys.stderr.flush()
         os.dup2(sink.fileno(), 2)
         try:
