@@ -156,6 +156,26 @@ def test_child_timeout(tmp_path):
     assert rows is None and error == "timed out after 0 s"
 
 
+def test_keras_baseline_child_runs_tensorflow_unpinned(monkeypatch):
+    """Under `demo`, training pinned TensorFlow to two threads in this process's environment; the Keras baseline's
+    child must time TensorFlow as `hartool benchmark` does (its defaults), while a value the user set stays."""
+    from hartool.core.child import PINNED_TF_ENV_VAR, child_env
+    from hartool.train.tflog import TF_ENV_KEYS, TF_THREADS, reproducible_tf_env
+
+    for key in (*TF_ENV_KEYS, PINNED_TF_ENV_VAR):
+        monkeypatch.delenv(key, raising=False)  # also restores whatever reproducible_tf_env sets below
+    monkeypatch.setenv("TF_NUM_INTEROP_THREADS", "3")  # the user's own choice
+    settings = reproducible_tf_env()
+    assert settings["TF_NUM_INTRAOP_THREADS"] == str(TF_THREADS) and settings["TF_NUM_INTEROP_THREADS"] == "3"
+    reproducible_tf_env()  # a second call (train after the CLI) must not forget what the first one pinned
+    pinned = child_env()
+    assert {k: pinned.get(k) for k in settings} == settings  # converters keep training's numerics
+    keras = child_env(tf_defaults=True)
+    assert "TF_NUM_INTRAOP_THREADS" not in keras and "ONEDNN_MAX_CPU_ISA" not in keras
+    assert keras["TF_NUM_INTEROP_THREADS"] == "3" and PINNED_TF_ENV_VAR not in keras
+    assert keras["TF_CPP_MIN_LOG_LEVEL"] == "2"
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Machine info
 

@@ -140,7 +140,7 @@ def run_child(job: dict[str, Any], workdir: Path, timeout_s: float,
     # stderr goes to a file: TensorFlow can log more than a pipe holds while we read stdout for progress.
     with open(jobdir / "stderr.txt", "w+", encoding="utf-8", errors="replace") as err:
         proc = subprocess.Popen([sys.executable, "-m", CHILD, str(job_path)], stdout=subprocess.PIPE,
-                                stderr=err, text=True, env=child_env())
+                                stderr=err, text=True, env=child_env(tf_defaults=job["kind"] == "keras"))
 
         def kill() -> None:
             timed_out.set()

@@ -22,9 +22,23 @@ def describe_exit(returncode: int, stderr: str, who: str = "") -> str:
     return (lines[-1] if lines else f"{who}exited with status {returncode}")[:300]
 
 
-def child_env() -> dict[str, str]:
+# Names of the TensorFlow settings (threads, oneDNN's instruction set) that training pinned in this process's
+# environment itself, comma-separated; values a user set are never listed (hartool.train.tflog sets it).
+PINNED_TF_ENV_VAR = "HARTOOL_PINNED_TF_ENV"
+
+
+def child_env(tf_defaults: bool = False) -> dict[str, str]:
     """Environment for ``python -m hartool...`` children: quiet TensorFlow, and this very hartool on the path
-    even when it runs from a source tree that is not installed."""
+    even when it runs from a source tree that is not installed.
+
+    ``tf_defaults``: without the TensorFlow settings training pinned here, so a child that times TensorFlow
+    (the Keras baseline) runs it as `hartool benchmark` and a user's script do, whichever command started it
+    (under `demo` it would otherwise inherit training's two threads).
+    """
     src = str(Path(__file__).resolve().parents[2])
     path = os.pathsep.join(p for p in (src, os.environ.get("PYTHONPATH")) if p)
-    return {**os.environ, "PYTHONPATH": path, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env = {**os.environ, "PYTHONPATH": path, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    if tf_defaults:
+        for key in env.pop(PINNED_TF_ENV_VAR, "").split(","):
+            env.pop(key, None)
+    return env

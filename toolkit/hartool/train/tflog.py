@@ -23,6 +23,8 @@ import os
 import platform
 import sys
 
+from ..core.child import PINNED_TF_ENV_VAR
+
 __all__ = ["import_tensorflow_quietly", "reproducible_tf_env", "TF_THREADS", "ONEDNN_ISA", "TF_ENV_KEYS"]
 
 # Two threads: what the 2-core machines that trained the bundles in benchmarks/RESULTS.md used by default, so
@@ -38,10 +40,14 @@ TF_ENV_KEYS = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "ONEDNN_MAX_C
 def reproducible_tf_env() -> dict[str, str]:
     """Fix TensorFlow's thread counts and oneDNN's instruction set in ``os.environ`` (values the user set are
     kept), before TensorFlow starts its thread pools; returns the settings in effect (for the manifest)."""
-    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(TF_THREADS))
-    os.environ.setdefault("TF_NUM_INTEROP_THREADS", str(TF_THREADS))
+    wanted = {"TF_NUM_INTRAOP_THREADS": str(TF_THREADS), "TF_NUM_INTEROP_THREADS": str(TF_THREADS)}
     if platform.machine().lower() in ("x86_64", "amd64"):
-        os.environ.setdefault("ONEDNN_MAX_CPU_ISA", ONEDNN_ISA)
+        wanted["ONEDNN_MAX_CPU_ISA"] = ONEDNN_ISA
+    pinned = [k for k in wanted if k not in os.environ]
+    os.environ.update({k: wanted[k] for k in pinned})
+    if pinned:  # children that time TensorFlow as a user runs it (benchmark's Keras baseline) drop these again
+        listed = os.environ.get(PINNED_TF_ENV_VAR, "").split(",")
+        os.environ[PINNED_TF_ENV_VAR] = ",".join(k for k in dict.fromkeys(listed + pinned) if k)
     return {k: os.environ[k] for k in TF_ENV_KEYS if k in os.environ}
 
 
