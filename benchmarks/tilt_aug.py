@@ -5,8 +5,8 @@ Usage: cd benchmarks && ../.venv/bin/python tilt_aug.py --tilt 2 --pair /work/bu
 
 Both misses of issue 25 (the smoothing goal, the no-ritual goal at protocol seed 1) are people whose sitting
 the default `free` CNN calls standing. Training turns every window by a random tilt of up to 5 degrees
-(``aug_tilt_deg``), which blurs the few degrees of trunk pitch that tell the two postures apart once the stream
-has calibrated to upright. Each pair is the default bundle of one training seed and the same recipe with
+(``aug_tilt_deg``); the question is whether that blurs the few degrees of trunk pitch that tell the two postures
+apart once the stream has calibrated to upright (on validation it did not: RESULTS.md). Each pair is the default bundle of one training seed and the same recipe with
 ``aug_tilt_deg = --tilt`` (trained here with that seed if VARIANT does not exist, then quantized to tflite
 int8 and dynamic as the default bundles are). The comparison reads validation subjects only: the window
 accuracy the manifest keeps, its sitting/standing confusion, and the validation subjects' whole recordings cut
