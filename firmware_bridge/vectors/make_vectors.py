@@ -230,7 +230,8 @@ def _reframe(wire: bytes, mutate, fix_crc: bool) -> bytes:
     return frames.cobs_encode(bytes(payload)) + b"\x00"
 
 
-def binary_streams() -> dict:
+def _binary_specs() -> list:
+    """(name, description, byte stream) of every binary decoder case."""
     r = _imu_rows(12, 7)
     good = [_wire(100 + i, 2000 + 20 * i, [r[i]]) for i in range(6)]
 
@@ -243,17 +244,10 @@ def binary_streams() -> dict:
     def claim_two_samples(p: bytearray) -> None:
         p[9] = 2
 
-    cases = []
+    specs = []
 
     def case(name: str, description: str, stream: bytes) -> None:
-        cases.append(
-            {
-                "name": name,
-                "description": description,
-                "stream_hex": stream.hex(),
-                "expected": _run_binary_decoder(stream),
-            }
-        )
+        specs.append((name, description, stream))
 
     case("clean_sequence", "six consecutive one-sample frames", b"".join(good))
     case(
@@ -318,6 +312,12 @@ def binary_streams() -> dict:
         "frames without the timestamp flag give t_ms = null",
         _wire(1, 0, [r[0]], has_timestamp=False) + _wire(2, 0, [r[1]], has_timestamp=False),
     )
+    return specs
+
+
+def binary_streams() -> dict:
+    cases = [{"name": name, "description": description, "stream_hex": stream.hex(),
+              "expected": _run_binary_decoder(stream)} for name, description, stream in _binary_specs()]
     return {
         "description": "Byte streams fed to the host BinaryDecoder (one byte at a time) and the expected "
         "counters and decoded samples (values float32, t_ms float64 device milliseconds, unwrapped).",
@@ -351,7 +351,8 @@ def _run_text_decoder(stream: bytes, expected_channels, skip_first_line: bool) -
     }
 
 
-def text_streams() -> dict:
+def _text_specs() -> list:
+    """(name, description, expected channels, skip the first line, byte stream) of every text decoder case."""
     lines6 = [text.encode_text_line(f32_list(row)) for row in _imu_rows(5, 11)]
     lines6ts = [
         text.encode_text_line(f32_list(row), t_ms=1000 + 20 * i) for i, row in enumerate(_imu_rows(5, 12))
@@ -414,8 +415,12 @@ def text_streams() -> dict:
             b"1,2,3\n1,2,3\n1,2,3\n1,2,3\n",
         ),
     ]
+    return specs
+
+
+def text_streams() -> dict:
     cases = []
-    for name, description, expected, skip_first, stream in specs:
+    for name, description, expected, skip_first, stream in _text_specs():
         cases.append(
             {
                 "name": name,
