@@ -51,10 +51,12 @@ LABELS = {"STANDING": "stand", "SITTING": "sit", "LAYING": "lie"}
 
 
 def stream(bundle: Bundle, pred: Any, ds: Any, subject: int) -> dict[str, Any]:
-    """One subject's stream: raw probabilities, truth, which windows continue a still bout, geometry labels."""
+    """One subject's stream: raw probabilities, truth, which windows continue a still bout, geometry labels, and
+    each window's tilt from the reference upright in the stream's frame (degrees)."""
     view, truth = subject_windows(bundle, ds, subject)
     cal = ori.calibrator_for(bundle.manifest)
     turned, geometry, same, stills, prev = [], [], [], [], None
+    ref = np.asarray(ori.REFERENCE_GRAVITY, dtype=np.float64)
     for w in view:
         w64 = np.asarray(w, dtype=np.float64)
         turned.append(cal.push(w) if cal is not None else w)
@@ -66,7 +68,9 @@ def stream(bundle: Bundle, pred: Any, ds: Any, subject: int) -> dict[str, Any]:
         prev = g if still else None
         geometry.append(posture_from_geometry(cal, g) if still and cal is not None else None)
     probs = pred.predict(preprocess(np.stack(turned), bundle.preprocessing))
-    return {"probs": probs, "truth": truth, "same_bout": np.array(same, dtype=np.int64), "still": stills, "geometry": geometry}
+    tilt = np.array([ori.angle_deg(t[:, 0:3].mean(axis=0), ref) for t in turned])
+    return {"probs": probs, "truth": truth, "same_bout": np.array(same, dtype=np.int64), "still": stills,
+            "geometry": geometry, "tilt": tilt}
 
 
 def posture_from_geometry(cal: ori.OrientationCalibrator, g: np.ndarray) -> str | None:
