@@ -25,7 +25,7 @@ def test_demo_fast_chain(tmp_path: Path) -> None:
     stream = summary["stream"]
     # 20 s at 50 Hz = 1000 samples -> 14 windows of 128 / 64, all classified, none dropped.
     assert stream["windows"] == 14 and stream["dropped"] == 0 and stream["end_reason"] == "max_windows"
-    assert f"stream: subject 9, {stream['artifact']}: 14 windows" in proc.stdout
+    assert f"stream excerpt: subject 9, {stream['artifact']}: 14 windows" in proc.stdout
     rows = [r for r in stream["predictions"] if r["truth"] is not None]
     assert [r["window"] for r in stream["predictions"]] == list(range(14)) and len(rows) == stream["scored_windows"]
     assert stream["raw_accuracy"] == sum(r["raw_label"] == r["truth"] for r in rows) / len(rows)
