@@ -1,0 +1,151 @@
+"""Smoothing chosen on 21 people the models never trained on: out-of-fold validation streams (issue 25).
+
+Usage: .venv/bin/python benchmarks/oof_smoothing.py --fold B [--fold B2 ...] --test B [--test B2 ...]
+       [--name oof_smoothing.json]
+
+Every earlier choice of smoother read the validation subjects of one to three bundles: nine streams of seven
+people. A setting chosen there did not hold on test (`transition_cue.py`). Here each ``--fold`` bundle is the
+default recipe (seed 0) with other validation subjects. Together their validation subjects cover the 21 non-test
+HAPT people, each streamed through the fold model that never trained on them, the way `hartool stream` cuts
+and calibrates them.
+
+Three families are searched on those 21 streams:
+- the runtime smoothers of `timeline.py`'s grid, run by ``smooth_sequence``;
+- the still-bout HMM of `posture_smoothing.py`;
+- the transition cue of `transition_cue.py`.
+In each family, of the settings at <= 1.5x the true change rate (pooled over the 21 streams), the one whose
+worst person loses least against no smoothing wins, then the larger pooled gain. Then the winners and today's
+default are scored on the 9 test subjects of each ``--test`` bundle. Nothing is chosen from the test rows.
+
+Writes benchmarks/results/NAME and prints markdown.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from _common import md_table, save, stamp
+from posture_smoothing import GRID as STILL_GRID
+from posture_smoothing import RATIO_GOAL, still_bout_hmm, stream
+from timeline import grid as runtime_grid
+from timeline import validation_subjects
+from transition_cue import GRID as CUE_GRID
+from transition_cue import cue_hmm
+
+from hartool.core.bundle import Bundle
+from hartool.core.metrics import timeline_report
+from hartool.data import UCI_HAR_TEST_SUBJECTS, load_dataset
+from hartool.runtime.artifacts import load_bundle_predictor
+from hartool.runtime.smoothing import DEFAULT_SMOOTHING, parse_method, smooth_sequence
+
+Streams = dict[int, dict[str, Any]]
+Labeler = Callable[[dict[str, Any]], np.ndarray]
+
+
+def bundle_streams(path: Path, which: str) -> tuple[Streams, float, tuple[int, int]]:
+    """A bundle's validation (``which="val"``) or test streams, its stride in seconds, (SITTING, STANDING)."""
+    bundle = Bundle.load(path)
+    _entry, pred = load_bundle_predictor(bundle, None)
+    ds = load_dataset(bundle.manifest["dataset"]["name"])
+    ids = validation_subjects(bundle, ds) if which == "val" else [s for s in UCI_HAR_TEST_SUBJECTS
+                                                                  if s in ds.subjects]
+    labels = [str(x) for x in bundle.labels]
+    return ({s: stream(bundle, pred, ds, s) for s in ids}, bundle.stride / bundle.sample_rate_hz,
+            (labels.index("SITTING"), labels.index("STANDING")))
+
+
+def score(streams: Streams, stride_s: float, labeler: Labeler) -> dict[str, Any]:
+    """Pooled change ratio, pooled gain and each person's window-accuracy change against no smoothing."""
+    pairs, raws, delta = [], [], {}
+    for s, st in streams.items():
+        raws.append((st["truth"], st["probs"].argmax(axis=1)))
+        pairs.append((st["truth"], labeler(st)))
+        delta[str(s)] = (timeline_report([pairs[-1]], stride_s)["window_accuracy"]
+                         - timeline_report([raws[-1]], stride_s)["window_accuracy"])
+    pooled = timeline_report(pairs, stride_s)
+    return {"ratio": pooled["change_ratio"], "worst": min(delta.values()), "delta": delta,
+            "pooled": pooled["window_accuracy"] - timeline_report(raws, stride_s)["window_accuracy"]}
+
+
+def families(posture: tuple[int, int]) -> dict[str, dict[str, Labeler]]:
+    """Every setting of the three families, by name, as a function from a stream to its labels."""
+    hmm = parse_method(DEFAULT_SMOOTHING)[1]
+    runtime = {spec: (lambda st, spec=spec: smooth_sequence(spec, st["probs"]).argmax(axis=1))
+               for spec in runtime_grid()}
+    still = {}
+    for values in itertools.product(*STILL_GRID.values()):
+        kw = dict(zip(STILL_GRID, values, strict=True))
+        if kw["still"] is not None:
+            still[f"still-bout {kw}"] = (lambda st, kw=kw: still_bout_hmm(st["probs"], st["same_bout"],
+                                                                          **kw).argmax(axis=1))
+    cue = {}
+    for values in itertools.product(*CUE_GRID.values()):
+        kw = dict(zip(CUE_GRID, values, strict=True))
+        if kw["c"] != 1.0:
+            cue[f"cue {kw}"] = (lambda st, kw=kw: cue_hmm(st, posture, hmm["switch"], hmm["floor"], hmm["lag"],
+                                                          kw).argmax(axis=1))
+    return {"runtime smoothers": runtime, "still-bout HMM": still, "transition cue": cue}
+
+
+def choose(rows: dict[str, dict[str, Any]]) -> str | None:
+    """At <= 1.5x, the smallest worst-person loss, then the larger pooled gain."""
+    ok = [k for k, r in rows.items() if r["ratio"] is not None and r["ratio"] <= RATIO_GOAL]
+    return min(ok, key=lambda k: (-round(rows[k]["worst"], 6), -rows[k]["pooled"])) if ok else None
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--fold", type=Path, action="append", required=True)
+    ap.add_argument("--test", type=Path, action="append", required=True)
+    ap.add_argument("--name", default="oof_smoothing.json")
+    args = ap.parse_args()
+    oof: Streams = {}
+    for path in args.fold:
+        streams, stride_s, posture = bundle_streams(path, "val")
+        assert not set(streams) & set(oof), f"{path}: a person in two folds"
+        oof.update(streams)
+    doc = stamp(sys.argv) | {"default": DEFAULT_SMOOTHING, "people": sorted(oof), "folds": [str(p) for p in args.fold],
+                             "families": {}, "chosen": {}}
+    fams = families(posture)
+    for fam, settings in fams.items():
+        rows = {name: score(oof, stride_s, fn) for name, fn in settings.items()}
+        doc["families"][fam] = {k: {x: r[x] for x in ("ratio", "worst", "pooled")} for k, r in rows.items()}
+        best = choose(rows)
+        if best is not None:
+            doc["chosen"][fam] = {"setting": best, "oof": rows[best], "labeler": (fam, best)}
+    doc["chosen"]["the default"] = {"setting": DEFAULT_SMOOTHING,
+                                    "oof": score(oof, stride_s, fams["runtime smoothers"][DEFAULT_SMOOTHING]),
+                                    "labeler": ("runtime smoothers", DEFAULT_SMOOTHING)}
+    tests = [bundle_streams(p, "test") for p in args.test]
+    for entry in doc["chosen"].values():
+        fam, name = entry.pop("labeler")
+        entry["test"] = [score(t, s, families(pst)[fam][name]) for t, s, pst in tests]
+    doc["test_bundles"] = [str(p) for p in args.test]
+    save(args.name, doc)
+    print(render(doc))
+    return 0
+
+
+def _cell(r: dict[str, Any]) -> str:
+    beyond = sum(v < -0.01 for v in r["delta"].values())
+    return f"{100 * r['worst']:+.2f} / {100 * r['pooled']:+.2f} pp, {r['ratio']:.2f}x, {beyond} beyond 1 pp"
+
+
+def render(doc: dict[str, Any]) -> str:
+    """Markdown: each family's choice and the default, on the 21 out-of-fold people and on test."""
+    rows = [[fam, f"`{e['setting']}`", _cell(e["oof"]), "; ".join(_cell(t) for t in e["test"])]
+            for fam, e in doc["chosen"].items()]
+    return "\n".join([f"Command: `{doc['command']}`  \nDate: {doc['date']}  \nMachine: {doc['machine']}\n",
+                      md_table(["family", "chosen on the 21 out-of-fold people",
+                                "out of fold: worst person / pooled, ratio, people beyond 1 pp",
+                                "test per bundle: worst subject / pooled, ratio, subjects beyond 1 pp"], rows)])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
