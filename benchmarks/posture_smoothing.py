@@ -55,7 +55,7 @@ def stream(bundle: Bundle, pred: Any, ds: Any, subject: int) -> dict[str, Any]:
     each window's tilt from the reference upright in the stream's frame (degrees)."""
     view, truth = subject_windows(bundle, ds, subject)
     cal = ori.calibrator_for(bundle.manifest)
-    turned, geometry, same, stills, prev = [], [], [], [], None
+    turned, geometry, same, stills, bouts = [], [], [], [], ori.StillBouts()
     ref = np.asarray(ori.REFERENCE_GRAVITY, dtype=np.float64)
     for w in view:
         w64 = np.asarray(w, dtype=np.float64)
@@ -64,8 +64,7 @@ def stream(bundle: Bundle, pred: Any, ds: Any, subject: int) -> dict[str, Any]:
         still, _sway = ori.stillness(np.linalg.norm(acc, axis=1), gyro)
         g = acc.mean(axis=0)
         stills.append(bool(still))
-        same.append(bool(still and prev is not None and ori.angle_deg(prev, g) < ori.CLUSTER_DEG))
-        prev = g if still else None
+        same.append(bouts.push(w))  # the runtime's own test (hmm:...,still=P)
         geometry.append(posture_from_geometry(cal, g) if still and cal is not None else None)
     probs = pred.predict(preprocess(np.stack(turned), bundle.preprocessing))
     tilt = np.array([ori.angle_deg(t[:, 0:3].mean(axis=0), ref) for t in turned])

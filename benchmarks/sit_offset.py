@@ -29,16 +29,16 @@ from timeline import evaluate, load_streams
 from hartool.runtime.smoothing import DEFAULT_SMOOTHING
 
 OFFSETS = tuple(float(d) for d in np.round(np.arange(-1.0, 3.01, 0.25), 2))
-Streams = dict[int, tuple[np.ndarray, np.ndarray]]
+Streams = dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]]
 
 
 def shifted(data: Streams, cls: int, d: float) -> Streams:
     """Every subject's probabilities with class ``cls`` multiplied by exp(d) and renormalised."""
     out = {}
-    for s, (p, t) in data.items():
+    for s, (p, t, held) in data.items():
         q = p.astype(np.float64)
         q[:, cls] *= np.exp(d)
-        out[s] = ((q / q.sum(1, keepdims=True)).astype(np.float32), t)
+        out[s] = ((q / q.sum(1, keepdims=True)).astype(np.float32), t, held)
     return out
 
 

@@ -61,6 +61,7 @@ from _common import md_table, save, stamp
 
 from hartool.core.bundle import Bundle
 from hartool.core.metrics import timeline_report, window_truths
+from hartool.core.orientation import StillBouts
 from hartool.core.preprocess import preprocess
 from hartool.core.transform import InputTransform
 from hartool.data import (
@@ -129,17 +130,19 @@ def subject_windows(bundle: Bundle, ds: Any, subject: int) -> tuple[np.ndarray, 
     return view, truth
 
 
-def subject_probs(bundle: Bundle, pred: Any, ds: Any, subject: int) -> tuple[np.ndarray, np.ndarray]:
-    """(raw probabilities, truth index) for every window of the subject's concatenated recordings."""
+def subject_probs(bundle: Bundle, pred: Any, ds: Any, subject: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(raw probabilities, truth index, held posture flags as the stream sets them) for every window of the
+    subject's concatenated recordings."""
     view, truth = subject_windows(bundle, ds, subject)
     x = preprocess(InputTransform(bundle.manifest).stream_windows(view), bundle.preprocessing)
     probs = pred.predict(x)
     assert len(probs) == len(truth)
-    return probs, truth
+    bouts = StillBouts()
+    return probs, truth, np.array([bouts.push(w) for w in view], dtype=bool)
 
 
-def evaluate(spec: str, data: dict[int, tuple[np.ndarray, np.ndarray]], stride_s: float) -> dict[str, Any]:
-    pairs = {s: (truth, smooth_sequence(spec, probs).argmax(1)) for s, (probs, truth) in data.items()}
+def evaluate(spec: str, data: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]], stride_s: float) -> dict[str, Any]:
+    pairs = {s: (truth, smooth_sequence(spec, probs, held=held).argmax(1)) for s, (probs, truth, held) in data.items()}
     # Each subject's own window accuracy, for the worst-subject cost (pooled accuracy hides one subject's loss).
     per = {str(s): timeline_report([pair], stride_s)["window_accuracy"] for s, pair in pairs.items()}
     return timeline_report(list(pairs.values()), stride_s) | {"method": spec, "subject_accuracy": per}
@@ -257,10 +260,10 @@ def main() -> int:
 
 
 def check(path: Path, bundle: Bundle, artifact: str, method: str, subject: int,
-          test: dict[int, tuple[np.ndarray, np.ndarray]], stride_s: float) -> dict[str, Any]:
+          test: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]], stride_s: float) -> dict[str, Any]:
     """The offline numbers of one subject against the same subject streamed through the CLI."""
-    probs, truth = test[subject]
-    offline = smooth_sequence(method, probs).argmax(1)
+    probs, truth, held = test[subject]
+    offline = smooth_sequence(method, probs, held=held).argmax(1)
     res = stream_check(path, artifact, subject, method, len(truth))
     streamed = np.array([bundle.labels.index(r["label"]) for r in res["rows"]])
     n = min(len(streamed), len(offline))

@@ -8,11 +8,13 @@ import pytest
 from hartool.core.orientation import (
     REFERENCE_GRAVITY,
     OrientationCalibrator,
+    StillBouts,
     calibrate_recording,
     calibrator_for,
     is_walking,
     manifest_section,
     orientation_mode,
+    reads_imu,
     rotate,
     rotation_between,
 )
@@ -267,3 +269,48 @@ def test_upright_axis_of_half_walking_half_lying_is_a_posture_not_the_diagonal()
     axis, share = upright_axis(_gravity_windows(means))
     # Either posture, never the diagonal between them; half the windows: too few for a fixed model to turn.
     assert max(axis @ walk, axis @ lying) > np.cos(np.deg2rad(3.0)) and share == pytest.approx(0.5)
+
+
+def test_still_bouts_hold_a_posture_until_it_moves_or_turns_in_any_orientation() -> None:
+    rng = np.random.default_rng(4)
+    sit, other = _tilted(25.0), _tilted(70.0, (0.0, 1.0, 0.0))
+    # Standing, a walk, standing, a turn to sitting, sitting, then a jump of gravity between two still stretches
+    # (a re-attach the gyro did not see) and more of that.
+    parts = [(_still(REF, 8, rng), "still"), (_walk(6, rng), "move"), (_still(REF, 8, rng), "still"),
+             (_turning(REF, sit), "move"), (_still(sit, 8, rng), "still"), (_still(other, 6, rng), "still")]
+    values = np.concatenate([v for v, _ in parts])
+    bounds = np.cumsum([0] + [len(v) for v, _ in parts])
+    kinds = [k for _, k in parts]
+
+    def inside(s: int) -> int | None:
+        """The part a window starting at sample s lies wholly in, if any."""
+        for k in range(len(parts)):
+            if bounds[k] <= s and s + 128 <= bounds[k + 1]:
+                return k
+        return None
+
+    starts = list(range(0, len(values) - 127, 64))
+    for turn in (np.eye(3), _turn(11)):
+        bouts = StillBouts()
+        held = [bouts.push(rotate(values[s:s + 128], turn)) for s in starts]
+        for i, s in enumerate(starts):
+            k = inside(s)
+            if k is not None and kinds[k] == "still" and i > 0 and inside(starts[i - 1]) == k:
+                assert held[i], (i, s)  # inside one held posture
+            elif bounds[1] < s + 128 and s < bounds[2]:
+                assert not held[i], (i, s)  # any window with steps in it
+        jump = [i for i, s in enumerate(starts) if s < bounds[5] < s + 128]
+        assert not all(held[i] for i in jump)  # gravity jumped 70 degrees: not the same posture
+        assert not held[0] and sum(held) >= 12
+    bouts = StillBouts()
+    assert bouts.push(values[:128]) is False and bouts.push(values[64:192]) is True
+    bouts.gap()
+    assert bouts.push(values[128:256]) is False  # after a gap the bout starts again
+
+
+def test_reads_imu_only_for_acc_in_g_and_gyro_in_rad_s() -> None:
+    six = [{"name": n, "unit": u} for n, u in (("acc_x", "g"), ("acc_y", "g"), ("acc_z", "g"),
+                                                ("gyro_x", "rad/s"), ("gyro_y", "rad/s"), ("gyro_z", "rad/s"))]
+    assert reads_imu(six)
+    assert not reads_imu(six[:3]) and not reads_imu([{**six[0], "unit": "m/s2"}, *six[1:]])
+    assert not reads_imu(list(reversed(six)))

@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 
 from hartool.core.bundle import Bundle
+from hartool.core.orientation import StillBouts
 from hartool.core.preprocess import preprocess
 from hartool.data import load_dataset, recording_for_subject
 from hartool.runtime.artifacts import load_bundle_predictor
 from hartool.runtime.classifier import ClassifierOptions, StreamClassifier, parse_smooth
-from hartool.runtime.smoothing import smooth_sequence
+from hartool.runtime.smoothing import DEFAULT_SMOOTHING, smooth_sequence
 
 N = 1000
 
@@ -123,6 +124,22 @@ def test_look_ahead_smoothing_delivers_every_window_once_in_order(quantized_bund
     np.testing.assert_allclose([r.probs for r in rows], smooth_sequence(method, raw), atol=1e-6)
     np.testing.assert_allclose([r.raw_probs for r in rows], raw, atol=1e-6)
     assert clf.flush() == [] and rows[0].to_json()["lag"] == 3
+
+
+def test_the_default_smoother_knows_which_windows_hold_a_still_posture(quantized_bundle: Path,
+                                                                        x50: np.ndarray) -> None:
+    assert ",still=" in DEFAULT_SMOOTHING
+    raw = np.array([r.raw_probs for r in _clf(quantized_bundle).push(None, x50)])
+    bouts = StillBouts()
+    held = np.array([bouts.push(x50[e - 128:e]) for e in range(128, N + 1, 64)])
+    # Subject 9's stream starts with 11 s of unlabelled movement, then stands still: from its second still
+    # window on, each window holds the posture.
+    assert held.tolist() == [False] * 9 + [True] * 5
+    clf = _clf(quantized_bundle, smooth=DEFAULT_SMOOTHING)
+    rows = clf.push(None, x50[:500]) + clf.push(None, x50[500:]) + clf.flush()
+    want = smooth_sequence(DEFAULT_SMOOTHING, raw, held=held)
+    np.testing.assert_allclose([r.probs for r in rows], want, atol=1e-6)
+    assert np.abs(want - smooth_sequence(DEFAULT_SMOOTHING, raw)).max() > 1e-3  # the held flags changed them
 
 
 def test_a_gap_releases_the_held_windows_before_the_new_ones(quantized_bundle: Path, x50: np.ndarray) -> None:

@@ -110,17 +110,23 @@ def test_vote_majority_and_tie_break() -> None:
     assert int(sm.update(np.array([0.05, 0.9, 0.05])).argmax()) == 1  # tie broken by the mean probability
 
 
-def _forward_backward(probs: np.ndarray, switch: float, floor: float) -> np.ndarray:
-    """Reference: the full-sequence posterior, written as plain matrix products (no rescaling; short inputs)."""
+def _forward_backward(probs: np.ndarray, switch: float, floor: float, still: float | None = None,
+                      held: np.ndarray | None = None) -> np.ndarray:
+    """Reference: the full-sequence posterior, written as plain matrix products (no rescaling; short inputs).
+    The step into window t uses ``still`` instead of ``switch`` where ``held[t]``."""
     n = probs.shape[1]
-    trans = np.full((n, n), switch / (n - 1)) + np.eye(n) * (1 - switch - switch / (n - 1))
+
+    def sticky(p: float) -> np.ndarray:
+        return np.full((n, n), p / (n - 1)) + np.eye(n) * (1 - p - p / (n - 1))
+
+    into = [sticky(still if held is not None and held[t] else switch) for t in range(len(probs))]
     e = np.maximum(probs.astype(np.float64), floor)
     alpha = [e[0]]
     for t in range(1, len(e)):
-        alpha.append(e[t] * (alpha[-1] @ trans))
+        alpha.append(e[t] * (alpha[-1] @ into[t]))
     beta = [np.ones(n)]
     for t in range(len(e) - 1, 0, -1):
-        beta.insert(0, trans @ (e[t] * beta[0]))
+        beta.insert(0, into[t] @ (e[t] * beta[0]))
     post = np.array(alpha) * np.array(beta)
     return post / post.sum(axis=1, keepdims=True)
 
@@ -181,3 +187,33 @@ def test_hmm_keep_shows_sure_windows_as_they_are_and_smooths_the_unsure(lag: int
     assert (kept[:6] == 0).all() and (kept[-6:] == 0).all()
     with pytest.raises(ValueError, match="keep"):
         smooth_sequence("hmm:keep=1.5", seq)
+
+
+def test_still_bout_hmm_uses_its_own_switch_inside_a_held_posture() -> None:
+    probs = np.random.default_rng(5).dirichlet(np.full(4, 0.4), size=12).astype(np.float32)
+    held = np.array([0, 1, 1, 1, 0, 0, 1, 1, 0, 1, 1, 1], dtype=bool)
+    spec = "hmm:switch=0.05,floor=0.1,lag=2,still=0.4"
+    want = np.array([_forward_backward(probs[: t + 3], 0.05, 0.1, 0.4, held)[t] for t in range(12)])
+    np.testing.assert_allclose(smooth_sequence(spec, probs, held=held), want, atol=1e-6)
+    # The held windows changed the answer, and without any held window it is the plain HMM.
+    assert np.abs(smooth_sequence(spec, probs, held=held) - smooth_sequence(spec, probs)).max() > 1e-3
+    np.testing.assert_allclose(smooth_sequence(spec, probs), smooth_sequence("hmm:switch=0.05,floor=0.1,lag=2",
+                                                                            probs), atol=0)
+    with pytest.raises(ValueError, match="held has"):
+        smooth_sequence(spec, probs, held=held[:5])
+    for bad in ("hmm:still=0", "hmm:still=1", "hmm:still=-0.2"):
+        with pytest.raises(ValueError, match="still"):
+            make_smoother(bad, 4)
+
+
+def test_still_bout_hmm_lets_a_held_bout_keep_the_windows_it_gets_right() -> None:
+    # A still bout the model calls standing (0) in 7 windows and sitting (1) in 5, interleaved: a sticky chain
+    # shows the majority throughout; inside a held posture with a large `still` each window keeps its own label.
+    seq = [0, 1, 0, 0, 1, 0, 1, 0, 0, 1, 0, 1]
+    probs = np.array([[0.7, 0.3, 0.0] if k == 0 else [0.3, 0.7, 0.0] for k in seq], dtype=np.float32)
+    held = np.ones(len(seq), dtype=bool)
+    held[0] = False
+    plain = smooth_sequence("hmm:switch=0.05,floor=0.2,lag=2", probs, held=held).argmax(axis=1)
+    bout = smooth_sequence("hmm:switch=0.05,floor=0.2,lag=2,still=0.45", probs, held=held).argmax(axis=1)
+    assert plain.tolist() == [0] * len(seq)
+    assert bout.tolist() == seq

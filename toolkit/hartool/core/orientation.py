@@ -43,6 +43,10 @@ import numpy as np
 # waist-worn phone's standing direction (the mean over the STANDING windows of the 21 UCI training subjects),
 # kept from the bundles calibrated on standing; walking lies 6 deg (0-17) from standing in HAPT.
 REFERENCE_GRAVITY: tuple[float, float, float] = (0.9863, -0.1613, -0.0334)
+# The channels (name, unit) this module reads, in order: the input contract of every hapt/uci-har bundle
+# (hartool.data.recordings builds its channel list from it).
+IMU_LAYOUT: tuple[tuple[str, str], ...] = (("acc_x", "g"), ("acc_y", "g"), ("acc_z", "g"),
+                                           ("gyro_x", "rad/s"), ("gyro_y", "rad/s"), ("gyro_z", "rad/s"))
 ORIENTATIONS = ("fixed", "free")
 # A window is still when |acc| varies by less than this (g, sd over the window) and the mean |gyro| is below
 # GYRO_STILL (rad/s). HAPT training recordings, median over a posture (10-90 %): sitting 0.009 g (0.005-0.016)
@@ -207,6 +211,38 @@ def stillness(mag: np.ndarray, gyro: np.ndarray) -> tuple[bool, float]:
     that mean |gyro| (the sway): ``mag`` is |acc| per sample, ``gyro`` the (T, 3) float64 gyro samples."""
     sway = float(_row_norms(gyro).mean())
     return bool(mag.std() < ACC_STILL_SD and sway < GYRO_STILL), sway
+
+
+def reads_imu(channels: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether a bundle's channels (``[{"name", "unit"}, ...]``) are :data:`IMU_LAYOUT`: acc in g, gyro in rad/s."""
+    return [(c.get("name"), c.get("unit")) for c in channels] == [tuple(c) for c in IMU_LAYOUT]
+
+
+class StillBouts:
+    """Whether each window of a stream continues a held posture: it and the window before it are both still
+    (:func:`stillness`) with mean gravities within CLUSTER_DEG. Inside such a bout the activity cannot have
+    changed, which a smoother may use (``hmm:...,still=P``); a gap ends the bout.
+
+    ``push`` takes the raw windows (T, 6) in model units, in order, ``hop`` samples apart. Only the angle
+    between two windows' gravities is used, so it holds in any device orientation.
+    """
+
+    def __init__(self) -> None:
+        self._prev: np.ndarray | None = None
+
+    def push(self, window: np.ndarray) -> bool:
+        """True when this window holds the posture of the one before it."""
+        w = np.asarray(window, dtype=np.float64)
+        acc = w[:, 0:3]
+        still, _sway = stillness(_row_norms(acc), w[:, 3:6])
+        g = acc.mean(axis=0)
+        held = bool(still and self._prev is not None and angle_deg(self._prev, g) < CLUSTER_DEG)
+        self._prev = g if still else None
+        return held
+
+    def gap(self) -> None:
+        """The next window does not follow this one."""
+        self._prev = None
 
 
 @dataclasses.dataclass

@@ -7,10 +7,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hartool.core.errors import DataError
+from hartool.core.orientation import IMU_LAYOUT
 
 # Channel order and units every loader produces (the model input contract starts here).
-CHANNEL_NAMES: tuple[str, ...] = ("acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z")
-CHANNEL_UNITS: tuple[str, ...] = ("g", "g", "g", "rad/s", "rad/s", "rad/s")
+CHANNEL_NAMES: tuple[str, ...] = tuple(name for name, _unit in IMU_LAYOUT)
+CHANNEL_UNITS: tuple[str, ...] = tuple(unit for _name, unit in IMU_LAYOUT)
 
 UNLABELED = -1
 

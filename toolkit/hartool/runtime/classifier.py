@@ -28,6 +28,7 @@ import numpy as np
 from ..core.bundle import Bundle
 from ..core.errors import HartoolError
 from ..core.ingest import Batch, IngestOptions, IngestStage, SensorReadings
+from ..core.orientation import StillBouts, reads_imu
 from ..core.resample import GridChunk
 from ..core.transform import InputTransform
 from .artifacts import load_bundle_predictor
@@ -151,6 +152,8 @@ class StreamClassifier:
         self.labels = list(self.head.labels if self.head is not None else b.labels)
         self.smoother: Smoother = make_smoother(parse_smooth(self.options.smooth), len(self.labels))
         self.lag = self.smoother.lag  # windows a label waits for (look-ahead smoothing)
+        # Held postures for the smoother (hmm:...,still=P), read from the raw windows: only acc + gyro say them.
+        self.bouts = StillBouts() if reads_imu(b.channels) else None
         self.tap: Callable[[GridChunk], None] | None = None
         self._held: list[WindowPrediction] = []  # classified, waiting for the smoother's look-ahead
         self._ready: list[WindowPrediction] = []  # finished, in window order, returned by the next call
@@ -223,6 +226,8 @@ class StreamClassifier:
         self._release()  # look-ahead stops at the hole: the held windows are judged from what came before it
         self.restarts += 1
         self.transform.gap()
+        if self.bouts is not None:
+            self.bouts.gap()
         if self.tap is not None:
             self.tap(GridChunk(None, np.zeros((0, self.channels)), True))
 
@@ -248,11 +253,13 @@ class StreamClassifier:
                 t_end = (end - 1) / self.rate_hz
             else:
                 t_end = self._seg_t0 + (end - 1 - self._seg_start) / self.rate_hz
-            self._smooth(self._classify(index, end, window, t_end))
-    def _smooth(self, pred: WindowPrediction) -> None:
+            held = self.bouts.push(window) if self.bouts is not None else False
+            self._smooth(self._classify(index, end, window, t_end), held)
+
+    def _smooth(self, pred: WindowPrediction, held: bool) -> None:
         """Hand the window's raw probabilities to the smoother; finish the window its answer is for."""
         self._held.append(pred)
-        out = self.smoother.update(np.asarray(pred.raw_probs, dtype=np.float32))
+        out = self.smoother.update(np.asarray(pred.raw_probs, dtype=np.float32), held)
         if out is not None:
             self._finish(self._held.pop(0), out, lag=len(self._held))
 
