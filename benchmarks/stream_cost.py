@@ -3,7 +3,7 @@
 Usage: .venv/bin/python benchmarks/stream_cost.py --bundle /work/bundles/cnn --bundle /work/bundles/free
        [--artifact tflite-int8] [--subject 9] [--rounds 6] [--name stream_cost.json]
 
-Every bundle gets a fresh `StreamClassifier` per round (no smoothing, so the per-hop figure is window assembly,
+Every bundle gets a fresh `StreamClassifier` per round (no smoothing unless `--smooth`, so the per-hop figure is window assembly,
 the input transform with the calibrator of a `--orientation free` bundle, and the interpreter). The subject's
 recordings are pushed one hop (the bundle's stride) at a time, as a live stream arrives. Two figures per window:
 the interpreter alone (``WindowPrediction.inference_us``) and the whole `push` call that completes the window.
@@ -29,9 +29,9 @@ from hartool.data import load_dataset, recording_for_subject
 from hartool.runtime.classifier import ClassifierOptions, StreamClassifier
 
 
-def one_round(bundle: Bundle, artifact: str | None, values: np.ndarray) -> dict[str, Any]:
+def one_round(bundle: Bundle, artifact: str | None, values: np.ndarray, smooth: str = "none") -> dict[str, Any]:
     """Median and p99 (µs) of the interpreter and of the whole per-hop push, over one pass of ``values``."""
-    clf = StreamClassifier(bundle, ClassifierOptions(artifact=artifact, smooth="none"))
+    clf = StreamClassifier(bundle, ClassifierOptions(artifact=artifact, smooth=smooth))
     interp, hop = [], []
     for start in range(0, len(values), bundle.stride):
         t0 = time.perf_counter_ns()
@@ -51,6 +51,7 @@ def main() -> int:
     ap.add_argument("--artifact", default=None, help="Artifact of every bundle (default: what `stream` picks).")
     ap.add_argument("--subject", type=int, default=9)
     ap.add_argument("--rounds", type=int, default=6)
+    ap.add_argument("--smooth", default="none", help="Smoothing of every bundle's stream (default: none).")
     ap.add_argument("--name", default="stream_cost.json")
     args = ap.parse_args()
     bundles = [Bundle.load(p) for p in args.bundle]
@@ -60,7 +61,7 @@ def main() -> int:
     for r in range(args.rounds):
         order = list(range(len(bundles)))[:: 1 if r % 2 == 0 else -1]
         for i in order:
-            rounds[i].append(one_round(bundles[i], args.artifact, values))
+            rounds[i].append(one_round(bundles[i], args.artifact, values, args.smooth))
     keys = ("interp_p50", "interp_p99", "hop_p50", "hop_p99")
     summary = [{k: float(np.median([x[k] for x in rs])) for k in keys} | {"artifact": rs[0]["artifact"],
                "windows": rs[0]["windows"], "bundle": str(p), "orientation": orientation_mode(b.manifest)}

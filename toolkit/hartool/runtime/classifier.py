@@ -153,7 +153,8 @@ class StreamClassifier:
         self.smoother: Smoother = make_smoother(parse_smooth(self.options.smooth), len(self.labels))
         self.lag = self.smoother.lag  # windows a label waits for (look-ahead smoothing)
         # Held postures for the smoother (hmm:...,still=P), read from the raw windows: only acc + gyro say them.
-        self.bouts = StillBouts() if reads_imu(b.channels) else None
+        # About 50 us a window in Python, so only when the smoother uses them.
+        self.bouts = StillBouts() if self.smoother.needs_held and reads_imu(b.channels) else None
         self.tap: Callable[[GridChunk], None] | None = None
         self._held: list[WindowPrediction] = []  # classified, waiting for the smoother's look-ahead
         self._ready: list[WindowPrediction] = []  # finished, in window order, returned by the next call

@@ -68,6 +68,7 @@ class Smoother(Protocol):
     """What the stream needs from a smoother."""
 
     lag: int
+    needs_held: bool  # whether ``held`` changes anything (the caller may skip finding out)
 
     def update(self, probs: np.ndarray, held: bool = False) -> np.ndarray | None: ...
 
@@ -82,6 +83,7 @@ class _Causal:
     """A smoother without look-ahead: every ``update`` answers for its own window, nothing is owed."""
 
     lag = 0
+    needs_held = False
 
     def reset(self) -> None:
         pass
@@ -220,6 +222,7 @@ class HMMFilter:
             raise ValueError("hmm still and transitions do not combine")
         self.n_classes, self.switch, self.floor, self.lag = n_classes, float(switch), float(floor), int(lag)
         self.keep = None if keep is None else float(keep)
+        self.needs_held = still is not None
         if transitions is not None:
             trans = np.asarray(transitions, dtype=np.float64)
             if trans.shape != (n_classes, n_classes) or (trans < 0).any():
