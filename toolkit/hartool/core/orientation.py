@@ -220,11 +220,11 @@ def reads_imu(channels: Sequence[Mapping[str, Any]]) -> bool:
 
 class StillBouts:
     """Whether each window of a stream continues a held posture: it and the window before it are both still
-    (:func:`stillness`) with mean gravities within CLUSTER_DEG. Inside such a bout the activity cannot have
-    changed, which a smoother may use (``hmm:...,still=P``); a gap ends the bout.
+    (:func:`stillness`) with mean gravities within CLUSTER_DEG. Such a run of windows is one posture held
+    (sitting, standing or lying), which a smoother may treat apart (``hmm:...,still=P``); a gap ends it.
 
-    ``push`` takes the raw windows (T, 6) in model units, in order, ``hop`` samples apart. Only the angle
-    between two windows' gravities is used, so it holds in any device orientation.
+    ``push`` takes the raw windows (T, 6) in model units, in stream order. Only the angle between two windows'
+    gravities is used, so it holds in any device orientation.
     """
 
     def __init__(self) -> None:
