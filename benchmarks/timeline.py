@@ -7,7 +7,8 @@ Each subject's recordings are concatenated and streamed as one stream (as `harto
 sends them): postural transitions and unlabelled stretches included. The classifier runs offline over
 the same windows the stream cuts (end at window, window + stride, ...; same preprocess, same artifact as
 `hartool stream` picks), then each smoother runs over the probability sequence, as the stream runs it:
-causally, or with the look-ahead of ``hmm:...,lag=L`` (a label shown L windows later). The grid's lag is
+causally, or with the look-ahead of ``hmm:...,lag=L`` (a label shown L windows later), and with each window's
+held-posture flag as the stream sets it (``StillBouts``, used by ``hmm:...,still=P``). The grid's lag is
 capped at 3 windows (3.8 s at the HAPT stride), declared before any lagged setting was scored: a person
 looking at the live page or an automation waiting on the MQTT state can take a few seconds, not more.
 
