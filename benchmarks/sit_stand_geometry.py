@@ -13,7 +13,8 @@ Sitting vs standing is then told from each window's mean gravity, leave-one-subj
 by a logistic regression and a 15-nearest-neighbour vote, from: the tilt alone; the calibrated 3-D direction;
 the device's own (uncalibrated) 3-D direction. Within each person, the angle between the means of their
 sitting and standing windows and the accuracy of the best single tilt threshold for that person (an oracle)
-say how far apart one person's two postures are.
+say how far apart one person's two postures are. Last, the change of that tilt across every labelled
+stand-to-sit and sit-to-stand transition (the last 3 s before it against the first 3 s after).
 
 Writes benchmarks/results/NAME and prints markdown.
 """
@@ -101,6 +102,34 @@ def within_person(data: dict[str, np.ndarray]) -> dict[int, dict[str, float]]:
     return out
 
 
+def transitions() -> dict[str, list[float]]:
+    """The change of tilt from upright (degrees) across every labelled stand-to-sit and sit-to-stand transition of
+    the non-test subjects: the last 3 s of the still posture before it against the first 3 s after it."""
+    ds = load_dataset("hapt")
+    ref = np.asarray(REFERENCE_GRAVITY, dtype=np.float64)
+    ref /= np.linalg.norm(ref)
+
+    def tilt(v: np.ndarray) -> float:
+        g = v[:, :3].mean(axis=0)
+        return float(np.degrees(np.arccos(np.clip(g @ ref / np.linalg.norm(g), -1.0, 1.0))))
+
+    out: dict[str, list[float]] = {"stand_to_sit": [], "sit_to_stand": []}
+    for rec in ds.recordings:
+        if rec.subject in UCI_HAR_TEST_SUBJECTS:
+            continue
+        turned = calibrate_recording(rec.values, ds.sample_rate_hz, WINDOW, HOP)
+        bounds = np.r_[0, np.flatnonzero(np.diff(rec.labels)) + 1, len(rec)]
+        segs = [(int(rec.labels[a]), int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+        for i, (label, _a, _b) in enumerate(segs):
+            key = {7: "stand_to_sit", 8: "sit_to_stand"}.get(label)
+            prev = next((s for s in reversed(segs[:i]) if s[0] in (SITTING, STANDING)), None)
+            nxt = next((s for s in segs[i + 1:] if s[0] in (SITTING, STANDING)), None)
+            if key and prev and nxt:
+                after = turned[nxt[1]:min(nxt[2], nxt[1] + 150)]
+                out[key].append(tilt(after) - tilt(turned[max(prev[1], prev[2] - 150):prev[2]]))
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--name", default="sit_stand_geometry.json")
@@ -111,8 +140,9 @@ def main() -> int:
     across = {f"{name}, {cname}": loso(data, x, fit) for name, x in features.items()
               for cname, fit in (("logistic", logistic), ("15-NN", knn))}
     person = within_person(data)
+    turns = transitions()
     doc = stamp(sys.argv) | {"windows": int(len(data["sitting"])), "sitting": int(data["sitting"].sum()),
-                             "loso": across, "within_person": person}
+                             "loso": across, "within_person": person, "transition_tilt_change": turns}
     save(args.name, doc)
     print(f"Command: `{doc['command']}`  \nDate: {doc['date']}  \nMachine: {doc['machine']}\n")
     rows: list[list[Any]] = []
@@ -125,6 +155,10 @@ def main() -> int:
     oracle = np.asarray([p["oracle_threshold_accuracy"] for p in person.values()])
     print(f"\nWithin one person: sitting and standing means {angles.min():.1f}-{angles.max():.1f} deg apart; "
           f"best per-person tilt threshold {100 * oracle.mean():.1f} % (worst {100 * oracle.min():.1f} %).")
+    up, down = np.asarray(turns["stand_to_sit"]), np.asarray(turns["sit_to_stand"])
+    print(f"Tilt change across transitions: stand-to-sit grows in {(up > 0).sum()} of {len(up)} (median "
+          f"{np.median(up):+.1f} deg), sit-to-stand falls in {(down < 0).sum()} of {len(down)} (median "
+          f"{np.median(down):+.1f} deg).")
     return 0
 
 
