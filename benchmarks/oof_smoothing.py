@@ -14,8 +14,8 @@ Three families are searched on those 21 streams:
 - the still-bout HMM of `posture_smoothing.py`;
 - the transition cue of `transition_cue.py`.
 In each family, of the settings at <= 1.5x the true change rate (pooled over the 21 streams), the one whose
-worst person loses least against no smoothing wins, then the larger pooled gain. Then the winners and today's
-default are scored on the 9 test subjects of each ``--test`` bundle. Nothing is chosen from the test rows.
+worst person loses least against no smoothing wins, then the larger pooled gain. Then the winners and the
+previous default (``timeline.PREVIOUS_DEFAULT``) are scored on the 9 test subjects of each ``--test`` bundle. Nothing is chosen from the test rows.
 
 Writes benchmarks/results/NAME and prints markdown.
 """
@@ -33,8 +33,8 @@ import numpy as np
 from _common import md_table, save, stamp
 from posture_smoothing import GRID as STILL_GRID
 from posture_smoothing import RATIO_GOAL, still_bout_hmm, stream
+from timeline import PREVIOUS_DEFAULT, validation_subjects
 from timeline import grid as runtime_grid
-from timeline import validation_subjects
 from transition_cue import GRID as CUE_GRID
 from transition_cue import cue_hmm
 
@@ -42,7 +42,7 @@ from hartool.core.bundle import Bundle
 from hartool.core.metrics import timeline_report
 from hartool.data import UCI_HAR_TEST_SUBJECTS, load_dataset
 from hartool.runtime.artifacts import load_bundle_predictor
-from hartool.runtime.smoothing import DEFAULT_SMOOTHING, parse_method, smooth_sequence
+from hartool.runtime.smoothing import parse_method, smooth_sequence
 
 Streams = dict[int, dict[str, Any]]
 Labeler = Callable[[dict[str, Any]], np.ndarray]
@@ -75,7 +75,7 @@ def score(streams: Streams, stride_s: float, labeler: Labeler) -> dict[str, Any]
 
 def families(posture: tuple[int, int]) -> dict[str, dict[str, Labeler]]:
     """Every setting of the three families, by name, as a function from a stream to its labels."""
-    hmm = parse_method(DEFAULT_SMOOTHING)[1]
+    hmm = parse_method(PREVIOUS_DEFAULT)[1]
     runtime = {spec: (lambda st, spec=spec: smooth_sequence(spec, st["probs"]).argmax(axis=1))
                for spec in runtime_grid()}
     still = {}
@@ -110,7 +110,7 @@ def main() -> int:
         streams, stride_s, posture = bundle_streams(path, "val")
         assert not set(streams) & set(oof), f"{path}: a person in two folds"
         oof.update(streams)
-    doc = stamp(sys.argv) | {"default": DEFAULT_SMOOTHING, "people": sorted(oof), "folds": [str(p) for p in args.fold],
+    doc = stamp(sys.argv) | {"default": PREVIOUS_DEFAULT, "people": sorted(oof), "folds": [str(p) for p in args.fold],
                              "families": {}, "chosen": {}}
     fams = families(posture)
     for fam, settings in fams.items():
@@ -119,9 +119,9 @@ def main() -> int:
         best = choose(rows)
         if best is not None:
             doc["chosen"][fam] = {"setting": best, "oof": rows[best], "labeler": (fam, best)}
-    doc["chosen"]["the default"] = {"setting": DEFAULT_SMOOTHING,
-                                    "oof": score(oof, stride_s, fams["runtime smoothers"][DEFAULT_SMOOTHING]),
-                                    "labeler": ("runtime smoothers", DEFAULT_SMOOTHING)}
+    doc["chosen"]["the previous default"] = {"setting": PREVIOUS_DEFAULT,
+                                    "oof": score(oof, stride_s, fams["runtime smoothers"][PREVIOUS_DEFAULT]),
+                                    "labeler": ("runtime smoothers", PREVIOUS_DEFAULT)}
     tests = [bundle_streams(p, "test") for p in args.test]
     for entry in doc["chosen"].values():
         fam, name = entry.pop("labeler")

@@ -13,7 +13,7 @@ majority of a mixed still stretch. Two ideas that use what the stream knows abou
    over each bundle's windows, fixed-lag forward-backward as ``hmm:...,lag=L`` runs it; with ``still`` equal
    to ``switch`` it is today's smoother (checked against ``smooth_sequence``). Grid over switch, floor, lag and
    still; for each family the setting with the smallest worst-validation-subject loss at <= 1.5x on every
-   bundle, beside the default (``DEFAULT_SMOOTHING``), each with its test row.
+   bundle, beside the then default (``timeline.PREVIOUS_DEFAULT``), each with its test row.
 2. **Sitting and standing from the posture geometry.** Once the calibrator has found standing from the postures
    seen (the upright posture further from lying, swaying most), a still window within CLUSTER_DEG of it is
    called standing, one further but upright (< UPRIGHT_PAIR_DEG[1]) sitting, one beyond LYING_DEG lying. Scored
@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 from _common import md_table, save, stamp
-from timeline import subject_windows, validation_subjects
+from timeline import PREVIOUS_DEFAULT, subject_windows, validation_subjects
 
 from hartool.core import orientation as ori
 from hartool.core.bundle import Bundle
@@ -42,7 +42,7 @@ from hartool.core.metrics import timeline_report
 from hartool.core.preprocess import preprocess
 from hartool.data import UCI_HAR_TEST_SUBJECTS, load_dataset
 from hartool.runtime.artifacts import load_bundle_predictor
-from hartool.runtime.smoothing import DEFAULT_SMOOTHING, parse_method, smooth_sequence
+from hartool.runtime.smoothing import parse_method, smooth_sequence
 
 RATIO_GOAL = 1.5
 GRID = {"switch": (0.05, 0.02, 0.01, 0.005, 0.002), "floor": (0.05, 0.1, 0.2, 0.3), "lag": (0, 1, 2),
@@ -147,7 +147,7 @@ def main() -> int:
     ap.add_argument("--bundle", type=Path, action="append", required=True)
     ap.add_argument("--name", default="posture_smoothing.json")
     args = ap.parse_args()
-    doc = stamp(sys.argv) | {"bundles": {}, "default": DEFAULT_SMOOTHING}
+    doc = stamp(sys.argv) | {"bundles": {}, "default": PREVIOUS_DEFAULT}
     data = []
     for path in args.bundle:
         bundle = Bundle.load(path)
@@ -171,7 +171,7 @@ def main() -> int:
                      "pooled_gain_pp": 100 * min(p["pooled_delta"] for p in per)})
     doc["grid"] = rows
     doc["chosen"] = {}
-    default = parse_method(DEFAULT_SMOOTHING)[1]
+    default = parse_method(PREVIOUS_DEFAULT)[1]
     today = next(r for r in rows if r["setting"] == {**default, "still": None})
     today["test"] = [score(d["test"], d["stride_s"], today["setting"]) for d in data]
     doc["chosen"]["the default"] = today

@@ -24,9 +24,7 @@ from typing import Any
 
 import numpy as np
 from _common import md_table, save, stamp
-from timeline import evaluate, load_streams
-
-from hartool.runtime.smoothing import DEFAULT_SMOOTHING
+from timeline import PREVIOUS_DEFAULT, evaluate, load_streams
 
 OFFSETS = tuple(float(d) for d in np.round(np.arange(-1.0, 3.01, 0.25), 2))
 Streams = dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]]
@@ -43,7 +41,7 @@ def shifted(data: Streams, cls: int, d: float) -> Streams:
 
 
 def test_row(data: Streams, stride_s: float) -> dict[str, Any]:
-    none, smooth = evaluate("none", data, stride_s), evaluate(DEFAULT_SMOOTHING, data, stride_s)
+    none, smooth = evaluate("none", data, stride_s), evaluate(PREVIOUS_DEFAULT, data, stride_s)
     cost = {s: smooth["subject_accuracy"][s] - a for s, a in none["subject_accuracy"].items()}
     return {"accuracy": none["window_accuracy"], "smoothed": smooth["window_accuracy"],
             "change_ratio": smooth["change_ratio"], "subject_accuracy": none["subject_accuracy"],
@@ -67,7 +65,7 @@ def main() -> int:
     ap.add_argument("--name", default="sit_offset.json")
     args = ap.parse_args()
     rows = [one_bundle(p) for p in args.bundles]
-    doc = stamp(sys.argv) | {"smoothing": DEFAULT_SMOOTHING, "offsets": list(OFFSETS), "bundles": rows}
+    doc = stamp(sys.argv) | {"smoothing": PREVIOUS_DEFAULT, "offsets": list(OFFSETS), "bundles": rows}
     save(args.name, doc)
     print(f"Command: `{doc['command']}`  \nDate: {doc['date']}  \nMachine: {doc['machine']}\n")
     table = []

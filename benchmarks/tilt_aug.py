@@ -26,9 +26,7 @@ from typing import Any
 
 from _common import hartool, md_table, save, stamp
 from sit_offset import test_row
-from timeline import load_streams
-
-from hartool.runtime.smoothing import DEFAULT_SMOOTHING
+from timeline import PREVIOUS_DEFAULT, load_streams
 
 
 def train_variant(default: Path, variant: Path, tilt: float) -> None:
@@ -101,7 +99,7 @@ def main() -> int:
         if not (variant / "manifest.json").is_file():
             train_variant(default, variant, args.tilt)
         rows += [one_bundle(default, args.test), one_bundle(variant, args.test)]
-    doc = stamp(sys.argv) | {"smoothing": DEFAULT_SMOOTHING, "tilt": args.tilt, "bundles": rows}
+    doc = stamp(sys.argv) | {"smoothing": PREVIOUS_DEFAULT, "tilt": args.tilt, "bundles": rows}
     save(args.name, doc)
     print(render(doc))
     return 0

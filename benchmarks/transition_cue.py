@@ -34,13 +34,13 @@ from typing import Any
 import numpy as np
 from _common import md_table, save, stamp
 from posture_smoothing import RATIO_GOAL, stream
-from timeline import validation_subjects
+from timeline import PREVIOUS_DEFAULT, validation_subjects
 
 from hartool.core.bundle import Bundle
 from hartool.core.metrics import timeline_report
 from hartool.data import UCI_HAR_TEST_SUBJECTS, load_dataset
 from hartool.runtime.artifacts import load_bundle_predictor
-from hartool.runtime.smoothing import DEFAULT_SMOOTHING, parse_method, smooth_sequence
+from hartool.runtime.smoothing import parse_method, smooth_sequence
 
 GRID = {"c": (1.0, 1.5, 2.0, 3.0, 5.0, 10.0), "d": (5.0, 10.0, 15.0), "gap": (3, 10, 30), "keep": (False, True)}
 
@@ -138,15 +138,15 @@ def main() -> int:
     ap.add_argument("--bundle", type=Path, action="append", required=True)
     ap.add_argument("--name", default="transition_cue.json")
     args = ap.parse_args()
-    hmm = parse_method(DEFAULT_SMOOTHING)[1]
+    hmm = parse_method(PREVIOUS_DEFAULT)[1]
     data = [load(p) for p in args.bundle]
     first = next(iter(data[0]["val"].values()))
     off = {"c": 1.0, "d": 5.0, "gap": 3, "keep": False}
-    doc = stamp(sys.argv) | {"default": DEFAULT_SMOOTHING, "grid": [], "bundles": {
+    doc = stamp(sys.argv) | {"default": PREVIOUS_DEFAULT, "grid": [], "bundles": {
         d["path"]: {"artifact": d["artifact"], "val": list(d["val"]), "test": list(d["test"])} for d in data}}
     doc["matches_runtime_hmm"] = float(np.abs(cue_hmm(first, data[0]["posture"], hmm["switch"], hmm["floor"],
                                                       hmm["lag"], off)
-                                              - smooth_sequence(DEFAULT_SMOOTHING, first["probs"])).max())
+                                              - smooth_sequence(PREVIOUS_DEFAULT, first["probs"])).max())
     for values in itertools.product(*GRID.values()):
         cue = dict(zip(GRID, values, strict=True))
         per = [score(d["val"], d["stride_s"], d["posture"], hmm, cue) for d in data]
