@@ -42,7 +42,7 @@ from hartool.core.metrics import timeline_report
 from hartool.core.preprocess import preprocess
 from hartool.data import UCI_HAR_TEST_SUBJECTS, load_dataset
 from hartool.runtime.artifacts import load_bundle_predictor
-from hartool.runtime.smoothing import parse_method, smooth_sequence
+from hartool.runtime.smoothing import parse_method, smooth_sequence, sticky_transitions
 
 RATIO_GOAL = 1.5
 GRID = {"switch": (0.05, 0.02, 0.01, 0.005, 0.002), "floor": (0.05, 0.1, 0.2, 0.3), "lag": (0, 1, 2),
@@ -89,22 +89,23 @@ def still_bout_hmm(probs: np.ndarray, same: np.ndarray, switch: float, floor: fl
                    still: float | None) -> np.ndarray:
     """Fixed-lag HMM whose transition between two windows of one still bout has its own switch probability."""
     k = probs.shape[1]
-
-    def sticky(s: float) -> np.ndarray:
-        off = s / (k - 1)
-        return np.full((k, k), off) + np.eye(k) * (1.0 - s - off)
-
-    trans = [sticky(switch), sticky(switch if still is None else still)]
+    trans = [sticky_transitions(k, switch), sticky_transitions(k, switch if still is None else still)]
     e = np.maximum(probs.astype(np.float64), floor)
     alpha, a = np.empty_like(e), None
     for t in range(len(e)):
         x = e[t] if a is None else e[t] * (a @ trans[same[t]])
         a = alpha[t] = x / x.sum()
-    out = np.empty_like(e)
-    for t in range(len(e)):
-        beta = np.ones(k)
-        for j in range(min(t + lag, len(e) - 1), t, -1):
-            beta = (trans[same[j]] * e[j]) @ beta
+    return fixed_lag(alpha, [trans[same[j]] * e[j] for j in range(len(e))], lag)
+
+
+def fixed_lag(alpha: np.ndarray, steps: list[np.ndarray], lag: int) -> np.ndarray:
+    """Posteriors from the forward messages ``alpha`` and ``lag`` windows of look-ahead, as the runtime HMM
+    computes them; ``steps[j]`` is the transition matrix into window j times window j's emission."""
+    out = np.empty_like(alpha)
+    for t in range(len(alpha)):
+        beta = np.ones(alpha.shape[1])
+        for j in range(min(t + lag, len(alpha) - 1), t, -1):
+            beta = steps[j] @ beta
             beta /= beta.sum()
         p = alpha[t] * beta
         out[t] = p / p.sum()

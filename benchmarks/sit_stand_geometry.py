@@ -38,14 +38,24 @@ SITTING, STANDING = 4, 5
 Classifier = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 
 
-def still_windows() -> dict[str, np.ndarray]:
-    """Subject, is-sitting and unit mean gravity (device frame and calibrated) of every sit/stand window."""
+def calibrated_non_test() -> list[tuple[Any, np.ndarray]]:
+    """Every non-test HAPT recording with its values calibrated as training calibrates them."""
     ds = load_dataset("hapt")
+    return [(rec, calibrate_recording(rec.values, ds.sample_rate_hz, WINDOW, HOP)) for rec in ds.recordings
+            if rec.subject not in UCI_HAR_TEST_SUBJECTS]
+
+
+def tilt_deg(g: np.ndarray) -> np.ndarray:
+    """The angle (degrees) of each gravity row (..., 3) from the reference upright."""
+    ref = np.asarray(REFERENCE_GRAVITY, dtype=np.float64)
+    cos = (g @ (ref / np.linalg.norm(ref))) / np.linalg.norm(g, axis=-1)
+    return np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
+
+
+def still_windows(recordings: list[tuple[Any, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Subject, is-sitting and unit mean gravity (device frame and calibrated) of every sit/stand window."""
     subj, sit, raw, cal = [], [], [], []
-    for rec in ds.recordings:
-        if rec.subject in UCI_HAR_TEST_SUBJECTS:
-            continue
-        turned = calibrate_recording(rec.values, ds.sample_rate_hz, WINDOW, HOP)
+    for rec, turned in recordings:
         for s in range(0, len(rec) - WINDOW + 1, HOP):
             lab = rec.labels[s:s + WINDOW]
             if lab[0] not in (SITTING, STANDING) or (lab != lab[0]).any():
@@ -55,10 +65,8 @@ def still_windows() -> dict[str, np.ndarray]:
             raw.append(rec.values[s:s + WINDOW, :3].mean(axis=0))
             cal.append(turned[s:s + WINDOW, :3].mean(axis=0))
     unit = [np.asarray(v, dtype=np.float64) / np.linalg.norm(v, axis=1, keepdims=True) for v in (raw, cal)]
-    ref = np.asarray(REFERENCE_GRAVITY, dtype=np.float64)
-    tilt = np.degrees(np.arccos(np.clip(unit[1] @ (ref / np.linalg.norm(ref)), -1.0, 1.0)))
     return {"subject": np.asarray(subj), "sitting": np.asarray(sit), "raw": unit[0], "cal": unit[1],
-            "tilt": tilt[:, None]}
+            "tilt": tilt_deg(unit[1])[:, None]}
 
 
 def logistic(xtr: np.ndarray, ytr: np.ndarray, xte: np.ndarray) -> np.ndarray:
@@ -102,22 +110,11 @@ def within_person(data: dict[str, np.ndarray]) -> dict[int, dict[str, float]]:
     return out
 
 
-def transitions() -> dict[str, list[float]]:
+def transitions(recordings: list[tuple[Any, np.ndarray]]) -> dict[str, list[float]]:
     """The change of tilt from upright (degrees) across every labelled stand-to-sit and sit-to-stand transition of
     the non-test subjects: the last 3 s of the still posture before it against the first 3 s after it."""
-    ds = load_dataset("hapt")
-    ref = np.asarray(REFERENCE_GRAVITY, dtype=np.float64)
-    ref /= np.linalg.norm(ref)
-
-    def tilt(v: np.ndarray) -> float:
-        g = v[:, :3].mean(axis=0)
-        return float(np.degrees(np.arccos(np.clip(g @ ref / np.linalg.norm(g), -1.0, 1.0))))
-
     out: dict[str, list[float]] = {"stand_to_sit": [], "sit_to_stand": []}
-    for rec in ds.recordings:
-        if rec.subject in UCI_HAR_TEST_SUBJECTS:
-            continue
-        turned = calibrate_recording(rec.values, ds.sample_rate_hz, WINDOW, HOP)
+    for rec, turned in recordings:
         bounds = np.r_[0, np.flatnonzero(np.diff(rec.labels)) + 1, len(rec)]
         segs = [(int(rec.labels[a]), int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
         for i, (label, _a, _b) in enumerate(segs):
@@ -125,8 +122,9 @@ def transitions() -> dict[str, list[float]]:
             prev = next((s for s in reversed(segs[:i]) if s[0] in (SITTING, STANDING)), None)
             nxt = next((s for s in segs[i + 1:] if s[0] in (SITTING, STANDING)), None)
             if key and prev and nxt:
-                after = turned[nxt[1]:min(nxt[2], nxt[1] + 150)]
-                out[key].append(tilt(after) - tilt(turned[max(prev[1], prev[2] - 150):prev[2]]))
+                after = turned[nxt[1]:min(nxt[2], nxt[1] + 150), :3].mean(axis=0)
+                before = turned[max(prev[1], prev[2] - 150):prev[2], :3].mean(axis=0)
+                out[key].append(float(tilt_deg(after.astype(np.float64)) - tilt_deg(before.astype(np.float64))))
     return out
 
 
@@ -134,13 +132,14 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--name", default="sit_stand_geometry.json")
     args = ap.parse_args()
-    data = still_windows()
+    recordings = calibrated_non_test()
+    data = still_windows(recordings)
     features = {"tilt from upright only": data["tilt"] / 57.2958, "calibrated 3-D direction": data["cal"],
                 "device 3-D direction (uncalibrated)": data["raw"]}
     across = {f"{name}, {cname}": loso(data, x, fit) for name, x in features.items()
               for cname, fit in (("logistic", logistic), ("15-NN", knn))}
     person = within_person(data)
-    turns = transitions()
+    turns = transitions(recordings)
     doc = stamp(sys.argv) | {"windows": int(len(data["sitting"])), "sitting": int(data["sitting"].sum()),
                              "loso": across, "within_person": person, "transition_tilt_change": turns}
     save(args.name, doc)

@@ -33,21 +33,16 @@ from typing import Any
 
 import numpy as np
 from _common import md_table, save, stamp
-from posture_smoothing import RATIO_GOAL, stream
+from posture_smoothing import RATIO_GOAL, fixed_lag, stream
 from timeline import PREVIOUS_DEFAULT, validation_subjects
 
 from hartool.core.bundle import Bundle
 from hartool.core.metrics import timeline_report
 from hartool.data import UCI_HAR_TEST_SUBJECTS, load_dataset
 from hartool.runtime.artifacts import load_bundle_predictor
-from hartool.runtime.smoothing import parse_method, smooth_sequence
+from hartool.runtime.smoothing import parse_method, smooth_sequence, sticky_transitions
 
 GRID = {"c": (1.0, 1.5, 2.0, 3.0, 5.0, 10.0), "d": (5.0, 10.0, 15.0), "gap": (3, 10, 30), "keep": (False, True)}
-
-
-def _sticky(k: int, switch: float) -> np.ndarray:
-    off = switch / (k - 1)
-    return np.full((k, k), off) + np.eye(k) * (1.0 - switch - off)
 
 
 def cue_filter(st: dict[str, Any], posture: tuple[int, int], switch: float, floor: float,
@@ -56,7 +51,7 @@ def cue_filter(st: dict[str, Any], posture: tuple[int, int], switch: float, floo
     sit, stand = posture
     e = np.maximum(st["probs"].astype(np.float64), floor)
     k = e.shape[1]
-    trans, alpha = _sticky(k, switch), np.empty_like(e)
+    trans, alpha = sticky_transitions(k, switch), np.empty_like(e)
     a, mult = None, np.ones(k)
     last_tilt, last_label, since = None, None, 10 ** 9
     for t in range(len(e)):
@@ -93,16 +88,8 @@ def cue_hmm(st: dict[str, Any], posture: tuple[int, int], switch: float, floor: 
             cue: dict[str, Any]) -> np.ndarray:
     """Fixed-lag posteriors: the causal forward pass, then ``lag`` windows of look-ahead (as the runtime HMM)."""
     e, alpha = cue_filter(st, posture, switch, floor, cue)
-    trans = _sticky(e.shape[1], switch)
-    out = np.empty_like(e)
-    for t in range(len(e)):
-        beta = np.ones(e.shape[1])
-        for j in range(min(t + lag, len(e) - 1), t, -1):
-            beta = (trans * e[j]) @ beta
-            beta /= beta.sum()
-        p = alpha[t] * beta
-        out[t] = p / p.sum()
-    return out
+    trans = sticky_transitions(e.shape[1], switch)
+    return fixed_lag(alpha, [trans * e[j] for j in range(len(e))], lag)
 
 
 def score(streams: dict[int, dict[str, Any]], stride_s: float, posture: tuple[int, int], hmm: dict[str, Any],

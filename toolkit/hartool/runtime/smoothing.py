@@ -58,7 +58,7 @@ CAUSAL_SMOOTHING = "hmm:switch=0.05,floor=0.1"
 MAX_LAG = 50  # windows; more is no longer a live stream
 
 
-def _sticky(n_classes: int, switch: float) -> np.ndarray:
+def sticky_transitions(n_classes: int, switch: float) -> np.ndarray:
     """The transition matrix that stays with probability 1 - switch and moves to each other class evenly."""
     off = switch / max(n_classes - 1, 1)
     return np.full((n_classes, n_classes), off) + np.eye(n_classes) * (1.0 - switch - off)
@@ -229,8 +229,8 @@ class HMMFilter:
                 raise ValueError(f"hmm transitions must be a non-negative {n_classes}x{n_classes} matrix")
             self._trans = trans / trans.sum(axis=1, keepdims=True)
         else:
-            self._trans = _sticky(n_classes, self.switch)
-        self._held_trans = self._trans if still is None else _sticky(n_classes, float(still))
+            self._trans = sticky_transitions(n_classes, self.switch)
+        self._held_trans = self._trans if still is None else sticky_transitions(n_classes, float(still))
         self._prior = None if prior is None else np.maximum(np.asarray(prior, dtype=np.float64), 1e-6)
         self.reset()
 

@@ -17,6 +17,7 @@ from ..core.bundle import FORMAT_VERSION, MANIFEST, Bundle, file_entry
 from ..core.errors import DataError, HartoolError
 from ..core.metrics import classification_report
 from ..core.orientation import manifest_section as orientation_section
+from ..core.orientation import reads_imu
 from ..core.preprocess import fit_preprocessing, preprocess
 from .augment import augmented_batches, one_hot
 from .models import ARCHS
@@ -448,11 +449,9 @@ def default_orientation(opts: TrainOptions, ds: Any) -> tuple[str, str]:
     re-attached, where ``fixed`` falls to 29 % (RESULTS.md "Wear it anyhow"). ``fixed`` otherwise: the other
     archs were not measured calibrated, and a wrist, an ankle or a hand has no upright trunk to calibrate to.
     """
-    from ..data.recordings import default_channels
-
     if opts.arch != "cnn":
         return "fixed", f"--arch {opts.arch} is trained on the device frame as worn"
-    if list(ds.channels) != default_channels():
+    if not reads_imu(ds.channels):
         return "fixed", "calibration needs acc_x..z in g and gyro_x..z in rad/s"
     fixed = dataclasses.replace(opts, orientation="fixed", train_stride=int(opts.stride or 1), max_windows=None)
     if trunk_axis(load_training_data(fixed, ds).train.x) is None:
