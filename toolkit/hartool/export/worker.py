@@ -172,11 +172,13 @@ def canonical_order(graph: Any) -> None:
 def stable_names(graph: Any) -> None:
     """Name a graph by its structure alone, so the same model gives the same bytes: the model's own inputs and
     outputs keep their names; constants become ``const_K`` in order of first use (and are stored in that order),
-    other tensors ``t_K`` in order of appearance, nodes ``OpType_K``. One renaming over the graph and its
+    other tensors ``t_K`` in order of appearance, nodes ``OpType_K``, symbolic dimensions (tf2onnx's ``unk__141``
+    for the batch, numbered by the same process-wide counter) ``dim_K``. One renaming over the graph and its
     subgraphs (a loop body reads outer names), so the graph stays the same graph."""
     keep = {v.name for v in (*graph.input, *graph.output)} | {""}  # "" marks an omitted optional input
     consts = {i.name for i in graph.initializer}
     names: dict[str, str] = {}
+    dims: dict[str, str] = {}
     counts = {"const": 0, "t": 0, "node": 0}
 
     def renamed(name: str) -> str:
@@ -188,9 +190,16 @@ def stable_names(graph: Any) -> None:
             names[name] = f"{kind}_{counts[kind]}"
         return names[name]
 
+    def named_dims(values: Any) -> None:
+        for v in values:
+            for d in v.type.tensor_type.shape.dim:
+                if d.dim_param:  # one name per distinct symbol: equal names still mean equal sizes
+                    d.dim_param = dims.setdefault(d.dim_param, f"dim_{len(dims) + 1}")
+
     def visit(g: Any) -> None:
         for v in g.input:  # a subgraph's own inputs (the main graph's are kept)
             v.name = renamed(v.name)
+        named_dims(g.input)
         for node in g.node:
             node.input[:] = [renamed(n) for n in node.input]
             node.output[:] = [renamed(n) for n in node.output]
@@ -202,6 +211,8 @@ def stable_names(graph: Any) -> None:
         for items in (g.output, g.initializer, g.value_info):
             for item in items:
                 item.name = renamed(item.name)
+        named_dims(g.output)
+        named_dims(sorted(g.value_info, key=lambda v: (len(v.name), v.name)))  # by name, not tf2onnx's order
 
     visit(graph)
     copies = []
