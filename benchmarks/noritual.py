@@ -3,7 +3,8 @@
 Each recording of the chosen subjects (``--subjects test``: UCI's 9 test subjects, 19 recordings; ``val``: the
 bundle's own validation subjects, for choosing thresholds) is cut to begin at a seeded random sitting, lying
 or walking segment (never the standing the HAPT protocol starts with) and streamed through `hartool stream`'s
-own StreamClassifier (runtime/classifier.py, grid samples one hop at a time, no smoothing) three ways:
+own StreamClassifier (runtime/classifier.py, grid samples one hop at a time; no smoothing unless ``--smooth``)
+three ways:
 
 - ``as_worn``: the recording as recorded;
 - ``turned``: turned by one seeded random 3-D rotation (acc and gyro together);
@@ -17,8 +18,13 @@ re-attach to the first calibrated window whose upright direction is right again 
 where the as-worn stream's final calibration puts it). Scored: windows whose samples all carry one of the
 bundle's activities.
 
+With ``--smooth SPEC`` (e.g. ``default``: the smoother `hartool stream` runs unless told otherwise) a window is
+scored on the label a user sees (smoothed, shown ``lag`` windows later), and ``calibrated`` is the window's own
+flag as the JSONL row carries it (the calibrator's state when the window was classified, as without smoothing);
+the upright's error for the re-lock time is read when the label is shown, up to ``lag`` windows later.
+
     ../.venv/bin/python noritual.py BUNDLE [--artifact tflite-int8] [--subjects test|val] [--seed 0]
-        [--json out.json]
+        [--smooth none|default|SPEC] [--json out.json]
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from hartool.core.orientation import REFERENCE_GRAVITY, angle_deg, rotate, worn_
 from hartool.data import load_dataset
 from hartool.data.recordings import UCI_HAR_TEST_SUBJECTS
 from hartool.runtime.classifier import ClassifierOptions, StreamClassifier
+from hartool.runtime.smoothing import DEFAULT_SMOOTHING
 
 START_LABELS = (1, 4, 6)  # WALKING, SITTING, LAYING: how users start a stream (HAPT label ids)
 CASES = ("as_worn", "turned", "reattached")
@@ -65,27 +72,29 @@ def worn_upright(bundle: Bundle, values: np.ndarray) -> np.ndarray:
 
 
 def stream(bundle: Bundle, artifact: str | None, values: np.ndarray, labels: np.ndarray,
-           turns: tuple[np.ndarray, np.ndarray], halfway: int, upright: np.ndarray) -> list[dict]:
+           turns: tuple[np.ndarray, np.ndarray], halfway: int, upright: np.ndarray,
+           smooth: str = "none") -> list[dict]:
     """One row per window: scored, correct, calibrated, its time, and how far the calibrated upright is off.
 
     ``values`` are already turned: by ``turns[0]`` before sample ``halfway`` and ``turns[1]`` from it on."""
-    clf = StreamClassifier(bundle, ClassifierOptions(artifact=artifact, smooth="none"))
+    clf = StreamClassifier(bundle, ClassifierOptions(artifact=artifact, smooth=smooth))
     m = bundle.manifest
     window, hop, rate = int(m["window"]), int(m["stride"]), float(m["sample_rate_hz"])
     label_ids = np.asarray(m["label_ids"])
     rows = []
-    for s in range(0, len(values), hop):
-        for p in clf.push(None, values[s:s + hop]):
+    for s in range(0, len(values) + hop, hop):
+        # One step past the end flushes the windows a look-ahead smoother still holds.
+        for p in clf.push(None, values[s:s + hop]) if s < len(values) else clf.flush():
             cal = clf.transform.calibrator
             row = {"t": p.end_sample / rate, "after": p.end_sample - window >= halfway,
-                   "calibrated": bool(cal is not None and cal.calibrated), "err": None}
+                   "calibrated": bool(cal is not None and p.calibrated), "err": None}
             if row["calibrated"]:
                 turn = turns[1] if p.end_sample > halfway else turns[0]
                 row["err"] = angle_deg(cal.rotation @ turn @ upright, REFERENCE_GRAVITY)
             lab = labels[p.end_sample - window:p.end_sample]
             row["scored"] = bool(np.all(lab == lab[0]) and lab[0] in label_ids)
             if row["scored"]:
-                row["correct"] = bool(label_ids[m["labels"].index(p.raw_label)] == lab[0])
+                row["correct"] = bool(label_ids[m["labels"].index(p.label)] == lab[0])
             rows.append(row)
     return rows
 
@@ -125,7 +134,8 @@ def pooled(parts: list[dict]) -> dict:
             "all_acc": pct(sum(p["correct"] for p in parts), n)}
 
 
-def evaluate(bundle_dir: str, artifact: str | None, which: str, seed: int, relock_deg: float) -> dict:
+def evaluate(bundle_dir: str, artifact: str | None, which: str, seed: int, relock_deg: float,
+             smooth: str = "none") -> dict:
     bundle = Bundle.load(bundle_dir)
     ds = load_dataset(bundle.manifest["dataset"]["name"])
     subjects = subjects_of(bundle, which)
@@ -146,7 +156,7 @@ def evaluate(bundle_dir: str, artifact: str | None, which: str, seed: int, reloc
         for case in CASES:
             a, b = turns[case]
             turned = np.concatenate([rotate(values[:halfway], a), rotate(values[halfway:], b)])
-            rows = stream(bundle, artifact, turned, labels, turns[case], halfway, upright)
+            rows = stream(bundle, artifact, turned, labels, turns[case], halfway, upright, smooth)
             per_case[case].append(summarise(rows))
             if case == "reattached":
                 lock, relock = lock_times(rows, halfway / rate, relock_deg)
@@ -156,7 +166,7 @@ def evaluate(bundle_dir: str, artifact: str | None, which: str, seed: int, reloc
             f"{c} {per_case[c][-1]['calibrated_acc']}/{per_case[c][-1]['coverage']}/{per_case[c][-1]['all_acc']}"
             for c in CASES), file=sys.stderr, flush=True)
     out: dict = {"bundle": bundle_dir, "artifact": artifact, "subjects": which, "subject_ids": subjects,
-                 "recordings": len(recs), "seed": seed, "relock_deg": relock_deg}
+                 "recordings": len(recs), "seed": seed, "relock_deg": relock_deg, "smooth": smooth}
     for case in CASES:
         out[case] = pooled(per_case[case])
     for key, vals in times.items():
@@ -173,9 +183,12 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0, help="Seeds the start segments and the rotations.")
     ap.add_argument("--relock-deg", type=float, default=15.0,
                     help="A calibration counts as right again when its upright is within this of the true one.")
+    ap.add_argument("--smooth", default="none",
+                    help="Score the labels this smoother shows ('default': the one `hartool stream` runs).")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
-    row = evaluate(args.bundle, args.artifact, args.subjects, args.seed, args.relock_deg)
+    smooth = DEFAULT_SMOOTHING if args.smooth == "default" else args.smooth
+    row = evaluate(args.bundle, args.artifact, args.subjects, args.seed, args.relock_deg, smooth)
     print(json.dumps(row), flush=True)
     if args.json:
         from hartool.bench.machine import machine_info, machine_summary

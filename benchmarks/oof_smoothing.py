@@ -9,13 +9,21 @@ default recipe (seed 0) with other validation subjects. Together their validatio
 HAPT people, each streamed through the fold model that never trained on them, the way `hartool stream` cuts
 and calibrates them.
 
-Three families are searched on those 21 streams:
+Four families are searched on those 21 streams:
 - the runtime smoothers of `timeline.py`'s grid, run by ``smooth_sequence``;
 - the still-bout HMM of `posture_smoothing.py`;
-- the transition cue of `transition_cue.py`.
-In each family, of the settings at <= 1.5x the true change rate (pooled over the 21 streams), the one whose
-worst person loses least against no smoothing wins, then the larger pooled gain. Then the winners and the
-previous default (``timeline.PREVIOUS_DEFAULT``) are scored on the 9 test subjects of each ``--test`` bundle. Nothing is chosen from the test rows.
+- the transition cue of `transition_cue.py`;
+- (added 2026-12-04, second run) the still-bout HMM with a minimum activity length, ``hmm:...,dwell=D``, run by
+  ``smooth_sequence`` with the runtime's held flags.
+Two rules choose in each family; the second is the one the default follows since the second run:
+- ``pooled``: of the settings at <= 1.5x the true change rate pooled over the 21 streams, the one whose worst
+  person loses least against no smoothing wins, then the larger pooled gain.
+- ``nine``: the same, but the ratio must hold for a group of nine people like the test set: at most 10 % of
+  SUBSETS seeded random 9-person groups of the 21 may exceed 1.5x. (The first run chose at 1.49x pooled under
+  ``pooled`` and its ratio was 1.54x / 1.55x / 1.50x on the three test bundles: a ceiling met on 21 people
+  with no margin is a coin toss on 9.)
+Then each family's winners and the previous default (``timeline.PREVIOUS_DEFAULT``) are scored on the 9 test
+subjects of each ``--test`` bundle. Nothing is chosen from the test rows.
 
 Writes benchmarks/results/NAME and prints markdown.
 """
@@ -23,6 +31,7 @@ Writes benchmarks/results/NAME and prints markdown.
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import sys
 from collections.abc import Callable
@@ -39,13 +48,16 @@ from transition_cue import GRID as CUE_GRID
 from transition_cue import cue_hmm
 
 from hartool.core.bundle import Bundle
-from hartool.core.metrics import timeline_report
+from hartool.core.metrics import label_changes, timeline_report
 from hartool.data import UCI_HAR_TEST_SUBJECTS, load_dataset
 from hartool.runtime.artifacts import load_bundle_predictor
 from hartool.runtime.smoothing import parse_method, smooth_sequence
 
 Streams = dict[int, dict[str, Any]]
 Labeler = Callable[[dict[str, Any]], np.ndarray]
+DWELL_GRID = {"switch": (0.1, 0.05, 0.03, 0.02, 0.01), "floor": (0.1, 0.2, 0.3), "lag": (1, 2),
+              "still": (None, 0.1, 0.3, 0.6), "dwell": (1, 2, 3, 4, 6)}
+GROUP, SUBSETS, RISK = 9, 2000, 0.10  # the "nine" rule: a test-sized group, how many drawn, the share allowed over
 
 
 def bundle_streams(path: Path, which: str) -> tuple[Streams, float, tuple[int, int]]:
@@ -62,15 +74,33 @@ def bundle_streams(path: Path, which: str) -> tuple[Streams, float, tuple[int, i
 
 def score(streams: Streams, stride_s: float, labeler: Labeler) -> dict[str, Any]:
     """Pooled change ratio, pooled gain and each person's window-accuracy change against no smoothing."""
-    pairs, raws, delta = [], [], {}
+    pairs, raws, delta, changes = [], [], {}, {}
     for s, st in streams.items():
         raws.append((st["truth"], st["probs"].argmax(axis=1)))
         pairs.append((st["truth"], labeler(st)))
         delta[str(s)] = (timeline_report([pairs[-1]], stride_s)["window_accuracy"]
                          - timeline_report([raws[-1]], stride_s)["window_accuracy"])
+        changes[str(s)] = (label_changes(pairs[-1][1]), label_changes(st["truth"], skip_unscored=True))
     pooled = timeline_report(pairs, stride_s)
-    return {"ratio": pooled["change_ratio"], "worst": min(delta.values()), "delta": delta,
+    return {"ratio": pooled["change_ratio"], "worst": min(delta.values()), "delta": delta, "changes": changes,
+            "over_in_nine": over_share(changes),
             "pooled": pooled["window_accuracy"] - timeline_report(raws, stride_s)["window_accuracy"]}
+
+
+def over_share(changes: dict[str, tuple[int, int]]) -> float:
+    """Share of SUBSETS seeded random GROUP-person groups whose pooled change ratio exceeds the goal."""
+    counts = np.array(list(changes.values()), dtype=np.float64)
+    if len(counts) <= GROUP:
+        return float(counts[:, 0].sum() > RATIO_GOAL * counts[:, 1].sum())
+    sums = counts[_groups(len(counts))].sum(axis=1)
+    return float(np.mean(sums[:, 0] > RATIO_GOAL * sums[:, 1]))
+
+
+@functools.cache
+def _groups(people: int) -> np.ndarray:
+    """The same SUBSETS seeded GROUP-person groups for every setting (indices into the people, in order)."""
+    rng = np.random.default_rng(0)
+    return np.array([rng.choice(people, GROUP, replace=False) for _ in range(SUBSETS)])
 
 
 def families(posture: tuple[int, int]) -> dict[str, dict[str, Labeler]]:
@@ -90,12 +120,21 @@ def families(posture: tuple[int, int]) -> dict[str, dict[str, Labeler]]:
         if kw["c"] != 1.0:
             cue[f"cue {kw}"] = (lambda st, kw=kw: cue_hmm(st, posture, hmm["switch"], hmm["floor"], hmm["lag"],
                                                           kw).argmax(axis=1))
-    return {"runtime smoothers": runtime, "still-bout HMM": still, "transition cue": cue}
+    dwell = {}
+    for values in itertools.product(*DWELL_GRID.values()):
+        spec = "hmm:" + ",".join(f"{k}={v}" for k, v in zip(DWELL_GRID, values, strict=True) if v is not None)
+        dwell[spec] = (lambda st, spec=spec: smooth_sequence(spec, st["probs"], st["same_bout"]).argmax(axis=1))
+    return {"runtime smoothers": runtime, "still-bout HMM": still, "transition cue": cue, "dwell HMM": dwell}
 
 
-def choose(rows: dict[str, dict[str, Any]]) -> str | None:
-    """At <= 1.5x, the smallest worst-person loss, then the larger pooled gain."""
-    ok = [k for k, r in rows.items() if r["ratio"] is not None and r["ratio"] <= RATIO_GOAL]
+RULES = ("pooled", "nine")
+
+
+def choose(rows: dict[str, dict[str, Any]], rule: str) -> str | None:
+    """At <= 1.5x (pooled, or in 90 % of nine-person groups), the smallest worst-person loss, then the larger
+    pooled gain."""
+    ok = [k for k, r in rows.items() if r["ratio"] is not None and
+          (r["ratio"] <= RATIO_GOAL if rule == "pooled" else r["over_in_nine"] <= RISK)]
     return min(ok, key=lambda k: (-round(rows[k]["worst"], 6), -rows[k]["pooled"])) if ok else None
 
 
@@ -104,6 +143,7 @@ def main() -> int:
     ap.add_argument("--fold", type=Path, action="append", required=True)
     ap.add_argument("--test", type=Path, action="append", required=True)
     ap.add_argument("--name", default="oof_smoothing.json")
+    ap.add_argument("--family", action="append", help="search only these families (default: all)")
     args = ap.parse_args()
     oof: Streams = {}
     for path in args.fold:
@@ -114,11 +154,15 @@ def main() -> int:
                              "families": {}, "chosen": {}}
     fams = families(posture)
     for fam, settings in fams.items():
+        if args.family and fam not in args.family:
+            continue
         rows = {name: score(oof, stride_s, fn) for name, fn in settings.items()}
-        doc["families"][fam] = {k: {x: r[x] for x in ("ratio", "worst", "pooled")} for k, r in rows.items()}
-        best = choose(rows)
-        if best is not None:
-            doc["chosen"][fam] = {"setting": best, "oof": rows[best], "labeler": (fam, best)}
+        doc["families"][fam] = {k: {x: r[x] for x in ("ratio", "worst", "pooled", "over_in_nine")}
+                                for k, r in rows.items()}
+        for rule in RULES:
+            best = choose(rows, rule)
+            if best is not None:
+                doc["chosen"][f"{fam}, rule {rule}"] = {"setting": best, "oof": rows[best], "labeler": (fam, best)}
     doc["chosen"]["the previous default"] = {"setting": PREVIOUS_DEFAULT,
                                     "oof": score(oof, stride_s, fams["runtime smoothers"][PREVIOUS_DEFAULT]),
                                     "labeler": ("runtime smoothers", PREVIOUS_DEFAULT)}
@@ -132,14 +176,16 @@ def main() -> int:
     return 0
 
 
-def _cell(r: dict[str, Any]) -> str:
+def _cell(r: dict[str, Any], groups: bool = False) -> str:
     beyond = sum(v < -0.01 for v in r["delta"].values())
-    return f"{100 * r['worst']:+.2f} / {100 * r['pooled']:+.2f} pp, {r['ratio']:.2f}x, {beyond} beyond 1 pp"
+    nine = f" ({100 * r['over_in_nine']:.0f} % of nine-person groups over 1.5x)" if groups else ""
+    return (f"{100 * r['worst']:+.2f} / {100 * r['pooled']:+.2f} pp, {r['ratio']:.2f}x{nine}, "
+            f"{beyond} beyond 1 pp")
 
 
 def render(doc: dict[str, Any]) -> str:
     """Markdown: each family's choice and the default, on the 21 out-of-fold people and on test."""
-    rows = [[fam, f"`{e['setting']}`", _cell(e["oof"]), "; ".join(_cell(t) for t in e["test"])]
+    rows = [[fam, f"`{e['setting']}`", _cell(e["oof"], groups=True), "; ".join(_cell(t) for t in e["test"])]
             for fam, e in doc["chosen"].items()]
     return "\n".join([f"Command: `{doc['command']}`  \nDate: {doc['date']}  \nMachine: {doc['machine']}\n",
                       md_table(["family", "chosen on the 21 out-of-fold people",

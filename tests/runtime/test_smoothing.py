@@ -217,3 +217,61 @@ def test_still_bout_hmm_lets_a_held_bout_keep_the_windows_it_gets_right() -> Non
     bout = smooth_sequence("hmm:switch=0.05,floor=0.2,lag=2,still=0.45", probs, held=held).argmax(axis=1)
     assert plain.tolist() == [0] * len(seq)
     assert bout.tolist() == seq
+
+
+def _path_marginals(probs: np.ndarray, switch: float, floor: float, still: float, held: np.ndarray,
+                    dwell: int) -> np.ndarray:
+    """Reference for ``dwell``: every label path of a short sequence, weighted as the definition says.
+
+    The first activity may have begun before the stream (it can end at once); any later one lasts at least
+    ``dwell`` windows before it can end (the last may be cut short by the stream's end). Staying in an
+    activity that has lasted ``dwell`` windows costs ``1 - p``, leaving it ``p / (n - 1)``, where ``p`` is
+    ``still`` for the step into a held window and ``switch`` otherwise; staying in a younger one costs nothing.
+    """
+    import itertools
+
+    n = probs.shape[1]
+    e = np.maximum(probs.astype(np.float64), floor)
+    post = np.zeros_like(e)
+    for path in itertools.product(range(n), repeat=len(probs)):
+        w, run = e[0, path[0]], dwell  # the first activity is already old enough to end
+        for t in range(1, len(path)):
+            p = still if held[t] else switch
+            if path[t] != path[t - 1]:
+                w, run = (w * p / (n - 1), 1) if run >= dwell else (0.0, 1)
+            else:
+                w, run = (w * (1 - p) if run >= dwell else w), run + 1
+            w *= e[t, path[t]]
+        post[np.arange(len(path)), path] += w
+    return post / post.sum(axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("dwell", [1, 2, 3])
+def test_dwell_hmm_is_the_posterior_over_paths_whose_activities_last_dwell_windows(dwell: int) -> None:
+    probs = np.random.default_rng(7).dirichlet(np.full(3, 0.4), size=7).astype(np.float32)
+    held = np.array([0, 0, 1, 1, 0, 1, 0], dtype=bool)
+    spec = f"hmm:switch=0.2,floor=0.05,still=0.4,dwell={dwell}"
+    # lag 6 >= the rest of the sequence: every window's output is its full-sequence posterior.
+    got = smooth_sequence(spec + ",lag=6", probs, held=held)
+    np.testing.assert_allclose(got, _path_marginals(probs, 0.2, 0.05, 0.4, held, dwell), atol=1e-6)
+    # The causal filter (lag 0) is the same posterior over the windows up to each one.
+    causal = smooth_sequence(spec, probs, held=held)
+    want = [_path_marginals(probs[: t + 1], 0.2, 0.05, 0.4, held, dwell)[t] for t in range(len(probs))]
+    np.testing.assert_allclose(causal, np.array(want), atol=1e-6)
+
+
+def test_dwell_removes_a_lone_window_the_plain_chain_keeps_and_is_checked() -> None:
+    # A held still bout the model calls 0 but for one window. With a large `still` each window of the bout
+    # speaks for itself, so the plain chain shows the lone window; with dwell 2 no activity lasts one window.
+    seq = [0] * 8 + [1] + [0] * 8
+    probs = onehotish(seq, p=0.8)
+    held = np.ones(len(seq), dtype=bool)
+    plain = smooth_sequence("hmm:switch=0.05,floor=0.05,lag=2,still=0.45", probs, held=held).argmax(1)
+    dwell = smooth_sequence("hmm:switch=0.05,floor=0.05,lag=2,still=0.45,dwell=2", probs, held=held).argmax(1)
+    assert plain.tolist() == seq
+    assert dwell.tolist() == [0] * len(seq)
+    for bad in ("hmm:dwell=0", "hmm:dwell=1.5", "hmm:dwell=21"):
+        with pytest.raises(ValueError, match="dwell"):
+            make_smoother(bad, 3)
+    with pytest.raises(ValueError, match="dwell and transitions"):
+        make_smoother("hmm:dwell=2", 2, transitions=[[0.9, 0.1], [0.1, 0.9]])

@@ -24,9 +24,12 @@ a stream or before a gap. ``reset()`` forgets the past (after a gap or a reconne
   leaves an activity with probability P (instead of ``switch``) between two windows of one held posture
   (``held``): a large P lets each window of a still bout speak for itself, so a person whose sitting the
   model half takes for standing keeps the windows it gets right instead of losing them to the bout's majority.
+  With ``dwell=D`` an activity, once entered, lasts at least D windows (the chain runs over (activity, age)
+  states): a lone window unlike its neighbours no longer makes two label changes, so the chain itself may be
+  less sticky and follow real changes sooner.
 
 A method string may carry its parameters: ``mean:5``, ``vote:7``, ``hysteresis:margin=0.3,windows=3``,
-``hmm:switch=0.01,floor=0.02,lag=3,keep=0.97,still=0.3``; keyword arguments override them. A bare integer ``K`` means ``mean:K``.
+``hmm:switch=0.01,floor=0.02,lag=3,keep=0.97,still=0.3,dwell=2``; keyword arguments override them. A bare integer ``K`` means ``mean:K``.
 """
 
 from __future__ import annotations
@@ -56,12 +59,33 @@ CAUSAL_SMOOTHING = "hmm:switch=0.05,floor=0.1"
 
 
 MAX_LAG = 50  # windows; more is no longer a live stream
+MAX_DWELL = 20  # windows; a minimum activity length beyond ~25 s would hide real short activities
 
 
 def sticky_transitions(n_classes: int, switch: float) -> np.ndarray:
     """The transition matrix that stays with probability 1 - switch and moves to each other class evenly."""
     off = switch / max(n_classes - 1, 1)
     return np.full((n_classes, n_classes), off) + np.eye(n_classes) * (1.0 - switch - off)
+
+
+def dwell_transitions(n_classes: int, switch: float, dwell: int) -> np.ndarray:
+    """``sticky_transitions`` over (class, age) states, so a class once entered lasts at least ``dwell`` windows.
+
+    State ``c * dwell + a`` is class ``c`` entered ``a`` windows ago (``a`` stops at ``dwell - 1``). A younger
+    state can only age; only the oldest leaves, with probability ``switch``, into the youngest state of another
+    class. ``dwell=1`` is ``sticky_transitions``.
+    """
+    if dwell == 1:
+        return sticky_transitions(n_classes, switch)
+    sticky = sticky_transitions(n_classes, switch)
+    out = np.zeros((n_classes * dwell, n_classes * dwell))
+    for c in range(n_classes):
+        for a in range(dwell - 1):
+            out[c * dwell + a, c * dwell + a + 1] = 1.0
+        out[c * dwell + dwell - 1, np.arange(n_classes) * dwell] = sticky[c]  # leave: into a new class's youngest
+        out[c * dwell + dwell - 1, c * dwell] = 0.0
+        out[c * dwell + dwell - 1, c * dwell + dwell - 1] = sticky[c, c]  # stay: the oldest state keeps its age
+    return out
 
 
 class Smoother(Protocol):
@@ -207,7 +231,7 @@ class HMMFilter:
     def __init__(self, n_classes: int, switch: float = 0.01, floor: float = 0.02,
                  prior: np.ndarray | list[float] | None = None,
                  transitions: np.ndarray | list[list[float]] | None = None, lag: int = 0,
-                 keep: float | None = None, still: float | None = None) -> None:
+                 keep: float | None = None, still: float | None = None, dwell: int = 1) -> None:
         if not 0.0 < switch < 1.0:
             raise ValueError("hmm switch probability must be in (0, 1)")
         if not 0.0 <= floor < 1.0:
@@ -220,7 +244,12 @@ class HMMFilter:
             raise ValueError("hmm still probability must be in (0, 1)")
         if still is not None and transitions is not None:
             raise ValueError("hmm still and transitions do not combine")
+        if int(dwell) != dwell or not 1 <= dwell <= MAX_DWELL:
+            raise ValueError(f"hmm dwell must be a whole number of windows in 1..{MAX_DWELL}")
+        if dwell > 1 and transitions is not None:
+            raise ValueError("hmm dwell and transitions do not combine")
         self.n_classes, self.switch, self.floor, self.lag = n_classes, float(switch), float(floor), int(lag)
+        self.dwell = int(dwell)
         self.keep = None if keep is None else float(keep)
         self.needs_held = still is not None
         if transitions is not None:
@@ -229,8 +258,11 @@ class HMMFilter:
                 raise ValueError(f"hmm transitions must be a non-negative {n_classes}x{n_classes} matrix")
             self._trans = trans / trans.sum(axis=1, keepdims=True)
         else:
-            self._trans = sticky_transitions(n_classes, self.switch)
-        self._held_trans = self._trans if still is None else sticky_transitions(n_classes, float(still))
+            self._trans = dwell_transitions(n_classes, self.switch, self.dwell)
+        self._held_trans = self._trans if still is None else dwell_transitions(n_classes, float(still), self.dwell)
+        # The chain may start in the middle of an activity: at the oldest age of every class.
+        self._start = np.zeros(n_classes * self.dwell)
+        self._start[self.dwell - 1::self.dwell] = 1.0
         self._prior = None if prior is None else np.maximum(np.asarray(prior, dtype=np.float64), 1e-6)
         self.reset()
 
@@ -245,13 +277,14 @@ class HMMFilter:
         e = np.maximum(np.asarray(probs, dtype=np.float64), self.floor)
         if self._prior is not None:
             e = e / self._prior
+        e = np.repeat(e, self.dwell)  # every age of a class emits as the class does
         trans = self._held_trans if held else self._trans  # the step into this window
-        alpha = e if self._alpha is None else e * (self._alpha @ trans)
+        alpha = e * self._start if self._alpha is None else e * (self._alpha @ trans)
         total = alpha.sum()
         # Renormalise every step (no underflow); a zero total cannot happen with floor > 0, but be safe.
-        self._alpha = alpha / total if total > 0 else np.full(self.n_classes, 1.0 / self.n_classes)
+        self._alpha = alpha / total if total > 0 else self._start / self._start.sum()
         if self.lag == 0:
-            return self._kept(own, self._alpha.astype(np.float32))
+            return self._kept(own, self._classes(self._alpha))
         self._owed.append((self._alpha, trans * e, own))
         if len(self._owed) <= self.lag:
             return None
@@ -262,9 +295,13 @@ class HMMFilter:
         """The window's own probabilities when it was sure enough (``keep``), else the smoothed ones."""
         return own if self.keep is not None and float(own.max()) >= self.keep else smoothed
 
+    def _classes(self, states: np.ndarray) -> np.ndarray:
+        """Per-class probabilities from the (class, age) states."""
+        return states.reshape(self.n_classes, self.dwell).sum(axis=1).astype(np.float32)
+
     def _posterior(self, start: int, alpha: np.ndarray) -> np.ndarray:
-        """``alpha`` times the backward message over the owed windows from ``start`` on, normalised."""
-        beta = np.ones(self.n_classes)
+        """``alpha`` times the backward message over the owed windows from ``start`` on, normalised, per class."""
+        beta = np.ones(len(alpha))
         # Few numpy calls per step (this runs for every window of a live stream); the scale is reset every
         # few steps only, which float64 allows even for long lags and extreme switch or floor values.
         for i, (_a, m, _own) in enumerate(reversed(self._owed[start:])):
@@ -273,7 +310,7 @@ class HMMFilter:
                 beta /= beta.sum()
         post = alpha * beta
         total = post.sum()
-        return (post / total if total > 0 else alpha).astype(np.float32)
+        return self._classes(post / total if total > 0 else alpha)
 
     def flush(self) -> list[np.ndarray]:
         out = [self._kept(own, self._posterior(i + 1, alpha)) for i, (alpha, _m, own) in enumerate(self._owed)]
@@ -310,7 +347,7 @@ def make_smoother(method: str | int, n_labels: int, **params: Any) -> Smoother:
     name, parsed = parse_method(method)
     parsed.update(params)
     allowed = {"none": set(), "mean": {"k"}, "vote": {"k"}, "hysteresis": {"margin", "windows"},
-               "hmm": {"switch", "floor", "prior", "transitions", "lag", "keep", "still"}}[name]
+               "hmm": {"switch", "floor", "prior", "transitions", "lag", "keep", "still", "dwell"}}[name]
     unknown = set(parsed) - allowed
     if unknown:
         raise ValueError(f"smoothing {name!r} takes {', '.join(sorted(allowed)) or 'no parameters'}, "
