@@ -83,6 +83,7 @@ RATIO_GOAL = 1.5
 # DEFAULT_SMOOTHING until 2026-12-04: the baseline the 2026-12-03/04 smoothing and model scripts compare with,
 # pinned so they reproduce their RESULTS sections (the default since then needs held flags: oof_smoothing.py).
 PREVIOUS_DEFAULT = "hmm:switch=0.02,floor=0.2,lag=2"
+STILL_DEFAULT = "hmm:switch=0.05,floor=0.2,lag=2,still=0.3"  # DEFAULT_SMOOTHING from 2026-12-04 (oof_smoothing.py)
 LAGS = (1, 2, 3)  # windows of look-ahead tried for the HMM
 FAMILIES = ("none", "mean", "vote", "hysteresis", "hmm", "hmm-lag", "hmm-keep")
 KEEPS = (0.9, 0.97, 0.99)  # confidence-aware HMM: windows at least this sure show their own label
