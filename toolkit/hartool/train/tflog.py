@@ -10,9 +10,12 @@ child processes that import TensorFlow.
 Numerics: a seeded training run is bit-identical on one machine, but its float sums depend on two things that
 differ between machines (measured, benchmarks/train_repro.py): how many threads split TensorFlow's kernels
 (the number of cores by default) and which instruction set oneDNN's matrix kernels pick at run time (AVX and
-AVX2 kernels round differently, measured; AVX-512 ones are wider again). :func:`reproducible_tf_env` fixes both before TensorFlow starts: the same
-command trains the same model whatever the core count, and an AVX-512 machine runs an AVX2 machine's kernels
-(the cap is oneDNN's documented switch; no AVX-512 machine has checked the result yet).
+AVX2 kernels round differently, measured; AVX-512 ones are wider again). :func:`reproducible_tf_env` fixes both
+before TensorFlow starts: the same command trains the same model whatever the core count on one machine. It
+does not make two machines' models equal (measured 2026-12-04 on an AVX-512/AMX Xeon against an AVX2 EPYC):
+TensorFlow turns its oneDNN ops on by itself only on CPUs with AVX512_VNNI, AVX512_BF16 or AMX, and with them
+off its Eigen kernels block their matrix products by the cache sizes they read from the CPU, which no
+environment variable sets. Cross-machine figures are therefore re-measured, not assumed (benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations
