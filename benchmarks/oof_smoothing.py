@@ -11,7 +11,7 @@ and calibrates them. Fold bundles of several training seeds make one pool of peo
 person under one seed's model (``17@0``), the worst person is the worst such stream, and the nine-person groups
 are drawn within each pool (the share over 1.5x is the mean of the pools').
 
-Four families are searched on those 21 streams:
+Four families are searched on those streams:
 - the runtime smoothers of `timeline.py`'s grid, run by ``smooth_sequence``;
 - the still-bout HMM of `posture_smoothing.py`;
 - the transition cue of `transition_cue.py`;
@@ -25,7 +25,7 @@ Two rules choose in each family; the second is the one the default follows since
   ``pooled`` and its ratio was 1.54x / 1.55x / 1.50x on the three test bundles: a ceiling met on 21 people
   with no margin is a coin toss on 9.)
 The default is the family winner under ``nine`` with the smallest worst-person loss (then the larger pooled gain).
-Third run, declared before its seed-1 folds were trained: under ``nine`` the runtime smoothers' winner (-1.90 pp
+Third run, declared before any of its seed-1 folds had finished training: under ``nine`` the runtime smoothers' winner (-1.90 pp
 on its worst person) beat the dwell HMM's (-1.94 pp) by less than one window of one person, so the same rule
 chooses again on two pools: the seed-0 folds and seven folds of the seed-1 recipe with the same groups.
 Then each family's winners, the previous default (``timeline.PREVIOUS_DEFAULT``) and the 2026-12-04 default
@@ -118,7 +118,7 @@ def _groups(people: int) -> np.ndarray:
 
 
 def families(posture: tuple[int, int]) -> dict[str, dict[str, Labeler]]:
-    """Every setting of the three families, by name, as a function from a stream to its labels."""
+    """Every setting of the four families, by name, as a function from a stream to its labels."""
     hmm = parse_method(PREVIOUS_DEFAULT)[1]
     runtime = {spec: (lambda st, spec=spec: smooth_sequence(spec, st["probs"]).argmax(axis=1))
                for spec in runtime_grid()}
@@ -205,11 +205,11 @@ def _cell(r: dict[str, Any], groups: bool = False) -> str:
 
 
 def render(doc: dict[str, Any]) -> str:
-    """Markdown: each family's choice and the default, on the 21 out-of-fold people and on test."""
+    """Markdown: each family's choice and the default, on the out-of-fold streams and on test."""
     rows = [[fam, f"`{e['setting']}`", _cell(e["oof"], groups=True), "; ".join(_cell(t) for t in e["test"])]
             for fam, e in doc["chosen"].items()]
     return "\n".join([f"Command: `{doc['command']}`  \nDate: {doc['date']}  \nMachine: {doc['machine']}\n",
-                      md_table(["family", "chosen on the 21 out-of-fold people",
+                      md_table(["family", "chosen on the out-of-fold streams",
                                 "out of fold: worst person / pooled, ratio, people beyond 1 pp",
                                 "test per bundle: worst subject / pooled, ratio, subjects beyond 1 pp"], rows)])
 

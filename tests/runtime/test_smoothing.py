@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -228,8 +230,6 @@ def _path_marginals(probs: np.ndarray, switch: float, floor: float, still: float
     activity that has lasted ``dwell`` windows costs ``1 - p``, leaving it ``p / (n - 1)``, where ``p`` is
     ``still`` for the step into a held window and ``switch`` otherwise; staying in a younger one costs nothing.
     """
-    import itertools
-
     n = probs.shape[1]
     e = np.maximum(probs.astype(np.float64), floor)
     post = np.zeros_like(e)
@@ -262,7 +262,8 @@ def test_dwell_hmm_is_the_posterior_over_paths_whose_activities_last_dwell_windo
 
 def test_dwell_removes_a_lone_window_the_plain_chain_keeps_and_is_checked() -> None:
     # A held still bout the model calls 0 but for one window. With a large `still` each window of the bout
-    # speaks for itself, so the plain chain shows the lone window; with dwell 2 no activity lasts one window.
+    # speaks for itself, so the plain chain shows the lone window; with dwell 2 no path holds an activity for
+    # one window only, and the lone window is smoothed away.
     seq = [0] * 8 + [1] + [0] * 8
     probs = onehotish(seq, p=0.8)
     held = np.ones(len(seq), dtype=bool)
