@@ -161,11 +161,11 @@ def main() -> int:
     ap.add_argument("--family", action="append", help="search only these families (default: all)")
     args = ap.parse_args()
     oof: Streams = {}
-    seeds = {int(Bundle.load(path).manifest["training"]["seed"]) for path in args.fold}
+    seed_of = {path: int(Bundle.load(path).manifest["training"]["seed"]) for path in args.fold}
+    pooled_seeds = len(set(seed_of.values())) > 1
     for path in args.fold:
         streams, stride_s, posture = bundle_streams(path, "val")
-        seed = int(Bundle.load(path).manifest["training"]["seed"])
-        keys = {s: f"{s}@{seed}" if len(seeds) > 1 else str(s) for s in streams}
+        keys = {s: f"{s}@{seed_of[path]}" if pooled_seeds else str(s) for s in streams}
         assert not set(keys.values()) & set(oof), f"{path}: a person in two folds of one seed"
         oof.update({keys[s]: st for s, st in streams.items()})
     doc = stamp(sys.argv) | {"default": PREVIOUS_DEFAULT, "people": sorted(oof), "folds": [str(p) for p in args.fold],

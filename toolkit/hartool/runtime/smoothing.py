@@ -81,9 +81,9 @@ def dwell_transitions(n_classes: int, switch: float, dwell: int) -> np.ndarray:
     state can only age; only the oldest leaves, with probability ``switch``, into the youngest state of another
     class. ``dwell=1`` is ``sticky_transitions``.
     """
-    if dwell == 1:
-        return sticky_transitions(n_classes, switch)
     sticky = sticky_transitions(n_classes, switch)
+    if dwell == 1:
+        return sticky
     out = np.zeros((n_classes * dwell, n_classes * dwell))
     for c in range(n_classes):
         for a in range(dwell - 1):
