@@ -314,3 +314,36 @@ def test_reads_imu_only_for_acc_in_g_and_gyro_in_rad_s() -> None:
     assert reads_imu(six)
     assert not reads_imu(six[:3]) and not reads_imu([{**six[0], "unit": "m/s2"}, *six[1:]])
     assert not reads_imu(list(reversed(six)))
+
+
+def test_a_pause_on_the_way_down_is_not_taken_for_sitting() -> None:
+    # A wearer whose sitting and standing gravities lie within one posture cluster, who pauses a few seconds
+    # halfway down to lying and lies fidgeting more than the upright posture sways: the pause and lying form an
+    # "upright pair" 38 deg apart with the upright cluster, 57 deg from the pause, as "lying". Taking the pause for sitting would lock
+    # with lying as standing (95 deg off); a sitting must be held as long as standing must.
+    rng = np.random.default_rng(5)
+    for seed in range(3):
+        turn = _turn(seed)
+        sit, pause, lie = _tilted(4.0), _tilted(57.0), _tilted(95.0)
+        seq = [_still(sit, 15.0, rng, sway=0.02), _turning(sit, REF), _still(REF, 15.0, rng, sway=0.03),
+               _turning(REF, pause), _still(pause, 6.5, rng, sway=0.05), _turning(pause, lie),
+               _still(lie, 20.0, rng, sway=0.08)]
+        cal = OrientationCalibrator(RATE, 128, 64)
+        states = _stream(rotate(np.concatenate(seq), turn), cal)
+        assert (True, "postures") not in states, seed
+        assert not any("postures seen" in m for m in cal.pop_messages())
+
+
+def test_a_walk_that_contradicts_a_posture_lock_re_locks_without_blaming_a_re_attach_alone() -> None:
+    rng = np.random.default_rng(6)
+    sit, lie = _tilted(20.0), _tilted(90.0)
+    locked = [_still(sit, 15.0, rng), _turning(sit, REF), _still(REF, 15.0, rng, sway=0.08), _turning(REF, lie),
+              _still(lie, 15.0, rng)]
+    walk_up = _tilted(60.0, axis=(0.0, 1.0, 0.0))  # the device turned with the gyro watching, then a walk
+    cal = OrientationCalibrator(RATE, 128, 64)
+    states = _stream(np.concatenate([*locked, _turning(lie, walk_up, 3.0), _walk(20.0, rng, upright=walk_up)]), cal)
+    assert (True, "postures") in states and states[-1] == (True, "walking")
+    messages = cal.pop_messages()
+    off = [m for m in messages if "off upright" in m]
+    assert len(off) == 1 and "the lock from the postures was wrong, or the device was turned" in off[0], messages
+    assert np.degrees(np.arccos(np.clip((cal.rotation @ walk_up) @ REF, -1, 1))) < 5.0

@@ -14,7 +14,8 @@ assumed to be standing:
   Every later walk refines it.
 - **the geometry of the postures seen so far**: of two upright still postures a few tens of degrees apart
   (sitting, standing) and a lying one far from both, standing is the one further from lying (a waist device
-  tilts back when sitting: 40 of 42 HAPT training recordings, the other two tie) that also sways most.
+  tilts back when sitting: 40 of 42 HAPT training recordings, the other two tie) that also sways most. Sitting
+  and standing must each have been held some seconds: a pause on the way down to lying is no sitting.
 - **a re-attach** (the device turned on the body): a sudden change of the gravity direction within a window
   that the gyro did not see turning is carried across (the reference rotates by the jump, estimated from the
   gravity before and after, the activity being the same). A walk whose gravity lies far from the reference,
@@ -65,8 +66,9 @@ WALK_SPREAD_DEG = 15.0  # ... whose mean accelerations agree within this
 RELOCK_DEG = 25.0  # a calibrated walk further than this from the reference: the device was turned on the body
 CLUSTER_DEG = 8.0  # still windows within this of a posture's mean belong to it
 POSTURE_WINDOWS = 3  # still windows (about 5 s) before a posture counts ...
-STANDING_WINDOWS = 6  # ... and before it can be called standing (not the few still windows of a transition),
-# which must also be one of the two postures held longest (lying, fidgeted, splits into several)
+HELD_WINDOWS = 6  # ... and before it can be called standing or sitting (not the few still windows of a
+# transition, such as a pause on the way down to lying); standing must also be one of the two postures held
+# longest (lying, fidgeted, splits into several)
 UPRIGHT_PAIR_DEG = (5.0, 50.0)  # sitting vs standing (HAPT training: 6-46 deg)
 LYING_DEG = 55.0  # lying vs both upright postures (HAPT training: >= 51 sitting, >= 82 standing)
 POSTURE_MARGIN_DEG = 5.0  # ... and standing at least this much further from lying than sitting
@@ -370,8 +372,12 @@ class OrientationCalibrator:
             self._forget()
             self._walk_run = list(run)
             self.calibrated = False
-            self._say(f"walking {angle_deg(self.rotation @ mean, self.reference):.0f} deg off upright: the "
-                      "device was turned on the body")
+            # A lock from the postures can be wrong (of two upright postures that never came apart, the pair
+            # read backwards); walking outranks it, and the stderr line must not blame a turn that never was.
+            cause = ("the lock from the postures was wrong, or the device was turned on the body"
+                     if self.source == "postures"
+                     else "the device was turned on the body")
+            self._say(f"walking {angle_deg(self.rotation @ mean, self.reference):.0f} deg off upright: {cause}")
         self._walk_total = self._walk_total + (run.sum(axis=0) if len(self._walk_run) == WALK_WINDOWS else run[-1])
         was = self.rotation
         self.rotation = rotation_between(self._walk_total, self.reference)
@@ -410,7 +416,7 @@ class OrientationCalibrator:
         ang = np.degrees(np.arccos(np.clip(dirs @ dirs.T, -1.0, 1.0))).tolist()
         sway = [p.sway / p.windows for p in seen]
         wins = [p.windows for p in seen]
-        least = max(STANDING_WINDOWS, sorted(wins)[-2])  # standing: one of the two postures held longest
+        least = max(HELD_WINDOWS, sorted(wins)[-2])  # standing: one of the two postures held longest
         best: tuple[float, int] | None = None
         for i, j in itertools.combinations(range(len(seen)), 2):
             if not UPRIGHT_PAIR_DEG[0] <= ang[i][j] <= UPRIGHT_PAIR_DEG[1]:
@@ -420,6 +426,7 @@ class OrientationCalibrator:
                 stand, sit = (i, j) if di > dj else (j, i)
                 if (min(di, dj) >= LYING_DEG and abs(di - dj) >= POSTURE_MARGIN_DEG
                         and sway[stand] > max(sway[sit], sway[lie]) and wins[stand] >= least
+                        and wins[sit] >= HELD_WINDOWS
                         and (best is None or abs(di - dj) > best[0])):
                     best = (abs(di - dj), stand)
         return None if best is None else (best[0], dirs[best[1]])
