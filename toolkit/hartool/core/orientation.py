@@ -406,8 +406,9 @@ class OrientationCalibrator:
         self._posture_lock()
 
     def _standing(self) -> tuple[float, np.ndarray] | None:
-        """Standing from the geometry of the postures seen: of an upright pair, the one further from lying, which
-        also sways more than the other two (balance); (its margin over sitting in degrees, its direction)."""
+        """Standing from the geometry of the postures seen: of an upright pair (both held ``HELD_WINDOWS``), the one
+        further from lying, which also sways more than the other two (balance); (its margin over sitting in
+        degrees, its direction)."""
         seen = [p for p in self._postures if p.windows >= POSTURE_WINDOWS]
         if len(seen) < 3:
             return None
