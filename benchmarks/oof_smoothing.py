@@ -28,9 +28,9 @@ The default is the family winner under ``nine`` with the smallest worst-person l
 Third run, declared before any of its seed-1 folds had finished training: under ``nine`` the runtime smoothers' winner (-1.90 pp
 on its worst person) beat the dwell HMM's (-1.94 pp) by less than one window of one person, so the same rule
 chooses again on two pools: the seed-0 folds and seven folds of the seed-1 recipe with the same groups.
-Then each family's winners, the previous default (``timeline.PREVIOUS_DEFAULT``) and the 2026-12-04 default
-(``timeline.STILL_DEFAULT``) are scored on the 9 test subjects of each ``--test`` bundle. Nothing is chosen from
-the test rows.
+Fourth run, declared before its seed-2 folds existed: the same rule on three pools (63 streams).
+Then each family's winners and the earlier defaults (``timeline.PREVIOUS_DEFAULT``, ``STILL_DEFAULT`` and
+``DWELL_DEFAULT``) are scored on the 9 test subjects of each ``--test`` bundle. Nothing is chosen from the test rows.
 
 Writes benchmarks/results/NAME and prints markdown.
 """
@@ -49,7 +49,7 @@ import numpy as np
 from _common import md_table, save, stamp
 from posture_smoothing import GRID as STILL_GRID
 from posture_smoothing import RATIO_GOAL, still_bout_hmm, stream
-from timeline import PREVIOUS_DEFAULT, STILL_DEFAULT, validation_subjects
+from timeline import DWELL_DEFAULT, PREVIOUS_DEFAULT, STILL_DEFAULT, validation_subjects
 from timeline import grid as runtime_grid
 from transition_cue import GRID as CUE_GRID
 from transition_cue import cue_hmm
@@ -181,12 +181,10 @@ def main() -> int:
             best = choose(rows, rule)
             if best is not None:
                 doc["chosen"][f"{fam}, rule {rule}"] = {"setting": best, "oof": rows[best], "labeler": (fam, best)}
-    doc["chosen"]["the previous default"] = {"setting": PREVIOUS_DEFAULT,
-                                    "oof": score(oof, stride_s, fams["runtime smoothers"][PREVIOUS_DEFAULT]),
-                                    "labeler": ("runtime smoothers", PREVIOUS_DEFAULT)}
-    doc["chosen"]["the 2026-12-04 default"] = {"setting": STILL_DEFAULT,
-                                               "oof": score(oof, stride_s, fams["dwell HMM"][STILL_DEFAULT]),
-                                               "labeler": ("dwell HMM", STILL_DEFAULT)}
+    for label, fam, name in (("the previous default", "runtime smoothers", PREVIOUS_DEFAULT),
+                             ("the 2026-12-04 default", "dwell HMM", STILL_DEFAULT),
+                             ("the 2026-12-04 dwell default", "dwell HMM", DWELL_DEFAULT)):
+        doc["chosen"][label] = {"setting": name, "oof": score(oof, stride_s, fams[fam][name]), "labeler": (fam, name)}
     tests = [bundle_streams(p, "test") for p in args.test]
     for entry in doc["chosen"].values():
         fam, name = entry.pop("labeler")

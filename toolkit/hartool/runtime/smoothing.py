@@ -58,8 +58,11 @@ METHODS = ("none", "mean", "vote", "hysteresis", "hmm")
 # with the rule tightened so the change ratio holds for 90 % of nine-person groups, not only pooled (the
 # still-bout default had met 1.5x pooled and missed it on two of three test sets): a minimum activity length of
 # 4 windows lets the chain be stickier (switch 0.03) with a smaller worst-person loss out of fold (-1.94 against
-# -2.22 pp for the still-bout default there).
-DEFAULT_SMOOTHING = "hmm:switch=0.03,floor=0.2,lag=2,still=0.3,dwell=4"
+# -2.22 pp for the still-bout default there). Re-chosen the same evening on 63 out-of-fold streams (seed-2 fold
+# models added, the run declared before they existed; rule unchanged): with them the dwell-4 setting had 14 % of
+# nine-person groups over 1.5x, beyond the rule's 10 %, and the rule's pick needs no minimum length (dwell 1):
+# a looser chain (switch 0.1) whose higher emission floor (0.3) keeps a lone confident window from flipping it.
+DEFAULT_SMOOTHING = "hmm:switch=0.1,floor=0.3,lag=2,still=0.3"
 # The previous default: labels with no delay (causal), for a user who wants them at once.
 CAUSAL_SMOOTHING = "hmm:switch=0.05,floor=0.1"
 
