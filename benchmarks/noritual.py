@@ -65,7 +65,9 @@ def subjects_of(bundle: Bundle, which: str) -> list[int]:
 
 def worn_upright(bundle: Bundle, values: np.ndarray) -> np.ndarray:
     """The device-frame upright of the as-worn recording: where the rotation its stream holds at the end of the
-    first attachment (before HAPT's phone comes off the waist) takes the reference from."""
+    first attachment (before HAPT's phone comes off the waist) takes the reference from. A wrong lock from the
+    postures that a walk later corrects ends an "attachment" too, and then this truth is the wrong lock (errors
+    read 0): calibration_locks.py measures against the recording's labelled walking instead."""
     m = bundle.manifest
     _starts, _att, final = worn_rotations(values, float(m["sample_rate_hz"]), int(m["window"]), int(m["stride"]))
     return final[0].T @ np.asarray(REFERENCE_GRAVITY) if final else np.asarray(REFERENCE_GRAVITY)
