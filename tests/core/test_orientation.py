@@ -319,8 +319,8 @@ def test_reads_imu_only_for_acc_in_g_and_gyro_in_rad_s() -> None:
 def test_a_pause_on_the_way_down_is_not_taken_for_sitting() -> None:
     # A wearer whose sitting and standing gravities lie within one posture cluster, who pauses a few seconds
     # halfway down to lying and lies fidgeting more than the upright posture sways: the pause and lying form an
-    # "upright pair" 38 deg apart with the upright cluster, 57 deg from the pause, as "lying". Taking the pause for sitting would lock
-    # with lying as standing (95 deg off); a sitting must be held as long as standing must.
+    # "upright pair" 38 deg apart, with the upright cluster (57 deg from the pause) as "lying". Taking the pause
+    # for sitting would lock with lying as standing (95 deg off); a sitting must be held as long as standing must.
     rng = np.random.default_rng(5)
     for seed in range(3):
         turn = _turn(seed)
