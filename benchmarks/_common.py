@@ -48,8 +48,14 @@ def md_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join(lines)
 
 
+def write_json(path: Path, doc: dict[str, Any]) -> Path:
+    """Write ``doc`` to ``path`` atomically (a stopped run leaves the previous file whole, never half of one)."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(doc, indent=2, default=str) + "\n")
+    tmp.replace(path)
+    return path
+
+
 def save(name: str, doc: dict[str, Any]) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / name
-    path.write_text(json.dumps(doc, indent=2, default=str) + "\n")
-    return path
+    return write_json(RESULTS / name, doc)

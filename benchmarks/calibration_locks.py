@@ -21,14 +21,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
-from noritual import start_sample
-from orientation import random_rotation
+from _common import stamp, write_json
+from noritual import draw, turned_halves
 
-from hartool.core.orientation import REFERENCE_GRAVITY, OrientationCalibrator, angle_deg, rotate
+from hartool.core.orientation import REFERENCE_GRAVITY, OrientationCalibrator, angle_deg
 from hartool.data import load_dataset
 from hartool.data.recordings import UCI_HAR_TEST_SUBJECTS
 
@@ -41,7 +40,7 @@ def stream_errors(values: np.ndarray, labels: np.ndarray, turns: tuple[np.ndarra
                   upright: np.ndarray) -> list[tuple[bool, str, float | None]]:
     """(calibrated, source, degrees off) per scored window of one stream, turned by ``turns`` at its halfway."""
     half = len(values) // 2
-    turned = np.concatenate([rotate(values[:half], turns[0]), rotate(values[half:], turns[1])])
+    turned = turned_halves(values, turns)
     cal = OrientationCalibrator(RATE, WINDOW, HOP)
     rows = []
     for s in range(0, len(turned) - WINDOW + 1, HOP):
@@ -59,6 +58,8 @@ def evaluate(which: str, seeds: int) -> dict:
     ds = load_dataset("hapt")
     test = set(UCI_HAR_TEST_SUBJECTS)
     recs = [r for r in ds.recordings if (r.subject in test) == (which == "test") and (r.labels == 1).any()]
+    # Each recording's own upright, once: the mean acceleration of its labelled walking.
+    uprights = [walk / np.linalg.norm(walk) for walk in (r.values[r.labels == 1, 0:3].mean(axis=0) for r in recs)]
     out: dict = {"subjects": which, "recordings": len(recs), "seeds": seeds}
     for case in CASES:
         scored = calibrated = 0
@@ -66,18 +67,14 @@ def evaluate(which: str, seeds: int) -> dict:
         streams: dict[str, set] = {f"{d:g}": set() for d in OFF_DEG}
         for seed in range(seeds):
             rng = np.random.default_rng(seed)
-            for r in recs:
-                start = start_sample(r.labels, rng)
-                _one, a, b = random_rotation(rng), random_rotation(rng), random_rotation(rng)  # as noritual.py draws
-                walk = r.values[r.labels == 1, 0:3].mean(axis=0)
-                turns = (np.eye(3), np.eye(3)) if case == "as_worn" else (a, b)
-                for cal, source, deg in stream_errors(r.values[start:], r.labels[start:], turns, walk / np.linalg.norm(walk)):
+            for r, upright in zip(recs, uprights, strict=True):
+                start, turns = draw(r.labels, rng)
+                for cal, source, deg in stream_errors(r.values[start:], r.labels[start:], turns[case], upright):
                     scored += 1
                     calibrated += cal
-                    for d in OFF_DEG:
-                        if deg is not None and deg > d:
-                            off[f"{d:g}"][source] = off[f"{d:g}"].get(source, 0) + 1
-                            streams[f"{d:g}"].add((seed, r.session))
+                    for key in (f"{d:g}" for d in OFF_DEG if deg is not None and deg > d):
+                        off[key][source] = off[key].get(source, 0) + 1
+                        streams[key].add((seed, r.session))
         out[case] = {"windows": scored, "coverage": round(100 * calibrated / max(scored, 1), 2),
                      "off": {d: {"windows": sum(v.values()), "by_source": v, "streams": len(streams[d]),
                                  "sessions": sorted({s for _seed, s in streams[d]})} for d, v in off.items()}}
@@ -96,13 +93,7 @@ def main() -> None:
     row = evaluate(args.subjects, args.seeds)
     print(json.dumps(row), flush=True)
     if args.json:
-        from hartool.bench.machine import machine_info, machine_summary
-
-        row = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-               "machine": machine_summary(machine_info()), **row}
-        tmp = args.json.with_suffix(".tmp")
-        tmp.write_text(json.dumps(row, indent=2))
-        tmp.replace(args.json)
+        write_json(args.json, stamp(sys.argv) | row)
 
 
 if __name__ == "__main__":

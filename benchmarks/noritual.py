@@ -56,6 +56,21 @@ def start_sample(labels: np.ndarray, rng: np.random.Generator) -> int:
     return int(rng.choice(ok))
 
 
+def draw(labels: np.ndarray, rng: np.random.Generator) -> tuple[int, dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """One recording's share of the protocol's seeded draw: its start sample and each case's turns (first half,
+    second half). calibration_locks.py draws through this too, so both see the same streams for a seed."""
+    start = start_sample(labels, rng)
+    one = random_rotation(rng)
+    return start, {"as_worn": (np.eye(3), np.eye(3)), "turned": (one, one),
+                   "reattached": (random_rotation(rng), random_rotation(rng))}
+
+
+def turned_halves(values: np.ndarray, turns: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """The stream worn as the case says: its first half turned by ``turns[0]``, the rest by ``turns[1]``."""
+    half = len(values) // 2
+    return np.concatenate([rotate(values[:half], turns[0]), rotate(values[half:], turns[1])])
+
+
 def subjects_of(bundle: Bundle, which: str) -> list[int]:
     """UCI's test subjects, or the bundle's own validation subjects (people it never trained on)."""
     if which == "test":
@@ -147,18 +162,13 @@ def evaluate(bundle_dir: str, artifact: str | None, which: str, seed: int, reloc
     per_case: dict[str, list[dict]] = {c: [] for c in CASES}
     times: dict[str, list] = {"lock_s": [], "relock_s": []}
     for r in recs:
-        start = start_sample(r.labels, rng)
+        start, turns = draw(r.labels, rng)
         values, labels = r.values[start:], r.labels[start:]
         upright = worn_upright(bundle, values)
         halfway = len(values) // 2
-        turns = {"as_worn": (np.eye(3), np.eye(3))}
-        one = random_rotation(rng)
-        turns["turned"] = (one, one)
-        turns["reattached"] = (random_rotation(rng), random_rotation(rng))
         for case in CASES:
-            a, b = turns[case]
-            turned = np.concatenate([rotate(values[:halfway], a), rotate(values[halfway:], b)])
-            rows = stream(bundle, artifact, turned, labels, turns[case], halfway, upright, smooth)
+            rows = stream(bundle, artifact, turned_halves(values, turns[case]), labels, turns[case], halfway,
+                          upright, smooth)
             per_case[case].append(summarise(rows))
             if case == "reattached":
                 lock, relock = lock_times(rows, halfway / rate, relock_deg)
