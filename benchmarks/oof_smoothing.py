@@ -35,8 +35,9 @@ out-of-fold streams, most of the default's lost windows lie within 2 windows of 
 first window is shown as the old one because, at switch 0.1 and floor 0.3, a change needs more evidence than
 three windows' emissions can give. The grid now takes lag 3 too (the cap); the rule and everything else are
 unchanged, and its pick becomes the default whatever its test rows say.
-Then each family's winners and the earlier defaults (``timeline.PREVIOUS_DEFAULT``, ``STILL_DEFAULT`` and
-``DWELL_DEFAULT``) are scored on the 9 test subjects of each ``--test`` bundle. Nothing is chosen from the test rows.
+Then each family's winners and the earlier defaults (``timeline.PREVIOUS_DEFAULT``, ``STILL_DEFAULT``,
+``DWELL_DEFAULT`` and ``LAG2_DEFAULT``) are scored on the 9 test subjects of each ``--test`` bundle. Nothing is
+chosen from the test rows.
 
 Writes benchmarks/results/NAME and prints markdown.
 """
@@ -55,7 +56,7 @@ import numpy as np
 from _common import md_table, save, stamp
 from posture_smoothing import GRID as STILL_GRID
 from posture_smoothing import RATIO_GOAL, still_bout_hmm, stream
-from timeline import DWELL_DEFAULT, PREVIOUS_DEFAULT, STILL_DEFAULT, validation_subjects
+from timeline import DWELL_DEFAULT, LAG2_DEFAULT, PREVIOUS_DEFAULT, STILL_DEFAULT, validation_subjects
 from timeline import grid as runtime_grid
 from transition_cue import GRID as CUE_GRID
 from transition_cue import cue_hmm
@@ -189,7 +190,8 @@ def main() -> int:
                 doc["chosen"][f"{fam}, rule {rule}"] = {"setting": best, "oof": rows[best], "labeler": (fam, best)}
     for label, fam, name in (("the previous default", "runtime smoothers", PREVIOUS_DEFAULT),
                              ("the 2026-12-04 default", "dwell HMM", STILL_DEFAULT),
-                             ("the 2026-12-04 dwell default", "dwell HMM", DWELL_DEFAULT)):
+                             ("the 2026-12-04 dwell default", "dwell HMM", DWELL_DEFAULT),
+                             ("the 2026-12-04 evening default", "dwell HMM", LAG2_DEFAULT)):
         doc["chosen"][label] = {"setting": name, "oof": score(oof, stride_s, fams[fam][name]), "labeler": (fam, name)}
     tests = [bundle_streams(p, "test") for p in args.test]
     for entry in doc["chosen"].values():

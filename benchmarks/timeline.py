@@ -85,6 +85,7 @@ RATIO_GOAL = 1.5
 PREVIOUS_DEFAULT = "hmm:switch=0.02,floor=0.2,lag=2"
 STILL_DEFAULT = "hmm:switch=0.05,floor=0.2,lag=2,still=0.3"  # DEFAULT_SMOOTHING from 2026-12-04 (oof_smoothing.py)
 DWELL_DEFAULT = "hmm:switch=0.03,floor=0.2,lag=2,still=0.3,dwell=4"  # DEFAULT_SMOOTHING 2026-12-04 17:00-19:30Z
+LAG2_DEFAULT = "hmm:switch=0.1,floor=0.3,lag=2,still=0.3"  # DEFAULT_SMOOTHING 2026-12-04 19:30Z-21:30Z
 LAGS = (1, 2, 3)  # windows of look-ahead tried for the HMM
 FAMILIES = ("none", "mean", "vote", "hysteresis", "hmm", "hmm-lag", "hmm-keep")
 KEEPS = (0.9, 0.97, 0.99)  # confidence-aware HMM: windows at least this sure show their own label

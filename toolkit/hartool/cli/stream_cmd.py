@@ -62,7 +62,7 @@ def _door_text(counters: dict[str, int]) -> list[str]:
 @click.option("--smooth", type=SmoothType(), default=DEFAULT_SMOOTHING, show_default=True,
               help="Smoothing of window probabilities: none, mean:K, vote:K, hysteresis, hmm (with parameters, "
                    "e.g. hmm:switch=0.01); an integer K means mean:K. hmm:...,lag=L looks L windows ahead: "
-                   "steadier labels, each shown L strides late (the default: 2.6 s at 50 Hz / stride 64); "
+                   "steadier labels, each shown L strides late (the default: 3.8 s at 50 Hz / stride 64); "
                    "hmm:...,still=P switches with probability P between two windows of one held still posture; "
                    "hmm:...,dwell=D assumes an activity, once entered, lasts at least D windows.")
 @click.option("--min-confidence", type=click.FloatRange(0.0, 1.0), default=0.0, show_default=True,
