@@ -45,10 +45,11 @@ METHODS = ("none", "mean", "vote", "hysteresis", "hmm")
 # trained on them. Rule: of the settings whose change rate stays <= 1.5x the truth's in 90 % of nine-person
 # groups, the one whose worst person loses least against no smoothing. Every earlier choice (mean:4, sticky HMMs,
 # a still-bout HMM, a minimum activity length at lag 2) and why it was replaced is in benchmarks/RESULTS.md. This
-# one looks 3 windows ahead (a label is shown 3.8 s after its window ends at the HAPT stride): at lag 2 most windows
-# it lost lay within 2 windows of a real change (a new activity's first window shown as the old one): a change
-# needs more evidence than three windows' floored emissions give. An activity, once entered, is assumed to last 6 windows (7.7 s); each window still
-# shows its own most likely activity, so a shorter real bout can be shown where the classifier is sure of it.
+# one looks 3 windows ahead (a label is shown 3.8 s after its window ends at the HAPT stride): at lag 2 most
+# windows it lost lay within 3 windows of a real change (a new activity's first window shown as the old one),
+# since a change needs more evidence than three windows' floored emissions give. An activity, once entered, is
+# assumed to last 6 windows (7.7 s), yet each window shows its own most likely activity: a 4-window bout the
+# classifier is sure of shows in part, one of 3 windows or fewer not at all (as at lag 2).
 DEFAULT_SMOOTHING = "hmm:switch=0.1,floor=0.3,lag=3,still=0.3,dwell=6"
 # The previous default: labels with no delay (causal), for a user who wants them at once.
 CAUSAL_SMOOTHING = "hmm:switch=0.05,floor=0.1"
