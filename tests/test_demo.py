@@ -41,4 +41,4 @@ def test_demo_fast_chain(tmp_path: Path) -> None:
     last = proc.stdout.strip().splitlines()[-1]
     assert last.startswith("held-out subject 9, whole recording (") and "segment F1" in last
     assert f"{tl['changes_per_min']:.1f} label changes/min vs {tl['true_changes_per_min']:.1f} in the truth" in last
-    assert tl["label_delay_s"] == 2.56 and "labels 2.6 s behind" in last  # the default looks 2 windows ahead
+    assert tl["label_delay_s"] == 3.84 and "labels 3.8 s behind" in last  # the default looks 3 windows ahead
