@@ -1,7 +1,8 @@
 """No-ritual benchmark (issue 25): streams started the way users start them, worn any way, re-attached halfway.
 
 Each recording of the chosen subjects (``--subjects test``: UCI's 9 test subjects, 19 recordings; ``val``: the
-bundle's own validation subjects, for choosing thresholds) is cut to begin at a seeded random sitting, lying
+bundle's own validation subjects, for choosing thresholds; several fold bundles, each with its own validation
+subjects, pool the people no model trained on, window by window) is cut to begin at a seeded random sitting, lying
 or walking segment (never the standing the HAPT protocol starts with) and streamed through `hartool stream`'s
 own StreamClassifier (runtime/classifier.py, grid samples one hop at a time; no smoothing unless ``--smooth``)
 three ways:
@@ -23,7 +24,7 @@ scored on the label a user sees (smoothed, shown ``lag`` windows later), and ``c
 flag as the JSONL row carries it (the calibrator's state when the window was classified, as without smoothing);
 the upright's error for the re-lock time is read when the label is shown, up to ``lag`` windows later.
 
-    ../.venv/bin/python noritual.py BUNDLE [--artifact tflite-int8] [--subjects test|val] [--seed 0]
+    ../.venv/bin/python noritual.py BUNDLE [BUNDLE ...] [--artifact tflite-int8] [--subjects test|val] [--seed 0]
         [--smooth none|default|SPEC] [--json out.json]
 """
 
@@ -151,16 +152,38 @@ def pooled(parts: list[dict]) -> dict:
             "all_acc": pct(sum(p["correct"] for p in parts), n)}
 
 
-def evaluate(bundle_dir: str, artifact: str | None, which: str, seed: int, relock_deg: float,
+def evaluate(bundle_dirs: list[str], artifact: str | None, which: str, seed: int, relock_deg: float,
              smooth: str = "none") -> dict:
-    bundle = Bundle.load(bundle_dir)
-    ds = load_dataset(bundle.manifest["dataset"]["name"])
-    subjects = subjects_of(bundle, which)
-    recs = [r for r in ds.recordings if r.subject in subjects]
-    rng = np.random.default_rng(seed)
-    rate = float(bundle.manifest["sample_rate_hz"])
+    """The protocol over each bundle's subjects (each bundle drawn from its own ``seed``-ed generator, as when
+    run alone), pooled window by window over all of them: with ``--subjects val`` and fold models, people
+    scored by models that never trained on them."""
     per_case: dict[str, list[dict]] = {c: [] for c in CASES}
     times: dict[str, list] = {"lock_s": [], "relock_s": []}
+    subjects: list[int] = []
+    recordings = 0
+    for bundle_dir in bundle_dirs:
+        bundle = Bundle.load(bundle_dir)
+        ds = load_dataset(bundle.manifest["dataset"]["name"])
+        ids = subjects_of(bundle, which)
+        recs = [r for r in ds.recordings if r.subject in ids]
+        subjects += ids
+        recordings += len(recs)
+        _evaluate_bundle(bundle, recs, artifact, np.random.default_rng(seed), relock_deg, smooth, per_case, times)
+    out: dict = {"bundle": bundle_dirs[0] if len(bundle_dirs) == 1 else bundle_dirs, "artifact": artifact,
+                 "subjects": which, "subject_ids": subjects, "recordings": recordings, "seed": seed,
+                 "relock_deg": relock_deg, "smooth": smooth}
+    for case in CASES:
+        out[case] = pooled(per_case[case])
+    for key, vals in times.items():
+        got = [v for v in vals if v is not None]
+        out[key] = {"median": round(float(np.median(got)), 1) if got else None, "never": len(vals) - len(got)}
+    return out
+
+
+def _evaluate_bundle(bundle: Bundle, recs: list, artifact: str | None, rng: np.random.Generator,
+                     relock_deg: float, smooth: str, per_case: dict[str, list[dict]], times: dict[str, list]) -> None:
+    """One bundle's recordings through the protocol: each case's summary and the lock times appended."""
+    rate = float(bundle.manifest["sample_rate_hz"])
     for r in recs:
         start, turns = draw(r.labels, rng)
         values, labels = r.values[start:], r.labels[start:]
@@ -177,19 +200,11 @@ def evaluate(bundle_dir: str, artifact: str | None, which: str, seed: int, reloc
         print(f"{r.session}: start {start / rate:.0f} s " + " ".join(
             f"{c} {per_case[c][-1]['calibrated_acc']}/{per_case[c][-1]['coverage']}/{per_case[c][-1]['all_acc']}"
             for c in CASES), file=sys.stderr, flush=True)
-    out: dict = {"bundle": bundle_dir, "artifact": artifact, "subjects": which, "subject_ids": subjects,
-                 "recordings": len(recs), "seed": seed, "relock_deg": relock_deg, "smooth": smooth}
-    for case in CASES:
-        out[case] = pooled(per_case[case])
-    for key, vals in times.items():
-        got = [v for v in vals if v is not None]
-        out[key] = {"median": round(float(np.median(got)), 1) if got else None, "never": len(vals) - len(got)}
-    return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("bundle")
+    ap.add_argument("bundle", nargs="+", help="One bundle, or several (fold models) pooled.")
     ap.add_argument("--artifact", default="tflite-int8")
     ap.add_argument("--subjects", choices=["test", "val"], default="val")
     ap.add_argument("--seed", type=int, default=0, help="Seeds the start segments and the rotations.")
