@@ -33,10 +33,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+from _common import stamp, write_json
 from orientation import random_rotation  # benchmarks/orientation.py: one seeded uniform 3-D rotation
 
 from hartool.core.bundle import Bundle
@@ -218,11 +218,7 @@ def main() -> None:
     row = evaluate(args.bundle, args.artifact, args.subjects, args.seed, args.relock_deg, smooth)
     print(json.dumps(row), flush=True)
     if args.json:
-        from hartool.bench.machine import machine_info, machine_summary
-
-        row = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-               "machine": machine_summary(machine_info()), **row}
-        args.json.write_text(json.dumps(row, indent=2))
+        write_json(args.json, stamp(sys.argv) | row)
 
 
 if __name__ == "__main__":
